@@ -1,0 +1,57 @@
+//! The Redis key layout. Every key of a tenant's record contains the tenant, so a
+//! lookup with another tenant's credential cannot reach it.
+
+use crate::domain::{AgentType, ProjectId, TaskId, TenantId};
+
+use super::CacheType;
+
+/// Consumer group shared by every agents process.
+pub(super) const AGENT_GROUP: &str = "q2o-agents";
+/// Pattern of the notification channels.
+pub(super) const NOTIFY_PATTERN: &str = "q2o:notify:*";
+
+pub(super) fn session(token: &str) -> String {
+    format!("q2o:session:{token}")
+}
+
+pub(super) fn rate_limit(tenant: &TenantId) -> String {
+    format!("q2o:ratelimit:{tenant}")
+}
+
+pub(super) fn project(tenant: &TenantId, id: ProjectId) -> String {
+    format!("q2o:project:{tenant}:{id}")
+}
+
+/// Sorted set of a tenant's project ids, scored by creation time.
+pub(super) fn projects(tenant: &TenantId) -> String {
+    format!("q2o:projects:{tenant}")
+}
+
+/// Hash: `doc` (the task as submitted, JSON), `status`, `attempts`, `updated_at`,
+/// `result` (JSON), `error`.
+pub(super) fn task(tenant: &TenantId, id: TaskId) -> String {
+    format!("q2o:task:{tenant}:{id}")
+}
+
+/// Sorted set of a project's task ids, scored by submission time.
+pub(super) fn project_tasks(tenant: &TenantId, project: ProjectId) -> String {
+    format!("q2o:tasks:{tenant}:{project}")
+}
+
+/// Hash of a project's task counts by status, plus `total`.
+pub(super) fn project_stats(tenant: &TenantId, project: ProjectId) -> String {
+    format!("q2o:pstat:{tenant}:{project}")
+}
+
+/// Stream of one agent type's queued tasks.
+pub(super) fn queue(agent: AgentType) -> String {
+    format!("q2o:queue:{agent}")
+}
+
+pub(super) fn cache(cache: CacheType, key: &str) -> String {
+    format!("q2o:cache:{}:{key}", cache.as_str())
+}
+
+pub(super) fn notify(tenant: &TenantId) -> String {
+    format!("q2o:notify:{tenant}")
+}

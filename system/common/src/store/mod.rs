@@ -1,0 +1,176 @@
+//! The system's state and task queue behind one trait.
+//!
+//! [`Store`] is everything the gateway and the agents keep outside their own
+//! memory: sessions, rate-limit buckets, projects, tasks and their queues, the
+//! research cache, and the notification feed behind the streaming RPCs.
+//!
+//! * [`RedisStore`] is the real stack: state shared by every replica, queues on
+//!   Redis Streams with consumer groups, notifications on pub/sub.
+//! * [`MemoryStore`] is the phase0 baseline: one process, nothing shared, no Redis.
+//!
+//! Both run the same gateway and agent code, so phase0 measures the code paths the
+//! later phases improve on.
+
+mod keys;
+mod memory;
+mod notify;
+mod rate_limit;
+mod redis;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+pub use memory::MemoryStore;
+pub use notify::NotificationHub;
+pub use rate_limit::{RateDecision, TokenBucket};
+pub use redis::{RedisStore, RedisStoreOptions};
+
+use crate::domain::{
+    AgentEvent, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Task, TaskId, TaskOutcome,
+    TaskUpdate, TenantId,
+};
+
+/// A storage operation that failed. Its message never contains user data.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis could not be reached or answered with an error.
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// A stored record could not be decoded (written by an incompatible version?).
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt {
+        /// The storage key.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// A task taken from its agent type's queue by one worker. It stays pending (and
+/// can be re-claimed by another worker) until [`Store::ack`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The queue it came from.
+    pub agent_type: AgentType,
+    /// The queue entry (a stream id on Redis).
+    pub entry_id: String,
+    /// The task's tenant.
+    pub tenant: TenantId,
+    /// The task.
+    pub task_id: TaskId,
+}
+
+/// Which cache a lookup concerns (the `cache_type` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CacheType {
+    /// Research results by topic.
+    Research,
+}
+
+impl CacheType {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheType::Research => "research",
+        }
+    }
+}
+
+/// State, queues, cache and notifications of the Q2O system.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// `redis` or `memory`, for logs and reports.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the store answers (the `/ready` probe).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // ---- sessions
+
+    /// Stores a session token for `tenant`, expiring after `ttl`.
+    async fn create_session(&self, token: &str, tenant: &TenantId, ttl: Duration) -> Result<(), StoreError>;
+    /// The tenant of a live session.
+    async fn session_tenant(&self, token: &str) -> Result<Option<TenantId>, StoreError>;
+
+    // ---- rate limiting
+
+    /// Takes one token from the tenant's bucket, atomically across replicas.
+    async fn take_token(&self, tenant: &TenantId, bucket: TokenBucket) -> Result<RateDecision, StoreError>;
+
+    // ---- projects
+
+    /// Stores a new project.
+    async fn insert_project(&self, project: &Project) -> Result<(), StoreError>;
+    /// Overwrites an existing project; `false` if it no longer exists.
+    async fn replace_project(&self, project: &Project) -> Result<bool, StoreError>;
+    /// One project of the tenant.
+    async fn project(&self, tenant: &TenantId, id: ProjectId) -> Result<Option<Project>, StoreError>;
+    /// The tenant's projects, oldest first.
+    async fn projects(&self, tenant: &TenantId, page: Page) -> Result<Vec<Project>, StoreError>;
+    /// Deletes a project and its tasks; `false` if it did not exist.
+    async fn delete_project(&self, tenant: &TenantId, id: ProjectId) -> Result<bool, StoreError>;
+
+    // ---- tasks
+
+    /// Records a queued task and enqueues it for its agent type, atomically.
+    async fn submit_task(&self, task: &Task) -> Result<(), StoreError>;
+    /// One task of the tenant.
+    async fn task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError>;
+    /// A project's tasks, oldest first.
+    async fn tasks(&self, tenant: &TenantId, project: ProjectId, page: Page) -> Result<Vec<Task>, StoreError>;
+    /// Counts of a project's tasks by status.
+    async fn project_status(&self, tenant: &TenantId, project: ProjectId) -> Result<ProjectStatusSummary, StoreError>;
+
+    // ---- the queue (agents)
+
+    /// Prepares the queues of these agent types for consumption.
+    async fn ensure_queues(&self, agents: &[AgentType]) -> Result<(), StoreError>;
+    /// Claims up to `max` new tasks, waiting up to `wait` for the first.
+    async fn claim_tasks(
+        &self,
+        agent: AgentType,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Claim>, StoreError>;
+    /// Takes over tasks another consumer claimed more than `min_idle` ago without
+    /// acknowledging them (it crashed or stalled).
+    async fn reclaim_stale_tasks(
+        &self,
+        agent: AgentType,
+        consumer: &str,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<Claim>, StoreError>;
+    /// Removes a claimed task from the queue for good.
+    async fn ack(&self, claim: &Claim) -> Result<(), StoreError>;
+    /// Marks a task running and counts the attempt. `None` if the task is gone or
+    /// already finished (a re-delivered entry), in which case there is nothing to do.
+    async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError>;
+    /// Finishes a task exactly once: `None` if it was already finished (by an
+    /// earlier attempt) or is gone, and nothing is changed.
+    async fn finish_task(&self, tenant: &TenantId, id: TaskId, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError>;
+
+    // ---- cache
+
+    /// A cached value.
+    async fn cache_get(&self, cache: CacheType, key: &str) -> Result<Option<String>, StoreError>;
+    /// Caches a value for `ttl`.
+    async fn cache_put(&self, cache: CacheType, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    // ---- notifications
+
+    /// Announces a task change or agent event to every gateway replica.
+    async fn publish(&self, notification: &Notification) -> Result<(), StoreError>;
+    /// Task updates of one project, from now on.
+    async fn subscribe_project(
+        &self,
+        tenant: &TenantId,
+        project: ProjectId,
+    ) -> Result<broadcast::Receiver<TaskUpdate>, StoreError>;
+    /// Agent events of one tenant, from now on.
+    async fn subscribe_activity(&self, tenant: &TenantId) -> Result<broadcast::Receiver<AgentEvent>, StoreError>;
+}

@@ -1,0 +1,553 @@
+//! [`Store`] on Redis: what the replicated stack (phase1 and later) runs on.
+//!
+//! Queues are Redis Streams, one per agent type, read by the consumer group
+//! `q2o-agents`: an entry stays pending until a worker acknowledges it, and
+//! `XAUTOCLAIM` hands a dead worker's entries to a live one. Task state lives in a
+//! hash whose status transitions run as Lua scripts, so a task is finished at most
+//! once however often it is delivered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::streams::{StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, AsyncConnectionConfig, Client, Script};
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{OnceCell, broadcast};
+use tokio::task::JoinHandle;
+
+use super::{CacheType, Claim, NotificationHub, RateDecision, Store, StoreError, TokenBucket, keys};
+use crate::domain::{
+    AgentEvent, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Task, TaskId, TaskOutcome,
+    TaskStatus, TaskUpdate, TenantId, now,
+};
+
+/// Marks a task running unless it is gone or finished. Returns 1 when it did.
+const START_TASK: &str = r"
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'completed' or status == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'running', 'updated_at', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if status == 'queued' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'queued', -1)
+  redis.call('HINCRBY', KEYS[2], 'running', 1)
+end
+return 1
+";
+
+/// Finishes a task unless it is gone or already finished. Returns 1 when it did.
+const FINISH_TASK: &str = r"
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'completed' or status == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[2], 'result', ARGV[3], 'error', ARGV[4])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], status, -1)
+  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+end
+return 1
+";
+
+/// Connection settings of a [`RedisStore`].
+#[derive(Clone, Debug)]
+pub struct RedisStoreOptions {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// How long one command may take before it fails.
+    pub response_timeout: Duration,
+}
+
+impl RedisStoreOptions {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisStoreOptions { url: url.into(), response_timeout: Duration::from_secs(2) }
+    }
+}
+
+/// The Redis-backed [`Store`].
+///
+/// Commands share one multiplexed connection (one socket however many requests
+/// are in flight). Blocking queue reads get a connection of their own per agent
+/// type, since a blocked command would stall everything behind it on a shared one.
+pub struct RedisStore {
+    client: Client,
+    conn: ConnectionManager,
+    blocking: Mutex<HashMap<AgentType, MultiplexedConnection>>,
+    token_bucket: Script,
+    start_task: Script,
+    finish_task: Script,
+    hub: Arc<NotificationHub>,
+    listener: OnceCell<Listener>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").finish_non_exhaustive()
+    }
+}
+
+/// The task that feeds pub/sub notifications into the hub; stopped with the store.
+struct Listener(JoinHandle<()>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl RedisStore {
+    /// Connects to Redis; fails if it cannot be reached.
+    pub async fn connect(options: RedisStoreOptions) -> Result<Self, StoreError> {
+        let client = Client::open(options.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(options.response_timeout))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        let conn = client.get_connection_manager_with_config(config).await?;
+        Ok(RedisStore {
+            client,
+            conn,
+            blocking: Mutex::new(HashMap::new()),
+            token_bucket: Script::new(include_str!("token_bucket.lua")),
+            start_task: Script::new(START_TASK),
+            finish_task: Script::new(FINISH_TASK),
+            hub: Arc::default(),
+            listener: OnceCell::new(),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    async fn blocking_conn(&self, agent: AgentType, wait: Duration) -> Result<MultiplexedConnection, StoreError> {
+        if let Some(conn) = self.blocking.lock().expect("lock is never poisoned").get(&agent) {
+            return Ok(conn.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(wait + Duration::from_secs(5)));
+        let conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        self.blocking.lock().expect("lock is never poisoned").insert(agent, conn.clone());
+        Ok(conn)
+    }
+
+    /// Starts the pub/sub listener on first use; it reconnects until the store is dropped.
+    async fn ensure_listener(&self) -> Result<(), StoreError> {
+        self.listener
+            .get_or_try_init(|| async {
+                // Subscribe before returning, so nothing published after a
+                // subscribe_* call returns can be missed.
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.psubscribe(keys::NOTIFY_PATTERN).await?;
+                let client = self.client.clone();
+                let hub = Arc::clone(&self.hub);
+                Ok::<_, StoreError>(Listener(tokio::spawn(async move {
+                    let mut pubsub = Some(pubsub);
+                    loop {
+                        if let Some(connected) = pubsub.take() {
+                            let mut messages = connected.into_on_message();
+                            while let Some(msg) = messages.next().await {
+                                match serde_json::from_slice::<Notification>(msg.get_payload_bytes()) {
+                                    Ok(notification) => hub.dispatch(notification),
+                                    Err(err) => tracing::warn!(%err, "ignoring malformed notification"),
+                                }
+                            }
+                            tracing::warn!("notification subscription lost; reconnecting");
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        match client.get_async_pubsub().await {
+                            Ok(mut fresh) => match fresh.psubscribe(keys::NOTIFY_PATTERN).await {
+                                Ok(()) => pubsub = Some(fresh),
+                                Err(err) => tracing::warn!(%err, "cannot resubscribe to notifications"),
+                            },
+                            Err(err) => tracing::warn!(%err, "cannot reconnect for notifications"),
+                        }
+                    }
+                })))
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn load_task(&self, key: &str) -> Result<Option<Task>, StoreError> {
+        let fields: HashMap<String, String> = self.conn().hgetall(key).await?;
+        task_from_hash(key, fields)
+    }
+}
+
+fn corrupt(key: &str, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { key: key.to_owned(), reason: reason.to_string() }
+}
+
+fn task_from_hash(key: &str, mut fields: HashMap<String, String>) -> Result<Option<Task>, StoreError> {
+    let Some(doc) = fields.remove("doc") else { return Ok(None) };
+    let mut task: Task = serde_json::from_str(&doc).map_err(|e| corrupt(key, e))?;
+    if let Some(status) = fields.get("status") {
+        task.status = status.parse().map_err(|e| corrupt(key, e))?;
+    }
+    if let Some(attempts) = fields.get("attempts") {
+        task.attempts = attempts.parse().map_err(|e| corrupt(key, e))?;
+    }
+    if let Some(updated) = fields.get("updated_at") {
+        task.updated_at = time::OffsetDateTime::parse(updated, &Rfc3339).map_err(|e| corrupt(key, e))?;
+    }
+    task.result = match fields.get("result").map(String::as_str) {
+        None | Some("") => None,
+        Some(json) => Some(serde_json::from_str(json).map_err(|e| corrupt(key, e))?),
+    };
+    task.error = fields.get("error").filter(|e| !e.is_empty()).cloned();
+    Ok(Some(task))
+}
+
+fn claim_from_entry(agent: AgentType, entry: &StreamId) -> Option<Claim> {
+    let tenant: String = entry.get("tenant")?;
+    let task: String = entry.get("task_id")?;
+    Some(Claim {
+        agent_type: agent,
+        entry_id: entry.id.clone(),
+        tenant: tenant.parse().ok()?,
+        task_id: task.parse().ok()?,
+    })
+}
+
+fn timestamp() -> String {
+    now().format(&Rfc3339).expect("UTC timestamps always format")
+}
+
+fn score(at: time::OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn create_session(&self, token: &str, tenant: &TenantId, ttl: Duration) -> Result<(), StoreError> {
+        let _: () = self.conn().set_ex(keys::session(token), tenant.as_str(), ttl.as_secs().max(1)).await?;
+        Ok(())
+    }
+
+    async fn session_tenant(&self, token: &str) -> Result<Option<TenantId>, StoreError> {
+        let key = keys::session(token);
+        let tenant: Option<String> = self.conn().get(&key).await?;
+        tenant.map(|t| t.parse().map_err(|e| corrupt(&key, e))).transpose()
+    }
+
+    async fn take_token(&self, tenant: &TenantId, bucket: TokenBucket) -> Result<RateDecision, StoreError> {
+        let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = self
+            .token_bucket
+            .key(keys::rate_limit(tenant))
+            .arg(bucket.capacity)
+            .arg(bucket.refill_per_second)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(RateDecision {
+            allowed: allowed == 1,
+            limit: bucket.capacity,
+            remaining: remaining.max(0) as u32,
+            retry_after: Duration::from_millis(retry_ms.max(0) as u64),
+            reset_after: Duration::from_millis(reset_ms.max(0) as u64),
+        })
+    }
+
+    async fn insert_project(&self, project: &Project) -> Result<(), StoreError> {
+        let json = serde_json::to_string(project).expect("projects serialize");
+        let _: () = redis::pipe()
+            .atomic()
+            .set(keys::project(&project.tenant, project.id), json)
+            .zadd(keys::projects(&project.tenant), project.id.to_string(), score(project.created_at))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn replace_project(&self, project: &Project) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(project).expect("projects serialize");
+        // SET XX: only if it still exists, so a concurrent delete is not undone.
+        let replaced: Option<String> = redis::cmd("SET")
+            .arg(keys::project(&project.tenant, project.id))
+            .arg(json)
+            .arg("XX")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(replaced.is_some())
+    }
+
+    async fn project(&self, tenant: &TenantId, id: ProjectId) -> Result<Option<Project>, StoreError> {
+        let key = keys::project(tenant, id);
+        let json: Option<String> = self.conn().get(&key).await?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt(&key, e))).transpose()
+    }
+
+    async fn projects(&self, tenant: &TenantId, page: Page) -> Result<Vec<Project>, StoreError> {
+        let start = page.offset as isize;
+        let stop = start + page.limit as isize - 1;
+        let ids: Vec<String> = self.conn().zrange(keys::projects(tenant), start, stop).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids
+            .iter()
+            .filter_map(|id| id.parse().ok())
+            .map(|id| keys::project(tenant, id))
+            .collect();
+        let docs: Vec<Option<String>> = self.conn().mget(&keys).await?;
+        docs.into_iter()
+            .zip(&keys)
+            .filter_map(|(doc, key)| doc.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(key, e))))
+            .collect()
+    }
+
+    async fn delete_project(&self, tenant: &TenantId, id: ProjectId) -> Result<bool, StoreError> {
+        let tasks_key = keys::project_tasks(tenant, id);
+        let task_ids: Vec<String> = self.conn().zrange(&tasks_key, 0, -1).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(keys::project(tenant, id))
+            .zrem(keys::projects(tenant), id.to_string())
+            .ignore()
+            .del(&tasks_key)
+            .ignore()
+            .del(keys::project_stats(tenant, id))
+            .ignore();
+        for task in task_ids.iter().filter_map(|t| t.parse().ok()) {
+            pipe.del(keys::task(tenant, task)).ignore();
+        }
+        let (deleted,): (u64,) = pipe.query_async(&mut self.conn()).await?;
+        Ok(deleted == 1)
+    }
+
+    async fn submit_task(&self, task: &Task) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(task).expect("tasks serialize");
+        let updated = task.updated_at.format(&Rfc3339).expect("UTC timestamps always format");
+        let _: () = redis::pipe()
+            .atomic()
+            .hset_multiple(
+                keys::task(&task.tenant, task.id),
+                &[
+                    ("doc", doc.as_str()),
+                    ("status", task.status.as_str()),
+                    ("attempts", "0"),
+                    ("updated_at", updated.as_str()),
+                ],
+            )
+            .ignore()
+            .zadd(keys::project_tasks(&task.tenant, task.project_id), task.id.to_string(), score(task.created_at))
+            .ignore()
+            .hincr(keys::project_stats(&task.tenant, task.project_id), "total", 1)
+            .ignore()
+            .hincr(keys::project_stats(&task.tenant, task.project_id), task.status.as_str(), 1)
+            .ignore()
+            .xadd(
+                keys::queue(task.agent_type),
+                "*",
+                &[("tenant", task.tenant.to_string()), ("task_id", task.id.to_string())],
+            )
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError> {
+        self.load_task(&keys::task(tenant, id)).await
+    }
+
+    async fn tasks(&self, tenant: &TenantId, project: ProjectId, page: Page) -> Result<Vec<Task>, StoreError> {
+        let start = page.offset as isize;
+        let stop = start + page.limit as isize - 1;
+        let ids: Vec<String> = self.conn().zrange(keys::project_tasks(tenant, project), start, stop).await?;
+        let keys: Vec<String> = ids
+            .iter()
+            .filter_map(|id| id.parse().ok())
+            .map(|id| keys::task(tenant, id))
+            .collect();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.hgetall(key);
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
+        let mut tasks = Vec::with_capacity(keys.len());
+        for (key, fields) in keys.iter().zip(hashes) {
+            tasks.extend(task_from_hash(key, fields)?);
+        }
+        Ok(tasks)
+    }
+
+    async fn project_status(&self, tenant: &TenantId, project: ProjectId) -> Result<ProjectStatusSummary, StoreError> {
+        let counts: HashMap<String, i64> = self.conn().hgetall(keys::project_stats(tenant, project)).await?;
+        let count = |field: &str| counts.get(field).copied().unwrap_or(0).max(0) as u64;
+        Ok(ProjectStatusSummary {
+            project_id: project,
+            total: count("total"),
+            queued: count("queued"),
+            running: count("running"),
+            completed: count("completed"),
+            failed: count("failed"),
+        })
+    }
+
+    async fn ensure_queues(&self, agents: &[AgentType]) -> Result<(), StoreError> {
+        for &agent in agents {
+            // From id 0: tasks submitted before any worker existed are served too.
+            let created: Result<(), _> =
+                self.conn().xgroup_create_mkstream(keys::queue(agent), keys::AGENT_GROUP, "0").await;
+            match created {
+                Ok(()) => {}
+                Err(err) if err.code() == Some("BUSYGROUP") => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn claim_tasks(
+        &self,
+        agent: AgentType,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut conn = self.blocking_conn(agent, wait).await?;
+        let options = StreamReadOptions::default()
+            .group(keys::AGENT_GROUP, consumer)
+            .count(max)
+            .block(wait.as_millis().max(1) as usize);
+        let reply: Option<StreamReadReply> = conn.xread_options(&[keys::queue(agent)], &[">"], &options).await?;
+        let Some(reply) = reply else { return Ok(Vec::new()) };
+        let entries = reply.keys.into_iter().flat_map(|k| k.ids);
+        Ok(self.claims_or_ack_malformed(agent, entries).await)
+    }
+
+    async fn reclaim_stale_tasks(
+        &self,
+        agent: AgentType,
+        consumer: &str,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let options = StreamAutoClaimOptions::default().count(max);
+        let reply: StreamAutoClaimReply = self
+            .conn()
+            .xautoclaim_options(
+                keys::queue(agent),
+                keys::AGENT_GROUP,
+                consumer,
+                min_idle.as_millis() as u64,
+                "0-0",
+                options,
+            )
+            .await?;
+        Ok(self.claims_or_ack_malformed(agent, reply.claimed).await)
+    }
+
+    async fn ack(&self, claim: &Claim) -> Result<(), StoreError> {
+        let _: u64 = self
+            .conn()
+            .xack(keys::queue(claim.agent_type), keys::AGENT_GROUP, &[&claim.entry_id])
+            .await?;
+        Ok(())
+    }
+
+    async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError> {
+        let key = keys::task(tenant, id);
+        let Some(task) = self.load_task(&key).await? else { return Ok(None) };
+        let started: i64 = self
+            .start_task
+            .key(&key)
+            .key(keys::project_stats(tenant, task.project_id))
+            .arg(timestamp())
+            .invoke_async(&mut self.conn())
+            .await?;
+        if started == 0 {
+            return Ok(None);
+        }
+        self.load_task(&key).await
+    }
+
+    async fn finish_task(&self, tenant: &TenantId, id: TaskId, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError> {
+        let key = keys::task(tenant, id);
+        let Some(task) = self.load_task(&key).await? else { return Ok(None) };
+        let (status, result, error) = match outcome {
+            TaskOutcome::Completed(result) => {
+                (TaskStatus::Completed, serde_json::to_string(result).expect("results serialize"), String::new())
+            }
+            TaskOutcome::Failed(reason) => (TaskStatus::Failed, String::new(), reason.clone()),
+        };
+        let finished: i64 = self
+            .finish_task
+            .key(&key)
+            .key(keys::project_stats(tenant, task.project_id))
+            .arg(status.as_str())
+            .arg(timestamp())
+            .arg(result)
+            .arg(error)
+            .invoke_async(&mut self.conn())
+            .await?;
+        if finished == 0 {
+            return Ok(None);
+        }
+        self.load_task(&key).await
+    }
+
+    async fn cache_get(&self, cache: CacheType, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.conn().get(keys::cache(cache, key)).await?)
+    }
+
+    async fn cache_put(&self, cache: CacheType, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let _: () = self.conn().set_ex(keys::cache(cache, key), value, ttl.as_secs().max(1)).await?;
+        Ok(())
+    }
+
+    async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {
+        let json = serde_json::to_string(notification).expect("notifications serialize");
+        let _: i64 = self.conn().publish(keys::notify(notification.tenant()), json).await?;
+        Ok(())
+    }
+
+    async fn subscribe_project(
+        &self,
+        tenant: &TenantId,
+        project: ProjectId,
+    ) -> Result<broadcast::Receiver<TaskUpdate>, StoreError> {
+        self.ensure_listener().await?;
+        Ok(self.hub.subscribe_project(tenant, project))
+    }
+
+    async fn subscribe_activity(&self, tenant: &TenantId) -> Result<broadcast::Receiver<AgentEvent>, StoreError> {
+        self.ensure_listener().await?;
+        Ok(self.hub.subscribe_activity(tenant))
+    }
+}
+
+impl RedisStore {
+    /// Turns stream entries into claims. An entry that is not a task reference
+    /// can never be processed, so it is acknowledged (dropped) with a warning
+    /// instead of being re-delivered forever.
+    async fn claims_or_ack_malformed(&self, agent: AgentType, entries: impl IntoIterator<Item = StreamId>) -> Vec<Claim> {
+        let mut claims = Vec::new();
+        for entry in entries {
+            match claim_from_entry(agent, &entry) {
+                Some(claim) => claims.push(claim),
+                None => {
+                    tracing::warn!(queue = %agent, entry = %entry.id, "dropping malformed queue entry");
+                    let acked: Result<u64, _> =
+                        self.conn().xack(keys::queue(agent), keys::AGENT_GROUP, &[&entry.id]).await;
+                    if let Err(err) = acked {
+                        tracing::warn!(%err, "cannot drop malformed queue entry");
+                    }
+                }
+            }
+        }
+        claims
+    }
+}
