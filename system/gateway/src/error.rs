@@ -1,0 +1,140 @@
+//! One error type for both front-ends, converted to a JSON body (REST) or a
+//! `tonic::Status` (gRPC) in one place each.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use q2o_common::store::{RateDecision, StoreError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No credential, or one that is unknown or expired.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The request is malformed; `field` names the culprit when there is one.
+    #[error("{message}")]
+    Invalid {
+        /// The offending field (`name`, `tags[2]`, `project_id` ...).
+        field: Option<String>,
+        /// A sentence for the client.
+        message: String,
+    },
+    /// The body could not be decoded (bad JSON, wrong content type, too large).
+    #[error("{message}")]
+    Body {
+        /// The HTTP status axum chose (400, 413, 415, 422).
+        status: StatusCode,
+        /// axum's description, which names the field for data errors.
+        message: String,
+    },
+    /// The record does not exist for this tenant (whether or not another tenant has one).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The tenant's token bucket is empty.
+    #[error("rate limit exceeded; retry after {} ms", .0.retry_after.as_millis())]
+    RateLimited(RateDecision),
+    /// Storage failed; the detail is logged, not returned.
+    #[error("internal error")]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// A malformed field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        ApiError::Invalid { message: format!("{field}: {}", message.into()), field: Some(field) }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::Invalid { .. } | ApiError::Body { .. } => "invalid_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Store(_) => "internal",
+        }
+    }
+
+    fn log_if_internal(&self) {
+        if let ApiError::Store(err) = self {
+            tracing::error!(%err, "request failed in storage");
+        }
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What an error response says.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `unauthenticated`, `invalid_request`, `not_found`, `rate_limited`, `internal`.
+    pub code: &'static str,
+    /// One sentence for a human.
+    pub message: String,
+    /// The field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// Adds `X-RateLimit-*` headers describing `decision` to `response`.
+pub(crate) fn rate_limit_headers(response: &mut Response, decision: &RateDecision) {
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_after.as_secs_f64().ceil() as u64));
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log_if_internal();
+        let status = match &self {
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Body { status, .. } => *status,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let field = match &self {
+            ApiError::Invalid { field, .. } => field.clone(),
+            _ => None,
+        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), field } };
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited(decision) = &self {
+            rate_limit_headers(&mut response, decision);
+            let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        }
+        response
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(err: ApiError) -> Self {
+        err.log_if_internal();
+        let message = err.to_string();
+        match err {
+            ApiError::Unauthenticated(_) => tonic::Status::unauthenticated(message),
+            ApiError::Invalid { .. } | ApiError::Body { .. } => tonic::Status::invalid_argument(message),
+            ApiError::NotFound(_) => tonic::Status::not_found(message),
+            ApiError::RateLimited(decision) => {
+                let mut status = tonic::Status::resource_exhausted(message);
+                let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                status.metadata_mut().insert("retry-after", retry.into());
+                status.metadata_mut().insert("x-ratelimit-limit", decision.limit.into());
+                status.metadata_mut().insert("x-ratelimit-remaining", decision.remaining.into());
+                status
+            }
+            ApiError::Store(_) => tonic::Status::internal(message),
+        }
+    }
+}

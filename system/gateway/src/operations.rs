@@ -1,0 +1,303 @@
+//! What the gateway does, independent of transport. REST handlers and gRPC
+//! methods both call these, so the two APIs cannot drift apart.
+
+use q2o_common::domain::{
+    AgentType, Page, Project, ProjectId, ProjectStatus, ProjectStatusSummary, Task, TaskId, TaskStatus, TenantId, now,
+};
+use q2o_common::store::Store;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+const MAX_NAME: usize = 200;
+const MAX_TEXT: usize = 10_000;
+const MAX_TAGS: usize = 20;
+const MAX_TAG: usize = 50;
+
+/// Body of `POST /api/v1/auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The tenant's API key.
+    pub api_key: String,
+}
+
+/// A new session.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// The tenant the token acts for.
+    pub tenant: TenantId,
+    /// Seconds until the token expires.
+    pub expires_in_seconds: u64,
+}
+
+/// Body of `POST /api/v1/projects`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    /// 1-200 characters.
+    pub name: String,
+    /// Up to 10,000 characters.
+    #[serde(default)]
+    pub description: String,
+    /// Up to 10,000 characters.
+    #[serde(default)]
+    pub objective: String,
+    /// Up to 20 tags of 1-50 characters.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Body of `PATCH /api/v1/projects/{project_id}`: only the fields present change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New objective.
+    pub objective: Option<String>,
+    /// New tags (replacing the old ones).
+    pub tags: Option<Vec<String>>,
+    /// New status.
+    pub status: Option<ProjectStatus>,
+}
+
+/// Body of `POST /api/v1/projects/{project_id}/tasks`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    /// Which agent type should run it.
+    pub agent_type: AgentType,
+    /// What to do: 1-10,000 characters.
+    pub description: String,
+}
+
+/// A page of projects.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectList {
+    /// The projects, oldest first.
+    pub projects: Vec<Project>,
+}
+
+/// A page of tasks.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskList {
+    /// The tasks, oldest first.
+    pub tasks: Vec<Task>,
+}
+
+/// Parses an id from a path or message field, naming the field when it is not one.
+pub fn parse_id<T: std::str::FromStr>(field: &str, text: &str) -> Result<T, ApiError> {
+    text.parse().map_err(|_| ApiError::field(field, format!("`{text}` is not a valid id (expected a UUID)")))
+}
+
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let len = value.chars().count();
+    if len < min || (min > 0 && value.trim().is_empty()) {
+        return Err(ApiError::field(field, "must not be empty"));
+    }
+    if len > max {
+        return Err(ApiError::field(field, format!("must be at most {max} characters, got {len}")));
+    }
+    Ok(())
+}
+
+fn check_tags(tags: &[String]) -> Result<(), ApiError> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::field("tags", format!("at most {MAX_TAGS} tags, got {}", tags.len())));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        check_len(&format!("tags[{i}]"), tag, 1, MAX_TAG)?;
+    }
+    Ok(())
+}
+
+impl NewProject {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_len("name", &self.name, 1, MAX_NAME)?;
+        check_len("description", &self.description, 0, MAX_TEXT)?;
+        check_len("objective", &self.objective, 0, MAX_TEXT)?;
+        check_tags(&self.tags)
+    }
+}
+
+impl ProjectPatch {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(name) = &self.name {
+            check_len("name", name, 1, MAX_NAME)?;
+        }
+        if let Some(description) = &self.description {
+            check_len("description", description, 0, MAX_TEXT)?;
+        }
+        if let Some(objective) = &self.objective {
+            check_len("objective", objective, 0, MAX_TEXT)?;
+        }
+        if let Some(tags) = &self.tags {
+            check_tags(tags)?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates a project for `tenant`.
+pub async fn create_project(store: &dyn Store, tenant: &TenantId, new: NewProject) -> Result<Project, ApiError> {
+    new.validate()?;
+    let at = now();
+    let project = Project {
+        id: ProjectId::new(),
+        tenant: tenant.clone(),
+        name: new.name,
+        description: new.description,
+        objective: new.objective,
+        tags: new.tags,
+        status: ProjectStatus::Active,
+        created_at: at,
+        updated_at: at,
+    };
+    store.insert_project(&project).await?;
+    Ok(project)
+}
+
+/// One of the tenant's projects.
+pub async fn get_project(store: &dyn Store, tenant: &TenantId, id: ProjectId) -> Result<Project, ApiError> {
+    store.project(tenant, id).await?.ok_or(ApiError::NotFound("project"))
+}
+
+/// The tenant's projects.
+pub async fn list_projects(store: &dyn Store, tenant: &TenantId, page: Page) -> Result<ProjectList, ApiError> {
+    Ok(ProjectList { projects: store.projects(tenant, page).await? })
+}
+
+/// Applies a patch to one of the tenant's projects.
+pub async fn update_project(
+    store: &dyn Store,
+    tenant: &TenantId,
+    id: ProjectId,
+    patch: ProjectPatch,
+) -> Result<Project, ApiError> {
+    patch.validate()?;
+    let mut project = get_project(store, tenant, id).await?;
+    if let Some(name) = patch.name {
+        project.name = name;
+    }
+    if let Some(description) = patch.description {
+        project.description = description;
+    }
+    if let Some(objective) = patch.objective {
+        project.objective = objective;
+    }
+    if let Some(tags) = patch.tags {
+        project.tags = tags;
+    }
+    if let Some(status) = patch.status {
+        project.status = status;
+    }
+    project.updated_at = now();
+    if !store.replace_project(&project).await? {
+        return Err(ApiError::NotFound("project"));
+    }
+    Ok(project)
+}
+
+/// Deletes one of the tenant's projects and its tasks.
+pub async fn delete_project(store: &dyn Store, tenant: &TenantId, id: ProjectId) -> Result<(), ApiError> {
+    if store.delete_project(tenant, id).await? { Ok(()) } else { Err(ApiError::NotFound("project")) }
+}
+
+/// Queues a task on one of the tenant's projects.
+pub async fn submit_task(
+    store: &dyn Store,
+    tenant: &TenantId,
+    project_id: ProjectId,
+    new: NewTask,
+) -> Result<Task, ApiError> {
+    check_len("description", &new.description, 1, MAX_TEXT)?;
+    get_project(store, tenant, project_id).await?;
+    let at = now();
+    let task = Task {
+        id: TaskId::new(),
+        project_id,
+        tenant: tenant.clone(),
+        agent_type: new.agent_type,
+        description: new.description,
+        status: TaskStatus::Queued,
+        attempts: 0,
+        created_at: at,
+        updated_at: at,
+        result: None,
+        error: None,
+    };
+    store.submit_task(&task).await?;
+    Ok(task)
+}
+
+/// One of the tenant's tasks.
+pub async fn get_task(store: &dyn Store, tenant: &TenantId, id: TaskId) -> Result<Task, ApiError> {
+    store.task(tenant, id).await?.ok_or(ApiError::NotFound("task"))
+}
+
+/// The tasks of one of the tenant's projects.
+pub async fn list_tasks(store: &dyn Store, tenant: &TenantId, project: ProjectId, page: Page) -> Result<TaskList, ApiError> {
+    get_project(store, tenant, project).await?;
+    Ok(TaskList { tasks: store.tasks(tenant, project, page).await? })
+}
+
+/// Task counts of one of the tenant's projects.
+pub async fn project_status(
+    store: &dyn Store,
+    tenant: &TenantId,
+    project: ProjectId,
+) -> Result<ProjectStatusSummary, ApiError> {
+    get_project(store, tenant, project).await?;
+    Ok(store.project_status(tenant, project).await?)
+}
+
+/// Validates a client's page request.
+pub fn page(limit: u32, offset: u32) -> Result<Page, ApiError> {
+    Page::new(limit, offset).map_err(|reason| ApiError::field("limit", reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use q2o_common::store::MemoryStore;
+
+    fn acme() -> TenantId {
+        "acme".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn validation_names_the_field() {
+        let store = MemoryStore::new();
+        let cases = [
+            (NewProject { name: " ".into(), ..Default::default() }, "name"),
+            (NewProject { name: "x".repeat(201), ..Default::default() }, "name"),
+            (NewProject { name: "ok".into(), tags: vec!["a".into(), String::new()], ..Default::default() }, "tags[1]"),
+            (NewProject { name: "ok".into(), tags: vec!["t".into(); 21], ..Default::default() }, "tags"),
+        ];
+        for (input, field) in cases {
+            match create_project(&store, &acme(), input).await {
+                Err(ApiError::Invalid { field: Some(f), .. }) => assert_eq!(f, field),
+                other => panic!("expected an invalid {field}, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_cannot_reach_another_tenants_records() {
+        let store = MemoryStore::new();
+        let project = create_project(&store, &acme(), NewProject { name: "p".into(), ..Default::default() })
+            .await
+            .unwrap();
+        let globex: TenantId = "globex".parse().unwrap();
+        assert!(matches!(get_project(&store, &globex, project.id).await, Err(ApiError::NotFound(_))));
+        let task = NewTask { agent_type: AgentType::Coder, description: "d".into() };
+        assert!(matches!(submit_task(&store, &globex, project.id, task).await, Err(ApiError::NotFound(_))));
+        assert!(list_projects(&store, &globex, Page::default()).await.unwrap().projects.is_empty());
+    }
+}

@@ -1,0 +1,88 @@
+//! The REST API (axum).
+//!
+//! | route | |
+//! |---|---|
+//! | `POST /api/v1/auth/login` | API key -> session token |
+//! | `GET, POST /api/v1/projects` | list, create |
+//! | `GET, PATCH, DELETE /api/v1/projects/{project_id}` | read, update, delete |
+//! | `GET, POST /api/v1/projects/{project_id}/tasks` | list, submit |
+//! | `GET /api/v1/projects/{project_id}/status` | task counts by status |
+//! | `GET /api/v1/tasks/{task_id}` | read a task and its result |
+//! | `GET /api/v1/openapi.json` | this API as OpenAPI 3.1 |
+//! | `GET /health`, `/ready`, `/metrics` | probes and Prometheus |
+//!
+//! Every `/api/v1` route but login and the OpenAPI document needs a credential
+//! and takes a rate-limit token.
+
+mod extract;
+mod handlers;
+pub mod openapi;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use q2o_common::metrics::track_http;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::rate_limit_headers;
+use crate::state::AppState;
+
+/// The REST application, without a socket (tests drive it with `oneshot`).
+pub fn app(state: AppState, max_body_bytes: usize, request_timeout: Duration) -> Router {
+    let protected = Router::new()
+        .route("/projects", get(handlers::list_projects).post(handlers::create_project))
+        .route(
+            "/projects/{project_id}",
+            get(handlers::get_project)
+                .patch(handlers::update_project)
+                .delete(handlers::delete_project),
+        )
+        .route("/projects/{project_id}/tasks", get(handlers::list_tasks).post(handlers::submit_task))
+        .route("/projects/{project_id}/status", get(handlers::project_status))
+        .route("/tasks/{task_id}", get(handlers::get_task))
+        .route_layer(middleware::from_fn_with_state(state.clone(), admit));
+    let public = Router::new()
+        .route("/auth/login", post(handlers::login))
+        .route("/openapi.json", get(openapi::serve));
+    Router::new()
+        .nest("/api/v1", protected.merge(public))
+        .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.metrics.http.clone(), track_http))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
+        .with_state(state)
+}
+
+async fn not_found() -> crate::error::ApiError {
+    crate::error::ApiError::NotFound("route")
+}
+
+/// Authenticates and rate-limits, then passes the [`Caller`](crate::auth::Caller)
+/// to the handler and the limit headers to the client.
+async fn admit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // Owned copies: the request (whose body is not Sync) must not be borrowed across the await.
+    let (authorization, api_key) = {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (header(header::AUTHORIZATION.as_str()), header("x-api-key"))
+    };
+    match state.gate.admit(authorization.as_deref(), api_key.as_deref()).await {
+        Ok(caller) => {
+            let rate = caller.rate;
+            request.extensions_mut().insert(caller);
+            let mut response = next.run(request).await;
+            if let Some(decision) = rate {
+                rate_limit_headers(&mut response, &decision);
+            }
+            response
+        }
+        Err(err) => err.into_response(),
+    }
+}

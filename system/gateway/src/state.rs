@@ -1,0 +1,32 @@
+use std::sync::Arc;
+
+use prometheus::Registry;
+use q2o_common::store::Store;
+
+use crate::auth::Gatekeeper;
+use crate::config::Config;
+use crate::metrics::GatewayMetrics;
+
+/// What every REST handler and gRPC method shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) gate: Arc<Gatekeeper>,
+    pub(crate) metrics: GatewayMetrics,
+    pub(crate) registry: Registry,
+}
+
+impl AppState {
+    /// State for a gateway with this configuration over this store, exporting into `registry`.
+    pub fn new(config: &Config, store: Arc<dyn Store>, registry: Registry) -> Self {
+        let metrics = GatewayMetrics::new(&registry);
+        let gate = Gatekeeper::new(
+            &config.tenants,
+            Arc::clone(&store),
+            config.rate_limit,
+            config.session_ttl,
+            metrics.clone(),
+        );
+        AppState { store, gate: Arc::new(gate), metrics, registry }
+    }
+}
