@@ -1,0 +1,177 @@
+/*!
+The Q2O agents: workers for the roadmap's twelve agent types, consuming their
+queues from the [`Store`], plus the agent services other agents call.
+
+# Brief overview
+
+* [`Config`] names the pools (agent type, concurrency, model), the simulated LLM
+  models and the inter-agent transport.
+* A pool claims tasks from its agent type's queue, runs them (simulated LLM call,
+  template code generation, for the coder a QA review over REST or gRPC), records
+  the result exactly once and acknowledges the queue entry. Entries of a dead
+  worker are taken over after `reclaim_after`.
+* The process serves `/health`, `/ready`, `/metrics` and the internal REST agent
+  API on one port and the agents' gRPC services on another.
+
+The LLM is a simulator ([`llm`]); everything else is real work.
+*/
+
+pub mod config;
+mod execution;
+pub mod inter_agent;
+pub mod llm;
+pub mod metrics;
+pub mod review;
+mod server;
+pub mod templates;
+mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use q2o_common::store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+
+pub use config::Config;
+
+use crate::execution::Work;
+use crate::inter_agent::{InterAgentError, QaClient};
+use crate::llm::LlmSimulator;
+use crate::metrics::AgentMetrics;
+use crate::server::ServerState;
+use crate::worker::Workers;
+
+/// How long tasks in flight get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The agents process could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentsError {
+    /// A listener could not be bound.
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        /// `http` or `grpc`.
+        what: &'static str,
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The queues could not be prepared.
+    #[error("cannot prepare the task queues: {0}")]
+    Queues(#[from] StoreError),
+    /// The QA agent's address is unusable.
+    #[error(transparent)]
+    InterAgent(#[from] InterAgentError),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(std::io::Error),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+/// An agents process with its listeners bound, ready to serve and work.
+#[derive(Debug)]
+pub struct Agents {
+    http: TcpListener,
+    grpc: TcpListener,
+    config: Config,
+    store: Arc<dyn Store>,
+    registry: prometheus::Registry,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AgentsError> {
+    TcpListener::bind(addr).await.map_err(|source| AgentsError::Bind { what, addr, source })
+}
+
+impl Agents {
+    /// Binds the listeners (port 0 picks a free port).
+    pub async fn bind(config: Config, store: Arc<dyn Store>, registry: prometheus::Registry) -> Result<Agents, AgentsError> {
+        Ok(Agents {
+            http: bind("http", config.http_addr).await?,
+            grpc: bind("grpc", config.grpc_addr).await?,
+            config,
+            store,
+            registry,
+        })
+    }
+
+    /// Where the internal REST API, probes and metrics listen.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Where the agents' gRPC services listen.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves and works until `shutdown` resolves, then lets tasks in flight finish
+    /// (up to ten seconds); unfinished ones are taken over by another process.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AgentsError> {
+        let config = &self.config;
+        let qa_url = match config.inter_agent {
+            config::InterAgentProtocol::Rest if config.qa_rest_url.is_empty() => format!("http://{}", self.http_addr()),
+            config::InterAgentProtocol::Rest => config.qa_rest_url.clone(),
+            config::InterAgentProtocol::Grpc if config.qa_grpc_url.is_empty() => format!("http://{}", self.grpc_addr()),
+            config::InterAgentProtocol::Grpc => config.qa_grpc_url.clone(),
+        };
+        let metrics = AgentMetrics::new(&self.registry);
+        let work = Arc::new(Work {
+            store: Arc::clone(&self.store),
+            llm: LlmSimulator::new(&config.models, &self.registry),
+            qa: QaClient::new(config.inter_agent, &qa_url)?,
+            metrics,
+            research_ttl: config.research_cache_ttl,
+            models: config.pools.iter().map(|p| (p.agent_type, p.model.clone())).collect::<HashMap<_, _>>(),
+            fallback_model: config.models.first().map(|m| m.name.clone()).unwrap_or_default(),
+        });
+        let agent_types: Vec<_> = config.pools.iter().map(|p| p.agent_type).collect();
+        self.store.ensure_queues(&agent_types).await?;
+        let consumer = if config.consumer.is_empty() {
+            format!("agents-{}-{:04x}", std::process::id(), rand::random::<u16>())
+        } else {
+            config.consumer.clone()
+        };
+        tracing::info!(%consumer, inter_agent = config.inter_agent.as_str(), %qa_url, pools = agent_types.len(), "agents starting");
+        let workers = Arc::new(Workers {
+            work: Arc::clone(&work),
+            consumer,
+            claim_wait: config.claim_wait,
+            reclaim_after: config.reclaim_after,
+            reclaim_every: config.reclaim_every,
+        });
+
+        let (stop, stopped) = watch::channel(false);
+        let signal = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let state = ServerState { work, registry: self.registry.clone() };
+        let http = axum::serve(self.http, server::app(state.clone())).with_graceful_shutdown(signal(stopped.clone()));
+        let grpc = tonic::transport::Server::builder()
+            .add_routes(server::grpc_routes(state))
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.grpc), signal(stopped.clone()));
+        let pools = workers.run(config.pools.clone(), stopped.clone());
+        let everything = async {
+            let (http, grpc, ()) = tokio::join!(http, grpc, pools);
+            http.map_err(AgentsError::Http)?;
+            grpc.map_err(AgentsError::from)
+        };
+        let deadline = async move {
+            shutdown.await;
+            tracing::info!("shutting down; finishing tasks in flight");
+            let _ = stop.send(true);
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::warn!("tasks still running after {SHUTDOWN_GRACE:?}; another process will take them over");
+        };
+        tokio::select! {
+            result = everything => result,
+            () = deadline => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Queue consumption: one claim loop per agent type, a bounded number of tasks in
+//! flight per pool, and take-over of tasks whose worker died.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use q2o_common::domain::{AgentEvent, AgentEventType, AgentType, Notification, Task, TaskOutcome, TaskUpdate, now};
+use q2o_common::store::Claim;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::config::Pool;
+use crate::execution::Work;
+use crate::metrics::TaskEnd;
+
+/// How long a pool waits after a failed queue read before trying again.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Settings shared by every pool of the process.
+#[derive(Debug)]
+pub(crate) struct Workers {
+    pub(crate) work: Arc<Work>,
+    pub(crate) consumer: String,
+    pub(crate) claim_wait: Duration,
+    pub(crate) reclaim_after: Duration,
+    pub(crate) reclaim_every: Duration,
+}
+
+impl Workers {
+    /// Runs every pool until `shutdown` turns true, then waits for the tasks in flight.
+    pub(crate) async fn run(self: Arc<Self>, pools: Vec<Pool>, shutdown: watch::Receiver<bool>) {
+        let mut loops = JoinSet::new();
+        for pool in pools {
+            loops.spawn(Arc::clone(&self).pool_loop(pool, shutdown.clone()));
+        }
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn pool_loop(self: Arc<Self>, pool: Pool, mut shutdown: watch::Receiver<bool>) {
+        let agent = pool.agent_type;
+        let permits = Arc::new(Semaphore::new(pool.workers));
+        let mut in_flight = JoinSet::new();
+        let mut reclaim = tokio::time::interval(self.reclaim_every);
+        reclaim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            while in_flight.try_join_next().is_some() {}
+            tokio::select! {
+                () = stopping(&mut shutdown) => break,
+                _ = reclaim.tick() => {
+                    let free = permits.available_permits();
+                    if free == 0 {
+                        continue;
+                    }
+                    let store = &self.work.store;
+                    match store.reclaim_stale_tasks(agent, &self.consumer, self.reclaim_after, free).await {
+                        Ok(claims) => {
+                            for claim in claims {
+                                tracing::info!(agent = %agent, task = %claim.task_id, "taking over a stalled task");
+                                self.work.metrics.task_reclaimed(agent);
+                                let permit = Arc::clone(&permits).try_acquire_owned().expect("counted free permits");
+                                in_flight.spawn(Arc::clone(&self).process(claim, permit));
+                            }
+                        }
+                        Err(err) => tracing::warn!(agent = %agent, %err, "cannot look for stalled tasks"),
+                    }
+                }
+                permit = Arc::clone(&permits).acquire_owned() => {
+                    let permit = permit.expect("the semaphore is never closed");
+                    let free = 1 + permits.available_permits();
+                    // Not raced against shutdown: an interrupted read could leave
+                    // entries claimed by us and unprocessed until taken over.
+                    match self.work.store.claim_tasks(agent, &self.consumer, free, self.claim_wait).await {
+                        Ok(claims) => {
+                            let mut permit = Some(permit);
+                            for claim in claims {
+                                let permit = permit.take().unwrap_or_else(|| {
+                                    Arc::clone(&permits).try_acquire_owned().expect("claimed no more than free permits")
+                                });
+                                in_flight.spawn(Arc::clone(&self).process(claim, permit));
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(agent = %agent, %err, "cannot read the queue");
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
+                    }
+                }
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    /// Runs one claimed task to its end. On a storage error the entry is left
+    /// unacknowledged, so that it is taken over later rather than lost.
+    async fn process(self: Arc<Self>, claim: Claim, _permit: OwnedSemaphorePermit) {
+        let store = &*self.work.store;
+        let agent = claim.agent_type;
+        let task = match store.start_task(&claim.tenant, claim.task_id).await {
+            Ok(Some(task)) => task,
+            Ok(None) => {
+                // Already finished by an earlier attempt, or deleted with its project.
+                self.ack(&claim).await;
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(task = %claim.task_id, %err, "cannot start task; leaving it for a retry");
+                return;
+            }
+        };
+        let started = Instant::now();
+        self.work.metrics.task_started(agent);
+        self.announce(&task, AgentEventType::TaskStarted, serde_json::json!({ "attempt": task.attempts }))
+            .await;
+        let outcome = match self.work.perform(&task).await {
+            Ok(result) => TaskOutcome::Completed(result),
+            Err(reason) => TaskOutcome::Failed(reason),
+        };
+        let finished = store.finish_task(&claim.tenant, claim.task_id, &outcome).await;
+        let took = started.elapsed();
+        match finished {
+            Ok(Some(task)) => {
+                let (end, event) = match &outcome {
+                    TaskOutcome::Completed(_) => (TaskEnd::Completed, AgentEventType::TaskCompleted),
+                    TaskOutcome::Failed(reason) => {
+                        tracing::warn!(task = %task.id, %reason, "task failed");
+                        (TaskEnd::Failed, AgentEventType::TaskFailed)
+                    }
+                };
+                self.work.metrics.task_ended(agent, end, took);
+                let payload = match &outcome {
+                    TaskOutcome::Completed(result) => serde_json::json!({
+                        "duration_ms": took.as_millis() as u64,
+                        "prompt_tokens": result.prompt_tokens,
+                        "completion_tokens": result.completion_tokens,
+                        "cost_dollars": result.cost_dollars,
+                        "cache_hit": result.cache_hit,
+                    }),
+                    TaskOutcome::Failed(reason) => serde_json::json!({
+                        "duration_ms": took.as_millis() as u64,
+                        "error": reason,
+                    }),
+                };
+                self.announce(&task, event, payload).await;
+                self.ack(&claim).await;
+            }
+            Ok(None) => {
+                self.work.metrics.task_ended(agent, TaskEnd::Duplicate, took);
+                self.ack(&claim).await;
+            }
+            Err(err) => {
+                self.work.metrics.task_ended(agent, TaskEnd::Failed, took);
+                tracing::warn!(task = %claim.task_id, %err, "cannot record the outcome; leaving it for a retry");
+            }
+        }
+    }
+
+    async fn ack(&self, claim: &Claim) {
+        if let Err(err) = self.work.store.ack(claim).await {
+            // Not fatal: the entry is re-delivered, and a finished task is skipped then.
+            tracing::warn!(task = %claim.task_id, %err, "cannot acknowledge task");
+        }
+    }
+
+    /// Publishes the task's new status and an agent event; failures are logged only,
+    /// since the task's state in the store is already authoritative.
+    async fn announce(&self, task: &Task, event_type: AgentEventType, payload: serde_json::Value) {
+        let event = AgentEvent {
+            event_id: uuid::Uuid::new_v4(),
+            agent_id: agent_id(task.agent_type, &self.consumer),
+            agent_type: task.agent_type,
+            event_type,
+            task_id: task.id,
+            project_id: task.project_id,
+            tenant: task.tenant.clone(),
+            at: now(),
+            payload,
+        };
+        for notification in [Notification::Task(TaskUpdate::of(task)), Notification::Agent(event)] {
+            if let Err(err) = self.work.store.publish(&notification).await {
+                tracing::warn!(%err, "cannot publish notification");
+            }
+        }
+    }
+}
+
+/// Resolves once shutdown is requested (without holding the watch guard).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+fn agent_id(agent: AgentType, consumer: &str) -> String {
+    format!("{agent}-{consumer}")
+}
