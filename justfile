@@ -1,0 +1,32 @@
+# q2o-bench: the commands people type. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Install the system packages and tools the project needs (idempotent).
+setup:
+    ./scripts/setup.sh
+
+# Build every binary (debug).
+build:
+    cargo build --bins
+
+# Start redis-server, one gateway and the agents on 127.0.0.1; Ctrl-C stops them.
+up: build
+    ./scripts/up.sh
+
+# Stop what `just up` started.
+down:
+    ./scripts/down.sh
+
+# Run the whole test suite against real servers.
+test: build
+    if cargo nextest --version >/dev/null 2>&1; then \
+        cargo nextest run --workspace --no-fail-fast; \
+    else \
+        cargo test --workspace --no-fail-fast; \
+    fi
+
+# Lints as CI would.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings

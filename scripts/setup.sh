@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what q2o-bench needs beyond the Rust toolchain, and nothing twice:
+#   - Debian packages: redis-server, prometheus (with promtool)
+#   - just (from PyPI's rust-just) when no `just` is on PATH
+# Safe to run repeatedly; each step is skipped when already satisfied.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+if ((${#need_apt[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "installing ${need_apt[*]} (apt-get)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    # The Debian packages may start system services; the harness runs its own.
+    for service in redis-server prometheus; do
+        if command -v service >/dev/null 2>&1; then $sudo service "$service" stop >/dev/null 2>&1 || true; fi
+    done
+fi
+
+if ! command -v just >/dev/null 2>&1; then
+    log "installing just (pip: rust-just)"
+    python3 -m pip install --quiet --disable-pip-version-check rust-just
+    hash -r
+    command -v just >/dev/null 2>&1 || {
+        log "just was installed but is not on PATH; add $(python3 -m site --user-base)/bin to PATH"
+        exit 1
+    }
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    log "cargo-nextest not found; 'just test' will use 'cargo test'"
+fi
+log "ready"

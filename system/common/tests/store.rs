@@ -1,0 +1,211 @@
+//! The two [`Store`] backends hold to the same contract; each property runs
+//! against a real redis-server and against the in-memory store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use q2o_common::domain::{
+    AgentType, Notification, Page, Project, ProjectId, ProjectStatus, Task, TaskId, TaskOutcome, TaskResult,
+    TaskStatus, TaskUpdate, TenantId, now,
+};
+use q2o_common::store::{MemoryStore, RedisStore, RedisStoreOptions, Store, TokenBucket};
+use q2o_testkit::RedisServer;
+
+async fn backends() -> (RedisServer, Vec<Arc<dyn Store>>) {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let store = RedisStore::connect(RedisStoreOptions::new(redis.url())).await.unwrap();
+    (redis, vec![Arc::new(store), Arc::new(MemoryStore::new())])
+}
+
+fn tenant(name: &str) -> TenantId {
+    name.parse().unwrap()
+}
+
+fn project(tenant: &TenantId) -> Project {
+    Project {
+        id: ProjectId::new(),
+        tenant: tenant.clone(),
+        name: "p".into(),
+        description: String::new(),
+        objective: String::new(),
+        tags: vec!["a".into()],
+        status: ProjectStatus::Active,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+fn task(project: &Project, agent: AgentType) -> Task {
+    Task {
+        id: TaskId::new(),
+        project_id: project.id,
+        tenant: project.tenant.clone(),
+        agent_type: agent,
+        description: "d".into(),
+        status: TaskStatus::Queued,
+        attempts: 0,
+        created_at: now(),
+        updated_at: now(),
+        result: None,
+        error: None,
+    }
+}
+
+fn result() -> TaskResult {
+    TaskResult {
+        summary: "s".into(),
+        language: "rust".into(),
+        code: "fn main() {}".into(),
+        prompt_tokens: 1,
+        completion_tokens: 2,
+        cost_dollars: 0.5,
+        cache_hit: false,
+        review: None,
+    }
+}
+
+#[tokio::test]
+async fn a_task_is_claimed_started_and_finished_exactly_once() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        store.ensure_queues(&[AgentType::Qa]).await.unwrap();
+        let p = project(&tenant("acme"));
+        store.insert_project(&p).await.unwrap();
+        let t = task(&p, AgentType::Qa);
+        store.submit_task(&t).await.unwrap();
+
+        let claims = store.claim_tasks(AgentType::Qa, "w1", 10, Duration::from_millis(200)).await.unwrap();
+        assert_eq!(claims.len(), 1, "{backend}");
+        assert_eq!(claims[0].task_id, t.id);
+        let started = store.start_task(&t.tenant, t.id).await.unwrap().unwrap();
+        assert_eq!((started.status, started.attempts), (TaskStatus::Running, 1), "{backend}");
+
+        let finished = store.finish_task(&t.tenant, t.id, &TaskOutcome::Completed(result())).await.unwrap();
+        assert_eq!(finished.unwrap().result, Some(result()), "{backend}");
+        let again = store.finish_task(&t.tenant, t.id, &TaskOutcome::Failed("late".into())).await.unwrap();
+        assert!(again.is_none(), "{backend}: a second finish must change nothing");
+        assert!(store.start_task(&t.tenant, t.id).await.unwrap().is_none(), "{backend}");
+        let stored = store.task(&t.tenant, t.id).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.error), (TaskStatus::Completed, None), "{backend}");
+
+        let summary = store.project_status(&p.tenant, p.id).await.unwrap();
+        assert_eq!((summary.total, summary.completed, summary.running, summary.queued), (1, 1, 0, 0), "{backend}");
+        store.ack(&claims[0]).await.unwrap();
+        let none = store.reclaim_stale_tasks(AgentType::Qa, "w2", Duration::ZERO, 10).await.unwrap();
+        assert!(none.is_empty(), "{backend}: an acknowledged task is never re-delivered");
+    }
+}
+
+#[tokio::test]
+async fn an_unacknowledged_claim_is_taken_over_after_its_idle_time() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        store.ensure_queues(&[AgentType::Coder]).await.unwrap();
+        let p = project(&tenant("acme"));
+        let t = task(&p, AgentType::Coder);
+        store.submit_task(&t).await.unwrap();
+        let first = store.claim_tasks(AgentType::Coder, "dead", 1, Duration::from_millis(200)).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let early = store.reclaim_stale_tasks(AgentType::Coder, "alive", Duration::from_secs(60), 10).await.unwrap();
+        assert!(early.is_empty(), "{backend}: not idle long enough yet");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let taken = store.reclaim_stale_tasks(AgentType::Coder, "alive", Duration::from_millis(100), 10).await.unwrap();
+        assert_eq!(taken.len(), 1, "{backend}");
+        assert_eq!(taken[0].task_id, t.id);
+        let fresh = store.claim_tasks(AgentType::Coder, "alive", 1, Duration::from_millis(100)).await.unwrap();
+        assert!(fresh.is_empty(), "{backend}: a claimed entry is not new");
+    }
+}
+
+#[tokio::test]
+async fn claims_wait_for_work_and_respect_the_batch_size() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        store.ensure_queues(&[AgentType::Data]).await.unwrap();
+        let p = project(&tenant("acme"));
+        let waiter = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.claim_tasks(AgentType::Data, "w", 2, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..3 {
+            store.submit_task(&task(&p, AgentType::Data)).await.unwrap();
+        }
+        let claims = waiter.await.unwrap().unwrap();
+        assert!(!claims.is_empty() && claims.len() <= 2, "{}: {claims:?}", store.backend());
+    }
+}
+
+#[tokio::test]
+async fn the_token_bucket_behaves_the_same_in_redis_and_in_memory() {
+    let (_redis, stores) = backends().await;
+    let bucket = TokenBucket { capacity: 3, refill_per_second: 10.0 };
+    for store in stores {
+        let backend = store.backend();
+        let acme = tenant("acme");
+        let decisions: Vec<_> = futures_take(&*store, &acme, bucket, 4).await;
+        assert_eq!(decisions.iter().map(|d| d.0).collect::<Vec<_>>(), [true, true, true, false], "{backend}");
+        assert_eq!(decisions.iter().map(|d| d.1).collect::<Vec<_>>(), [2, 1, 0, 0], "{backend}");
+        let retry = decisions[3].2;
+        assert!(retry > Duration::ZERO && retry <= Duration::from_millis(100), "{backend}: {retry:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(store.take_token(&acme, bucket).await.unwrap().allowed, "{backend}: refilled");
+        assert!(store.take_token(&tenant("globex"), bucket).await.unwrap().allowed, "{backend}: per tenant");
+    }
+}
+
+async fn futures_take(store: &dyn Store, t: &TenantId, bucket: TokenBucket, n: usize) -> Vec<(bool, u32, Duration)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let d = store.take_token(t, bucket).await.unwrap();
+        out.push((d.allowed, d.remaining, d.retry_after));
+    }
+    out
+}
+
+#[tokio::test]
+async fn sessions_projects_and_deletes_are_per_tenant() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        let acme = tenant("acme");
+        store.create_session("tok", &acme, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(store.session_tenant("tok").await.unwrap(), Some(acme.clone()), "{backend}");
+        assert_eq!(store.session_tenant("other").await.unwrap(), None);
+
+        let (a, b) = (project(&acme), project(&acme));
+        store.insert_project(&a).await.unwrap();
+        store.insert_project(&b).await.unwrap();
+        let listed = store.projects(&acme, Page { limit: 1, offset: 1 }).await.unwrap();
+        assert_eq!(listed.len(), 1, "{backend}");
+        assert!(store.projects(&tenant("globex"), Page::default()).await.unwrap().is_empty());
+        assert!(store.project(&tenant("globex"), a.id).await.unwrap().is_none(), "{backend}");
+
+        let t = task(&a, AgentType::Qa);
+        store.submit_task(&t).await.unwrap();
+        assert!(store.delete_project(&acme, a.id).await.unwrap(), "{backend}");
+        assert!(!store.delete_project(&acme, a.id).await.unwrap(), "{backend}: already gone");
+        assert!(store.task(&acme, t.id).await.unwrap().is_none(), "{backend}: tasks go with their project");
+        let mut renamed = a.clone();
+        renamed.name = "again".into();
+        assert!(!store.replace_project(&renamed).await.unwrap(), "{backend}: no resurrection by update");
+    }
+}
+
+#[tokio::test]
+async fn notifications_reach_subscribers_of_their_project_only() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        let p = project(&tenant("acme"));
+        let mut mine = store.subscribe_project(&p.tenant, p.id).await.unwrap();
+        let mut other = store.subscribe_project(&p.tenant, ProjectId::new()).await.unwrap();
+        let update = TaskUpdate::of(&task(&p, AgentType::Coder));
+        store.publish(&Notification::Task(update.clone())).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), mine.recv()).await.unwrap().unwrap();
+        assert_eq!(got, update, "{backend}");
+        assert!(other.try_recv().is_err(), "{backend}");
+    }
+}

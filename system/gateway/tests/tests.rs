@@ -1,0 +1,10 @@
+//! Integration tests of the gateway against real processes: redis-server, the
+//! `q2o-gateway` and `q2o-agents` binaries, on free loopback ports.
+
+mod support;
+
+mod bad_input;
+mod end_to_end;
+mod isolation;
+mod rate_limit;
+mod worker_crash;
