@@ -207,10 +207,7 @@ impl Service {
 
     /// An address the service announced (`http`, `grpc` ...).
     pub fn addr(&self, key: &str) -> SocketAddr {
-        *self
-            .addrs
-            .get(key)
-            .unwrap_or_else(|| panic!("{} announced no `{key}` address: {:?}", self.name, self.addrs))
+        *self.addrs.get(key).unwrap_or_else(|| panic!("{} announced no `{key}` address: {:?}", self.name, self.addrs))
     }
 
     /// `http://ADDR` for an announced address.
@@ -250,11 +247,7 @@ impl Service {
 }
 
 fn dir_age(dir: &ScratchDir) -> Duration {
-    std::fs::metadata(dir.path())
-        .and_then(|m| m.created())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .unwrap_or_default()
+    std::fs::metadata(dir.path()).and_then(|m| m.created()).ok().and_then(|t| t.elapsed().ok()).unwrap_or_default()
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or fails after `within`.

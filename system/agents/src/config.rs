@@ -256,16 +256,15 @@ mod tests {
 
     #[test]
     fn a_pool_naming_an_unknown_model_is_rejected() {
-        let config: Config =
-            parse_toml("[[pools]]\nagent_type = \"coder\"\nworkers = 1\nmodel = \"gpt-9\"\n").unwrap();
+        let config: Config = parse_toml("[[pools]]\nagent_type = \"coder\"\nworkers = 1\nmodel = \"gpt-9\"\n").unwrap();
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("pools[0].model") && err.contains("gpt-9"), "{err}");
     }
 
     #[test]
     fn unknown_agent_types_are_rejected_by_name() {
-        let err = parse_toml::<Config>("[[pools]]\nagent_type = \"poet\"\nworkers = 1\nmodel = \"sim-small\"\n")
-            .unwrap_err();
+        let err =
+            parse_toml::<Config>("[[pools]]\nagent_type = \"poet\"\nworkers = 1\nmodel = \"sim-small\"\n").unwrap_err();
         assert!(err.contains("poet"), "{err}");
     }
 }

@@ -64,6 +64,7 @@ pub enum InterAgentError {
 
 /// A client of the QA agent over the configured transport.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // One per process, cloned rarely: boxing would buy nothing.
 pub enum QaClient {
     /// JSON over HTTP/1.1, keep-alive pool.
     Rest {
@@ -87,9 +88,8 @@ impl QaClient {
                     .map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
                 let mut connector = HttpConnector::new();
                 connector.set_nodelay(true);
-                let client = Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(30))
-                    .build(connector);
+                let client =
+                    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
                 Ok(QaClient::Rest { client, url })
             }
             InterAgentProtocol::Grpc => {
@@ -138,19 +138,16 @@ impl QaClient {
                     .expect("a static request shape is valid");
                 let response = client.request(http).await.map_err(|e| InterAgentError::Http(e.to_string()))?;
                 let status = response.status();
-                let bytes = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| InterAgentError::Http(e.to_string()))?
-                    .to_bytes();
+                let bytes =
+                    response.into_body().collect().await.map_err(|e| InterAgentError::Http(e.to_string()))?.to_bytes();
                 if !status.is_success() {
                     return Err(InterAgentError::Status(status));
                 }
                 serde_json::from_slice(&bytes).map_err(|e| InterAgentError::Http(format!("malformed review: {e}")))
             }
             QaClient::Grpc(client) => {
-                let request = pb::ReviewRequest { task_id: request.task_id, language: request.language, code: request.code };
+                let request =
+                    pb::ReviewRequest { task_id: request.task_id, language: request.language, code: request.code };
                 let review = client.clone().review_code(request).await?.into_inner();
                 Ok(review.into())
             }

@@ -91,7 +91,11 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Agent
 
 impl Agents {
     /// Binds the listeners (port 0 picks a free port).
-    pub async fn bind(config: Config, store: Arc<dyn Store>, registry: prometheus::Registry) -> Result<Agents, AgentsError> {
+    pub async fn bind(
+        config: Config,
+        store: Arc<dyn Store>,
+        registry: prometheus::Registry,
+    ) -> Result<Agents, AgentsError> {
         Ok(Agents {
             http: bind("http", config.http_addr).await?,
             grpc: bind("grpc", config.grpc_addr).await?,

@@ -72,15 +72,21 @@ impl LlmSimulator {
             tokens: register(
                 registry,
                 IntCounterVec::new(
-                    Opts::new(names::LLM_TOKENS_USED_TOTAL, "Simulated LLM tokens, by model and kind (prompt, completion)."),
+                    Opts::new(
+                        names::LLM_TOKENS_USED_TOTAL,
+                        "Simulated LLM tokens, by model and kind (prompt, completion).",
+                    ),
                     &["model", "kind"],
                 )
                 .expect("valid metric"),
             ),
             cost: register(
                 registry,
-                CounterVec::new(Opts::new(names::LLM_COST_DOLLARS_TOTAL, "Simulated LLM spend in US dollars."), &["model"])
-                    .expect("valid metric"),
+                CounterVec::new(
+                    Opts::new(names::LLM_COST_DOLLARS_TOTAL, "Simulated LLM spend in US dollars."),
+                    &["model"],
+                )
+                .expect("valid metric"),
             ),
             duration: register(
                 registry,

@@ -54,13 +54,18 @@ impl AgentMetrics {
         let histogram = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
             register(
                 registry,
-                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels).expect("valid metric"),
+                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
+                    .expect("valid metric"),
             )
         };
         let metrics = AgentMetrics {
             http: HttpMetrics::new(registry),
             grpc: GrpcMetrics::new(registry),
-            tasks: counter(names::AGENT_TASKS_TOTAL, "Tasks finished by agents, by outcome.", &["agent_type", "status"]),
+            tasks: counter(
+                names::AGENT_TASKS_TOTAL,
+                "Tasks finished by agents, by outcome.",
+                &["agent_type", "status"],
+            ),
             task_duration: histogram(
                 names::AGENT_TASK_DURATION_SECONDS,
                 "Time from claiming a task to finishing it.",
@@ -126,12 +131,17 @@ impl AgentMetrics {
         counter.with_label_values(&[cache.as_str()]).inc();
     }
 
-    pub(crate) fn inter_agent_call(&self, protocol: &str, caller: AgentType, callee: AgentType, took: Duration, ok: bool) {
+    pub(crate) fn inter_agent_call(
+        &self,
+        protocol: &str,
+        caller: AgentType,
+        callee: AgentType,
+        took: Duration,
+        ok: bool,
+    ) {
         let labels = [protocol, caller.as_str(), callee.as_str()];
         self.inter_agent_duration.with_label_values(&labels).observe(took.as_secs_f64());
         let outcome = if ok { "ok" } else { "error" };
-        self.inter_agent_requests
-            .with_label_values(&[protocol, caller.as_str(), callee.as_str(), outcome])
-            .inc();
+        self.inter_agent_requests.with_label_values(&[protocol, caller.as_str(), callee.as_str(), outcome]).inc();
     }
 }

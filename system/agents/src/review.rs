@@ -8,7 +8,12 @@ pub fn review(language: &str, code: &str, protocol: &str) -> Review {
     let mut score: f64 = 1.0;
     let lines: Vec<&str> = code.lines().collect();
     if lines.is_empty() {
-        return Review { approved: false, score: 0.0, comments: vec!["no code to review".into()], protocol: protocol.into() };
+        return Review {
+            approved: false,
+            score: 0.0,
+            comments: vec!["no code to review".into()],
+            protocol: protocol.into(),
+        };
     }
     let long = lines.iter().filter(|l| l.chars().count() > 100).count();
     if long > 0 {
@@ -21,9 +26,9 @@ pub fn review(language: &str, code: &str, protocol: &str) -> Review {
         comments.push(format!("{todos} unresolved TODO/FIXME"));
     }
     let unwraps = code.matches(".unwrap()").count() + code.matches(".expect(").count();
-    let in_tests = code.find("#[cfg(test)]").map_or(0, |at| {
-        code[at..].matches(".unwrap()").count() + code[at..].matches(".expect(").count()
-    });
+    let in_tests = code
+        .find("#[cfg(test)]")
+        .map_or(0, |at| code[at..].matches(".unwrap()").count() + code[at..].matches(".expect(").count());
     if unwraps > in_tests {
         score -= 0.15;
         comments.push(format!("{} unwrap/expect outside tests", unwraps - in_tests));

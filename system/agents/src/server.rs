@@ -116,7 +116,10 @@ struct AgentService {
 
 #[tonic::async_trait]
 impl pb::qa_agent_server::QaAgent for AgentService {
-    async fn review_code(&self, request: tonic::Request<pb::ReviewRequest>) -> Result<tonic::Response<pb::Review>, tonic::Status> {
+    async fn review_code(
+        &self,
+        request: tonic::Request<pb::ReviewRequest>,
+    ) -> Result<tonic::Response<pb::Review>, tonic::Status> {
         self.work
             .metrics
             .grpc

@@ -109,8 +109,7 @@ impl Workers {
         };
         let started = Instant::now();
         self.work.metrics.task_started(agent);
-        self.announce(&task, AgentEventType::TaskStarted, serde_json::json!({ "attempt": task.attempts }))
-            .await;
+        self.announce(&task, AgentEventType::TaskStarted, serde_json::json!({ "attempt": task.attempts })).await;
         let outcome = match self.work.perform(&task).await {
             Ok(result) => TaskOutcome::Completed(result),
             Err(reason) => TaskOutcome::Failed(reason),

@@ -177,6 +177,7 @@ async fn sessions_projects_and_deletes_are_per_tenant() {
 
         let (a, b) = (project(&acme), project(&acme));
         store.insert_project(&a).await.unwrap();
+        assert!(store.tasks(&acme, a.id, Page::default()).await.unwrap().is_empty(), "{backend}: no tasks yet");
         store.insert_project(&b).await.unwrap();
         let listed = store.projects(&acme, Page { limit: 1, offset: 1 }).await.unwrap();
         assert_eq!(listed.len(), 1, "{backend}");

@@ -94,10 +94,7 @@ impl Gatekeeper {
             .or_else(|| authorization.strip_prefix("bearer "))
             .ok_or(ApiError::Unauthenticated("the Authorization header must be `Bearer <session token>`"))?
             .trim();
-        self.store
-            .session_tenant(token)
-            .await?
-            .ok_or(ApiError::Unauthenticated("unknown or expired session token"))
+        self.store.session_tenant(token).await?.ok_or(ApiError::Unauthenticated("unknown or expired session token"))
     }
 }
 

@@ -141,7 +141,8 @@ mod tests {
 
     #[test]
     fn a_file_overrides_only_what_it_names() {
-        let config: Config = parse_toml("session_ttl = \"5m\"\n[rate_limit]\ncapacity = 5\nrefill_per_second = 0.5\n").unwrap();
+        let config: Config =
+            parse_toml("session_ttl = \"5m\"\n[rate_limit]\ncapacity = 5\nrefill_per_second = 0.5\n").unwrap();
         assert_eq!(config.session_ttl, Duration::from_secs(300));
         assert_eq!(config.rate_limit, Some(TokenBucket { capacity: 5, refill_per_second: 0.5 }));
         assert_eq!(config.http_addr, Config::default().http_addr);
@@ -149,8 +150,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let mut config = Config::default();
-        config.rate_limit = Some(TokenBucket { capacity: 1, refill_per_second: 0.0 });
+        let config =
+            Config { rate_limit: Some(TokenBucket { capacity: 1, refill_per_second: 0.0 }), ..Config::default() };
         assert!(config.validate().unwrap_err().to_string().contains("rate_limit.refill_per_second"));
         let mut config = Config::default();
         config.tenants[1].api_key = config.tenants[0].api_key.clone();

@@ -88,7 +88,11 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Gatew
 
 impl Gateway {
     /// Binds the REST and gRPC listeners (port 0 picks a free port).
-    pub async fn bind(config: &Config, store: Arc<dyn Store>, registry: prometheus::Registry) -> Result<Gateway, GatewayError> {
+    pub async fn bind(
+        config: &Config,
+        store: Arc<dyn Store>,
+        registry: prometheus::Registry,
+    ) -> Result<Gateway, GatewayError> {
         Ok(Gateway {
             http: bind("http", config.http_addr).await?,
             grpc: bind("grpc", config.grpc_addr).await?,

@@ -242,7 +242,12 @@ pub async fn get_task(store: &dyn Store, tenant: &TenantId, id: TaskId) -> Resul
 }
 
 /// The tasks of one of the tenant's projects.
-pub async fn list_tasks(store: &dyn Store, tenant: &TenantId, project: ProjectId, page: Page) -> Result<TaskList, ApiError> {
+pub async fn list_tasks(
+    store: &dyn Store,
+    tenant: &TenantId,
+    project: ProjectId,
+    page: Page,
+) -> Result<TaskList, ApiError> {
     get_project(store, tenant, project).await?;
     Ok(TaskList { tasks: store.tasks(tenant, project, page).await? })
 }
@@ -291,9 +296,8 @@ mod tests {
     #[tokio::test]
     async fn a_tenant_cannot_reach_another_tenants_records() {
         let store = MemoryStore::new();
-        let project = create_project(&store, &acme(), NewProject { name: "p".into(), ..Default::default() })
-            .await
-            .unwrap();
+        let project =
+            create_project(&store, &acme(), NewProject { name: "p".into(), ..Default::default() }).await.unwrap();
         let globex: TenantId = "globex".parse().unwrap();
         assert!(matches!(get_project(&store, &globex, project.id).await, Err(ApiError::NotFound(_))));
         let task = NewTask { agent_type: AgentType::Coder, description: "d".into() };

@@ -79,22 +79,22 @@ async fn bad_requests_get_a_4xx_naming_what_was_wrong() {
     let mut orchestrator = pb::orchestrator_client::OrchestratorClient::new(stack.grpc(0).await);
     let status = orchestrator
         .distribute_task(authed(
-            pb::DistributeTaskRequest { project_id: project.clone(), agent_type: "poet".into(), description: "x".into() },
+            pb::DistributeTaskRequest {
+                project_id: project.clone(),
+                agent_type: "poet".into(),
+                description: "x".into(),
+            },
             &acme.token,
         ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("agent_type"), "{}", status.message());
-    let status = orchestrator
-        .get_task(tonic::Request::new(pb::GetTaskRequest { task_id: "x".into() }))
-        .await
-        .unwrap_err();
+    let status =
+        orchestrator.get_task(tonic::Request::new(pb::GetTaskRequest { task_id: "x".into() })).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    let status = orchestrator
-        .get_task(authed(pb::GetTaskRequest { task_id: "x".into() }, &acme.token))
-        .await
-        .unwrap_err();
+    let status =
+        orchestrator.get_task(authed(pb::GetTaskRequest { task_id: "x".into() }, &acme.token)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("task_id"));
 

@@ -117,7 +117,8 @@ async fn inter_agent_review_goes_over_grpc_when_configured() {
         &[("protocol", "grpc"), ("caller", "coder"), ("callee", "qa")],
     );
     assert_eq!(calls, Some(1.0), "{exposition}");
-    let served = metric_value(&exposition, "grpc_server_handled_total", &[("grpc_method", "ReviewCode"), ("grpc_code", "OK")]);
+    let served =
+        metric_value(&exposition, "grpc_server_handled_total", &[("grpc_method", "ReviewCode"), ("grpc_code", "OK")]);
     assert_eq!(served, Some(1.0));
 }
 
@@ -152,10 +153,7 @@ async fn metrics_name_every_hop_after_traffic() {
     let task = rest.submit_task(&project, "coder", "parser for config files").await;
     rest.finished_task(task["id"].as_str().unwrap(), WITHIN).await;
     let mut projects = pb::projects_client::ProjectsClient::new(stack.grpc(0).await);
-    projects
-        .list_projects(authed(pb::ListProjectsRequest::default(), &rest.token))
-        .await
-        .unwrap();
+    projects.list_projects(authed(pb::ListProjectsRequest::default(), &rest.token)).await.unwrap();
 
     let gateway = metrics(&stack.rest(0)).await;
     let route = "/api/v1/projects/{project_id}/tasks";
@@ -188,12 +186,8 @@ async fn metrics_name_every_hop_after_traffic() {
 #[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
     let stack = Stack::start(GATEWAY, 1, "");
-    let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", stack.rest(0)))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value =
+        reqwest::get(format!("{}/api/v1/openapi.json", stack.rest(0))).await.unwrap().json().await.unwrap();
     let client = reqwest::Client::new();
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {

@@ -46,17 +46,11 @@ async fn one_tenant_never_reaches_anothers_records() {
         .unwrap_err()
         .code();
     assert_eq!(code, Code::NotFound);
-    let code = orchestrator
-        .get_task(authed(pb::GetTaskRequest { task_id: task.into() }, token))
-        .await
-        .unwrap_err()
-        .code();
+    let code =
+        orchestrator.get_task(authed(pb::GetTaskRequest { task_id: task.into() }, token)).await.unwrap_err().code();
     assert_eq!(code, Code::NotFound);
-    let distribute = pb::DistributeTaskRequest {
-        project_id: project.clone(),
-        agent_type: "coder".into(),
-        description: "x".into(),
-    };
+    let distribute =
+        pb::DistributeTaskRequest { project_id: project.clone(), agent_type: "coder".into(), description: "x".into() };
     assert_eq!(orchestrator.distribute_task(authed(distribute, token)).await.unwrap_err().code(), Code::NotFound);
     let stream = orchestrator
         .stream_project_updates(authed(pb::StreamProjectUpdatesRequest { project_id: project.clone() }, token))

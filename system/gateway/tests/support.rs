@@ -108,12 +108,8 @@ pub(crate) struct RestClient {
 impl RestClient {
     pub(crate) async fn login(base: &str, api_key: &str) -> RestClient {
         let http = reqwest::Client::new();
-        let response = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({ "api_key": api_key }))
-            .send()
-            .await
-            .unwrap();
+        let response =
+            http.post(format!("{base}/api/v1/auth/login")).json(&json!({ "api_key": api_key })).send().await.unwrap();
         assert_eq!(response.status(), 200, "login failed");
         let body: Value = response.json().await.unwrap();
         RestClient { http, base: base.to_owned(), token: body["token"].as_str().unwrap().to_owned() }
@@ -150,7 +146,10 @@ impl RestClient {
 
     pub(crate) async fn submit_task(&self, project: &str, agent_type: &str, description: &str) -> Value {
         let (status, body) = self
-            .post(&format!("/api/v1/projects/{project}/tasks"), json!({ "agent_type": agent_type, "description": description }))
+            .post(
+                &format!("/api/v1/projects/{project}/tasks"),
+                json!({ "agent_type": agent_type, "description": description }),
+            )
             .await;
         assert_eq!(status, 202, "{body}");
         body

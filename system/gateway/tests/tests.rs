@@ -7,4 +7,5 @@ mod bad_input;
 mod end_to_end;
 mod isolation;
 mod rate_limit;
+mod shutdown;
 mod worker_crash;

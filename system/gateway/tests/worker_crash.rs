@@ -43,7 +43,9 @@ async fn a_task_of_a_killed_worker_is_taken_over_and_completes_exactly_once() {
     // Give a stray second delivery time to show up, then check it did not.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let exposition = metrics(&survivor.url("http")).await;
-    let count = |status| metric_value(&exposition, "q2o_agent_tasks_total", &[("agent_type", "documentation"), ("status", status)]);
+    let count = |status| {
+        metric_value(&exposition, "q2o_agent_tasks_total", &[("agent_type", "documentation"), ("status", status)])
+    };
     assert_eq!(count("completed"), Some(1.0), "{exposition}");
     assert_eq!(count("duplicate"), Some(0.0));
     assert_eq!(

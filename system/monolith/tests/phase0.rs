@@ -7,12 +7,9 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn one_process_serves_the_journey_without_redis() {
-    let monolith = Service::start(
-        "q2o-monolith",
-        &["--http-addr", "127.0.0.1:0", "--agents-http-addr", "127.0.0.1:0"],
-        &[],
-    )
-    .expect("monolith starts");
+    let monolith =
+        Service::start("q2o-monolith", &["--http-addr", "127.0.0.1:0", "--agents-http-addr", "127.0.0.1:0"], &[])
+            .expect("monolith starts");
     let base = monolith.url("http");
     let http = reqwest::Client::new();
     let ready: Value = http.get(format!("{base}/ready")).send().await.unwrap().json().await.unwrap();
@@ -58,14 +55,8 @@ async fn one_process_serves_the_journey_without_redis() {
     .unwrap();
     assert_eq!(done["result"]["language"], "python");
 
-    let agents_metrics = http
-        .get(format!("{}/metrics", monolith.url("agents_http")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let agents_metrics =
+        http.get(format!("{}/metrics", monolith.url("agents_http"))).send().await.unwrap().text().await.unwrap();
     assert_eq!(
         metric_value(&agents_metrics, "q2o_agent_tasks_total", &[("agent_type", "testing"), ("status", "completed")]),
         Some(1.0)

@@ -17,8 +17,7 @@ use uuid::Uuid;
 /// through RFC 3339 text unchanged.
 pub fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-        .expect("a truncated nanosecond is in range")
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).expect("a truncated nanosecond is in range")
 }
 
 /// A tenant: the unit of isolation. Every record belongs to exactly one.

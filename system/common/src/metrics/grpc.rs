@@ -56,8 +56,11 @@ impl GrpcMetrics {
         let handling = register(
             registry,
             HistogramVec::new(
-                HistogramOpts::new(names::GRPC_SERVER_HANDLING_SECONDS, "gRPC call latency until the response (or stream) starts.")
-                    .buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new(
+                    names::GRPC_SERVER_HANDLING_SECONDS,
+                    "gRPC call latency until the response (or stream) starts.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
                 &["grpc_service", "grpc_method"],
             )
             .expect("valid metric"),
@@ -79,9 +82,7 @@ impl GrpcMetrics {
             Err(status) => status.code(),
         };
         self.handled.with_label_values(&[service, method, code.code_name()]).inc();
-        self.handling
-            .with_label_values(&[service, method])
-            .observe(started.elapsed().as_secs_f64());
+        self.handling.with_label_values(&[service, method]).observe(started.elapsed().as_secs_f64());
         result
     }
 }

@@ -49,13 +49,7 @@ pub async fn track_http(State(metrics): State<HttpMetrics>, request: Request, ne
     let method = request.method().clone();
     let response = next.run(request).await;
     let status = response.status();
-    metrics
-        .requests
-        .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
-        .inc();
-    metrics
-        .duration
-        .with_label_values(&[method.as_str(), route.as_str()])
-        .observe(started.elapsed().as_secs_f64());
+    metrics.requests.with_label_values(&[method.as_str(), route.as_str(), status.as_str()]).inc();
+    metrics.duration.with_label_values(&[method.as_str(), route.as_str()]).observe(started.elapsed().as_secs_f64());
     response
 }

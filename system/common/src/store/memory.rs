@@ -105,11 +105,7 @@ impl Store for MemoryStore {
     async fn take_token(&self, tenant: &TenantId, bucket: TokenBucket) -> Result<RateDecision, StoreError> {
         let mut state = self.state();
         let now = Instant::now();
-        let (tokens, last) = state
-            .buckets
-            .get(tenant)
-            .copied()
-            .unwrap_or((f64::from(bucket.capacity), now));
+        let (tokens, last) = state.buckets.get(tenant).copied().unwrap_or((f64::from(bucket.capacity), now));
         let (left, decision) = bucket.take(tokens, now.duration_since(last));
         state.buckets.insert(tenant.clone(), (left, now));
         Ok(decision)
@@ -140,10 +136,7 @@ impl Store for MemoryStore {
     async fn projects(&self, tenant: &TenantId, p: Page) -> Result<Vec<Project>, StoreError> {
         let state = self.state();
         let ids = state.project_order.get(tenant).map(Vec::as_slice).unwrap_or_default();
-        Ok(page(ids, p)
-            .into_iter()
-            .filter_map(|id| state.projects.get(&(tenant.clone(), id)).cloned())
-            .collect())
+        Ok(page(ids, p).into_iter().filter_map(|id| state.projects.get(&(tenant.clone(), id)).cloned()).collect())
     }
 
     async fn delete_project(&self, tenant: &TenantId, id: ProjectId) -> Result<bool, StoreError> {
@@ -162,11 +155,7 @@ impl Store for MemoryStore {
         {
             let mut state = self.state();
             state.tasks.insert((task.tenant.clone(), task.id), task.clone());
-            state
-                .project_tasks
-                .entry((task.tenant.clone(), task.project_id))
-                .or_default()
-                .push(task.id);
+            state.project_tasks.entry((task.tenant.clone(), task.project_id)).or_default().push(task.id);
             state.next_entry += 1;
             let claim = Claim {
                 agent_type: task.agent_type,
@@ -186,15 +175,8 @@ impl Store for MemoryStore {
 
     async fn tasks(&self, tenant: &TenantId, project: ProjectId, p: Page) -> Result<Vec<Task>, StoreError> {
         let state = self.state();
-        let ids = state
-            .project_tasks
-            .get(&(tenant.clone(), project))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        Ok(page(ids, p)
-            .into_iter()
-            .filter_map(|id| state.tasks.get(&(tenant.clone(), id)).cloned())
-            .collect())
+        let ids = state.project_tasks.get(&(tenant.clone(), project)).map(Vec::as_slice).unwrap_or_default();
+        Ok(page(ids, p).into_iter().filter_map(|id| state.tasks.get(&(tenant.clone(), id)).cloned()).collect())
     }
 
     async fn project_status(&self, tenant: &TenantId, project: ProjectId) -> Result<ProjectStatusSummary, StoreError> {
@@ -277,7 +259,12 @@ impl Store for MemoryStore {
         Ok(Some(task.clone()))
     }
 
-    async fn finish_task(&self, tenant: &TenantId, id: TaskId, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError> {
+    async fn finish_task(
+        &self,
+        tenant: &TenantId,
+        id: TaskId,
+        outcome: &TaskOutcome,
+    ) -> Result<Option<Task>, StoreError> {
         let mut state = self.state();
         let Some(task) = state.tasks.get_mut(&(tenant.clone(), id)) else { return Ok(None) };
         if task.status.is_terminal() {
@@ -307,9 +294,7 @@ impl Store for MemoryStore {
     }
 
     async fn cache_put(&self, cache: CacheType, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.state()
-            .cache
-            .insert((cache, key.to_owned()), (value.to_owned(), Instant::now() + ttl));
+        self.state().cache.insert((cache, key.to_owned()), (value.to_owned(), Instant::now() + ttl));
         Ok(())
     }
 

@@ -152,7 +152,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError>;
     /// Finishes a task exactly once: `None` if it was already finished (by an
     /// earlier attempt) or is gone, and nothing is changed.
-    async fn finish_task(&self, tenant: &TenantId, id: TaskId, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError>;
+    async fn finish_task(
+        &self,
+        tenant: &TenantId,
+        id: TaskId,
+        outcome: &TaskOutcome,
+    ) -> Result<Option<Task>, StoreError>;
 
     // ---- cache
 

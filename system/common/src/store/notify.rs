@@ -31,10 +31,7 @@ impl NotificationHub {
     /// Agent events of one tenant.
     pub fn subscribe_activity(&self, tenant: &TenantId) -> broadcast::Receiver<AgentEvent> {
         let mut activity = self.activity.lock().expect("hub lock is never poisoned");
-        activity
-            .entry(tenant.clone())
-            .or_insert_with(|| broadcast::channel(SUBSCRIBER_BACKLOG).0)
-            .subscribe()
+        activity.entry(tenant.clone()).or_insert_with(|| broadcast::channel(SUBSCRIBER_BACKLOG).0).subscribe()
     }
 
     /// Delivers a notification; channels whose subscribers are all gone are dropped.

@@ -295,11 +295,8 @@ impl Store for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids
-            .iter()
-            .filter_map(|id| id.parse().ok())
-            .map(|id| keys::project(tenant, id))
-            .collect();
+        let keys: Vec<String> =
+            ids.iter().filter_map(|id| id.parse().ok()).map(|id| keys::project(tenant, id)).collect();
         let docs: Vec<Option<String>> = self.conn().mget(&keys).await?;
         docs.into_iter()
             .zip(&keys)
@@ -366,11 +363,10 @@ impl Store for RedisStore {
         let start = page.offset as isize;
         let stop = start + page.limit as isize - 1;
         let ids: Vec<String> = self.conn().zrange(keys::project_tasks(tenant, project), start, stop).await?;
-        let keys: Vec<String> = ids
-            .iter()
-            .filter_map(|id| id.parse().ok())
-            .map(|id| keys::task(tenant, id))
-            .collect();
+        let keys: Vec<String> = ids.iter().filter_map(|id| id.parse().ok()).map(|id| keys::task(tenant, id)).collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for key in &keys {
             pipe.hgetall(key);
@@ -451,10 +447,7 @@ impl Store for RedisStore {
     }
 
     async fn ack(&self, claim: &Claim) -> Result<(), StoreError> {
-        let _: u64 = self
-            .conn()
-            .xack(keys::queue(claim.agent_type), keys::AGENT_GROUP, &[&claim.entry_id])
-            .await?;
+        let _: u64 = self.conn().xack(keys::queue(claim.agent_type), keys::AGENT_GROUP, &[&claim.entry_id]).await?;
         Ok(())
     }
 
@@ -474,7 +467,12 @@ impl Store for RedisStore {
         self.load_task(&key).await
     }
 
-    async fn finish_task(&self, tenant: &TenantId, id: TaskId, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError> {
+    async fn finish_task(
+        &self,
+        tenant: &TenantId,
+        id: TaskId,
+        outcome: &TaskOutcome,
+    ) -> Result<Option<Task>, StoreError> {
         let key = keys::task(tenant, id);
         let Some(task) = self.load_task(&key).await? else { return Ok(None) };
         let (status, result, error) = match outcome {
@@ -533,7 +531,11 @@ impl RedisStore {
     /// Turns stream entries into claims. An entry that is not a task reference
     /// can never be processed, so it is acknowledged (dropped) with a warning
     /// instead of being re-delivered forever.
-    async fn claims_or_ack_malformed(&self, agent: AgentType, entries: impl IntoIterator<Item = StreamId>) -> Vec<Claim> {
+    async fn claims_or_ack_malformed(
+        &self,
+        agent: AgentType,
+        entries: impl IntoIterator<Item = StreamId>,
+    ) -> Vec<Claim> {
         let mut claims = Vec::new();
         for entry in entries {
             match claim_from_entry(agent, &entry) {

@@ -32,7 +32,9 @@ impl pb::agent_monitor_server::AgentMonitor for MonitorService {
                 let caller = admit(&self.state, &request).await?;
                 let only: Option<AgentType> = match request.get_ref().agent_type.as_str() {
                     "" => None,
-                    name => Some(name.parse().map_err(|reason: String| Status::from(ApiError::field("agent_type", reason)))?),
+                    name => Some(
+                        name.parse().map_err(|reason: String| Status::from(ApiError::field("agent_type", reason)))?,
+                    ),
                 };
                 let events = self.state.store.subscribe_activity(&caller.tenant).await.map_err(ApiError::from)?;
                 let guard = self.state.metrics.stream_opened();

@@ -57,7 +57,10 @@ impl pb::orchestrator_server::Orchestrator for OrchestratorService {
             .await
     }
 
-    async fn list_tasks(&self, request: Request<pb::ListTasksRequest>) -> Result<Response<pb::ListTasksResponse>, Status> {
+    async fn list_tasks(
+        &self,
+        request: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
         self.state
             .metrics
             .grpc

@@ -14,14 +14,22 @@ pub(super) struct ProjectsService {
 
 #[tonic::async_trait]
 impl pb::projects_server::Projects for ProjectsService {
-    async fn create_project(&self, request: Request<pb::CreateProjectRequest>) -> Result<Response<pb::Project>, Status> {
+    async fn create_project(
+        &self,
+        request: Request<pb::CreateProjectRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
         self.state
             .metrics
             .grpc
             .observe(SERVICE, "CreateProject", async {
                 let caller = admit(&self.state, &request).await?;
                 let req = request.into_inner();
-                let new = NewProject { name: req.name, description: req.description, objective: req.objective, tags: req.tags };
+                let new = NewProject {
+                    name: req.name,
+                    description: req.description,
+                    objective: req.objective,
+                    tags: req.tags,
+                };
                 let project = api(ops::create_project(&*self.state.store, &caller.tenant, new).await)?;
                 Ok(Response::new(project.into()))
             })
@@ -52,12 +60,17 @@ impl pb::projects_server::Projects for ProjectsService {
                 let caller = admit(&self.state, &request).await?;
                 let page = api(ops::page(request.get_ref().limit, request.get_ref().offset))?;
                 let list = api(ops::list_projects(&*self.state.store, &caller.tenant, page).await)?;
-                Ok(Response::new(pb::ListProjectsResponse { projects: list.projects.into_iter().map(Into::into).collect() }))
+                Ok(Response::new(pb::ListProjectsResponse {
+                    projects: list.projects.into_iter().map(Into::into).collect(),
+                }))
             })
             .await
     }
 
-    async fn update_project(&self, request: Request<pb::UpdateProjectRequest>) -> Result<Response<pb::Project>, Status> {
+    async fn update_project(
+        &self,
+        request: Request<pb::UpdateProjectRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
         self.state
             .metrics
             .grpc

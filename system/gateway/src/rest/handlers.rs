@@ -10,7 +10,9 @@ use utoipa::IntoParams;
 use super::extract::{ApiJson, ApiQuery};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::operations::{self as ops, LoginRequest, LoginResponse, NewProject, NewTask, ProjectList, ProjectPatch, TaskList, parse_id};
+use crate::operations::{
+    self as ops, LoginRequest, LoginResponse, NewProject, NewTask, ProjectList, ProjectPatch, TaskList, parse_id,
+};
 use crate::state::AppState;
 
 /// `?limit=&offset=` of a listing.

@@ -38,17 +38,13 @@ pub fn app(state: AppState, max_body_bytes: usize, request_timeout: Duration) ->
         .route("/projects", get(handlers::list_projects).post(handlers::create_project))
         .route(
             "/projects/{project_id}",
-            get(handlers::get_project)
-                .patch(handlers::update_project)
-                .delete(handlers::delete_project),
+            get(handlers::get_project).patch(handlers::update_project).delete(handlers::delete_project),
         )
         .route("/projects/{project_id}/tasks", get(handlers::list_tasks).post(handlers::submit_task))
         .route("/projects/{project_id}/status", get(handlers::project_status))
         .route("/tasks/{task_id}", get(handlers::get_task))
         .route_layer(middleware::from_fn_with_state(state.clone(), admit));
-    let public = Router::new()
-        .route("/auth/login", post(handlers::login))
-        .route("/openapi.json", get(openapi::serve));
+    let public = Router::new().route("/auth/login", post(handlers::login)).route("/openapi.json", get(openapi::serve));
     Router::new()
         .nest("/api/v1", protected.merge(public))
         .route("/health", get(handlers::health))
