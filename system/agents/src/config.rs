@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use q2o_common::config::{ConfigError, duration, load_file};
 use q2o_common::domain::AgentType;
+use q2o_common::kafka::KafkaConfig;
 use serde::{Deserialize, Serialize};
 
 /// How the coder agent reaches the QA agent: the REST-versus-gRPC experiment.
@@ -65,6 +66,30 @@ pub struct Config {
     pub models: Vec<ModelProfile>,
     /// Which agent types run here, with how many concurrent tasks each.
     pub pools: Vec<Pool>,
+    /// The event log; absent means no Kafka (phase0 and phase1 run without one).
+    pub kafka: Option<KafkaConfig>,
+    /// Consumer groups this process runs one member of (needs `kafka`).
+    pub consumer_groups: Vec<ConsumerGroup>,
+}
+
+/// A consumer group the agents process can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerGroup {
+    /// Per-agent-type counts, durations and cost, exported as metrics.
+    Analytics,
+    /// Records every event id once, so that a run can prove nothing was lost.
+    Audit,
+}
+
+impl ConsumerGroup {
+    /// The Kafka group id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerGroup::Analytics => "analytics",
+            ConsumerGroup::Audit => "audit",
+        }
+    }
 }
 
 /// The worker pool of one agent type.
@@ -152,6 +177,8 @@ impl Default for Config {
                     .into(),
                 })
                 .collect(),
+            kafka: None,
+            consumer_groups: Vec::new(),
         }
     }
 }
@@ -177,6 +204,9 @@ pub struct Flags {
     /// Name in the consumer group.
     #[arg(long, env = "Q2O_AGENTS_CONSUMER")]
     pub consumer: Option<String>,
+    /// Kafka bootstrap servers (turns the event log on with default topic settings).
+    #[arg(long, env = "Q2O_KAFKA_BOOTSTRAP")]
+    pub kafka_bootstrap: Option<String>,
 }
 
 impl Config {
@@ -197,6 +227,9 @@ impl Config {
         }
         if let Some(consumer) = &flags.consumer {
             config.consumer.clone_from(consumer);
+        }
+        if let Some(servers) = &flags.kafka_bootstrap {
+            config.kafka.get_or_insert_with(KafkaConfig::default).bootstrap_servers.clone_from(servers);
         }
         config.validate()?;
         Ok(config)
@@ -229,6 +262,14 @@ impl Config {
         }
         if self.reclaim_after < self.claim_wait {
             return Err(ConfigError::value("reclaim_after", "must be at least claim_wait"));
+        }
+        if !self.consumer_groups.is_empty() && self.kafka.is_none() {
+            return Err(ConfigError::value("consumer_groups", "needs a [kafka] section"));
+        }
+        if let Some(kafka) = &self.kafka
+            && kafka.partitions < 1
+        {
+            return Err(ConfigError::value("kafka.partitions", "must be at least 1"));
         }
         if self.reclaim_every.is_zero() {
             return Err(ConfigError::value("reclaim_every", "must be positive"));

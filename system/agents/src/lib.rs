@@ -17,6 +17,7 @@ The LLM is a simulator ([`llm`]); everything else is real work.
 */
 
 pub mod config;
+pub mod consumers;
 mod execution;
 pub mod inter_agent;
 pub mod llm;
@@ -31,6 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use q2o_common::kafka::{self, ConsumeError, EventConsumer, EventProducer, KafkaMetrics, Start};
 use q2o_common::store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -64,6 +66,15 @@ pub enum AgentsError {
     /// The queues could not be prepared.
     #[error("cannot prepare the task queues: {0}")]
     Queues(#[from] StoreError),
+    /// The event log could not be set up.
+    #[error("event log: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A consumer could not be started.
+    #[error("event log: {0}")]
+    Consume(#[from] ConsumeError),
+    /// A command needs the event log, and none is configured.
+    #[error("no [kafka] section in the configuration (or --kafka-bootstrap flag)")]
+    NoKafka,
     /// The QA agent's address is unusable.
     #[error(transparent)]
     InterAgent(#[from] InterAgentError),
@@ -143,12 +154,21 @@ impl Agents {
             config.consumer.clone()
         };
         tracing::info!(%consumer, inter_agent = config.inter_agent.as_str(), %qa_url, pools = agent_types.len(), "agents starting");
+        let (events, kafka_metrics) = match &config.kafka {
+            Some(kafka) => {
+                kafka::ensure_topic(kafka).await?;
+                let metrics = KafkaMetrics::new(&self.registry);
+                (Some(EventProducer::new(kafka, metrics.clone())?), Some(metrics))
+            }
+            None => (None, None),
+        };
         let workers = Arc::new(Workers {
             work: Arc::clone(&work),
             consumer,
             claim_wait: config.claim_wait,
             reclaim_after: config.reclaim_after,
             reclaim_every: config.reclaim_every,
+            events: events.clone(),
         });
 
         let (stop, stopped) = watch::channel(false);
@@ -161,8 +181,19 @@ impl Agents {
             .add_routes(server::grpc_routes(state))
             .serve_with_incoming_shutdown(TcpIncoming::from(self.grpc), signal(stopped.clone()));
         let pools = workers.run(config.pools.clone(), stopped.clone());
+        let mut groups = Vec::new();
+        if let (Some(kafka), Some(metrics)) = (&config.kafka, &kafka_metrics) {
+            let ledger = consumers::LedgerMetrics::new(&self.registry);
+            for &group in &config.consumer_groups {
+                let consumer = EventConsumer::new(kafka, group.as_str(), Start::Group, metrics.clone())?;
+                let handler = consumers::handler(group, Arc::clone(&self.store), &self.registry, ledger.clone());
+                let stop = signal(stopped.clone());
+                groups.push(async move { consumer.run(&*handler, stop).await });
+            }
+        }
+        let groups = futures::future::join_all(groups);
         let everything = async {
-            let (http, grpc, ()) = tokio::join!(http, grpc, pools);
+            let (http, grpc, (), _) = tokio::join!(http, grpc, pools, groups);
             http.map_err(AgentsError::Http)?;
             grpc.map_err(AgentsError::from)
         };
@@ -173,9 +204,58 @@ impl Agents {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
             tracing::warn!("tasks still running after {SHUTDOWN_GRACE:?}; another process will take them over");
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = everything => result,
             () = deadline => Ok(()),
+        };
+        if let Some(events) = events {
+            events.flush(Duration::from_secs(5));
         }
+        result
     }
+}
+
+/// Re-reads the activity log into consumer group `group`, counting every event
+/// through the group's ledger, until it reaches the end the log had when the
+/// replay started. `from_beginning` ignores the group's committed offsets.
+pub async fn replay(
+    config: &Config,
+    store: Arc<dyn Store>,
+    group: &str,
+    from_beginning: bool,
+    timeout: Duration,
+) -> Result<consumers::ReplaySummary, AgentsError> {
+    let kafka = config.kafka.as_ref().ok_or(AgentsError::NoKafka)?;
+    let metrics = KafkaMetrics::new(&prometheus::Registry::new());
+    let probe = EventConsumer::new(kafka, group, Start::Group, metrics.clone())?;
+    let partitions = probe.partition_count(Duration::from_secs(10))?;
+    let targets = probe.high_watermarks(partitions, Duration::from_secs(10))?;
+    drop(probe);
+    let start = if from_beginning {
+        Start::Assigned { partitions, offsets: HashMap::new() }
+    } else {
+        Start::Group
+    };
+    let consumer = EventConsumer::new(kafka, group, start, metrics)?;
+    let counter = consumers::ReplayCounter {
+        group: group.to_owned(),
+        store,
+        summary: std::sync::Mutex::new(consumers::ReplaySummary { group: group.to_owned(), ..Default::default() }),
+        last: std::sync::Mutex::new(HashMap::new()),
+    };
+    let started = std::time::Instant::now();
+    let caught_up = async {
+        loop {
+            tokio::time::sleep(consumers::REPLAY_POLL).await;
+            let last = counter.last.lock().expect("never poisoned").clone();
+            let done = targets.iter().all(|(p, high)| *high == 0 || last.get(p).is_some_and(|o| o + 1 >= *high));
+            if done || started.elapsed() > timeout {
+                break;
+            }
+        }
+    };
+    consumer.run(&counter, caught_up).await;
+    let mut summary = counter.summary.into_inner().expect("never poisoned");
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
 }

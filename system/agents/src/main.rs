@@ -14,6 +14,24 @@ use q2o_common::telemetry::{announce_listening, init_tracing, shutdown_signal};
 struct Cli {
     #[command(flatten)]
     flags: Flags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Re-read the activity log into a consumer group and print what it saw (JSON).
+    Replay {
+        /// The group to replay into (a new name starts a fresh ledger).
+        #[arg(long)]
+        group: String,
+        /// Read from the first offset, ignoring the group's committed offsets.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Give up after this long.
+        #[arg(long, default_value = "5m", value_parser = q2o_common::config::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[tokio::main]
@@ -33,6 +51,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = RedisStore::connect(RedisStoreOptions::new(&config.redis_url))
         .await
         .with_context(|| format!("cannot connect to Redis at {}", config.redis_url))?;
+    if let Some(Command::Replay { group, from_beginning, timeout }) = cli.command {
+        let summary = q2o_agents::replay(&config, Arc::new(store), &group, from_beginning, timeout).await?;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
     let agents = Agents::bind(config, Arc::new(store), prometheus::Registry::new()).await?;
     announce_listening("q2o-agents", &[("http", agents.http_addr()), ("grpc", agents.grpc_addr())]);
     agents.serve(shutdown_signal()).await?;

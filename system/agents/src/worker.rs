@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use q2o_common::domain::{AgentEvent, AgentEventType, AgentType, Notification, Task, TaskOutcome, TaskUpdate, now};
+use q2o_common::kafka::EventProducer;
 use q2o_common::store::Claim;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -24,6 +25,8 @@ pub(crate) struct Workers {
     pub(crate) claim_wait: Duration,
     pub(crate) reclaim_after: Duration,
     pub(crate) reclaim_every: Duration,
+    /// The activity log, when this stack has one.
+    pub(crate) events: Option<EventProducer>,
 }
 
 impl Workers {
@@ -127,13 +130,28 @@ impl Workers {
                 };
                 self.work.metrics.task_ended(agent, end, took);
                 let payload = match &outcome {
-                    TaskOutcome::Completed(result) => serde_json::json!({
-                        "duration_ms": took.as_millis() as u64,
-                        "prompt_tokens": result.prompt_tokens,
-                        "completion_tokens": result.completion_tokens,
-                        "cost_dollars": result.cost_dollars,
-                        "cache_hit": result.cache_hit,
-                    }),
+                    TaskOutcome::Completed(result) => {
+                        // Consumers (the search indexer) get the project and the
+                        // artefact with the event, so that they need no store of ours.
+                        let project = store.project(&task.tenant, task.project_id).await.ok().flatten();
+                        serde_json::json!({
+                            "duration_ms": took.as_millis() as u64,
+                            "prompt_tokens": result.prompt_tokens,
+                            "completion_tokens": result.completion_tokens,
+                            "cost_dollars": result.cost_dollars,
+                            "cache_hit": result.cache_hit,
+                            "task": { "description": task.description },
+                            "result": { "summary": result.summary, "language": result.language, "code": result.code },
+                            "project": project.map(|p| serde_json::json!({
+                                "name": p.name,
+                                "description": p.description,
+                                "objective": p.objective,
+                                "tags": p.tags,
+                                "status": p.status,
+                                "created_at": p.created_at.unix_timestamp(),
+                            })),
+                        })
+                    }
                     TaskOutcome::Failed(reason) => serde_json::json!({
                         "duration_ms": took.as_millis() as u64,
                         "error": reason,
@@ -174,6 +192,9 @@ impl Workers {
             at: now(),
             payload,
         };
+        if let Some(events) = &self.events {
+            events.send(&event);
+        }
         for notification in [Notification::Task(TaskUpdate::of(task)), Notification::Agent(event)] {
             if let Err(err) = self.work.store.publish(&notification).await {
                 tracing::warn!(%err, "cannot publish notification");

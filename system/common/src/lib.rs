@@ -10,6 +10,8 @@ What the q2o services share, and nothing else: no service logic lives here.
   HTTP and gRPC instrumentation that records them.
 * [`domain`] holds the records that cross service boundaries (`Project`, `Task`,
   `AgentEvent`, ...) and their conversions to and from the protobuf messages.
+* `kafka` (feature `kafka`) sets up the activity topic, produces events and runs
+  consumer groups at least once.
 * [`store`] is the system's state and task queue behind one trait, [`store::Store`],
   with a Redis implementation (the real stack) and an in-memory one (the phase0
   single-process baseline).
@@ -17,6 +19,8 @@ What the q2o services share, and nothing else: no service logic lives here.
 
 pub mod config;
 pub mod domain;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod metrics;
 pub mod store;
 pub mod telemetry;

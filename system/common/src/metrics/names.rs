@@ -37,8 +37,22 @@ pub const INTER_AGENT_REQUESTS_TOTAL: &str = "q2o_inter_agent_requests_total";
 pub const GATEWAY_RATE_LIMIT_DECISIONS_TOTAL: &str = "q2o_gateway_rate_limit_decisions_total";
 /// Gauge: open gRPC update and activity streams.
 pub const GATEWAY_ACTIVE_STREAMS: &str = "q2o_gateway_active_streams";
-/// Gauge `{agent_type}`: entries waiting in an agent type's queue.
-pub const QUEUE_DEPTH: &str = "q2o_queue_depth";
+/// Counter `{topic,status}`: Kafka messages produced, by delivery report (`delivered`, `failed`).
+pub const KAFKA_MESSAGES_SENT_TOTAL: &str = "q2o_kafka_messages_sent_total";
+/// Counter `{group,topic,outcome}`: Kafka messages processed by a consumer group.
+pub const KAFKA_MESSAGES_CONSUMED_TOTAL: &str = "q2o_kafka_messages_consumed_total";
+/// Gauge `{group,topic,partition}`: consumer lag in messages.
+pub const KAFKA_CONSUMER_LAG_MESSAGES: &str = "q2o_kafka_consumer_lag_messages";
+/// Histogram `{group}`: age of an event when a consumer group processed it (produce -> consume latency).
+pub const KAFKA_EVENT_AGE_SECONDS: &str = "q2o_kafka_event_age_seconds";
+/// Counter `{group,outcome}`: events recorded in a group's audit ledger (`unique`, `duplicate`).
+pub const AUDIT_EVENTS_TOTAL: &str = "q2o_audit_events_total";
+/// Counter `{agent_type,event_type}`: events seen by the analytics group.
+pub const ANALYTICS_EVENTS_TOTAL: &str = "q2o_analytics_events_total";
+/// Histogram `{agent_type}`: task durations as reported in completion events.
+pub const ANALYTICS_TASK_DURATION_SECONDS: &str = "q2o_analytics_task_duration_seconds";
+/// Counter `{agent_type}`: LLM spend as reported in completion events.
+pub const ANALYTICS_COST_DOLLARS_TOTAL: &str = "q2o_analytics_cost_dollars_total";
 
 /// Every name above, for the check that alerts and dashboards quote only real metrics.
 pub const ALL: &[&str] = &[
@@ -59,5 +73,12 @@ pub const ALL: &[&str] = &[
     INTER_AGENT_REQUESTS_TOTAL,
     GATEWAY_RATE_LIMIT_DECISIONS_TOTAL,
     GATEWAY_ACTIVE_STREAMS,
-    QUEUE_DEPTH,
+    KAFKA_MESSAGES_SENT_TOTAL,
+    KAFKA_MESSAGES_CONSUMED_TOTAL,
+    KAFKA_CONSUMER_LAG_MESSAGES,
+    KAFKA_EVENT_AGE_SECONDS,
+    AUDIT_EVENTS_TOTAL,
+    ANALYTICS_EVENTS_TOTAL,
+    ANALYTICS_TASK_DURATION_SECONDS,
+    ANALYTICS_COST_DOLLARS_TOTAL,
 ];

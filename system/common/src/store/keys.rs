@@ -55,3 +55,8 @@ pub(super) fn cache(cache: CacheType, key: &str) -> String {
 pub(super) fn notify(tenant: &TenantId) -> String {
     format!("q2o:notify:{tenant}")
 }
+
+/// Set of event ids a consumer group has processed.
+pub(super) fn ledger(name: &str) -> String {
+    format!("q2o:ledger:{name}")
+}

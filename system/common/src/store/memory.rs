@@ -37,6 +37,7 @@ struct State {
     pending: HashMap<String, (Claim, Instant)>,
     next_entry: u64,
     cache: HashMap<(CacheType, String), (String, Instant)>,
+    ledgers: HashMap<String, std::collections::HashSet<uuid::Uuid>>,
 }
 
 impl MemoryStore {
@@ -296,6 +297,14 @@ impl Store for MemoryStore {
     async fn cache_put(&self, cache: CacheType, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         self.state().cache.insert((cache, key.to_owned()), (value.to_owned(), Instant::now() + ttl));
         Ok(())
+    }
+
+    async fn record_event(&self, ledger: &str, event_id: uuid::Uuid) -> Result<bool, StoreError> {
+        Ok(self.state().ledgers.entry(ledger.to_owned()).or_default().insert(event_id))
+    }
+
+    async fn ledger_size(&self, ledger: &str) -> Result<u64, StoreError> {
+        Ok(self.state().ledgers.get(ledger).map_or(0, |l| l.len() as u64))
     }
 
     async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {

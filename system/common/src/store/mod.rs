@@ -166,6 +166,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Caches a value for `ttl`.
     async fn cache_put(&self, cache: CacheType, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
 
+    // ---- audit ledger
+
+    /// Records an event id in `ledger`; `true` the first time, `false` for a duplicate.
+    async fn record_event(&self, ledger: &str, event_id: uuid::Uuid) -> Result<bool, StoreError>;
+    /// How many distinct event ids `ledger` holds.
+    async fn ledger_size(&self, ledger: &str) -> Result<u64, StoreError>;
+
     // ---- notifications
 
     /// Announces a task change or agent event to every gateway replica.

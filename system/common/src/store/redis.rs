@@ -506,6 +506,15 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn record_event(&self, ledger: &str, event_id: uuid::Uuid) -> Result<bool, StoreError> {
+        let added: i64 = self.conn().sadd(keys::ledger(ledger), event_id.as_bytes().as_slice()).await?;
+        Ok(added == 1)
+    }
+
+    async fn ledger_size(&self, ledger: &str) -> Result<u64, StoreError> {
+        Ok(self.conn().scard(keys::ledger(ledger)).await?)
+    }
+
     async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {
         let json = serde_json::to_string(notification).expect("notifications serialize");
         let _: i64 = self.conn().publish(keys::notify(notification.tenant()), json).await?;

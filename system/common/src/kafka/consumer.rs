@@ -1,0 +1,233 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prometheus::IntGaugeVec;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientContext;
+
+use super::{KafkaConfig, KafkaMetrics};
+use crate::domain::AgentEvent;
+
+/// How long to wait before retrying an event whose handler failed.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// A handler could not process an event now (e.g. its store is down). The event
+/// is retried; its offset is not committed until it succeeds.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandleError(pub String);
+
+/// Where an event sits in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// What a consumer group does with each event.
+#[async_trait]
+pub trait EventHandler: Send + Sync {
+    /// Processes one event. Called at least once per event: after a crash, events
+    /// since the last commit are delivered again.
+    async fn handle(&self, event: &AgentEvent, at: Position) -> Result<(), HandleError>;
+}
+
+/// A consumer could not be created or failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// librdkafka refused.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Where reading starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Join the group: its committed offsets, or the beginning for a new group.
+    Group,
+    /// Read these partitions directly from these offsets (missing partitions
+    /// from the beginning), without joining the group; offsets are still
+    /// committed under the group's name so that its lag is visible.
+    Assigned {
+        /// Partitions of the topic.
+        partitions: i32,
+        /// Next offset to read, by partition.
+        offsets: HashMap<i32, i64>,
+    },
+}
+
+/// Publishes librdkafka's per-partition consumer lag as a gauge.
+struct LagContext {
+    group: String,
+    lag: IntGaugeVec,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // Partition -1 is librdkafka's internal "unassigned" bucket; -1 lag is "unknown".
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.lag
+                        .with_label_values(&[self.group.as_str(), topic.as_str(), &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+/// One member of a consumer group reading the activity topic.
+pub struct EventConsumer {
+    consumer: StreamConsumer<LagContext>,
+    group: String,
+    topic: String,
+    metrics: KafkaMetrics,
+}
+
+impl std::fmt::Debug for EventConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventConsumer").field("group", &self.group).field("topic", &self.topic).finish()
+    }
+}
+
+impl EventConsumer {
+    /// A member of `group`, reading `config`'s topic from `start`.
+    pub fn new(config: &KafkaConfig, group: &str, start: Start, metrics: KafkaMetrics) -> Result<Self, ConsumeError> {
+        let context = LagContext { group: group.to_owned(), lag: metrics.lag.clone() };
+        let consumer: StreamConsumer<LagContext> = config
+            .client_config()
+            .set("group.id", group)
+            // Offsets are stored only after an event is processed, and committed
+            // from there every half second: at-least-once, never at-most-once.
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "500")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", "1000")
+            .create_with_context(context)?;
+        match &start {
+            Start::Group => consumer.subscribe(&[&config.topic])?,
+            Start::Assigned { partitions, offsets } => {
+                let mut list = TopicPartitionList::new();
+                for partition in 0..*partitions {
+                    let offset = offsets.get(&partition).map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                    list.add_partition_offset(&config.topic, partition, offset)?;
+                }
+                consumer.assign(&list)?;
+            }
+        }
+        for outcome in ["processed", "malformed"] {
+            metrics.consumed.with_label_values(&[group, &config.topic, outcome]);
+        }
+        Ok(EventConsumer { consumer, group: group.to_owned(), topic: config.topic.clone(), metrics })
+    }
+
+    /// The group's name.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Processes events until `shutdown` resolves, then commits what was processed.
+    /// Returns how many events were processed.
+    pub async fn run(&self, handler: &dyn EventHandler, shutdown: impl Future<Output = ()>) -> u64 {
+        let mut processed = 0;
+        tokio::pin!(shutdown);
+        loop {
+            let message = tokio::select! {
+                () = &mut shutdown => break,
+                message = self.consumer.recv() => message,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(err) => {
+                    tracing::warn!(group = %self.group, %err, "consume error");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+            };
+            let at = Position { partition: message.partition(), offset: message.offset() };
+            let event = message.payload().map(serde_json::from_slice::<AgentEvent>);
+            match event {
+                Some(Ok(event)) => {
+                    loop {
+                        match handler.handle(&event, at).await {
+                            Ok(()) => break,
+                            Err(err) => {
+                                tracing::warn!(group = %self.group, %err, "cannot process event; retrying");
+                                tokio::select! {
+                                    () = &mut shutdown => return self.finish(processed),
+                                    () = tokio::time::sleep(RETRY_PAUSE) => {}
+                                }
+                            }
+                        }
+                    }
+                    let age = (crate::domain::now() - event.at).as_seconds_f64().max(0.0);
+                    self.metrics.age.with_label_values(&[self.group.as_str()]).observe(age);
+                    self.count("processed");
+                    processed += 1;
+                }
+                _ => {
+                    tracing::warn!(group = %self.group, partition = at.partition, offset = at.offset, "skipping malformed event");
+                    self.count("malformed");
+                }
+            }
+            if let Err(err) = self.consumer.store_offset_from_message(&message) {
+                tracing::warn!(group = %self.group, %err, "cannot store offset");
+            }
+        }
+        self.finish(processed)
+    }
+
+    fn count(&self, outcome: &str) {
+        self.metrics.consumed.with_label_values(&[self.group.as_str(), self.topic.as_str(), outcome]).inc();
+    }
+
+    fn finish(&self, processed: u64) -> u64 {
+        self.commit();
+        processed
+    }
+
+    /// Commits the offsets of everything processed so far, synchronously.
+    pub fn commit(&self) {
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {}
+            // Nothing processed since the last commit.
+            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(err) => tracing::warn!(group = %self.group, %err, "cannot commit offsets"),
+        }
+    }
+
+    /// High watermarks (next offset to be written) of every partition, by partition.
+    pub fn high_watermarks(&self, partitions: i32, timeout: Duration) -> Result<HashMap<i32, i64>, ConsumeError> {
+        (0..partitions)
+            .map(|p| Ok((p, self.consumer.fetch_watermarks(&self.topic, p, timeout)?.1)))
+            .collect()
+    }
+
+    /// How many partitions the topic has.
+    pub fn partition_count(&self, timeout: Duration) -> Result<i32, ConsumeError> {
+        let metadata = self.consumer.fetch_metadata(Some(&self.topic), timeout)?;
+        Ok(metadata.topics().first().map_or(0, |t| t.partitions().len() as i32))
+    }
+
+    /// The partitions this member holds now.
+    pub fn assigned_partitions(&self) -> Vec<i32> {
+        let mut partitions: Vec<i32> = self
+            .consumer
+            .assignment()
+            .map(|list| list.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        partitions.sort_unstable();
+        partitions
+    }
+}
