@@ -53,6 +53,16 @@ pub const ANALYTICS_EVENTS_TOTAL: &str = "q2o_analytics_events_total";
 pub const ANALYTICS_TASK_DURATION_SECONDS: &str = "q2o_analytics_task_duration_seconds";
 /// Counter `{agent_type}`: LLM spend as reported in completion events.
 pub const ANALYTICS_COST_DOLLARS_TOTAL: &str = "q2o_analytics_cost_dollars_total";
+/// Histogram `{kind}`: time the search index spends answering (`search`, `autocomplete`).
+pub const SEARCH_QUERY_DURATION_SECONDS: &str = "q2o_search_query_duration_seconds";
+/// Gauge: documents in the search index.
+pub const SEARCH_INDEX_DOCUMENTS: &str = "q2o_search_index_documents";
+/// Gauge: bytes the search index occupies on disk.
+pub const SEARCH_INDEX_SIZE_BYTES: &str = "q2o_search_index_size_bytes";
+/// Histogram: time from an event's creation until its document is searchable.
+pub const SEARCH_INDEXING_LAG_SECONDS: &str = "q2o_search_indexing_lag_seconds";
+/// Counter: documents indexed.
+pub const SEARCH_DOCUMENTS_INDEXED_TOTAL: &str = "q2o_search_documents_indexed_total";
 
 /// Every name above, for the check that alerts and dashboards quote only real metrics.
 pub const ALL: &[&str] = &[
@@ -81,4 +91,9 @@ pub const ALL: &[&str] = &[
     ANALYTICS_EVENTS_TOTAL,
     ANALYTICS_TASK_DURATION_SECONDS,
     ANALYTICS_COST_DOLLARS_TOTAL,
+    SEARCH_QUERY_DURATION_SECONDS,
+    SEARCH_INDEX_DOCUMENTS,
+    SEARCH_INDEX_SIZE_BYTES,
+    SEARCH_INDEXING_LAG_SECONDS,
+    SEARCH_DOCUMENTS_INDEXED_TOTAL,
 ];

@@ -1,0 +1,175 @@
+//! The query API.
+//!
+//! | route | |
+//! |---|---|
+//! | `GET /api/v1/search?tenant=&q=&page=&size=&agent_type=&status=&month=` | ranked hits, highlights, facets |
+//! | `GET /api/v1/search/autocomplete?tenant=&prefix=&limit=` | project names by prefix |
+//! | `GET /health`, `/ready`, `/metrics` | probes and Prometheus |
+//!
+//! `tenant` is set by the gateway from the caller's credential; this service is
+//! internal and trusts it.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use q2o_common::domain::TenantId;
+use q2o_common::metrics::{HttpMetrics, track_http};
+use q2o_common::telemetry::render_metrics;
+use serde::Deserialize;
+
+use crate::index::{Filters, MAX_PAGE_SIZE, MAX_RESULT_DEPTH, SearchIndex};
+use crate::query_plan::QueryPlan;
+
+#[derive(Clone, Debug)]
+pub(crate) struct ApiState {
+    pub(crate) index: Arc<SearchIndex>,
+    pub(crate) registry: prometheus::Registry,
+    pub(crate) http: HttpMetrics,
+}
+
+/// A rejected request: 400 with the gateway's error shape.
+#[derive(Debug)]
+struct BadRequest {
+    field: &'static str,
+    message: String,
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": { "code": "invalid_request", "message": self.message, "field": self.field }
+        });
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> BadRequest {
+    let message = message.into();
+    BadRequest { field, message: if message.starts_with(field) { message } else { format!("{field}: {message}") } }
+}
+
+fn internal(err: impl std::fmt::Display) -> Response {
+    tracing::error!(%err, "search failed");
+    let body = serde_json::json!({ "error": { "code": "internal", "message": "internal error" } });
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchParams {
+    tenant: Option<String>,
+    q: Option<String>,
+    page: Option<usize>,
+    size: Option<usize>,
+    agent_type: Option<String>,
+    status: Option<String>,
+    month: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutocompleteParams {
+    tenant: Option<String>,
+    prefix: Option<String>,
+    limit: Option<usize>,
+}
+
+fn tenant(value: Option<String>) -> Result<TenantId, BadRequest> {
+    value.ok_or_else(|| bad("tenant", "is required"))?.parse().map_err(|e: String| bad("tenant", e))
+}
+
+pub(crate) fn app(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/search/autocomplete", get(autocomplete))
+        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/ready", get(|| async { Json(serde_json::json!({ "status": "ready" })) }))
+        .route("/metrics", get(|State(state): State<ApiState>| async move { render_metrics(&state.registry) }))
+        .layer(axum::middleware::from_fn_with_state(state.http.clone(), track_http))
+        .with_state(state)
+}
+
+fn query_rejection(err: axum::extract::rejection::QueryRejection) -> Response {
+    let body = serde_json::json!({ "error": { "code": "invalid_request", "message": err.body_text() } });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+async fn search(
+    State(state): State<ApiState>,
+    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(params) => params,
+        Err(err) => return query_rejection(err),
+    };
+    let checked = (|| {
+        let tenant = tenant(params.tenant)?;
+        let plan = QueryPlan::parse(params.q.as_deref().unwrap_or_default()).map_err(|e| bad("q", e.to_string()))?;
+        let size = params.size.unwrap_or(10);
+        if size == 0 || size > MAX_PAGE_SIZE {
+            return Err(bad("size", format!("must be between 1 and {MAX_PAGE_SIZE}, got {size}")));
+        }
+        let page = params.page.unwrap_or(1);
+        if page == 0 || page.saturating_mul(size) > MAX_RESULT_DEPTH {
+            return Err(bad("page", format!("must be at least 1 and reach no deeper than result {MAX_RESULT_DEPTH}")));
+        }
+        if let Some(month) = &params.month
+            && !(month.len() == 7 && month.as_bytes()[4] == b'-')
+        {
+            return Err(bad("month", "must be YYYY-MM"));
+        }
+        let filters = Filters { agent_type: params.agent_type, status: params.status, month: params.month };
+        Ok((tenant, plan, filters, page, size))
+    })();
+    let (tenant, plan, filters, page, size) = match checked {
+        Ok(checked) => checked,
+        Err(bad) => return bad.into_response(),
+    };
+    let index = Arc::clone(&state.index);
+    let results =
+        tokio::task::spawn_blocking(move || index.search(tenant.as_str(), &plan, &filters, page, size)).await;
+    match results {
+        Ok(Ok(results)) => Json(results).into_response(),
+        Ok(Err(err)) => internal(err),
+        Err(err) => internal(err),
+    }
+}
+
+async fn autocomplete(
+    State(state): State<ApiState>,
+    params: Result<Query<AutocompleteParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(params) => params,
+        Err(err) => return query_rejection(err),
+    };
+    let checked = (|| {
+        let tenant = tenant(params.tenant)?;
+        let prefix = params.prefix.unwrap_or_default();
+        if prefix.trim().is_empty() {
+            return Err(bad("prefix", "must not be empty"));
+        }
+        if prefix.chars().count() > 64 {
+            return Err(bad("prefix", "must be at most 64 characters"));
+        }
+        let limit = params.limit.unwrap_or(10);
+        if limit == 0 || limit > 25 {
+            return Err(bad("limit", "must be between 1 and 25"));
+        }
+        Ok((tenant, prefix, limit))
+    })();
+    let (tenant, prefix, limit) = match checked {
+        Ok(checked) => checked,
+        Err(bad) => return bad.into_response(),
+    };
+    let index = Arc::clone(&state.index);
+    match tokio::task::spawn_blocking(move || index.autocomplete(tenant.as_str(), &prefix, limit)).await {
+        Ok(Ok(names)) => Json(serde_json::json!({ "suggestions": names })).into_response(),
+        Ok(Err(err)) => internal(err),
+        Err(err) => internal(err),
+    }
+}

@@ -1,0 +1,72 @@
+//! The search service's configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use q2o_common::config::{ConfigError, duration, load_file};
+use q2o_common::kafka::KafkaConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything `q2o-search` can be told. Every default works on a laptop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the query API, `/health`, `/ready` and `/metrics` listen.
+    pub http_addr: SocketAddr,
+    /// Where the index lives.
+    pub data_dir: PathBuf,
+    /// How often new documents are committed (and become searchable).
+    #[serde(with = "duration")]
+    pub commit_every: Duration,
+    /// The activity log feeding the index; absent means nothing is indexed.
+    pub kafka: Option<KafkaConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8070)),
+            data_dir: PathBuf::from("data/search"),
+            commit_every: Duration::from_millis(500),
+            kafka: Some(KafkaConfig::default()),
+        }
+    }
+}
+
+/// Command-line flags (each also readable from the environment).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Flags {
+    /// TOML configuration file.
+    #[arg(long, env = "Q2O_SEARCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of the query API (port 0 picks a free one).
+    #[arg(long, env = "Q2O_SEARCH_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Directory of the index.
+    #[arg(long, env = "Q2O_SEARCH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "Q2O_KAFKA_BOOTSTRAP")]
+    pub kafka_bootstrap: Option<String>,
+}
+
+impl Config {
+    /// The file named by `flags` (or the defaults), with the flags applied on top.
+    pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
+        let mut config: Config = load_file(flags.config.as_deref())?;
+        if let Some(addr) = flags.http_addr {
+            config.http_addr = addr;
+        }
+        if let Some(dir) = &flags.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        if let Some(servers) = &flags.kafka_bootstrap {
+            config.kafka.get_or_insert_with(KafkaConfig::default).bootstrap_servers.clone_from(servers);
+        }
+        if config.commit_every.is_zero() {
+            return Err(ConfigError::value("commit_every", "must be positive"));
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,517 @@
+//! The tantivy index of projects and generated code, per tenant.
+//!
+//! Two kinds of document share one schema: a *project* (name, objective,
+//! description, tags) and a *code* artefact (the task description and the code an
+//! agent generated). Both are upserted by id, so indexing an event twice changes
+//! nothing. Each commit stores the activity log offsets it covers in its payload:
+//! after a restart, indexing resumes exactly where the index on disk ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RegexQuery, TermQuery};
+use tantivy::schema::{
+    FAST, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+use time::OffsetDateTime;
+
+use crate::metrics::SearchMetrics;
+use crate::query_plan::QueryPlan;
+
+/// Text fields searched by plain words, with their boosts.
+const BOOSTS: &[(&str, f32)] = &[("name", 3.0), ("objective", 2.0), ("description", 1.0), ("tags", 1.0), ("code", 1.0)];
+
+/// Largest page a client may ask for.
+pub const MAX_PAGE_SIZE: usize = 50;
+/// Deepest result a client may page to.
+pub const MAX_RESULT_DEPTH: usize = 1000;
+
+/// The index could not be opened, written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// tantivy failed.
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    /// The data directory could not be created.
+    #[error("cannot create index directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<tantivy::directory::error::OpenDirectoryError> for IndexError {
+    fn from(err: tantivy::directory::error::OpenDirectoryError) -> Self {
+        IndexError::Tantivy(err.into())
+    }
+}
+
+/// A document to index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexDoc {
+    /// `project` or `code`.
+    pub kind: DocKind,
+    /// Unique within its kind (project id or task id).
+    pub id: String,
+    /// The owning tenant.
+    pub tenant: String,
+    /// The project it belongs to.
+    pub project_id: String,
+    /// Project name.
+    pub name: String,
+    /// Project objective.
+    pub objective: String,
+    /// Project or task description.
+    pub description: String,
+    /// Project tags.
+    pub tags: Vec<String>,
+    /// Generated code (code documents).
+    pub code: String,
+    /// Language of `code`.
+    pub language: String,
+    /// Agent type that produced it (code documents).
+    pub agent_type: String,
+    /// Project status, or `completed` for code.
+    pub status: String,
+    /// When it was created.
+    pub created: OffsetDateTime,
+}
+
+/// What a document describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocKind {
+    /// A project.
+    Project,
+    /// An agent's generated artefact.
+    Code,
+}
+
+impl DocKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Project => "project",
+            DocKind::Code => "code",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Fields {
+    doc_id: Field,
+    kind: Field,
+    tenant: Field,
+    project_id: Field,
+    name: Field,
+    objective: Field,
+    description: Field,
+    tags: Field,
+    code: Field,
+    language: Field,
+    agent_type: Field,
+    status: Field,
+    created: Field,
+    facets: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fields = Fields {
+        doc_id: b.add_text_field("doc_id", STRING | STORED),
+        kind: b.add_text_field("kind", STRING | STORED),
+        tenant: b.add_text_field("tenant", STRING),
+        project_id: b.add_text_field("project_id", STRING | STORED),
+        name: b.add_text_field("name", TEXT | STORED),
+        objective: b.add_text_field("objective", TEXT | STORED),
+        description: b.add_text_field("description", TEXT | STORED),
+        tags: b.add_text_field("tags", TEXT | STORED),
+        code: b.add_text_field("code", TEXT | STORED),
+        language: b.add_text_field("language", STRING | STORED),
+        agent_type: b.add_text_field("agent_type", STRING | STORED),
+        status: b.add_text_field("status", STRING | STORED),
+        created: b.add_i64_field("created", INDEXED | STORED | FAST),
+        facets: b.add_facet_field("facets", FacetOptions::default()),
+    };
+    (b.build(), fields)
+}
+
+/// Filters from the API's facet parameters.
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    /// Only this agent type.
+    pub agent_type: Option<String>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this month (`YYYY-MM`).
+    pub month: Option<String>,
+}
+
+/// One result.
+#[derive(Debug, Serialize)]
+pub struct Hit {
+    /// What it is.
+    pub kind: String,
+    /// Project or task id.
+    pub id: String,
+    /// Its project.
+    pub project_id: String,
+    /// Project name.
+    pub name: String,
+    /// Agent type (code), empty for projects.
+    pub agent_type: String,
+    /// Language (code), empty for projects.
+    pub language: String,
+    /// Status.
+    pub status: String,
+    /// BM25 score with boosts.
+    pub score: f32,
+    /// HTML fragments with `<b>` around matched words, by field.
+    pub highlights: BTreeMap<String, String>,
+}
+
+/// A page of results with facet counts over all matches.
+#[derive(Debug, Serialize)]
+pub struct SearchResults {
+    /// Matches in total.
+    pub total: usize,
+    /// This page (1-based).
+    pub page: usize,
+    /// Page size.
+    pub size: usize,
+    /// Milliseconds spent in the index.
+    pub took_ms: f64,
+    /// This page's hits.
+    pub hits: Vec<Hit>,
+    /// Counts by facet (`status`, `agent_type`, `month`) and value.
+    pub facets: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    docs: usize,
+    event_times: Vec<OffsetDateTime>,
+    /// Next offset to read, by partition: covers everything added so far.
+    offsets: HashMap<i32, i64>,
+}
+
+/// The index, its writer and its reader.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+    pending: Mutex<Pending>,
+    dir: PathBuf,
+    metrics: SearchMetrics,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn month(at: OffsetDateTime) -> String {
+    format!("{:04}-{:02}", at.year(), u8::from(at.month()))
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it if there is none.
+    pub fn open(dir: &Path, metrics: SearchMetrics) -> Result<SearchIndex, IndexError> {
+        std::fs::create_dir_all(dir).map_err(|source| IndexError::Dir { path: dir.to_owned(), source })?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)?;
+        let index = Index::open_or_create(directory, schema)?;
+        // One indexing thread: the machine's cores are for serving.
+        let writer = index.writer_with_num_threads(1, 50_000_000)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let offsets = committed_offsets(&index)?;
+        let search = SearchIndex {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+            pending: Mutex::new(Pending { offsets, ..Pending::default() }),
+            dir: dir.to_owned(),
+            metrics,
+        };
+        search.update_size_metrics();
+        Ok(search)
+    }
+
+    /// The log offsets the index on disk covers: where indexing resumes.
+    pub fn resume_offsets(&self) -> HashMap<i32, i64> {
+        self.pending.lock().expect("never poisoned").offsets.clone()
+    }
+
+    /// Adds or replaces a document. `source` is the log position it came from and
+    /// the event's time (for the indexing-lag metric).
+    pub fn upsert(&self, doc: &IndexDoc, source: Option<(i32, i64, OffsetDateTime)>) -> Result<(), IndexError> {
+        let f = &self.fields;
+        let doc_id = format!("{}:{}", doc.kind.as_str(), doc.id);
+        let mut d = TantivyDocument::default();
+        d.add_text(f.doc_id, &doc_id);
+        d.add_text(f.kind, doc.kind.as_str());
+        d.add_text(f.tenant, &doc.tenant);
+        d.add_text(f.project_id, &doc.project_id);
+        d.add_text(f.name, &doc.name);
+        d.add_text(f.objective, &doc.objective);
+        d.add_text(f.description, &doc.description);
+        for tag in &doc.tags {
+            d.add_text(f.tags, tag);
+        }
+        d.add_text(f.code, &doc.code);
+        d.add_text(f.language, &doc.language);
+        d.add_text(f.agent_type, &doc.agent_type);
+        d.add_text(f.status, &doc.status);
+        d.add_i64(f.created, doc.created.unix_timestamp());
+        d.add_facet(f.facets, tantivy::schema::Facet::from_path(["status", doc.status.as_str()]));
+        d.add_facet(f.facets, tantivy::schema::Facet::from_path(["month", month(doc.created).as_str()]));
+        if !doc.agent_type.is_empty() {
+            d.add_facet(f.facets, tantivy::schema::Facet::from_path(["agent_type", doc.agent_type.as_str()]));
+        }
+        {
+            let writer = self.writer.lock().expect("never poisoned");
+            writer.delete_term(Term::from_field_text(f.doc_id, &doc_id));
+            writer.add_document(d)?;
+        }
+        let mut pending = self.pending.lock().expect("never poisoned");
+        pending.docs += 1;
+        if let Some((partition, offset, at)) = source {
+            pending.event_times.push(at);
+            let next = pending.offsets.entry(partition).or_insert(0);
+            *next = (*next).max(offset + 1);
+        }
+        Ok(())
+    }
+
+    /// Records that the log was read up to `offset` of `partition` even though
+    /// the event there produced no document (so resumption skips it too).
+    pub fn advance(&self, partition: i32, offset: i64) {
+        let mut pending = self.pending.lock().expect("never poisoned");
+        let next = pending.offsets.entry(partition).or_insert(0);
+        *next = (*next).max(offset + 1);
+    }
+
+    /// Commits pending documents (and the offsets they cover) and makes them
+    /// searchable. Blocking: call from a blocking thread.
+    pub fn commit(&self) -> Result<usize, IndexError> {
+        let (docs, times, offsets) = {
+            let mut pending = self.pending.lock().expect("never poisoned");
+            if pending.docs == 0 && pending.event_times.is_empty() {
+                return Ok(0);
+            }
+            (std::mem::take(&mut pending.docs), std::mem::take(&mut pending.event_times), pending.offsets.clone())
+        };
+        {
+            let mut writer = self.writer.lock().expect("never poisoned");
+            let mut commit = writer.prepare_commit()?;
+            commit.set_payload(&serde_json::to_string(&offsets).expect("offsets serialize"));
+            commit.commit()?;
+        }
+        self.reader.reload()?;
+        let now = OffsetDateTime::now_utc();
+        for at in times {
+            self.metrics.indexing_lag.observe((now - at).as_seconds_f64().max(0.0));
+        }
+        self.metrics.indexed.inc_by(docs as u64);
+        self.update_size_metrics();
+        Ok(docs)
+    }
+
+    fn update_size_metrics(&self) {
+        self.metrics.documents.set(self.reader.searcher().num_docs() as i64);
+        let bytes: u64 = std::fs::read_dir(&self.dir)
+            .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0);
+        self.metrics.size_bytes.set(bytes as i64);
+    }
+
+    fn field(&self, name: &str) -> Field {
+        self.index.schema().get_field(name).expect("fields come from our own schema")
+    }
+
+    fn tenant_clause(&self, tenant: &str) -> (Occur, Box<dyn Query>) {
+        let term = Term::from_field_text(self.fields.tenant, tenant);
+        (Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic)))
+    }
+
+    fn build(&self, tenant: &str, plan: &QueryPlan, filters: &Filters) -> BooleanQuery {
+        let mut clauses = vec![self.tenant_clause(tenant)];
+        for word in &plan.words {
+            let mut any_field: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for &(name, boost) in BOOSTS {
+                let term = Term::from_field_text(self.field(name), word);
+                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+                any_field.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), boost * 2.0))));
+                // One typo allowed on words long enough for that to be meaningful.
+                if word.chars().count() >= 4 {
+                    let fuzzy = FuzzyTermQuery::new(term, 1, true);
+                    any_field.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost))));
+                }
+            }
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(any_field))));
+        }
+        for phrase in &plan.phrases {
+            let any_field: Vec<(Occur, Box<dyn Query>)> = BOOSTS
+                .iter()
+                .map(|&(name, boost)| {
+                    let field = self.field(name);
+                    let terms = phrase.iter().map(|w| Term::from_field_text(field, w)).collect();
+                    (Occur::Should, Box::new(BoostQuery::new(Box::new(PhraseQuery::new(terms)), boost)) as Box<dyn Query>)
+                })
+                .collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(any_field))));
+        }
+        for word in &plan.excluded {
+            for &(name, _) in BOOSTS {
+                let term = Term::from_field_text(self.field(name), word);
+                clauses.push((Occur::MustNot, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+            }
+        }
+        let exact = |field: Field, value: &str| -> (Occur, Box<dyn Query>) {
+            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic)))
+        };
+        for (name, value) in &plan.filters {
+            match name.as_str() {
+                "name" | "tags" => {
+                    for word in crate::query_plan::words(value) {
+                        clauses.push(exact(self.field(name), &word));
+                    }
+                }
+                _ => clauses.push(exact(self.field(name), value)),
+            }
+        }
+        if let Some(agent) = &filters.agent_type {
+            clauses.push(exact(self.fields.agent_type, agent));
+        }
+        if let Some(status) = &filters.status {
+            clauses.push(exact(self.fields.status, status));
+        }
+        if let Some(month) = &filters.month {
+            let facet = tantivy::schema::Facet::from_path(["month", month.as_str()]);
+            clauses.push((Occur::Must, Box::new(TermQuery::new(Term::from_facet(self.fields.facets, &facet), IndexRecordOption::Basic))));
+        }
+        BooleanQuery::new(clauses)
+    }
+
+    /// One page of `tenant`'s documents matching `plan`, with facet counts.
+    pub fn search(
+        &self,
+        tenant: &str,
+        plan: &QueryPlan,
+        filters: &Filters,
+        page: usize,
+        size: usize,
+    ) -> Result<SearchResults, IndexError> {
+        let started = Instant::now();
+        let query = self.build(tenant, plan, filters);
+        let searcher = self.reader.searcher();
+        let mut facets = FacetCollector::for_field("facets");
+        for facet in ["/status", "/agent_type", "/month"] {
+            facets.add_facet(facet);
+        }
+        let top = TopDocs::with_limit(size).and_offset((page - 1) * size).order_by_score();
+        let (top, total, facet_counts) = searcher.search(&query, &(top, Count, facets))?;
+        let highlight_terms: BTreeMap<String, f32> = plan
+            .words
+            .iter()
+            .chain(plan.phrases.iter().flatten())
+            .map(|w| (w.clone(), 1.0))
+            .collect();
+        let snippets = |field: Field| -> Result<SnippetGenerator, IndexError> {
+            let tokenizer = self.index.tokenizer_for_field(field)?;
+            Ok(SnippetGenerator::new(highlight_terms.clone(), tokenizer, field, 160))
+        };
+        let (description_snippets, code_snippets) = (snippets(self.fields.description)?, snippets(self.fields.code)?);
+        let hits = top
+            .into_iter()
+            .map(|(score, address): (f32, DocAddress)| {
+                let doc: TantivyDocument = searcher.doc(address)?;
+                let text = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                let mut highlights = BTreeMap::new();
+                for (name, generator) in [("description", &description_snippets), ("code", &code_snippets)] {
+                    let snippet = generator.snippet_from_doc(&doc);
+                    if !snippet.is_empty() {
+                        highlights.insert(name.to_owned(), snippet.to_html());
+                    }
+                }
+                let doc_id = text(self.fields.doc_id);
+                Ok(Hit {
+                    kind: text(self.fields.kind),
+                    id: doc_id.split_once(':').map_or(doc_id.clone(), |(_, id)| id.to_owned()),
+                    project_id: text(self.fields.project_id),
+                    name: text(self.fields.name),
+                    agent_type: text(self.fields.agent_type),
+                    language: text(self.fields.language),
+                    status: text(self.fields.status),
+                    score,
+                    highlights,
+                })
+            })
+            .collect::<Result<Vec<_>, IndexError>>()?;
+        let mut facets = BTreeMap::new();
+        for name in ["status", "agent_type", "month"] {
+            let counts: BTreeMap<String, u64> = facet_counts
+                .get(&format!("/{name}"))
+                .filter_map(|(facet, count)| Some((facet.to_path().last()?.to_string(), count)))
+                .collect();
+            facets.insert(name.to_owned(), counts);
+        }
+        let took = started.elapsed();
+        self.metrics.query_duration.with_label_values(&["search"]).observe(took.as_secs_f64());
+        Ok(SearchResults { total, page, size, took_ms: took.as_secs_f64() * 1e3, hits, facets })
+    }
+
+    /// Up to `limit` distinct project names of `tenant` with a word starting with `prefix`.
+    pub fn autocomplete(&self, tenant: &str, prefix: &str, limit: usize) -> Result<Vec<String>, IndexError> {
+        let started = Instant::now();
+        let words = crate::query_plan::words(prefix);
+        let Some(last) = words.last() else { return Ok(Vec::new()) };
+        let mut clauses = vec![self.tenant_clause(tenant)];
+        for word in &words[..words.len() - 1] {
+            let term = Term::from_field_text(self.fields.name, word);
+            clauses.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+        }
+        let pattern = format!("{}.*", escape_regex(last));
+        clauses.push((Occur::Must, Box::new(RegexQuery::from_pattern(&pattern, self.fields.name)?)));
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit * 4).order_by_score())?;
+        let mut names: Vec<String> = Vec::new();
+        for (_, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(name) = doc.get_first(self.fields.name).and_then(|v| v.as_str())
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_owned());
+            }
+            if names.len() == limit {
+                break;
+            }
+        }
+        self.metrics.query_duration.with_label_values(&["autocomplete"]).observe(started.elapsed().as_secs_f64());
+        Ok(names)
+    }
+}
+
+fn committed_offsets(index: &Index) -> Result<HashMap<i32, i64>, IndexError> {
+    let payload = index.load_metas()?.payload;
+    Ok(payload.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default())
+}
+
+fn escape_regex(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain(std::iter::once(c))
+        })
+        .collect()
+}

@@ -1,0 +1,34 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use q2o_common::telemetry::{announce_listening, init_tracing, shutdown_signal};
+use q2o_search::config::Flags;
+use q2o_search::{Config, Search};
+
+/// The Q2O search service.
+#[derive(Debug, Parser)]
+#[command(name = "q2o-search", version)]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing("info");
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("q2o-search: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.flags)?;
+    let search = Search::bind(config, prometheus::Registry::new()).await?;
+    announce_listening("q2o-search", &[("http", search.http_addr())]);
+    search.serve(shutdown_signal()).await?;
+    Ok(())
+}
