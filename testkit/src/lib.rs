@@ -132,6 +132,107 @@ fn ping(port: u16) -> bool {
     stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
+/// The tansu binary: `$Q2O_TANSU`, the copy `scripts/setup.sh` builds, or `tansu` on PATH.
+pub fn tansu_path() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("Q2O_TANSU") {
+        return Ok(PathBuf::from(path));
+    }
+    let cached =
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/q2o-bench/tansu-0.6.0/bin/tansu");
+    if cached.exists() {
+        return Ok(cached);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("tansu"))
+        .find(|p| p.exists());
+    on_path.ok_or_else(|| anyhow::anyhow!("tansu is not installed; run ./scripts/setup.sh (it builds tansu 0.6.0)"))
+}
+
+/// A tansu Kafka-protocol broker with sqlite storage, restartable on the same
+/// port and data.
+#[derive(Debug)]
+pub struct Broker {
+    port: u16,
+    child: Option<ChildGuard>,
+    dir: ScratchDir,
+}
+
+impl Broker {
+    /// Starts tansu on a free port with a fresh sqlite store.
+    pub fn start() -> anyhow::Result<Broker> {
+        let mut last_error = None;
+        for _ in 0..5 {
+            let mut broker = Broker { port: free_port()?, child: None, dir: ScratchDir::new("tansu")? };
+            match broker.launch() {
+                Ok(()) => return Ok(broker),
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(last_error.expect("at least one attempt was made"))
+    }
+
+    fn launch(&mut self) -> anyhow::Result<()> {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let mut child = Command::new(tansu_path()?)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            // tansu resolves sqlite:// paths against its working directory.
+            .args(["--storage-engine", "sqlite://broker.db"])
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(self.dir.path().join("stderr.log"))?)
+            .spawn()
+            .context("cannot run tansu")?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut child = ChildGuard(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("ready in") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                break;
+            }
+            if let Some(status) = child.0.try_wait()? {
+                let stderr = std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();
+                bail!("tansu exited at start ({status}):\n{stderr}");
+            }
+            if Instant::now() > deadline {
+                bail!("tansu was not ready within 20 s");
+            }
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker (SIGTERM, then SIGKILL) and starts it again on the same
+    /// port and storage.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.take() {
+            // SAFETY: kill(2) with a pid we own and a valid signal number.
+            unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut child = child;
+            while Instant::now() < deadline && child.0.try_wait()?.is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.launch()
+    }
+}
+
 /// Where the workspace's binaries are (`target/<profile>/`), found from the test executable.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");

@@ -112,8 +112,11 @@ impl Analytics {
             durations: register(
                 registry,
                 HistogramVec::new(
-                    HistogramOpts::new(names::ANALYTICS_TASK_DURATION_SECONDS, "Task durations reported by completion events.")
-                        .buckets(TASK_BUCKETS.to_vec()),
+                    HistogramOpts::new(
+                        names::ANALYTICS_TASK_DURATION_SECONDS,
+                        "Task durations reported by completion events.",
+                    )
+                    .buckets(TASK_BUCKETS.to_vec()),
                     &["agent_type"],
                 )
                 .expect("valid metric"),
@@ -148,7 +151,12 @@ impl Action for Analytics {
 }
 
 /// The handler of one of the agents' groups.
-pub(crate) fn handler(group: ConsumerGroup, store: Arc<dyn Store>, registry: &Registry, ledger: LedgerMetrics) -> Box<dyn EventHandler> {
+pub(crate) fn handler(
+    group: ConsumerGroup,
+    store: Arc<dyn Store>,
+    registry: &Registry,
+    ledger: LedgerMetrics,
+) -> Box<dyn EventHandler> {
     match group {
         ConsumerGroup::Audit => Box::new(Ledgered::new(group.as_str(), store, ledger, Audit)),
         ConsumerGroup::Analytics => Box::new(Ledgered::new(group.as_str(), store, ledger, Analytics::new(registry))),

@@ -231,11 +231,7 @@ pub async fn replay(
     let partitions = probe.partition_count(Duration::from_secs(10))?;
     let targets = probe.high_watermarks(partitions, Duration::from_secs(10))?;
     drop(probe);
-    let start = if from_beginning {
-        Start::Assigned { partitions, offsets: HashMap::new() }
-    } else {
-        Start::Group
-    };
+    let start = if from_beginning { Start::Assigned { partitions, offsets: HashMap::new() } } else { Start::Group };
     let consumer = EventConsumer::new(kafka, group, start, metrics)?;
     let counter = consumers::ReplayCounter {
         group: group.to_owned(),

@@ -31,6 +31,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The API keys and the tenant each one belongs to.
     pub tenants: Vec<TenantKey>,
+    /// Base URL of q2o-search (`http://host:port`); empty turns `/api/v1/search` off.
+    pub search_url: String,
 }
 
 /// One API key and its tenant.
@@ -54,6 +56,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             tenants: vec![demo_tenant("acme"), demo_tenant("globex")],
+            search_url: String::new(),
         }
     }
 }
@@ -78,6 +81,9 @@ pub struct Flags {
     /// Redis URL.
     #[arg(long, env = "Q2O_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Base URL of q2o-search.
+    #[arg(long, env = "Q2O_SEARCH_URL")]
+    pub search_url: Option<String>,
 }
 
 impl Config {
@@ -92,6 +98,9 @@ impl Config {
         }
         if let Some(url) = &flags.redis_url {
             config.redis_url.clone_from(url);
+        }
+        if let Some(url) = &flags.search_url {
+            config.search_url.clone_from(url);
         }
         config.validate()?;
         Ok(config)
@@ -121,6 +130,9 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::value("max_body_bytes", "must be at least 1024"));
+        }
+        if !self.search_url.is_empty() && self.search_url.parse::<axum::http::Uri>().is_err() {
+            return Err(ConfigError::value("search_url", format!("`{}` is not a URL", self.search_url)));
         }
         if self.session_ttl < Duration::from_secs(1) {
             return Err(ConfigError::value("session_ttl", "must be at least 1s"));

@@ -36,6 +36,12 @@ pub enum ApiError {
     /// The tenant's token bucket is empty.
     #[error("rate limit exceeded; retry after {} ms", .0.retry_after.as_millis())]
     RateLimited(RateDecision),
+    /// A dependency this gateway forwards to is not configured.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// A dependency this gateway forwards to failed; the detail is logged.
+    #[error("upstream {0} failed")]
+    Upstream(&'static str),
     /// Storage failed; the detail is logged, not returned.
     #[error("internal error")]
     Store(#[from] StoreError),
@@ -54,6 +60,8 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::Body { .. } => "invalid_request",
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Upstream(_) => "upstream",
             ApiError::Store(_) => "internal",
         }
     }
@@ -101,6 +109,8 @@ impl IntoResponse for ApiError {
             ApiError::Body { status, .. } => *status,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let field = match &self {
@@ -134,6 +144,7 @@ impl From<ApiError> for tonic::Status {
                 status.metadata_mut().insert("x-ratelimit-remaining", decision.remaining.into());
                 status
             }
+            ApiError::Unavailable(_) | ApiError::Upstream(_) => tonic::Status::unavailable(message),
             ApiError::Store(_) => tonic::Status::internal(message),
         }
     }

@@ -34,6 +34,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod operations;
 pub mod rest;
+pub mod search_proxy;
 mod state;
 
 use std::net::SocketAddr;

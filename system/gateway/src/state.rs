@@ -6,6 +6,7 @@ use q2o_common::store::Store;
 use crate::auth::Gatekeeper;
 use crate::config::Config;
 use crate::metrics::GatewayMetrics;
+use crate::search_proxy::SearchProxy;
 
 /// What every REST handler and gRPC method shares. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -14,6 +15,7 @@ pub struct AppState {
     pub(crate) gate: Arc<Gatekeeper>,
     pub(crate) metrics: GatewayMetrics,
     pub(crate) registry: Registry,
+    pub(crate) search: SearchProxy,
 }
 
 impl AppState {
@@ -27,6 +29,6 @@ impl AppState {
             config.session_ttl,
             metrics.clone(),
         );
-        AppState { store, gate: Arc::new(gate), metrics, registry }
+        AppState { store, gate: Arc::new(gate), metrics, registry, search: SearchProxy::new(&config.search_url) }
     }
 }

@@ -202,5 +202,5 @@ async fn the_openapi_document_matches_the_routes() {
             assert!(status != 405 && !body.contains("route not found"), "{method} {path} -> {status} {body}");
         }
     }
-    assert_eq!(operations, 13, "documented operations");
+    assert_eq!(operations, 15, "documented operations");
 }

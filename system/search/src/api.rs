@@ -130,8 +130,7 @@ async fn search(
         Err(bad) => return bad.into_response(),
     };
     let index = Arc::clone(&state.index);
-    let results =
-        tokio::task::spawn_blocking(move || index.search(tenant.as_str(), &plan, &filters, page, size)).await;
+    let results = tokio::task::spawn_blocking(move || index.search(tenant.as_str(), &plan, &filters, page, size)).await;
     match results {
         Ok(Ok(results)) => Json(results).into_response(),
         Ok(Err(err)) => internal(err),

@@ -366,7 +366,10 @@ impl SearchIndex {
                 .map(|&(name, boost)| {
                     let field = self.field(name);
                     let terms = phrase.iter().map(|w| Term::from_field_text(field, w)).collect();
-                    (Occur::Should, Box::new(BoostQuery::new(Box::new(PhraseQuery::new(terms)), boost)) as Box<dyn Query>)
+                    (
+                        Occur::Should,
+                        Box::new(BoostQuery::new(Box::new(PhraseQuery::new(terms)), boost)) as Box<dyn Query>,
+                    )
                 })
                 .collect();
             clauses.push((Occur::Must, Box::new(BooleanQuery::new(any_field))));
@@ -398,7 +401,10 @@ impl SearchIndex {
         }
         if let Some(month) = &filters.month {
             let facet = tantivy::schema::Facet::from_path(["month", month.as_str()]);
-            clauses.push((Occur::Must, Box::new(TermQuery::new(Term::from_facet(self.fields.facets, &facet), IndexRecordOption::Basic))));
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(Term::from_facet(self.fields.facets, &facet), IndexRecordOption::Basic)),
+            ));
         }
         BooleanQuery::new(clauses)
     }
@@ -421,12 +427,8 @@ impl SearchIndex {
         }
         let top = TopDocs::with_limit(size).and_offset((page - 1) * size).order_by_score();
         let (top, total, facet_counts) = searcher.search(&query, &(top, Count, facets))?;
-        let highlight_terms: BTreeMap<String, f32> = plan
-            .words
-            .iter()
-            .chain(plan.phrases.iter().flatten())
-            .map(|w| (w.clone(), 1.0))
-            .collect();
+        let highlight_terms: BTreeMap<String, f32> =
+            plan.words.iter().chain(plan.phrases.iter().flatten()).map(|w| (w.clone(), 1.0)).collect();
         let snippets = |field: Field| -> Result<SnippetGenerator, IndexError> {
             let tokenizer = self.index.tokenizer_for_field(field)?;
             Ok(SnippetGenerator::new(highlight_terms.clone(), tokenizer, field, 160))

@@ -19,22 +19,32 @@ impl SearchMetrics {
             query_duration: register(
                 registry,
                 HistogramVec::new(
-                    HistogramOpts::new(names::SEARCH_QUERY_DURATION_SECONDS, "Time spent answering a query in the index.")
-                        .buckets(LATENCY_BUCKETS.to_vec()),
+                    HistogramOpts::new(
+                        names::SEARCH_QUERY_DURATION_SECONDS,
+                        "Time spent answering a query in the index.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
                     &["kind"],
                 )
                 .expect("valid metric"),
             ),
-            documents: register(registry, IntGauge::new(names::SEARCH_INDEX_DOCUMENTS, "Documents in the index.").expect("valid metric")),
+            documents: register(
+                registry,
+                IntGauge::new(names::SEARCH_INDEX_DOCUMENTS, "Documents in the index.").expect("valid metric"),
+            ),
             size_bytes: register(
                 registry,
-                IntGauge::new(names::SEARCH_INDEX_SIZE_BYTES, "Bytes the index occupies on disk.").expect("valid metric"),
+                IntGauge::new(names::SEARCH_INDEX_SIZE_BYTES, "Bytes the index occupies on disk.")
+                    .expect("valid metric"),
             ),
             indexing_lag: register(
                 registry,
                 Histogram::with_opts(
-                    HistogramOpts::new(names::SEARCH_INDEXING_LAG_SECONDS, "Time from an event's creation until it is searchable.")
-                        .buckets(lag_buckets),
+                    HistogramOpts::new(
+                        names::SEARCH_INDEXING_LAG_SECONDS,
+                        "Time from an event's creation until it is searchable.",
+                    )
+                    .buckets(lag_buckets),
                 )
                 .expect("valid metric"),
             ),

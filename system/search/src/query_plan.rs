@@ -30,10 +30,7 @@ pub struct QueryError(pub String);
 
 /// Splits text into index terms the way the default tokenizer does.
 pub fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
 impl QueryPlan {

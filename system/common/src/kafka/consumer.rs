@@ -3,12 +3,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use prometheus::IntGaugeVec;
+use rdkafka::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::ClientContext;
 
 use super::{KafkaConfig, KafkaMetrics};
 use crate::domain::AgentEvent;
@@ -209,15 +209,30 @@ impl EventConsumer {
 
     /// High watermarks (next offset to be written) of every partition, by partition.
     pub fn high_watermarks(&self, partitions: i32, timeout: Duration) -> Result<HashMap<i32, i64>, ConsumeError> {
-        (0..partitions)
-            .map(|p| Ok((p, self.consumer.fetch_watermarks(&self.topic, p, timeout)?.1)))
-            .collect()
+        (0..partitions).map(|p| Ok((p, self.consumer.fetch_watermarks(&self.topic, p, timeout)?.1))).collect()
     }
 
     /// How many partitions the topic has.
     pub fn partition_count(&self, timeout: Duration) -> Result<i32, ConsumeError> {
         let metadata = self.consumer.fetch_metadata(Some(&self.topic), timeout)?;
         Ok(metadata.topics().first().map_or(0, |t| t.partitions().len() as i32))
+    }
+
+    /// The group's committed offsets (next offset to read), by partition.
+    pub fn committed_offsets(&self, timeout: Duration) -> Result<HashMap<i32, i64>, ConsumeError> {
+        let mut list = TopicPartitionList::new();
+        for partition in 0..self.partition_count(timeout)? {
+            list.add_partition(&self.topic, partition);
+        }
+        let committed = self.consumer.committed_offsets(list, timeout)?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The partitions this member holds now.

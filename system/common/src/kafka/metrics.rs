@@ -26,7 +26,10 @@ impl KafkaMetrics {
             consumed: register(
                 registry,
                 IntCounterVec::new(
-                    Opts::new(names::KAFKA_MESSAGES_CONSUMED_TOTAL, "Messages processed by a consumer group, by outcome."),
+                    Opts::new(
+                        names::KAFKA_MESSAGES_CONSUMED_TOTAL,
+                        "Messages processed by a consumer group, by outcome.",
+                    ),
                     &["group", "topic", "outcome"],
                 )
                 .expect("valid metric"),
@@ -52,6 +55,11 @@ impl KafkaMetrics {
                 .expect("valid metric"),
             ),
         }
+    }
+
+    /// Delivery reports counted so far for `topic` with `status` (`delivered`, `failed`).
+    pub fn sent_count(&self, topic: &str, status: &str) -> u64 {
+        self.sent.with_label_values(&[topic, status]).get()
     }
 
     /// Starts the delivery series of `topic` at zero, so rules see them before traffic.

@@ -76,9 +76,11 @@ pub async fn ensure_topic(config: &KafkaConfig) -> Result<(), KafkaError> {
     for result in admin.create_topics([&topic], &options).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
-                tracing::error!(topic = %name, ?code, "cannot create topic");
-            }),
+            Err((name, code)) => {
+                return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
+                    tracing::error!(topic = %name, ?code, "cannot create topic");
+                });
+            }
         }
     }
     Ok(())

@@ -170,6 +170,36 @@ pub(crate) async fn get_task(
     Ok(Json(ops::get_task(&*state.store, &caller.tenant, id).await?))
 }
 
+/// Search the caller's projects and generated code (forwarded to q2o-search).
+#[utoipa::path(get, path = "/api/v1/search", tag = "search",
+    params(("q" = String, Query, description = "Words, \"phrases\", -exclusions, field:value filters"),
+        ("page" = Option<u32>, Query), ("size" = Option<u32>, Query, description = "1-50"),
+        ("agent_type" = Option<String>, Query), ("status" = Option<String>, Query), ("month" = Option<String>, Query, description = "YYYY-MM")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "Hits, facets and highlights"), (status = 400, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(params): ApiQuery<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    state.search.forward("/api/v1/search", params, &caller.tenant).await
+}
+
+/// Project names starting with a prefix (forwarded to q2o-search).
+#[utoipa::path(get, path = "/api/v1/search/autocomplete", tag = "search",
+    params(("prefix" = String, Query), ("limit" = Option<u32>, Query, description = "1-25")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "Suggestions"), (status = 400, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn autocomplete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(params): ApiQuery<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    state.search.forward("/api/v1/search/autocomplete", params, &caller.tenant).await
+}
+
 /// Liveness: the process serves requests.
 #[utoipa::path(get, path = "/health", tag = "probes", responses((status = 200)))]
 pub(crate) async fn health() -> Json<serde_json::Value> {

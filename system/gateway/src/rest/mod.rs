@@ -8,6 +8,7 @@
 //! | `GET, POST /api/v1/projects/{project_id}/tasks` | list, submit |
 //! | `GET /api/v1/projects/{project_id}/status` | task counts by status |
 //! | `GET /api/v1/tasks/{task_id}` | read a task and its result |
+//! | `GET /api/v1/search`, `/api/v1/search/autocomplete` | forwarded to q2o-search with the caller's tenant |
 //! | `GET /api/v1/openapi.json` | this API as OpenAPI 3.1 |
 //! | `GET /health`, `/ready`, `/metrics` | probes and Prometheus |
 //!
@@ -43,6 +44,8 @@ pub fn app(state: AppState, max_body_bytes: usize, request_timeout: Duration) ->
         .route("/projects/{project_id}/tasks", get(handlers::list_tasks).post(handlers::submit_task))
         .route("/projects/{project_id}/status", get(handlers::project_status))
         .route("/tasks/{task_id}", get(handlers::get_task))
+        .route("/search", get(handlers::search))
+        .route("/search/autocomplete", get(handlers::autocomplete))
         .route_layer(middleware::from_fn_with_state(state.clone(), admit));
     let public = Router::new().route("/auth/login", post(handlers::login)).route("/openapi.json", get(openapi::serve));
     Router::new()

@@ -21,6 +21,8 @@ use super::handlers;
         handlers::list_tasks,
         handlers::project_status,
         handlers::get_task,
+        handlers::search,
+        handlers::autocomplete,
         handlers::health,
         handlers::ready,
         handlers::metrics,

@@ -1,0 +1,241 @@
+//! What the event log needs from a Kafka-protocol broker, checked against tansu
+//! (run for real, sqlite storage) and librdkafka's mock cluster: explicit topic
+//! creation, a two-member group splitting partitions, exactly-once consumption
+//! of 100k events (10k on the mock) with commits, take-over after a member leaves, rejoin,
+//! durability across a broker restart, and replay into a new group.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use q2o_common::domain::{AgentEvent, AgentEventType, AgentType, ProjectId, TaskId, now};
+use q2o_common::kafka::{
+    EventConsumer, EventHandler, EventProducer, HandleError, KafkaConfig, KafkaMetrics, Position, Start, ensure_topic,
+};
+use q2o_testkit::{Broker, eventually};
+use tokio::sync::oneshot;
+
+/// Events produced on tansu (the figure).
+const TANSU_EVENTS: usize = 100_000;
+/// Events produced on the mock: it stops serving fetches after ~60k (measured),
+/// so it gets a smaller log.
+const MOCK_EVENTS: usize = 10_000;
+const WITHIN: Duration = Duration::from_secs(120);
+
+/// Counts every sequence number seen, across members.
+struct Tally {
+    events: usize,
+    seen: Vec<AtomicU8>,
+    by_member: AtomicU64,
+}
+
+impl Tally {
+    fn new(events: usize) -> Arc<Tally> {
+        Arc::new(Tally { events, seen: (0..events).map(|_| AtomicU8::new(0)).collect(), by_member: AtomicU64::new(0) })
+    }
+
+    fn complete(&self) -> bool {
+        self.distinct() == self.events
+    }
+
+    fn distinct(&self) -> usize {
+        self.seen.iter().filter(|c| c.load(Ordering::Relaxed) > 0).count()
+    }
+
+    fn duplicates(&self) -> usize {
+        self.seen.iter().map(|c| c.load(Ordering::Relaxed).saturating_sub(1) as usize).sum()
+    }
+}
+
+struct Member {
+    tally: Arc<Tally>,
+    own: AtomicU64,
+}
+
+#[async_trait]
+impl EventHandler for Member {
+    async fn handle(&self, event: &AgentEvent, _at: Position) -> Result<(), HandleError> {
+        let seq = event.payload["seq"].as_u64().expect("test events carry seq") as usize;
+        self.tally.seen[seq].fetch_add(1, Ordering::Relaxed);
+        self.tally.by_member.fetch_add(1, Ordering::Relaxed);
+        self.own.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn event(seq: usize) -> AgentEvent {
+    AgentEvent {
+        event_id: uuid::Uuid::new_v4(),
+        agent_id: format!("agent-{}", seq % 16),
+        agent_type: AgentType::Coder,
+        event_type: AgentEventType::TaskCompleted,
+        task_id: TaskId::new(),
+        project_id: ProjectId::new(),
+        tenant: "acme".parse().unwrap(),
+        at: now(),
+        payload: serde_json::json!({ "seq": seq }),
+    }
+}
+
+/// A running member of `group`: its consumer, its handler, and how to stop it.
+struct Running {
+    consumer: Arc<EventConsumer>,
+    member: Arc<Member>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl Running {
+    fn start(config: &KafkaConfig, group: &str, tally: &Arc<Tally>) -> Running {
+        let metrics = KafkaMetrics::new(&prometheus::Registry::new());
+        let consumer = Arc::new(EventConsumer::new(config, group, Start::Group, metrics).unwrap());
+        let member = Arc::new(Member { tally: Arc::clone(tally), own: AtomicU64::new(0) });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = {
+            let (consumer, member) = (Arc::clone(&consumer), Arc::clone(&member));
+            tokio::spawn(async move {
+                consumer
+                    .run(&*member, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            })
+        };
+        Running { consumer, member, stop: Some(stop), task }
+    }
+
+    /// Stops after committing what it processed; the member then leaves the group.
+    async fn leave(mut self) -> u64 {
+        let _ = self.stop.take().expect("running").send(());
+        let processed = self.task.await.unwrap();
+        drop(self.consumer);
+        processed
+    }
+}
+
+/// `takeover`: check that a survivor resumes a departed member's partitions from
+/// its committed offsets (and that the member can rejoin).
+async fn conformance(config: KafkaConfig, events: usize, takeover: bool, broker: Option<&mut Broker>) {
+    let metrics = KafkaMetrics::new(&prometheus::Registry::new());
+    let producer = EventProducer::new(&config, metrics.clone()).unwrap();
+    for seq in 0..events {
+        producer.send(&event(seq));
+        if seq % 10_000 == 9_999 {
+            tokio::task::yield_now().await;
+        }
+    }
+    producer.flush(Duration::from_secs(60));
+    let delivered = eventually(Duration::from_secs(30), "every delivery report", || async {
+        let sent = |status| metrics_value(&metrics, &config.topic, status);
+        (sent("delivered") + sent("failed") == events as u64).then(|| sent("delivered"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(delivered, events as u64, "every event delivered");
+
+    // Two members split the four partitions and share the work.
+    let tally = Tally::new(events);
+    let a = Running::start(&config, "conformance", &tally);
+    let b = Running::start(&config, "conformance", &tally);
+    eventually(WITHIN, "both members to hold two partitions", || async {
+        (a.consumer.assigned_partitions().len() == 2 && b.consumer.assigned_partitions().len() == 2).then_some(())
+    })
+    .await
+    .unwrap();
+    if !takeover {
+        eventually(WITHIN, "every event to be consumed", || async { tally.complete().then_some(()) }).await.unwrap();
+        assert_eq!(tally.duplicates(), 0, "nothing consumed twice");
+        assert!(a.member.own.load(Ordering::Relaxed) > 0 && b.member.own.load(Ordering::Relaxed) > 0);
+        a.leave().await;
+        b.leave().await;
+    } else {
+        eventually(WITHIN, "a member to have done part of the work", || async {
+            (a.member.own.load(Ordering::Relaxed) > 1_000).then_some(())
+        })
+        .await
+        .unwrap();
+
+        // A leaves after committing; B takes over its partitions from the committed offsets.
+        let a_processed = a.leave().await;
+        eventually(WITHIN, "the survivor to take every partition", || async {
+            (b.consumer.assigned_partitions().len() == 4).then_some(())
+        })
+        .await
+        .unwrap();
+        let consumed =
+            eventually(WITHIN, "every event to be consumed", || async { tally.complete().then_some(()) }).await;
+        let (distinct, duplicates) = (tally.distinct(), tally.duplicates());
+        assert!(consumed.is_ok(), "{distinct} of {events} consumed, {duplicates} duplicates; A took {a_processed}");
+        assert_eq!(duplicates, 0, "nothing consumed twice");
+        assert!(b.member.own.load(Ordering::Relaxed) > 0);
+
+        // A restarted member rejoins and gets its share back.
+        let a2 = Running::start(&config, "conformance", &tally);
+        eventually(WITHIN, "the rejoined member to get two partitions", || async {
+            (a2.consumer.assigned_partitions().len() == 2 && b.consumer.assigned_partitions().len() == 2).then_some(())
+        })
+        .await
+        .unwrap();
+        let probe = Arc::clone(&b.consumer);
+        a2.leave().await;
+        b.leave().await;
+        let committed: i64 = probe.committed_offsets(Duration::from_secs(10)).unwrap().values().sum();
+        assert_eq!(committed, events as i64, "every processed event committed");
+    }
+
+    if let Some(broker) = broker {
+        // Data and committed offsets survive a broker restart.
+        broker.restart().unwrap();
+        let check = EventConsumer::new(&config, "conformance", Start::Group, metrics.clone()).unwrap();
+        let committed: i64 = check.committed_offsets(Duration::from_secs(10)).unwrap().values().sum();
+        assert_eq!(committed, events as i64, "committed offsets survive a restart");
+        let highs: HashMap<i32, i64> = check.high_watermarks(4, Duration::from_secs(10)).unwrap();
+        assert_eq!(highs.values().sum::<i64>(), events as i64, "data survives a restart");
+    }
+
+    // Replay from the beginning into a new group sees every event.
+    let replayed = Tally::new(events);
+    let replay = Running::start(&config, "replay", &replayed);
+    let replay2 = Running::start(&config, "replay", &replayed);
+    eventually(WITHIN, "the replay to see every event", || async { replayed.complete().then_some(()) }).await.unwrap();
+    replay.leave().await;
+    replay2.leave().await;
+    assert_eq!(replayed.duplicates(), 0);
+}
+
+fn metrics_value(metrics: &KafkaMetrics, topic: &str, status: &str) -> u64 {
+    metrics.sent_count(topic, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_with_sqlite_storage_conforms() {
+    let mut broker = Broker::start().expect("tansu starts");
+    let config = KafkaConfig {
+        bootstrap_servers: broker.bootstrap(),
+        topic: "conformance".into(),
+        partitions: 4,
+        ..KafkaConfig::default()
+    };
+    ensure_topic(&config).await.expect("tansu creates the topic");
+    ensure_topic(&config).await.expect("creating an existing topic is not an error");
+    conformance(config, TANSU_EVENTS, true, Some(&mut broker)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_librdkafka_mock_cluster_conforms() {
+    // The mock cannot serve CreateTopics: the topic is made through its own API.
+    // Nor does it resume a departed member's partitions from their committed
+    // offsets (measured: the survivor re-read ~33k events and then stalled), so
+    // take-over is checked on tansu only.
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    cluster.create_topic("conformance", 4, 1).unwrap();
+    let config = KafkaConfig {
+        bootstrap_servers: cluster.bootstrap_servers(),
+        topic: "conformance".into(),
+        partitions: 4,
+        ..KafkaConfig::default()
+    };
+    conformance(config, MOCK_EVENTS, false, None).await;
+}
