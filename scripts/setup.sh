@@ -33,6 +33,18 @@ if ! command -v just >/dev/null 2>&1; then
     }
 fi
 
+# The Kafka-protocol broker of the local environment: tansu 0.6.0 with sqlite
+# storage, built once from the crate registry (about 15 minutes on two cores)
+# and kept in the cache; never rebuilt when present.
+cache="${Q2O_CACHE:-$HOME/.cache/q2o-bench}"
+tansu="$cache/tansu-0.6.0/bin/tansu"
+if [ ! -x "$tansu" ] && [ -z "${Q2O_TANSU:-}" ]; then
+    log "building tansu 0.6.0 into $cache (once; ~15 min on 2 cores)"
+    cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore,libsql \
+        --root "$cache/tansu-0.6.0" --target-dir "$cache/tansu-build" --quiet
+    rm -rf "$cache/tansu-build"
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "cargo-nextest not found; 'just test' will use 'cargo test'"
 fi

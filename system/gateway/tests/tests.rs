@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod end_to_end;
+mod event_log;
 mod isolation;
 mod rate_limit;
 mod shutdown;
