@@ -26,6 +26,14 @@ test: build
         cargo test --workspace --no-fail-fast; \
     fi
 
+# Event throughput produced -> audited on tansu, and produce -> audit latency.
+measure-event-log events="50000":
+    cargo bench -p q2o-benches --bench event_log -- {{events}}
+
+# Search p50/p95 at 100k documents, and indexing lag.
+measure-search docs="100000":
+    cargo bench -p q2o-benches --bench search_index -- {{docs}}
+
 # Lints as CI would.
 lint:
     cargo fmt --all -- --check

@@ -150,8 +150,8 @@ impl Action for Analytics {
     }
 }
 
-/// The handler of one of the agents' groups.
-pub(crate) fn handler(
+/// The handler of one of the agents' groups (also used by the benchmarks).
+pub fn handler(
     group: ConsumerGroup,
     store: Arc<dyn Store>,
     registry: &Registry,

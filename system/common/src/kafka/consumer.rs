@@ -114,6 +114,9 @@ impl EventConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "1000")
+            // tansu holds a fetch for the full wait even when data arrives
+            // (measured: p50 ~400 ms at the 500 ms default); 100 ms bounds that.
+            .set("fetch.wait.max.ms", "100")
             .create_with_context(context)?;
         match &start {
             Start::Group => consumer.subscribe(&[&config.topic])?,

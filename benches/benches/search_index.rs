@@ -1,0 +1,162 @@
+//! Search latency at 100k indexed documents (20 tenants), and indexing lag (time
+//! from a document being added until a commit makes it searchable, committing
+//! every 500 ms as q2o-search does).
+//!
+//! `cargo bench -p q2o-benches --bench search_index [-- DOCS]`
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use q2o_search::index::{DocKind, Filters, IndexDoc, SearchIndex};
+use q2o_search::metrics::SearchMetrics;
+use q2o_search::query_plan::QueryPlan;
+use q2o_testkit::ScratchDir;
+use rand::RngExt;
+use time::OffsetDateTime;
+
+const WORDS: &[&str] = &[
+    "ledger",
+    "payment",
+    "refund",
+    "invoice",
+    "billing",
+    "analytics",
+    "dashboard",
+    "pipeline",
+    "search",
+    "index",
+    "cluster",
+    "gateway",
+    "session",
+    "cache",
+    "stream",
+    "report",
+    "export",
+    "import",
+    "schema",
+    "migration",
+    "auth",
+    "token",
+    "tenant",
+    "quota",
+    "audit",
+    "event",
+    "kafka",
+    "redis",
+    "worker",
+    "queue",
+    "retry",
+    "backoff",
+    "parser",
+    "render",
+    "template",
+    "compiler",
+    "network",
+    "socket",
+    "latency",
+    "throughput",
+];
+
+fn sentence(rng: &mut impl rand::Rng, n: usize) -> String {
+    (0..n).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect::<Vec<_>>().join(" ")
+}
+
+fn main() {
+    let docs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let dir = ScratchDir::new("bench-search").unwrap();
+    let index = SearchIndex::open(dir.path(), SearchMetrics::new(&prometheus::Registry::new())).unwrap();
+    let mut rng = rand::rng();
+    let started = Instant::now();
+    for i in 0..docs {
+        let tenant = format!("tenant-{}", i % 20);
+        let kind = if i % 3 == 0 { DocKind::Project } else { DocKind::Code };
+        let doc = IndexDoc {
+            kind,
+            id: format!("doc-{i}"),
+            tenant,
+            project_id: format!("p-{}", i / 3),
+            name: sentence(&mut rng, 3),
+            objective: sentence(&mut rng, 8),
+            description: sentence(&mut rng, 20),
+            tags: vec![WORDS[i % WORDS.len()].to_string()],
+            code: if kind == DocKind::Code {
+                format!("fn {}() {{ {} }}", WORDS[i % WORDS.len()], sentence(&mut rng, 40))
+            } else {
+                String::new()
+            },
+            language: "rust".into(),
+            agent_type: ["coder", "qa", "testing", "data"][i % 4].into(),
+            status: "completed".into(),
+            created: OffsetDateTime::now_utc(),
+        };
+        index.upsert(&doc, None).unwrap();
+        if i % 20_000 == 19_999 {
+            index.commit().unwrap();
+        }
+    }
+    index.commit().unwrap();
+    let build = started.elapsed();
+    println!(
+        "indexed {docs} documents in {:.1} s ({:.0} docs/s)",
+        build.as_secs_f64(),
+        docs as f64 / build.as_secs_f64()
+    );
+
+    for (label, typo) in [("exact words", false), ("one typo", true)] {
+        let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for _ in 0..2_000 {
+            let mut q = sentence(&mut rng, 2);
+            if typo {
+                q.remove(1);
+            }
+            let tenant = format!("tenant-{}", rng.random_range(0..20));
+            let plan = QueryPlan::parse(&q).unwrap();
+            let t = Instant::now();
+            let results = index.search(&tenant, &plan, &Filters::default(), 1, 10).unwrap();
+            latencies.record(t.elapsed().as_micros().max(1) as u64).unwrap();
+            std::hint::black_box(results);
+        }
+        println!(
+            "search ({label}, 2-word queries, page of 10 + facets + highlights): {}",
+            q2o_benches::percentiles(&latencies)
+        );
+    }
+
+    // Indexing lag: documents arriving every 0.5 ms (plus indexing time), committed every 500 ms.
+    let mut lag = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut pending: Vec<Instant> = Vec::new();
+    let mut next_commit = Instant::now() + Duration::from_millis(500);
+    let run_until = Instant::now() + Duration::from_secs(10);
+    let mut i = docs;
+    while Instant::now() < run_until {
+        let doc = IndexDoc {
+            kind: DocKind::Code,
+            id: format!("live-{i}"),
+            tenant: "tenant-0".into(),
+            project_id: "p".into(),
+            name: sentence(&mut rng, 3),
+            objective: String::new(),
+            description: sentence(&mut rng, 20),
+            tags: Vec::new(),
+            code: sentence(&mut rng, 40),
+            language: "rust".into(),
+            agent_type: "coder".into(),
+            status: "completed".into(),
+            created: OffsetDateTime::now_utc(),
+        };
+        index.upsert(&doc, None).unwrap();
+        pending.push(Instant::now());
+        i += 1;
+        if Instant::now() >= next_commit {
+            index.commit().unwrap();
+            let visible = Instant::now();
+            for added in pending.drain(..) {
+                lag.record((visible - added).as_micros().max(1) as u64).unwrap();
+            }
+            next_commit += Duration::from_millis(500);
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let rate = (i - docs) as f64 / 10.0;
+    println!("indexing lag at {rate:.0} docs/s, commit every 500 ms: {}", q2o_benches::percentiles(&lag));
+}
