@@ -63,6 +63,18 @@ pub const SEARCH_INDEX_SIZE_BYTES: &str = "q2o_search_index_size_bytes";
 pub const SEARCH_INDEXING_LAG_SECONDS: &str = "q2o_search_indexing_lag_seconds";
 /// Counter: documents indexed.
 pub const SEARCH_DOCUMENTS_INDEXED_TOTAL: &str = "q2o_search_documents_indexed_total";
+/// Counter `{protocol,step,outcome}`: requests finished by the load generator.
+pub const LOADGEN_REQUESTS_TOTAL: &str = "q2o_loadgen_requests_total";
+/// Histogram `{protocol,step}`: client-side latency from the planned start.
+pub const LOADGEN_REQUEST_DURATION_SECONDS: &str = "q2o_loadgen_request_duration_seconds";
+/// Gauge: requests in flight.
+pub const LOADGEN_IN_FLIGHT_REQUESTS: &str = "q2o_loadgen_in_flight_requests";
+/// Gauge: simulated users active now.
+pub const LOADGEN_ACTIVE_USERS: &str = "q2o_loadgen_active_users";
+/// Counter: planned starts not made on time.
+pub const LOADGEN_DROPPED_STARTS_TOTAL: &str = "q2o_loadgen_dropped_starts_total";
+/// Gauge: planned arrival rate.
+pub const LOADGEN_TARGET_RATE: &str = "q2o_loadgen_target_rate";
 
 /// Every name above, for the check that alerts and dashboards quote only real metrics.
 pub const ALL: &[&str] = &[
@@ -96,4 +108,10 @@ pub const ALL: &[&str] = &[
     SEARCH_INDEX_SIZE_BYTES,
     SEARCH_INDEXING_LAG_SECONDS,
     SEARCH_DOCUMENTS_INDEXED_TOTAL,
+    LOADGEN_REQUESTS_TOTAL,
+    LOADGEN_REQUEST_DURATION_SECONDS,
+    LOADGEN_IN_FLIGHT_REQUESTS,
+    LOADGEN_ACTIVE_USERS,
+    LOADGEN_DROPPED_STARTS_TOTAL,
+    LOADGEN_TARGET_RATE,
 ];

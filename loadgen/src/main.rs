@@ -1,0 +1,172 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use q2o_common::config::parse_duration;
+use q2o_common::telemetry::{init_tracing, shutdown_signal};
+use q2o_loadgen::OpenRun;
+use q2o_loadgen::arrival::ArrivalSchedule;
+use q2o_loadgen::metrics::{ClientMetrics, serve};
+use q2o_loadgen::recorder::Protocol;
+use q2o_loadgen::results::RunResults;
+use q2o_loadgen::target::{GatewayTarget, Step, Target, UrlTarget, parse_mix};
+
+/// The q2o load generator.
+#[derive(Debug, Parser)]
+#[command(name = "q2o-loadgen", version)]
+enum Cli {
+    /// Open-model run: requests arrive at a planned rate, latency from the planned start.
+    Run(RunArgs),
+    /// Merge several processes' results.json into one, exactly (HDR histograms added).
+    Merge {
+        /// results.json files.
+        #[arg(required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
+        /// Directory for the merged results.json.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Gateway REST base URL (e.g. http://127.0.0.1:8080).
+    #[arg(long, conflicts_with = "url")]
+    rest_url: Option<String>,
+    /// Gateway gRPC URL (needed when the mix has grpc: steps).
+    #[arg(long)]
+    grpc_url: Option<String>,
+    /// GET this URL instead of the gateway's operations (step `get`).
+    #[arg(long)]
+    url: Option<String>,
+    /// API key to log in with.
+    #[arg(long, default_value = "demo-key-acme", env = "Q2O_LOADGEN_API_KEY")]
+    api_key: String,
+    /// Steps and weights, e.g. rest:list_projects=8,grpc:submit_task=2.
+    #[arg(long, default_value = "rest:list_projects=6,rest:get_project=2,rest:submit_task=1,rest:project_status=1")]
+    mix: String,
+    /// Arrival rate in requests per second (at the start, with --ramp-to).
+    #[arg(long, allow_negative_numbers = true)]
+    rate: f64,
+    /// Ramp linearly to this rate by the end of the run.
+    #[arg(long, allow_negative_numbers = true)]
+    ramp_to: Option<f64>,
+    /// How long to run (e.g. 30s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Duration,
+    /// Most requests in flight; planned starts beyond it are dropped and counted.
+    #[arg(long, default_value_t = 10_000)]
+    max_in_flight: u64,
+    /// gRPC channels (HTTP/2 connections) to spread requests over.
+    #[arg(long, default_value_t = 4)]
+    grpc_channels: usize,
+    /// Directory for results.json and latency.hlog.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Serve client-side metrics on this address (port 0 picks one).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing("warn");
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("q2o-loadgen: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli {
+        Cli::Merge { inputs, out } => {
+            let parts = inputs.iter().map(|p| RunResults::read(p)).collect::<Result<Vec<_>, _>>()?;
+            let merged = RunResults::merge(&parts).map_err(anyhow::Error::msg)?;
+            merged.write(&out)?;
+            println!("merged {} results into {}", parts.len(), out.join("results.json").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cli::Run(args) => open_run(args).await,
+    }
+}
+
+async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let schedule = ArrivalSchedule::new(args.rate, args.ramp_to.unwrap_or(args.rate), args.duration)
+        .map_err(anyhow::Error::msg)?;
+    if args.max_in_flight == 0 {
+        bail!("--max-in-flight must be at least 1");
+    }
+    let (target, mix): (Arc<dyn Target>, Vec<(Step, u32)>) = match (&args.url, &args.rest_url) {
+        (Some(url), _) => {
+            (Arc::new(UrlTarget::new(url).map_err(anyhow::Error::msg)?), vec![("get".parse().expect("valid"), 1)])
+        }
+        (None, Some(rest)) => {
+            let mix = parse_mix(&args.mix).map_err(anyhow::Error::msg)?;
+            let needs_grpc = mix.iter().any(|(s, _)| s.protocol == Protocol::Grpc);
+            if needs_grpc && args.grpc_url.is_none() {
+                bail!("--mix has grpc: steps; give --grpc-url");
+            }
+            let grpc = args.grpc_url.as_deref().filter(|_| needs_grpc);
+            let target = GatewayTarget::connect(rest, grpc, &args.api_key, args.grpc_channels).await?;
+            (target, mix)
+        }
+        (None, None) => bail!("give --rest-url (the gateway) or --url (any HTTP endpoint)"),
+    };
+    let registry = prometheus::Registry::new();
+    let metrics = ClientMetrics::new(&registry);
+    let _server = match args.metrics_addr {
+        Some(addr) => {
+            let (bound, task) = serve(addr, registry).await.with_context(|| format!("--metrics-addr {addr}"))?;
+            println!("q2o-loadgen listening: metrics={bound}");
+            Some(AbortOnDrop(task))
+        }
+        None => None,
+    };
+    let run = OpenRun {
+        target,
+        mix,
+        schedule,
+        max_in_flight: args.max_in_flight,
+        out: args.out.clone(),
+        metrics: Some(metrics),
+        progress: true,
+    };
+    let (results, summary) = run.run(shutdown_signal()).await?;
+    let all = results.overall_latency().map_err(anyhow::Error::msg)?;
+    let failed: u64 =
+        results.steps.iter().flat_map(|s| s.outcomes.iter()).filter(|(o, _)| *o != "ok").map(|(_, n)| n).sum();
+    println!(
+        "{} requests in {:.1} s ({:.1} req/s), {failed} failed, {} dropped starts{}",
+        all.len(),
+        results.duration_seconds,
+        results.achieved_rate,
+        summary.dropped,
+        if summary.interrupted { " (interrupted: partial results)" } else { "" }
+    );
+    println!(
+        "latency from planned start: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        all.value_at_quantile(0.5) as f64 / 1e3,
+        all.value_at_quantile(0.95) as f64 / 1e3,
+        all.value_at_quantile(0.99) as f64 / 1e3,
+        all.max() as f64 / 1e3
+    );
+    if let Some(out) = &args.out {
+        println!("results written to {}", out.join("results.json").display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

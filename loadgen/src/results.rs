@@ -1,0 +1,313 @@
+//! A run's results as JSON (schema version 1, below) plus an HdrHistogram
+//! interval log, and the exact merge of several processes' results.
+//!
+//! # Schema (`results.json`)
+//!
+//! ```text
+//! schema_version   1
+//! model            "open"
+//! processes        how many loadgen processes these results merge
+//! duration_seconds wall time of the run (the longest process, after a merge)
+//! target_rate      {start, end}: planned requests per second (summed over processes)
+//! achieved_rate    requests finished per second
+//! dropped_starts   planned starts that could not be made on time
+//! steps[]          {protocol, step, count, outcomes{outcome: n},
+//!                   latency_us{min, mean, p50, p90, p95, p99, p999, max},
+//!                   histogram: base64 of the V2-deflate HdrHistogram (µs, 3 digits)}
+//! seconds[]        {requests, errors, dropped, in_flight} per second of the run
+//! ```
+//!
+//! Latency is measured from each request's *planned* start, so time a request
+//! waited because the system (or the generator) stalled is counted.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+
+use crate::recorder::{Protocol, Second, Snapshot, StepKey, latency_histogram};
+
+/// The version written to and required from `schema_version`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Results could not be written, read or merged.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// File system.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a results file of ours.
+    #[error("{path}: not a q2o-loadgen results file: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Summary percentiles of one histogram, in microseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 95th percentile.
+    pub p95: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl LatencySummary {
+    /// The summary of `h`.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        LatencySummary {
+            min: h.min(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// One (protocol, step).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// Which API.
+    pub protocol: Protocol,
+    /// Which operation.
+    pub step: String,
+    /// Requests finished.
+    pub count: u64,
+    /// Requests by outcome.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Latency percentiles, microseconds.
+    pub latency_us: LatencySummary,
+    /// The full histogram, base64 of its V2-deflate encoding.
+    pub histogram: String,
+}
+
+/// Planned arrival rate.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RateSpan {
+    /// At the start of the run.
+    pub start: f64,
+    /// At the end.
+    pub end: f64,
+}
+
+/// A run's results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `open`.
+    pub model: String,
+    /// Processes merged into these results.
+    pub processes: u32,
+    /// Wall time of the run.
+    pub duration_seconds: f64,
+    /// Planned rate.
+    pub target_rate: RateSpan,
+    /// Requests finished per second.
+    pub achieved_rate: f64,
+    /// Planned starts not made on time.
+    pub dropped_starts: u64,
+    /// By (protocol, step).
+    pub steps: Vec<StepResult>,
+    /// By second.
+    pub seconds: Vec<Second>,
+}
+
+fn encode(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new().serialize(h, &mut bytes).expect("in-memory serialization succeeds");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn decode(text: &str) -> Result<Histogram<u64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| e.to_string())?;
+    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("{e:?}"))
+}
+
+impl RunResults {
+    /// Results of one process from its recorder's snapshot.
+    pub fn from_snapshot(snapshot: &Snapshot, duration_seconds: f64, target_rate: RateSpan) -> RunResults {
+        let steps: Vec<StepResult> = snapshot
+            .steps
+            .iter()
+            .map(|((protocol, step), record)| StepResult {
+                protocol: *protocol,
+                step: step.clone(),
+                count: record.latency.len(),
+                outcomes: record.outcomes.clone(),
+                latency_us: LatencySummary::of(&record.latency),
+                histogram: encode(&record.latency),
+            })
+            .collect();
+        let total: u64 = steps.iter().map(|s| s.count).sum();
+        RunResults {
+            schema_version: SCHEMA_VERSION,
+            model: "open".into(),
+            processes: 1,
+            duration_seconds,
+            target_rate,
+            achieved_rate: if duration_seconds > 0.0 { total as f64 / duration_seconds } else { 0.0 },
+            dropped_starts: snapshot.dropped,
+            steps,
+            seconds: snapshot.seconds.clone(),
+        }
+    }
+
+    /// Merges several processes' results exactly: histograms are added (not
+    /// their percentiles averaged) and counters summed.
+    pub fn merge(parts: &[RunResults]) -> Result<RunResults, String> {
+        let first = parts.first().ok_or("nothing to merge")?;
+        let mut histograms: BTreeMap<StepKey, (Histogram<u64>, BTreeMap<String, u64>)> = BTreeMap::new();
+        let mut seconds: Vec<Second> = Vec::new();
+        for part in parts {
+            if part.schema_version != SCHEMA_VERSION {
+                return Err(format!("schema_version {} (expected {SCHEMA_VERSION})", part.schema_version));
+            }
+            for step in &part.steps {
+                let h = decode(&step.histogram)?;
+                let entry = histograms
+                    .entry((step.protocol, step.step.clone()))
+                    .or_insert_with(|| (latency_histogram(), BTreeMap::new()));
+                entry.0.add(&h).map_err(|e| format!("{e:?}"))?;
+                for (outcome, count) in &step.outcomes {
+                    *entry.1.entry(outcome.clone()).or_default() += count;
+                }
+            }
+            if seconds.len() < part.seconds.len() {
+                seconds.resize(part.seconds.len(), Second::default());
+            }
+            for (sum, s) in seconds.iter_mut().zip(&part.seconds) {
+                sum.requests += s.requests;
+                sum.errors += s.errors;
+                sum.dropped += s.dropped;
+                sum.in_flight += s.in_flight;
+            }
+        }
+        let steps: Vec<StepResult> = histograms
+            .into_iter()
+            .map(|((protocol, step), (h, outcomes))| StepResult {
+                protocol,
+                step,
+                count: h.len(),
+                outcomes,
+                latency_us: LatencySummary::of(&h),
+                histogram: encode(&h),
+            })
+            .collect();
+        let duration = parts.iter().map(|p| p.duration_seconds).fold(0.0, f64::max);
+        let total: u64 = steps.iter().map(|s| s.count).sum();
+        Ok(RunResults {
+            schema_version: SCHEMA_VERSION,
+            model: first.model.clone(),
+            processes: parts.iter().map(|p| p.processes).sum(),
+            duration_seconds: duration,
+            target_rate: RateSpan {
+                start: parts.iter().map(|p| p.target_rate.start).sum(),
+                end: parts.iter().map(|p| p.target_rate.end).sum(),
+            },
+            achieved_rate: if duration > 0.0 { total as f64 / duration } else { 0.0 },
+            dropped_starts: parts.iter().map(|p| p.dropped_starts).sum(),
+            steps,
+            seconds,
+        })
+    }
+
+    /// The latency histogram of every step together.
+    pub fn overall_latency(&self) -> Result<Histogram<u64>, String> {
+        let mut all = latency_histogram();
+        for step in &self.steps {
+            all.add(&decode(&step.histogram)?).map_err(|e| format!("{e:?}"))?;
+        }
+        Ok(all)
+    }
+
+    /// The histogram of one step.
+    pub fn step_latency(&self, step: &StepResult) -> Result<Histogram<u64>, String> {
+        decode(&step.histogram)
+    }
+
+    /// Writes `results.json` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), ResultsError> {
+        let path = dir.join("results.json");
+        let io = |source| ResultsError::Io { path: path.display().to_string(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let json = serde_json::to_vec_pretty(self).expect("results serialize");
+        std::fs::write(&path, json).map_err(io)
+    }
+
+    /// Reads a `results.json`.
+    pub fn read(path: &Path) -> Result<RunResults, ResultsError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ResultsError::Io { path: name.clone(), source })?;
+        let results: RunResults = serde_json::from_slice(&bytes)
+            .map_err(|e| ResultsError::Format { path: name.clone(), reason: e.to_string() })?;
+        if results.schema_version != SCHEMA_VERSION {
+            return Err(ResultsError::Format {
+                path: name,
+                reason: format!("schema_version {} (expected {SCHEMA_VERSION})", results.schema_version),
+            });
+        }
+        Ok(results)
+    }
+}
+
+/// Writes the interval log (`latency.hlog`): one tagged histogram per step and interval.
+pub fn write_interval_log(dir: &Path, snapshot: &Snapshot, started: std::time::SystemTime) -> Result<(), ResultsError> {
+    let path = dir.join("latency.hlog");
+    let io = |source| ResultsError::Io { path: path.display().to_string(), source };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+    let mut serializer = V2DeflateSerializer::new();
+    let mut log = IntervalLogWriterBuilder::new()
+        .add_comment("q2o-loadgen latency log: microseconds from planned start, tag = protocol/step")
+        .with_start_time(started)
+        .with_base_time(started)
+        .with_max_value_divisor(1000.0)
+        .begin_log_with(&mut file, &mut serializer)
+        .map_err(io)?;
+    let mut previous = 0.0;
+    for (end, histograms) in &snapshot.intervals {
+        for ((protocol, step), h) in histograms {
+            let tag = format!("{}/{}", protocol.as_str(), step);
+            let tag = Tag::new(&tag);
+            log.write_histogram(
+                h,
+                std::time::Duration::from_secs_f64(previous),
+                std::time::Duration::from_secs_f64(end - previous),
+                tag,
+            )
+            .map_err(|e| io(std::io::Error::other(format!("{e:?}"))))?;
+        }
+        previous = *end;
+    }
+    drop(log);
+    file.flush().map_err(io)
+}
