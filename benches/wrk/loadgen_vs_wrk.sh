@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Requests per generator CPU-second: q2o-loadgen's open-model engine versus wrk,
+# against the same axum endpoint (the gateway's /health), server on cpu 0 and
+# generator on cpu 1, one after the other in one run.
+#   benches/wrk/loadgen_vs_wrk.sh [seconds=10] [loadgen_rate=20000]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+seconds=${1:-10}
+rate=${2:-20000}
+bin=${CARGO_TARGET_DIR:-$root/target}/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+(cd "$root" && cargo build --release --bin q2o-gateway --bin q2o-loadgen --quiet)
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null &
+pids+=($!)
+taskset -c 0 "$bin/q2o-gateway" --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --redis-url "redis://127.0.0.1:$port" \
+    > "$work/gateway.out" 2> "$work/gateway.err" &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$work/gateway.out" && break; sleep 0.1; done
+url="http://$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$work/gateway.out")/health"
+
+# CPU seconds (user + system) of a command and its children, then its output.
+cpu() { python3 - "$@" <<'PY'
+import resource, subprocess, sys
+out = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"cpu_seconds={r.ru_utime + r.ru_stime:.3f}")
+print(out.stdout + out.stderr)
+PY
+}
+
+echo "== wrk -t1 -c64 -d${seconds}s $url (cpu 1)"
+wrk_out=$(cpu taskset -c 1 wrk -t1 -c64 -d"${seconds}s" "$url")
+echo "$wrk_out" | grep -E "cpu_seconds|Requests/sec|requests in"
+echo "== q2o-loadgen run --url $url --rate $rate --duration ${seconds}s (cpu 1)"
+lg_out=$(cpu taskset -c 1 "$bin/q2o-loadgen" run --url "$url" --rate "$rate" --duration "${seconds}s" --max-in-flight 256)
+echo "$lg_out" | grep -E "cpu_seconds|requests in|latency"
+
+python3 - "$wrk_out" "$lg_out" <<'PY'
+import re, sys
+def parse(text, pattern):
+    cpu = float(re.search(r"cpu_seconds=([\d.]+)", text).group(1))
+    n = int(re.search(pattern, text).group(1))
+    return n, cpu
+wn, wc = parse(sys.argv[1], r"(\d+) requests in")
+ln, lc = parse(sys.argv[2], r"(\d+) requests in")
+print(f"wrk:         {wn} requests / {wc:.2f} cpu-s = {wn / wc:,.0f} requests per cpu-second")
+print(f"q2o-loadgen: {ln} requests / {lc:.2f} cpu-s = {ln / lc:,.0f} requests per cpu-second")
+print(f"ratio loadgen/wrk = {(ln / lc) / (wn / wc):.2f} (goal >= 0.8)")
+PY
