@@ -26,14 +26,7 @@ mkdir -p "$state/logs"
 
 stop() {
     trap - INT TERM EXIT
-    if [ -f "$state/pids" ]; then
-        while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$state/pids"
-        while read -r pid; do
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -9 "$pid" 2>/dev/null || true
-        done < "$state/pids"
-        rm -f "$state/pids"
-    fi
+    "$root/scripts/down.sh" >/dev/null
     echo "up: stopped" >&2
 }
 trap stop INT TERM EXIT

@@ -6,7 +6,7 @@ use clap::Parser;
 use q2o_agents::config::Flags;
 use q2o_agents::{Agents, Config};
 use q2o_common::store::{RedisStore, RedisStoreOptions};
-use q2o_common::telemetry::{announce_listening, init_tracing, shutdown_signal};
+use q2o_common::telemetry::{announce_listening, exit_code, init_tracing, shutdown_signal};
 
 /// The Q2O agent workers and agent services.
 #[derive(Debug, Parser)]
@@ -37,13 +37,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing("info");
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("q2o-agents: {err:#}");
-            ExitCode::from(2)
-        }
-    }
+    exit_code("q2o-agents", run(Cli::parse()).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

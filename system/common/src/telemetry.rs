@@ -24,6 +24,18 @@ pub fn render_metrics(registry: &Registry) -> Response {
     }
 }
 
+/// The exit of a binary: 0 on success; otherwise the error chain on one line,
+/// prefixed by the binary's name, and exit code 2.
+pub fn exit_code(name: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{name}: {err:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM, whichever comes first.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use q2o_common::store::{RedisStore, RedisStoreOptions};
-use q2o_common::telemetry::{announce_listening, init_tracing, shutdown_signal};
+use q2o_common::telemetry::{announce_listening, exit_code, init_tracing, shutdown_signal};
 use q2o_gateway::{Config, Gateway, config::Flags};
 
 /// The Q2O API gateway: REST and gRPC over Redis.
@@ -18,13 +18,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing("info");
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("q2o-gateway: {err:#}");
-            ExitCode::from(2)
-        }
-    }
+    exit_code("q2o-gateway", run(Cli::parse()).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

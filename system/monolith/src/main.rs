@@ -16,7 +16,7 @@ use q2o_agents::Agents;
 use q2o_agents::config::InterAgentProtocol;
 use q2o_common::config::load_file;
 use q2o_common::store::{MemoryStore, Store};
-use q2o_common::telemetry::{announce_listening, init_tracing, shutdown_signal};
+use q2o_common::telemetry::{announce_listening, exit_code, init_tracing, shutdown_signal};
 use q2o_gateway::Gateway;
 use serde::Deserialize;
 
@@ -45,13 +45,7 @@ struct Config {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing("info");
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("q2o-monolith: {err:#}");
-            ExitCode::from(2)
-        }
-    }
+    exit_code("q2o-monolith", run(Cli::parse()).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use q2o_common::telemetry::{announce_listening, init_tracing, shutdown_signal};
+use q2o_common::telemetry::{announce_listening, exit_code, init_tracing, shutdown_signal};
 use q2o_search::config::Flags;
 use q2o_search::{Config, Search};
 
@@ -16,13 +16,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing("info");
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("q2o-search: {err:#}");
-            ExitCode::from(2)
-        }
-    }
+    exit_code("q2o-search", run(Cli::parse()).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
