@@ -31,9 +31,10 @@ pub struct EngineSummary {
 }
 
 /// Runs `schedule` against `target`, picking each request's step from `mix`.
+/// The recorder (and metrics) must know the mix's steps, in order.
 pub async fn run(
     target: Arc<dyn Target>,
-    mix: &[(Step, u32)],
+    mix: &[(Arc<Step>, u32)],
     schedule: ArrivalSchedule,
     max_in_flight: u64,
     recorder: Arc<Recorder>,
@@ -51,12 +52,19 @@ pub async fn run(
     let mut n: u64 = 0;
     while let Some(offset) = schedule.offset(n) {
         let planned = start + offset;
-        tokio::select! {
-            () = &mut stop => {
-                summary.interrupted = true;
-                break;
+        // Arm a timer only when the request is not due yet: at high rates many
+        // requests fall due within one timer tick, and each timer costs.
+        if planned > Instant::now() {
+            tokio::select! {
+                () = &mut stop => {
+                    summary.interrupted = true;
+                    break;
+                }
+                () = tokio::time::sleep_until(planned) => {}
             }
-            () = tokio::time::sleep_until(planned) => {}
+        } else if n % 64 == 0 && futures_ready(&mut stop) {
+            summary.interrupted = true;
+            break;
         }
         while start.elapsed() >= next_interval {
             recorder.close_interval(next_interval);
@@ -64,7 +72,8 @@ pub async fn run(
             next_interval += Duration::from_secs(1);
         }
         while requests.try_join_next().is_some() {}
-        let step = pick(mix, total_weight, n).clone();
+        let (slot, step) = pick(mix, total_weight, n);
+        let step = Arc::clone(step);
         n += 1;
         if in_flight.load(Ordering::Relaxed) >= max_in_flight {
             summary.dropped += 1;
@@ -86,10 +95,10 @@ pub async fn run(
             let done = Instant::now();
             // From the planned start: queueing behind a stall counts.
             let latency = done - planned;
-            recorder.record(step.protocol, &step.name, &outcome, latency, done - start);
+            recorder.record(slot, &outcome, latency, done - start);
             let left = in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
             if let Some(m) = &metrics {
-                m.record(step.protocol, &step.name, &outcome, latency);
+                m.record(slot, &outcome, latency);
                 m.set_in_flight(left);
             }
         });
@@ -109,14 +118,22 @@ pub async fn run(
     summary
 }
 
-/// The step of request `n`: weights laid out in blocks over each cycle.
-fn pick(mix: &[(Step, u32)], total: u32, n: u64) -> &Step {
+/// The step of request `n` and its index in the mix: weights laid out in blocks
+/// over each cycle.
+fn pick(mix: &[(Arc<Step>, u32)], total: u32, n: u64) -> (usize, &Arc<Step>) {
     let mut slot = (n % u64::from(total)) as u32;
-    for (step, weight) in mix {
+    for (i, (step, weight)) in mix.iter().enumerate() {
         if slot < *weight {
-            return step;
+            return (i, step);
         }
         slot -= weight;
     }
-    &mix[mix.len() - 1].0
+    (mix.len() - 1, &mix[mix.len() - 1].0)
+}
+
+/// Whether `stop` has resolved, without waiting.
+fn futures_ready(stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>) -> bool {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    stop.as_mut().poll(&mut cx).is_ready()
 }

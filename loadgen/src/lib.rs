@@ -63,10 +63,13 @@ impl OpenRun {
     /// Runs until the schedule ends or `stop` resolves (partial results are kept),
     /// then writes the results.
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(RunResults, EngineSummary), ResultsError> {
-        let recorder = Arc::new(Recorder::new());
+        let keys: Vec<_> = self.mix.iter().map(|(step, _)| (step.protocol, step.name.clone())).collect();
+        let recorder = Arc::new(Recorder::new(&keys));
+        let metrics = self.metrics.as_ref().map(|m| m.with_steps(&keys));
+        let mix: Vec<(Arc<Step>, u32)> = self.mix.iter().map(|(step, w)| (Arc::new(step.clone()), *w)).collect();
         let started_at = SystemTime::now();
         let started = std::time::Instant::now();
-        if let Some(metrics) = &self.metrics {
+        if let Some(metrics) = &metrics {
             metrics.set_target_rate(self.schedule.rates().0);
         }
         let bar = self.progress.then(|| progress_bar(self.schedule.duration()));
@@ -89,11 +92,11 @@ impl OpenRun {
         });
         let summary = engine::run(
             Arc::clone(&self.target),
-            &self.mix,
+            &mix,
             self.schedule,
             self.max_in_flight,
             Arc::clone(&recorder),
-            self.metrics.clone(),
+            metrics,
             stop,
         )
         .await;

@@ -13,6 +13,9 @@ use crate::recorder::Protocol;
 /// The `q2o_loadgen_*` series.
 #[derive(Clone, Debug)]
 pub struct ClientMetrics {
+    /// Per step of the run (by index): its latency histogram and `ok` counter,
+    /// resolved once so that recording does no label lookups.
+    steps: Vec<(prometheus::Histogram, IntCounter, Protocol, String)>,
     requests: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGauge,
@@ -25,6 +28,7 @@ impl ClientMetrics {
     /// Creates and registers the series.
     pub fn new(registry: &Registry) -> ClientMetrics {
         ClientMetrics {
+            steps: Vec::new(),
             requests: register(
                 registry,
                 IntCounterVec::new(
@@ -74,9 +78,27 @@ impl ClientMetrics {
         }
     }
 
-    pub(crate) fn record(&self, protocol: Protocol, step: &str, outcome: &str, latency: Duration) {
-        self.requests.with_label_values(&[protocol.as_str(), step, outcome]).inc();
-        self.duration.with_label_values(&[protocol.as_str(), step]).observe(latency.as_secs_f64());
+    /// These metrics, addressing the given steps by index (as the recorder does).
+    pub fn with_steps(&self, steps: &[(Protocol, String)]) -> ClientMetrics {
+        let steps = steps
+            .iter()
+            .map(|(protocol, step)| {
+                let labels = [protocol.as_str(), step.as_str()];
+                let ok = self.requests.with_label_values(&[protocol.as_str(), step, "ok"]);
+                (self.duration.with_label_values(&labels), ok, *protocol, step.clone())
+            })
+            .collect();
+        ClientMetrics { steps, ..self.clone() }
+    }
+
+    pub(crate) fn record(&self, slot: usize, outcome: &str, latency: Duration) {
+        let (duration, ok, protocol, step) = &self.steps[slot];
+        duration.observe(latency.as_secs_f64());
+        if outcome == "ok" {
+            ok.inc();
+        } else {
+            self.requests.with_label_values(&[protocol.as_str(), step, outcome]).inc();
+        }
     }
 
     pub(crate) fn set_in_flight(&self, n: u64) {

@@ -37,7 +37,7 @@ impl Protocol {
 
 /// How a request ended: `ok`, an HTTP status (`http_429`), a gRPC code
 /// (`grpc_unavailable`), or a transport error (`error_connect`, `error_timeout`).
-pub type Outcome = String;
+pub type Outcome = std::borrow::Cow<'static, str>;
 
 /// Measurements of one (protocol, step).
 #[derive(Clone, Debug)]
@@ -45,7 +45,7 @@ pub struct StepRecord {
     /// Latency from the planned start, microseconds.
     pub latency: Histogram<u64>,
     /// Requests by outcome.
-    pub outcomes: BTreeMap<Outcome, u64>,
+    pub outcomes: BTreeMap<String, u64>,
 }
 
 impl StepRecord {
@@ -74,47 +74,65 @@ pub struct Second {
     pub in_flight: u64,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    steps: BTreeMap<StepKey, StepRecord>,
-    seconds: Vec<Second>,
+/// The measurements of one step, locked separately so that steps do not contend.
+#[derive(Debug)]
+struct Slot {
+    key: StepKey,
+    record: StepRecord,
     /// Latencies finished in the current interval (for the interval log).
-    interval: BTreeMap<StepKey, Histogram<u64>>,
+    interval: Histogram<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Timeline {
+    seconds: Vec<Second>,
     intervals: Vec<Interval>,
     dropped: u64,
 }
 
-/// Thread-safe recorder for one run.
-#[derive(Debug, Default)]
+/// Thread-safe recorder for one run. Steps are registered up front and
+/// addressed by their index, so recording allocates nothing.
+#[derive(Debug)]
 pub struct Recorder {
-    inner: Mutex<Inner>,
+    slots: Vec<Mutex<Slot>>,
+    timeline: Mutex<Timeline>,
 }
 
 impl Recorder {
-    /// An empty recorder.
-    pub fn new() -> Recorder {
-        Recorder::default()
+    /// A recorder for these steps; `record` takes an index into `steps`.
+    pub fn new(steps: &[StepKey]) -> Recorder {
+        let slots = steps
+            .iter()
+            .map(|key| Mutex::new(Slot { key: key.clone(), record: StepRecord::new(), interval: latency_histogram() }))
+            .collect();
+        Recorder { slots, timeline: Mutex::default() }
     }
 
-    fn second(inner: &mut Inner, at: Duration) -> &mut Second {
+    fn second(timeline: &mut Timeline, at: Duration) -> &mut Second {
         let index = at.as_secs() as usize;
-        if inner.seconds.len() <= index {
-            inner.seconds.resize(index + 1, Second::default());
+        if timeline.seconds.len() <= index {
+            timeline.seconds.resize(index + 1, Second::default());
         }
-        &mut inner.seconds[index]
+        &mut timeline.seconds[index]
     }
 
-    /// Records one finished request: `latency` from its planned start, finishing
-    /// `at` after the run started.
-    pub fn record(&self, protocol: Protocol, step: &str, outcome: &str, latency: Duration, at: Duration) {
+    /// Records one finished request of step `slot`: `latency` from its planned
+    /// start, finishing `at` after the run started.
+    pub fn record(&self, slot: usize, outcome: &str, latency: Duration, at: Duration) {
         let micros = latency.as_micros().clamp(1, u128::from(MAX_LATENCY_US)) as u64;
-        let mut inner = self.inner.lock().expect("never poisoned");
-        let key = (protocol, step.to_owned());
-        let record = inner.steps.entry(key.clone()).or_insert_with(StepRecord::new);
-        record.latency.saturating_record(micros);
-        *record.outcomes.entry(outcome.to_owned()).or_default() += 1;
-        inner.interval.entry(key).or_insert_with(latency_histogram).saturating_record(micros);
-        let second = Self::second(&mut inner, at);
+        {
+            let mut slot = self.slots[slot].lock().expect("never poisoned");
+            slot.record.latency.saturating_record(micros);
+            slot.interval.saturating_record(micros);
+            match slot.record.outcomes.get_mut(outcome) {
+                Some(count) => *count += 1,
+                None => {
+                    slot.record.outcomes.insert(outcome.to_owned(), 1);
+                }
+            }
+        }
+        let mut timeline = self.timeline.lock().expect("never poisoned");
+        let second = Self::second(&mut timeline, at);
         second.requests += 1;
         if outcome != "ok" {
             second.errors += 1;
@@ -123,43 +141,56 @@ impl Recorder {
 
     /// Counts a start that could not be made on time (in-flight cap reached).
     pub fn dropped(&self, at: Duration) {
-        let mut inner = self.inner.lock().expect("never poisoned");
-        inner.dropped += 1;
-        Self::second(&mut inner, at).dropped += 1;
+        let mut timeline = self.timeline.lock().expect("never poisoned");
+        timeline.dropped += 1;
+        Self::second(&mut timeline, at).dropped += 1;
     }
 
     /// Notes how many requests are in flight `at` this moment.
     pub fn in_flight(&self, at: Duration, count: u64) {
-        let mut inner = self.inner.lock().expect("never poisoned");
-        Self::second(&mut inner, at).in_flight = count;
+        let mut timeline = self.timeline.lock().expect("never poisoned");
+        Self::second(&mut timeline, at).in_flight = count;
     }
 
     /// Closes the current interval of the interval log, `at` after the start.
     pub fn close_interval(&self, at: Duration) {
-        let mut inner = self.inner.lock().expect("never poisoned");
-        let interval = std::mem::take(&mut inner.interval);
-        inner.intervals.push((at.as_secs_f64(), interval));
+        let mut interval = BTreeMap::new();
+        for slot in &self.slots {
+            let mut slot = slot.lock().expect("never poisoned");
+            let finished = std::mem::replace(&mut slot.interval, latency_histogram());
+            if !finished.is_empty() {
+                interval.insert(slot.key.clone(), finished);
+            }
+        }
+        self.timeline.lock().expect("never poisoned").intervals.push((at.as_secs_f64(), interval));
     }
 
     /// Everything recorded so far.
     pub fn snapshot(&self) -> Snapshot {
-        let inner = self.inner.lock().expect("never poisoned");
+        let mut steps = BTreeMap::new();
+        for slot in &self.slots {
+            let slot = slot.lock().expect("never poisoned");
+            if !slot.record.latency.is_empty() {
+                steps.insert(slot.key.clone(), slot.record.clone());
+            }
+        }
+        let timeline = self.timeline.lock().expect("never poisoned");
         Snapshot {
-            steps: inner.steps.clone(),
-            seconds: inner.seconds.clone(),
-            intervals: inner.intervals.clone(),
-            dropped: inner.dropped,
+            steps,
+            seconds: timeline.seconds.clone(),
+            intervals: timeline.intervals.clone(),
+            dropped: timeline.dropped,
         }
     }
 
     /// Total requests and failures so far, and the p95 over all steps (µs).
     pub fn progress(&self) -> (u64, u64, u64) {
-        let inner = self.inner.lock().expect("never poisoned");
         let mut all = latency_histogram();
         let (mut requests, mut errors) = (0, 0);
-        for record in inner.steps.values() {
-            all.add(&record.latency).expect("same bounds");
-            for (outcome, count) in &record.outcomes {
+        for slot in &self.slots {
+            let slot = slot.lock().expect("never poisoned");
+            all.add(&slot.record.latency).expect("same bounds");
+            for (outcome, count) in &slot.record.outcomes {
                 requests += count;
                 if outcome != "ok" {
                     errors += count;

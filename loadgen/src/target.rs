@@ -110,7 +110,7 @@ async fn send(client: &Client<HttpConnector, Full<Bytes>>, request: Request<Full
     };
     match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
         Ok(Ok(status)) if status.is_success() => "ok".into(),
-        Ok(Ok(status)) => format!("http_{}", status.as_u16()),
+        Ok(Ok(status)) => format!("http_{}", status.as_u16()).into(),
         Ok(Err(err)) => {
             let text = format!("{err:?}");
             if text.contains("Connect") { "error_connect".into() } else { "error_io".into() }
@@ -265,7 +265,7 @@ impl GatewayTarget {
 fn grpc_outcome(result: Result<(), tonic::Status>) -> Outcome {
     match result {
         Ok(()) => "ok".into(),
-        Err(status) => format!("grpc_{:?}", status.code()).to_lowercase(),
+        Err(status) => format!("grpc_{:?}", status.code()).to_lowercase().into(),
     }
 }
 

@@ -73,19 +73,14 @@ async fn the_open_model_counts_a_stall_that_a_closed_loop_hides() {
 fn feed(recorder: &Recorder, samples: impl Iterator<Item = u64>) {
     for (i, us) in samples.enumerate() {
         let outcome = if i % 50 == 0 { "http_500" } else { "ok" };
-        recorder.record(
-            Protocol::Rest,
-            "list_projects",
-            outcome,
-            Duration::from_micros(us),
-            Duration::from_millis(i as u64),
-        );
+        recorder.record(0, outcome, Duration::from_micros(us), Duration::from_millis(i as u64));
     }
 }
 
 #[test]
 fn merged_results_equal_one_histogram_of_all_samples() {
-    let (a, b) = (Recorder::new(), Recorder::new());
+    let steps = [(Protocol::Rest, "list_projects".to_string())];
+    let (a, b) = (Recorder::new(&steps), Recorder::new(&steps));
     let first = (1..=5_000u64).map(|i| 200 + i * 37 % 9_000);
     let second = (1..=3_000u64).map(|i| 5_000 + i * 91 % 400_000);
     feed(&a, first.clone());
