@@ -62,7 +62,7 @@ pub async fn run(
                 }
                 () = tokio::time::sleep_until(planned) => {}
             }
-        } else if n % 64 == 0 && futures_ready(&mut stop) {
+        } else if n.is_multiple_of(64) && futures_ready(&mut stop) {
             summary.interrupted = true;
             break;
         }
