@@ -10,8 +10,8 @@ setup:
 build:
     cargo build --bins
 
-# Start redis-server, one gateway and the agents on 127.0.0.1; Ctrl-C stops them.
-up: build
+# Start redis-server, tansu, q2o-search, a gateway and two agents processes on 127.0.0.1; Ctrl-C stops them.
+up: setup build
     ./scripts/up.sh
 
 # Stop what `just up` started.
@@ -19,7 +19,7 @@ down:
     ./scripts/down.sh
 
 # Run the whole test suite against real servers.
-test: build
+test: setup build
     if cargo nextest --version >/dev/null 2>&1; then \
         cargo nextest run --workspace --no-fail-fast; \
     else \

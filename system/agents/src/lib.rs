@@ -230,6 +230,7 @@ pub async fn replay(
     let probe = EventConsumer::new(kafka, group, Start::Group, metrics.clone())?;
     let partitions = probe.partition_count(Duration::from_secs(10))?;
     let targets = probe.high_watermarks(partitions, Duration::from_secs(10))?;
+    tracing::info!(group, partitions, ?targets, "replaying up to the current end of the log");
     drop(probe);
     let start = if from_beginning { Start::Assigned { partitions, offsets: HashMap::new() } } else { Start::Group };
     let consumer = EventConsumer::new(kafka, group, start, metrics)?;
