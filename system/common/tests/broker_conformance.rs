@@ -204,14 +204,14 @@ async fn conformance(config: KafkaConfig, events: usize, takeover: bool, broker:
         assert_eq!(highs.values().sum::<i64>(), events as i64, "data survives a restart");
     }
 
-    // Replay from the beginning into a new group sees every event.
+    // Replay from the beginning into a new group sees every event. One member:
+    // a second one joining mid-replay would rebalance a log that is already full,
+    // which says nothing more about replay (the split was checked above).
     let replayed = Tally::new(events);
     let replay = Running::start(&config, "replay", &replayed);
-    let replay2 = Running::start(&config, "replay", &replayed);
     eventually(WITHIN, "the replay to see every event", || async { replayed.complete().then_some(()) }).await.unwrap();
     replay.leave().await;
-    replay2.leave().await;
-    assert_eq!(replayed.duplicates(), 0);
+    assert_eq!(replayed.duplicates(), 0, "a single replaying member reads each event once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
