@@ -25,12 +25,38 @@ fi
 
 if ! command -v just >/dev/null 2>&1; then
     log "installing just (pip: rust-just)"
-    python3 -m pip install --quiet --disable-pip-version-check rust-just
-    hash -r
-    command -v just >/dev/null 2>&1 || {
-        log "just was installed but is not on PATH; add $(python3 -m site --user-base)/bin to PATH"
-        exit 1
+    python3 -m pip --version >/dev/null 2>&1 || {
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-pip >/dev/null
     }
+    # A distribution's own Python refuses plain installs (PEP 668): fall back to a user install.
+    python3 -m pip install --quiet --disable-pip-version-check rust-just 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages rust-just
+    hash -r
+    if ! command -v just >/dev/null 2>&1; then
+        # Installed, but into a directory this shell does not search: link it where it does.
+        found=$(python3 - <<'PY'
+import os, site, sysconfig
+for d in (sysconfig.get_path("scripts"), os.path.join(site.getuserbase(), "bin")):
+    p = os.path.join(d, "just")
+    if os.access(p, os.X_OK):
+        print(p)
+        break
+PY
+)
+        link_dir=""
+        IFS=: read -ra path_dirs <<< "$PATH"
+        for dir in "${path_dirs[@]}"; do
+            if [ -d "$dir" ] && [ -w "$dir" ]; then link_dir=$dir; break; fi
+        done
+        if [ -n "$found" ] && [ -n "$link_dir" ]; then
+            ln -sf "$found" "$link_dir/just"
+            log "linked $found into $link_dir"
+        fi
+        hash -r
+        command -v just >/dev/null 2>&1 || { log "just is installed at $found; add its directory to PATH"; exit 1; }
+    fi
 fi
 
 # The Kafka-protocol broker of the local environment: tansu 0.6.0 with sqlite

@@ -130,9 +130,15 @@ async fn search(
         Err(bad) => return bad.into_response(),
     };
     let index = Arc::clone(&state.index);
-    let results = tokio::task::spawn_blocking(move || index.search(tenant.as_str(), &plan, &filters, page, size)).await;
-    match results {
-        Ok(Ok(results)) => Json(results).into_response(),
+    in_index(move || index.search(tenant.as_str(), &plan, &filters, page, size)).await
+}
+
+/// Runs a (CPU-bound, blocking) index call off the runtime and answers with its result.
+async fn in_index<T: serde::Serialize + Send + 'static>(
+    call: impl FnOnce() -> Result<T, crate::index::IndexError> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(Ok(body)) => Json(body).into_response(),
         Ok(Err(err)) => internal(err),
         Err(err) => internal(err),
     }
@@ -166,9 +172,6 @@ async fn autocomplete(
         Err(bad) => return bad.into_response(),
     };
     let index = Arc::clone(&state.index);
-    match tokio::task::spawn_blocking(move || index.autocomplete(tenant.as_str(), &prefix, limit)).await {
-        Ok(Ok(names)) => Json(serde_json::json!({ "suggestions": names })).into_response(),
-        Ok(Err(err)) => internal(err),
-        Err(err) => internal(err),
-    }
+    in_index(move || Ok(serde_json::json!({ "suggestions": index.autocomplete(tenant.as_str(), &prefix, limit)? })))
+        .await
 }
