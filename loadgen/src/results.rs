@@ -250,11 +250,6 @@ impl RunResults {
         Ok(all)
     }
 
-    /// The histogram of one step.
-    pub fn step_latency(&self, step: &StepResult) -> Result<Histogram<u64>, String> {
-        decode(&step.histogram)
-    }
-
     /// Writes `results.json` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), ResultsError> {
         let path = dir.join("results.json");

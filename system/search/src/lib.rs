@@ -85,11 +85,6 @@ impl Search {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// The index (for tests and benchmarks that feed it directly).
-    pub fn index(&self) -> Arc<SearchIndex> {
-        Arc::clone(&self.index)
-    }
-
     /// Serves queries and indexes the log until `shutdown`, then commits what it has.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SearchError> {
         let (stop, stopped) = watch::channel(false);
@@ -149,7 +144,13 @@ impl Search {
         };
         let (http, (), (), ()) = tokio::join!(http, indexing, commits, trigger);
         let index = Arc::clone(&self.index);
-        tokio::task::spawn_blocking(move || index.commit()).await.map_err(|e| SearchError::Http(e.into()))??;
+        // The last commit keeps what was indexed since the previous one.
+        match tokio::task::spawn_blocking(move || index.commit()).await {
+            Ok(committed) => {
+                committed?;
+            }
+            Err(err) => tracing::error!(%err, "final commit did not run"),
+        }
         http.map_err(SearchError::Http)
     }
 }

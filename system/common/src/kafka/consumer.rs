@@ -135,11 +135,6 @@ impl EventConsumer {
         Ok(EventConsumer { consumer, group: group.to_owned(), topic: config.topic.clone(), metrics })
     }
 
-    /// The group's name.
-    pub fn group(&self) -> &str {
-        &self.group
-    }
-
     /// Processes events until `shutdown` resolves, then commits what was processed.
     /// Returns how many events were processed.
     pub async fn run(&self, handler: &dyn EventHandler, shutdown: impl Future<Output = ()>) -> u64 {

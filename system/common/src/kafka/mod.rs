@@ -77,9 +77,8 @@ pub async fn ensure_topic(config: &KafkaConfig) -> Result<(), KafkaError> {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
-                return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
-                    tracing::error!(topic = %name, ?code, "cannot create topic");
-                });
+                tracing::error!(topic = %name, ?code, "cannot create topic");
+                return Err(KafkaError::AdminOp(code));
             }
         }
     }
