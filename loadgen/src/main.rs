@@ -70,6 +70,10 @@ struct RunArgs {
     /// Serve client-side metrics on this address (port 0 picks one).
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
+    /// Split the run over this many processes (each takes 1/N of the rate) and
+    /// merge their results exactly into --out. Needs --out.
+    #[arg(long, default_value_t = 1)]
+    processes: u32,
 }
 
 #[tokio::main]
@@ -98,6 +102,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.processes == 0 {
+        bail!("--processes must be at least 1");
+    }
+    if args.processes > 1 {
+        return split_run(&args).await;
+    }
     let schedule = ArrivalSchedule::new(args.rate, args.ramp_to.unwrap_or(args.rate), args.duration)
         .map_err(anyhow::Error::msg)?;
     if args.max_in_flight == 0 {
@@ -160,6 +170,94 @@ async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.out {
         println!("results written to {}", out.join("results.json").display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs this same command in `--processes` child processes, each at 1/N of the
+/// rate with its own results directory, then merges their results.
+async fn split_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let out = args.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
+    let n = args.processes;
+    // Validate before spawning anything.
+    ArrivalSchedule::new(args.rate, args.ramp_to.unwrap_or(args.rate), args.duration).map_err(anyhow::Error::msg)?;
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let mut passed: Vec<String> = Vec::new();
+    let mut skip = false;
+    for arg in std::env::args().skip(2) {
+        if skip {
+            skip = false;
+            continue;
+        }
+        let flag = arg.split('=').next().unwrap_or_default();
+        if ["--processes", "--out", "--rate", "--ramp-to", "--metrics-addr"].contains(&flag) {
+            skip = !arg.contains('=');
+            continue;
+        }
+        passed.push(arg);
+    }
+    let mut children = Vec::new();
+    for i in 0..n {
+        let dir = out.join(format!("part-{i}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut command = tokio::process::Command::new(&exe);
+        command.arg("run").args(&passed);
+        command.arg("--rate").arg((args.rate / f64::from(n)).to_string());
+        if let Some(end) = args.ramp_to {
+            command.arg("--ramp-to").arg((end / f64::from(n)).to_string());
+        }
+        if args.metrics_addr.is_some() {
+            command.args(["--metrics-addr", "127.0.0.1:0"]);
+        }
+        command.arg("--out").arg(&dir).kill_on_drop(true);
+        command.stdout(std::fs::File::create(dir.join("stdout.log"))?);
+        command.stderr(std::fs::File::create(dir.join("stderr.log"))?);
+        children.push((dir, command.spawn().context("cannot start a loadgen process")?));
+    }
+    println!(
+        "running {n} q2o-loadgen processes, {:.1} req/s each; logs in {}/part-*",
+        args.rate / f64::from(n),
+        out.display()
+    );
+    let pids: Vec<u32> = children.iter().filter_map(|(_, child)| child.id()).collect();
+    let mut interrupted = false;
+    for (_, child) in &mut children {
+        tokio::select! {
+            status = child.wait() => { status?; }
+            () = shutdown_signal(), if !interrupted => {
+                interrupted = true;
+                // Ask every child to stop and write its partial results.
+                for pid in &pids {
+                    // SAFETY: kill(2) on our own children's pids.
+                    unsafe { libc::kill(*pid as libc::pid_t, libc::SIGTERM) };
+                }
+                child.wait().await?;
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    for (dir, _) in &children {
+        match RunResults::read(&dir.join("results.json")) {
+            Ok(part) => parts.push(part),
+            Err(err) => {
+                let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+                bail!("{err}; that process said: {}", stderr.trim());
+            }
+        }
+    }
+    let merged = RunResults::merge(&parts).map_err(anyhow::Error::msg)?;
+    merged.write(out)?;
+    let all = merged.overall_latency().map_err(anyhow::Error::msg)?;
+    println!(
+        "{} requests from {n} processes in {:.1} s ({:.1} req/s), {} dropped starts; p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+        all.len(),
+        merged.duration_seconds,
+        merged.achieved_rate,
+        merged.dropped_starts,
+        all.value_at_quantile(0.5) as f64 / 1e3,
+        all.value_at_quantile(0.95) as f64 / 1e3,
+        all.value_at_quantile(0.99) as f64 / 1e3
+    );
+    println!("merged results written to {}", out.join("results.json").display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -180,10 +180,30 @@ fn bad_flags_and_unreachable_targets_exit_2_with_one_clear_sentence() {
         ),
         (&["run", "--rate", "5", "--duration", "1s"][..], "--rest-url"),
         (&["merge", "/nonexistent/results.json", "--out", "/tmp"][..], "/nonexistent/results.json"),
+        (&["run", "--url", "http://127.0.0.1:9/", "--rate", "5", "--duration", "1s", "--processes", "2"][..], "--out"),
     ] {
         let (code, stderr) = loadgen(args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: `{stderr}` should mention `{needle}`");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_split_over_processes_merges_into_one_result() {
+    let url = stalling_server().await;
+    let dir = ScratchDir::new("split").unwrap();
+    let out = dir.path().to_str().unwrap().to_owned();
+    let binary = q2o_testkit::bin_dir().join("q2o-loadgen");
+    let args = ["run", "--url", &url, "--rate", "100", "--duration", "2s", "--processes", "2", "--out", &out];
+    let output = tokio::process::Command::new(binary).args(args).output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let merged = RunResults::read(&dir.path().join("results.json")).unwrap();
+    let parts: Vec<RunResults> =
+        (0..2).map(|i| RunResults::read(&dir.path().join(format!("part-{i}/results.json"))).unwrap()).collect();
+    assert_eq!(merged.processes, 2);
+    assert_eq!(merged.target_rate.start, 100.0, "each process ran half the rate");
+    assert_eq!(parts[0].target_rate.start, 50.0);
+    assert_eq!(merged.steps[0].count, parts[0].steps[0].count + parts[1].steps[0].count);
+    assert_eq!(merged.steps[0].count, 200, "2 s at 100 req/s in all");
 }
