@@ -15,36 +15,18 @@ async fn one_process_serves_the_journey_without_redis() {
     let ready: Value = http.get(format!("{base}/ready")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["store"], "memory");
 
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({ "api_key": "demo-key-acme" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = |path: String, token: Option<String>, body: Value| {
+        let mut request = http.post(format!("{base}{path}")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let login = post("/api/v1/auth/login".into(), None, json!({ "api_key": "demo-key-acme" })).await;
     let token = login["token"].as_str().unwrap();
-    let project: Value = http
-        .post(format!("{base}/api/v1/projects"))
-        .bearer_auth(token)
-        .json(&json!({ "name": "baseline" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let task: Value = http
-        .post(format!("{base}/api/v1/projects/{}/tasks", project["id"].as_str().unwrap()))
-        .bearer_auth(token)
-        .json(&json!({ "agent_type": "testing", "description": "login flow" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let project = post("/api/v1/projects".into(), Some(token.into()), json!({ "name": "baseline" })).await;
+    let tasks = format!("/api/v1/projects/{}/tasks", project["id"].as_str().unwrap());
+    let task = post(tasks, Some(token.into()), json!({ "agent_type": "testing", "description": "login flow" })).await;
     let url = format!("{base}/api/v1/tasks/{}", task["id"].as_str().unwrap());
     // The default small model answers in ~120 ms median.
     let done = eventually(Duration::from_secs(20), "the task to complete", || async {

@@ -25,29 +25,31 @@ use crate::domain::{
     TaskStatus, TaskUpdate, TenantId, now,
 };
 
-/// Marks a task running unless it is gone or finished. Returns 1 when it did.
+/// Marks a task running unless it is gone or finished. Returns the updated hash
+/// (as a flat field/value list) when it did, an empty list when it did not.
 const START_TASK: &str = r"
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'completed' or status == 'failed' then return 0 end
+if not status or status == 'completed' or status == 'failed' then return {} end
 redis.call('HSET', KEYS[1], 'status', 'running', 'updated_at', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if status == 'queued' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'queued', -1)
   redis.call('HINCRBY', KEYS[2], 'running', 1)
 end
-return 1
+return redis.call('HGETALL', KEYS[1])
 ";
 
-/// Finishes a task unless it is gone or already finished. Returns 1 when it did.
+/// Finishes a task unless it is gone or already finished. Returns the updated
+/// hash when it did, an empty list when it did not.
 const FINISH_TASK: &str = r"
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'completed' or status == 'failed' then return 0 end
+if not status or status == 'completed' or status == 'failed' then return {} end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[2], 'result', ARGV[3], 'error', ARGV[4])
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], status, -1)
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 end
-return 1
+return redis.call('HGETALL', KEYS[1])
 ";
 
 /// Connection settings of a [`RedisStore`].
@@ -454,17 +456,14 @@ impl Store for RedisStore {
     async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError> {
         let key = keys::task(tenant, id);
         let Some(task) = self.load_task(&key).await? else { return Ok(None) };
-        let started: i64 = self
+        let started: HashMap<String, String> = self
             .start_task
             .key(&key)
             .key(keys::project_stats(tenant, task.project_id))
             .arg(timestamp())
             .invoke_async(&mut self.conn())
             .await?;
-        if started == 0 {
-            return Ok(None);
-        }
-        self.load_task(&key).await
+        task_from_hash(&key, started)
     }
 
     async fn finish_task(
@@ -481,7 +480,7 @@ impl Store for RedisStore {
             }
             TaskOutcome::Failed(reason) => (TaskStatus::Failed, String::new(), reason.clone()),
         };
-        let finished: i64 = self
+        let finished: HashMap<String, String> = self
             .finish_task
             .key(&key)
             .key(keys::project_stats(tenant, task.project_id))
@@ -491,10 +490,7 @@ impl Store for RedisStore {
             .arg(error)
             .invoke_async(&mut self.conn())
             .await?;
-        if finished == 0 {
-            return Ok(None);
-        }
-        self.load_task(&key).await
+        task_from_hash(&key, finished)
     }
 
     async fn cache_get(&self, cache: CacheType, key: &str) -> Result<Option<String>, StoreError> {
