@@ -3,6 +3,9 @@ The q2o load generator.
 
 # Brief overview
 
+* [`journeys::ClosedRun`] is the closed model: goose users log in once and
+  walk weighted journeys with think time between steps, over REST or gRPC.
+
 * [`arrival::ArrivalSchedule`] says when each request of an open-model run is
   due: a constant or linearly ramping rate in requests per second.
 * [`engine::run`] starts requests on that schedule whether or not earlier ones
@@ -19,6 +22,7 @@ The q2o load generator.
 
 pub mod arrival;
 pub mod engine;
+pub mod journeys;
 pub mod metrics;
 pub mod recorder;
 pub mod results;
@@ -117,7 +121,7 @@ impl OpenRun {
     }
 }
 
-fn progress_bar(duration: Duration) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(duration: Duration) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(duration.as_secs());
     bar.set_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")

@@ -10,6 +10,8 @@ use q2o_common::config::parse_duration;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_loadgen::OpenRun;
 use q2o_loadgen::arrival::ArrivalSchedule;
+use q2o_loadgen::journeys::ClosedRun;
+use q2o_loadgen::journeys::plan::{ProtocolName, ThinkTime, UserPlan, parse_weights};
 use q2o_loadgen::metrics::{ClientMetrics, serve};
 use q2o_loadgen::recorder::Protocol;
 use q2o_loadgen::results::RunResults;
@@ -21,6 +23,8 @@ use q2o_loadgen::target::{GatewayTarget, Step, Target, UrlTarget, parse_mix};
 enum Cli {
     /// Open-model run: requests arrive at a planned rate, latency from the planned start.
     Run(RunArgs),
+    /// Closed-model run: goose users log in, then walk journeys with think time.
+    Users(UsersArgs),
     /// Merge several processes' results.json into one, exactly (HDR histograms added).
     Merge {
         /// results.json files.
@@ -76,6 +80,53 @@ struct RunArgs {
     processes: u32,
 }
 
+#[derive(Debug, clap::Args)]
+struct UsersArgs {
+    /// Gateway REST base URL (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    rest_url: String,
+    /// Gateway gRPC URL (needed when --protocols has grpc).
+    #[arg(long)]
+    grpc_url: Option<String>,
+    /// API key users log in with.
+    #[arg(long, default_value = "demo-key-acme", env = "Q2O_LOADGEN_API_KEY")]
+    api_key: String,
+    /// Users at the top of the ramp.
+    #[arg(long)]
+    users: usize,
+    /// Users started per second while ramping up.
+    #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
+    ramp_rate: f64,
+    /// How long all users stay (e.g. 60s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    hold: Duration,
+    /// How long users take to leave at the end.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    ramp_down: Duration,
+    /// Pause between steps: exp:MEAN, uniform:LOW..HIGH, const:D or none.
+    #[arg(long, default_value = "exp:10s")]
+    think: ThinkTime,
+    /// Journeys and weights (browse, create_project, submit_task, search).
+    #[arg(long, default_value = "browse=5,submit_task=3,search=2,create_project=1")]
+    journeys: String,
+    /// Protocols and weights, e.g. rest=1,grpc=1.
+    #[arg(long, default_value = "rest=1")]
+    protocols: String,
+    /// gRPC channels (HTTP/2 connections) users share.
+    #[arg(long, default_value_t = 4)]
+    grpc_channels: usize,
+    /// Directory for results.json and latency.hlog.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Serve client-side metrics on this address (port 0 picks one).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// Split the users over this many processes and merge their results
+    /// exactly into --out. Needs --out.
+    #[arg(long, default_value_t = 1)]
+    processes: u32,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing("warn");
@@ -98,7 +149,103 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cli::Run(args) => open_run(args).await,
+        Cli::Users(args) => users_run(args).await,
     }
+}
+
+fn user_plan(args: &UsersArgs) -> anyhow::Result<UserPlan> {
+    let plan = UserPlan {
+        users: args.users,
+        ramp_rate: args.ramp_rate,
+        hold: args.hold,
+        ramp_down: args.ramp_down,
+        think: args.think,
+        journeys: parse_weights("--journeys", &args.journeys).map_err(anyhow::Error::msg)?,
+        protocols: parse_weights::<ProtocolName>("--protocols", &args.protocols)
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .map(|(p, w)| (p.0, w))
+            .collect(),
+    };
+    plan.validate().map_err(anyhow::Error::msg)?;
+    Ok(plan)
+}
+
+async fn users_run(args: UsersArgs) -> anyhow::Result<ExitCode> {
+    let plan = user_plan(&args)?;
+    if args.processes == 0 {
+        bail!("--processes must be at least 1");
+    }
+    if args.processes > 1 {
+        let n = args.processes as usize;
+        if plan.users < n {
+            bail!("--users {} cannot be split over --processes {n}", plan.users);
+        }
+        let out = args.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
+        let users = plan.users;
+        let split =
+            Split { out, processes: args.processes, metrics: args.metrics_addr.is_some(), scaled: &["--users"] };
+        return split
+            .run(|i, command| {
+                // Spread the remainder over the first processes.
+                let share = users / n + usize::from(i < users % n);
+                command.arg("--users").arg(share.to_string());
+            })
+            .await;
+    }
+    let registry = prometheus::Registry::new();
+    let metrics = ClientMetrics::new(&registry);
+    let _server = serve_metrics(args.metrics_addr, registry).await?;
+    let run = ClosedRun {
+        rest_url: args.rest_url.clone(),
+        grpc_url: args.grpc_url.clone(),
+        api_key: args.api_key.clone(),
+        plan,
+        grpc_channels: args.grpc_channels,
+        out: args.out.clone(),
+        metrics: Some(metrics),
+        progress: true,
+    };
+    let (results, goose) = run.run(shutdown_signal()).await?;
+    let all = results.overall_latency().map_err(anyhow::Error::msg)?;
+    let failed: u64 =
+        results.steps.iter().flat_map(|s| s.outcomes.iter()).filter(|(o, _)| *o != "ok").map(|(_, n)| n).sum();
+    println!(
+        "{} users (goose's peak {}): {} requests in {:.1} s ({:.1} req/s), {failed} failed; goose counted {} requests, {} failed{}",
+        args.users,
+        goose.max_users,
+        all.len(),
+        results.duration_seconds,
+        results.achieved_rate,
+        goose.requests,
+        goose.failures,
+        if goose.interrupted { " (interrupted: partial results)" } else { "" }
+    );
+    print_latency("latency", &all);
+    if let Some(out) = &args.out {
+        println!("results written to {}", out.join("results.json").display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_latency(what: &str, all: &hdrhistogram::Histogram<u64>) {
+    println!(
+        "{what}: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        all.value_at_quantile(0.5) as f64 / 1e3,
+        all.value_at_quantile(0.95) as f64 / 1e3,
+        all.value_at_quantile(0.99) as f64 / 1e3,
+        all.max() as f64 / 1e3
+    );
+}
+
+async fn serve_metrics(
+    addr: Option<SocketAddr>,
+    registry: prometheus::Registry,
+) -> anyhow::Result<Option<AbortOnDrop>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let (bound, task) = serve(addr, registry).await.with_context(|| format!("--metrics-addr {addr}"))?;
+    println!("q2o-loadgen listening: metrics={bound}");
+    Ok(Some(AbortOnDrop(task)))
 }
 
 async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -106,7 +253,21 @@ async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
         bail!("--processes must be at least 1");
     }
     if args.processes > 1 {
-        return split_run(&args).await;
+        let out = args.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
+        let n = args.processes;
+        // Validate before spawning anything.
+        ArrivalSchedule::new(args.rate, args.ramp_to.unwrap_or(args.rate), args.duration)
+            .map_err(anyhow::Error::msg)?;
+        let (rate, ramp_to) = (args.rate, args.ramp_to);
+        let split = Split { out, processes: n, metrics: args.metrics_addr.is_some(), scaled: &["--rate", "--ramp-to"] };
+        return split
+            .run(|_, command| {
+                command.arg("--rate").arg((rate / f64::from(n)).to_string());
+                if let Some(end) = ramp_to {
+                    command.arg("--ramp-to").arg((end / f64::from(n)).to_string());
+                }
+            })
+            .await;
     }
     let schedule = ArrivalSchedule::new(args.rate, args.ramp_to.unwrap_or(args.rate), args.duration)
         .map_err(anyhow::Error::msg)?;
@@ -131,14 +292,7 @@ async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let registry = prometheus::Registry::new();
     let metrics = ClientMetrics::new(&registry);
-    let _server = match args.metrics_addr {
-        Some(addr) => {
-            let (bound, task) = serve(addr, registry).await.with_context(|| format!("--metrics-addr {addr}"))?;
-            println!("q2o-loadgen listening: metrics={bound}");
-            Some(AbortOnDrop(task))
-        }
-        None => None,
-    };
+    let _server = serve_metrics(args.metrics_addr, registry).await?;
     let run = OpenRun {
         target,
         mix,
@@ -160,105 +314,102 @@ async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
         summary.dropped,
         if summary.interrupted { " (interrupted: partial results)" } else { "" }
     );
-    println!(
-        "latency from planned start: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        all.value_at_quantile(0.5) as f64 / 1e3,
-        all.value_at_quantile(0.95) as f64 / 1e3,
-        all.value_at_quantile(0.99) as f64 / 1e3,
-        all.max() as f64 / 1e3
-    );
+    print_latency("latency from planned start", &all);
     if let Some(out) = &args.out {
         println!("results written to {}", out.join("results.json").display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs this same command in `--processes` child processes, each at 1/N of the
-/// rate with its own results directory, then merges their results.
-async fn split_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let out = args.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
-    let n = args.processes;
-    // Validate before spawning anything.
-    ArrivalSchedule::new(args.rate, args.ramp_to.unwrap_or(args.rate), args.duration).map_err(anyhow::Error::msg)?;
-    let exe = std::env::current_exe().context("cannot find this executable")?;
-    let mut passed: Vec<String> = Vec::new();
-    let mut skip = false;
-    for arg in std::env::args().skip(2) {
-        if skip {
-            skip = false;
-            continue;
+/// Runs this same command in `--processes` child processes, each with its
+/// share of the load and its own results directory, then merges their results.
+struct Split<'a> {
+    out: &'a PathBuf,
+    processes: u32,
+    /// Whether children serve metrics (each on a port of its own).
+    metrics: bool,
+    /// Flags whose values each child gets its own share of.
+    scaled: &'a [&'a str],
+}
+
+impl Split<'_> {
+    async fn run(&self, share: impl Fn(usize, &mut tokio::process::Command)) -> anyhow::Result<ExitCode> {
+        let (out, n) = (self.out, self.processes);
+        let exe = std::env::current_exe().context("cannot find this executable")?;
+        let dropped: Vec<&str> =
+            ["--processes", "--out", "--metrics-addr"].into_iter().chain(self.scaled.iter().copied()).collect();
+        let mut args = std::env::args().skip(1);
+        let subcommand = args.next().unwrap_or_default();
+        let mut passed: Vec<String> = Vec::new();
+        let mut skip = false;
+        for arg in args {
+            if skip {
+                skip = false;
+                continue;
+            }
+            let flag = arg.split('=').next().unwrap_or_default();
+            if dropped.contains(&flag) {
+                skip = !arg.contains('=');
+                continue;
+            }
+            passed.push(arg);
         }
-        let flag = arg.split('=').next().unwrap_or_default();
-        if ["--processes", "--out", "--rate", "--ramp-to", "--metrics-addr"].contains(&flag) {
-            skip = !arg.contains('=');
-            continue;
+        let mut children = Vec::new();
+        for i in 0..n {
+            let dir = out.join(format!("part-{i}"));
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let mut command = tokio::process::Command::new(&exe);
+            command.arg(&subcommand).args(&passed);
+            share(i as usize, &mut command);
+            if self.metrics {
+                command.args(["--metrics-addr", "127.0.0.1:0"]);
+            }
+            command.arg("--out").arg(&dir).kill_on_drop(true);
+            command.stdout(std::fs::File::create(dir.join("stdout.log"))?);
+            command.stderr(std::fs::File::create(dir.join("stderr.log"))?);
+            children.push((dir, command.spawn().context("cannot start a loadgen process")?));
         }
-        passed.push(arg);
-    }
-    let mut children = Vec::new();
-    for i in 0..n {
-        let dir = out.join(format!("part-{i}"));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut command = tokio::process::Command::new(&exe);
-        command.arg("run").args(&passed);
-        command.arg("--rate").arg((args.rate / f64::from(n)).to_string());
-        if let Some(end) = args.ramp_to {
-            command.arg("--ramp-to").arg((end / f64::from(n)).to_string());
-        }
-        if args.metrics_addr.is_some() {
-            command.args(["--metrics-addr", "127.0.0.1:0"]);
-        }
-        command.arg("--out").arg(&dir).kill_on_drop(true);
-        command.stdout(std::fs::File::create(dir.join("stdout.log"))?);
-        command.stderr(std::fs::File::create(dir.join("stderr.log"))?);
-        children.push((dir, command.spawn().context("cannot start a loadgen process")?));
-    }
-    println!(
-        "running {n} q2o-loadgen processes, {:.1} req/s each; logs in {}/part-*",
-        args.rate / f64::from(n),
-        out.display()
-    );
-    let pids: Vec<u32> = children.iter().filter_map(|(_, child)| child.id()).collect();
-    let mut interrupted = false;
-    for (_, child) in &mut children {
-        tokio::select! {
-            status = child.wait() => { status?; }
-            () = shutdown_signal(), if !interrupted => {
-                interrupted = true;
-                // Ask every child to stop and write its partial results.
-                for pid in &pids {
-                    // SAFETY: kill(2) on our own children's pids.
-                    unsafe { libc::kill(*pid as libc::pid_t, libc::SIGTERM) };
+        println!("running {n} q2o-loadgen processes; logs in {}/part-*", out.display());
+        let pids: Vec<u32> = children.iter().filter_map(|(_, child)| child.id()).collect();
+        let mut interrupted = false;
+        for (_, child) in &mut children {
+            tokio::select! {
+                status = child.wait() => { status?; }
+                () = shutdown_signal(), if !interrupted => {
+                    interrupted = true;
+                    // Ask every child to stop and write its partial results.
+                    for pid in &pids {
+                        // SAFETY: kill(2) on our own children's pids.
+                        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGTERM) };
+                    }
+                    child.wait().await?;
                 }
-                child.wait().await?;
             }
         }
-    }
-    let mut parts = Vec::new();
-    for (dir, _) in &children {
-        match RunResults::read(&dir.join("results.json")) {
-            Ok(part) => parts.push(part),
-            Err(err) => {
-                let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-                bail!("{err}; that process said: {}", stderr.trim());
+        let mut parts = Vec::new();
+        for (dir, _) in &children {
+            match RunResults::read(&dir.join("results.json")) {
+                Ok(part) => parts.push(part),
+                Err(err) => {
+                    let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+                    bail!("{err}; that process said: {}", stderr.trim());
+                }
             }
         }
+        let merged = RunResults::merge(&parts).map_err(anyhow::Error::msg)?;
+        merged.write(out)?;
+        let all = merged.overall_latency().map_err(anyhow::Error::msg)?;
+        println!(
+            "{} requests from {n} processes in {:.1} s ({:.1} req/s), {} dropped starts",
+            all.len(),
+            merged.duration_seconds,
+            merged.achieved_rate,
+            merged.dropped_starts,
+        );
+        print_latency("latency", &all);
+        println!("merged results written to {}", out.join("results.json").display());
+        Ok(ExitCode::SUCCESS)
     }
-    let merged = RunResults::merge(&parts).map_err(anyhow::Error::msg)?;
-    merged.write(out)?;
-    let all = merged.overall_latency().map_err(anyhow::Error::msg)?;
-    println!(
-        "{} requests from {n} processes in {:.1} s ({:.1} req/s), {} dropped starts; p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
-        all.len(),
-        merged.duration_seconds,
-        merged.achieved_rate,
-        merged.dropped_starts,
-        all.value_at_quantile(0.5) as f64 / 1e3,
-        all.value_at_quantile(0.95) as f64 / 1e3,
-        all.value_at_quantile(0.99) as f64 / 1e3
-    );
-    println!("merged results written to {}", out.join("results.json").display());
-    Ok(ExitCode::SUCCESS)
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

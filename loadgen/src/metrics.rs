@@ -106,6 +106,10 @@ impl ClientMetrics {
         self.active_users.set(n as i64);
     }
 
+    pub(crate) fn set_active_users(&self, n: u64) {
+        self.active_users.set(n as i64);
+    }
+
     pub(crate) fn dropped(&self) {
         self.dropped.inc();
     }

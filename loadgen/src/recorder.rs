@@ -72,6 +72,9 @@ pub struct Second {
     pub dropped: u64,
     /// Requests in flight at the end of the second.
     pub in_flight: u64,
+    /// Closed model: simulated users active at the end of the second.
+    #[serde(default)]
+    pub users: u64,
 }
 
 /// The measurements of one step, locked separately so that steps do not contend.
@@ -150,6 +153,12 @@ impl Recorder {
     pub fn in_flight(&self, at: Duration, count: u64) {
         let mut timeline = self.timeline.lock().expect("never poisoned");
         Self::second(&mut timeline, at).in_flight = count;
+    }
+
+    /// Notes how many simulated users are active `at` this moment (closed model).
+    pub fn users(&self, at: Duration, count: u64) {
+        let mut timeline = self.timeline.lock().expect("never poisoned");
+        Self::second(&mut timeline, at).users = count;
     }
 
     /// Closes the current interval of the interval log, `at` after the start.

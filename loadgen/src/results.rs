@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! schema_version   1
-//! model            "open"
+//! model            "open" (arrival rate) or "closed" (simulated users)
+//! users            closed model: users at the top of the ramp (summed over processes)
 //! processes        how many loadgen processes these results merge
 //! duration_seconds wall time of the run (the longest process, after a merge)
 //! target_rate      {start, end}: planned requests per second (summed over processes)
@@ -14,11 +15,13 @@
 //! steps[]          {protocol, step, count, outcomes{outcome: n},
 //!                   latency_us{min, mean, p50, p90, p95, p99, p999, max},
 //!                   histogram: base64 of the V2-deflate HdrHistogram (µs, 3 digits)}
-//! seconds[]        {requests, errors, dropped, in_flight} per second of the run
+//! seconds[]        {requests, errors, dropped, in_flight, users} per second of the run
 //! ```
 //!
-//! Latency is measured from each request's *planned* start, so time a request
-//! waited because the system (or the generator) stalled is counted.
+//! In the open model latency is measured from each request's *planned* start,
+//! so time a request waited because the system (or the generator) stalled is
+//! counted. In the closed model (goose users) it is measured from the moment
+//! the request is sent, and `target_rate` is zero.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -124,8 +127,11 @@ pub struct RateSpan {
 pub struct RunResults {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// `open`.
+    /// `open` or `closed`.
     pub model: String,
+    /// Closed model: users at the top of the ramp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u64>,
     /// Processes merged into these results.
     pub processes: u32,
     /// Wall time of the run.
@@ -172,6 +178,7 @@ impl RunResults {
         RunResults {
             schema_version: SCHEMA_VERSION,
             model: "open".into(),
+            users: None,
             processes: 1,
             duration_seconds,
             target_rate,
@@ -192,6 +199,9 @@ impl RunResults {
             if part.schema_version != SCHEMA_VERSION {
                 return Err(format!("schema_version {} (expected {SCHEMA_VERSION})", part.schema_version));
             }
+            if part.model != first.model {
+                return Err(format!("cannot merge a {} run with a {} run", first.model, part.model));
+            }
             for step in &part.steps {
                 let h = decode(&step.histogram)?;
                 let entry = histograms
@@ -210,6 +220,7 @@ impl RunResults {
                 sum.errors += s.errors;
                 sum.dropped += s.dropped;
                 sum.in_flight += s.in_flight;
+                sum.users += s.users;
             }
         }
         let steps: Vec<StepResult> = histograms
@@ -228,6 +239,7 @@ impl RunResults {
         Ok(RunResults {
             schema_version: SCHEMA_VERSION,
             model: first.model.clone(),
+            users: parts.iter().map(|p| p.users).sum(),
             processes: parts.iter().map(|p| p.processes).sum(),
             duration_seconds: duration,
             target_rate: RateSpan {

@@ -181,6 +181,23 @@ fn bad_flags_and_unreachable_targets_exit_2_with_one_clear_sentence() {
         (&["run", "--rate", "5", "--duration", "1s"][..], "--rest-url"),
         (&["merge", "/nonexistent/results.json", "--out", "/tmp"][..], "/nonexistent/results.json"),
         (&["run", "--url", "http://127.0.0.1:9/", "--rate", "5", "--duration", "1s", "--processes", "2"][..], "--out"),
+        (
+            &["users", "--rest-url", "http://127.0.0.1:9", "--users", "5", "--hold", "1s"][..],
+            "cannot reach the gateway",
+        ),
+        (&["users", "--rest-url", "http://127.0.0.1:9", "--users", "0", "--hold", "1s"][..], "--users"),
+        (
+            &["users", "--rest-url", "http://127.0.0.1:9", "--users", "5", "--hold", "1s", "--think", "gauss:1s"][..],
+            "--think",
+        ),
+        (
+            &["users", "--rest-url", "http://127.0.0.1:9", "--users", "5", "--hold", "1s", "--journeys", "dance"][..],
+            "--journeys",
+        ),
+        (
+            &["users", "--rest-url", "http://127.0.0.1:9", "--users", "5", "--hold", "1s", "--ramp-rate", "-1"][..],
+            "--ramp-rate",
+        ),
     ] {
         let (code, stderr) = loadgen(args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");

@@ -1,1 +1,2 @@
+mod closed_model;
 mod open_model;

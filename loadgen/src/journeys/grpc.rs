@@ -1,0 +1,166 @@
+//! The journeys over gRPC, on the run's shared channel pool. goose speaks only
+//! HTTP, so each call is timed here and handed to goose with
+//! `record_custom_request_duration` (method `GRPC`) as well as to the recorder.
+
+use std::time::Instant;
+
+use goose::goose::{GooseUser, TransactionResult};
+use q2o_proto::v1 as pb;
+use tonic::Status;
+
+use crate::journeys::plan::Journey;
+use crate::journeys::shared::{Session, Shared, TASK_DEADLINE, session};
+use crate::journeys::work;
+use crate::recorder::Protocol;
+
+/// The outcome label of a finished call: `ok` or `grpc_<code>`.
+fn outcome<T>(result: &Result<T, Status>) -> String {
+    match result {
+        Ok(_) => "ok".to_owned(),
+        Err(status) => format!("grpc_{:?}", status.code()).to_lowercase(),
+    }
+}
+
+/// Times `call`, records it in both places and hands back its answer.
+async fn timed<T>(
+    user: &mut GooseUser,
+    shared: &Shared,
+    step: &str,
+    call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Option<T> {
+    let started = Instant::now();
+    let result = call.await;
+    let elapsed = started.elapsed();
+    let outcome = outcome(&result);
+    shared.record(Protocol::Grpc, step, &outcome, elapsed);
+    let error = result.as_ref().err().map(|s| s.message().to_owned());
+    // A refused report (the run is ending) changes nothing about the measurement.
+    let _ = user.record_custom_request_duration("GRPC", step, elapsed, result.is_ok(), None, error.as_deref()).await;
+    result.ok().map(tonic::Response::into_inner)
+}
+
+fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(bearer) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", bearer);
+    }
+    request
+}
+
+/// The user's start: log in and create the project its journeys work on.
+pub(crate) async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    let mut auth = pb::auth_client::AuthClient::new(shared.channel());
+    let login = pb::LoginRequest { api_key: shared.api_key.clone() };
+    let Some(login) = timed(user, shared, "login", auth.login(login)).await else { return Ok(()) };
+    let mut projects = pb::projects_client::ProjectsClient::new(shared.channel());
+    let create =
+        pb::CreateProjectRequest { name: "loadgen user".into(), tags: vec!["loadgen".into()], ..Default::default() };
+    if let Some(project) =
+        timed(user, shared, "create_project", projects.create_project(authed(&login.token, create))).await
+    {
+        user.set_session_data(Session { token: login.token, project: project.id });
+    }
+    Ok(())
+}
+
+/// One walk through `journey`, thinking after each step. Search has no gRPC
+/// route on the gateway, so a gRPC user searches over REST.
+pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Journey) -> TransactionResult {
+    if journey == Journey::Search {
+        return crate::journeys::rest::journey(user, shared, journey).await;
+    }
+    let Some((token, project)) = session(user) else {
+        start(user, shared).await?;
+        shared.think().await;
+        return Ok(());
+    };
+    let mut projects = pb::projects_client::ProjectsClient::new(shared.channel());
+    let mut orchestrator = pb::orchestrator_client::OrchestratorClient::new(shared.channel());
+    match journey {
+        Journey::Browse => {
+            let list = authed(&token, pb::ListProjectsRequest { limit: 10, offset: 0 });
+            timed(user, shared, "list_projects", projects.list_projects(list)).await;
+            if !shared.think().await {
+                return Ok(());
+            }
+            let get = authed(&token, pb::GetProjectRequest { project_id: project.clone() });
+            timed(user, shared, "get_project", projects.get_project(get)).await;
+            if !shared.think().await {
+                return Ok(());
+            }
+            let status = authed(&token, pb::GetProjectStatusRequest { project_id: project });
+            timed(user, shared, "project_status", orchestrator.get_project_status(status)).await;
+        }
+        Journey::CreateProject => {
+            let create = pb::CreateProjectRequest {
+                name: "loadgen journey".into(),
+                tags: vec!["loadgen".into()],
+                ..Default::default()
+            };
+            if let Some(created) =
+                timed(user, shared, "create_project", projects.create_project(authed(&token, create))).await
+            {
+                if !shared.think().await {
+                    return Ok(());
+                }
+                let get = authed(&token, pb::GetProjectRequest { project_id: created.id });
+                timed(user, shared, "get_project", projects.get_project(get)).await;
+            }
+        }
+        Journey::SubmitTask => submit_and_stream(user, shared, &token, &project, &mut orchestrator).await,
+        Journey::Search => unreachable!("handled above"),
+    }
+    shared.think().await;
+    Ok(())
+}
+
+/// Opens the project's update stream, submits a task, and reads the stream
+/// until that task has finished or failed, or [`TASK_DEADLINE`] passed.
+async fn submit_and_stream(
+    user: &mut GooseUser,
+    shared: &Shared,
+    token: &str,
+    project: &str,
+    orchestrator: &mut pb::orchestrator_client::OrchestratorClient<tonic::transport::Channel>,
+) {
+    let submitted = Instant::now();
+    // Subscribe first: an update sent before the stream opened would be missed.
+    let open = pb::StreamProjectUpdatesRequest { project_id: project.to_owned() };
+    let Ok(stream) = orchestrator.stream_project_updates(authed(token, open)).await else {
+        shared.record(Protocol::Grpc, "await_task", "grpc_stream_refused", submitted.elapsed());
+        return;
+    };
+    let mut stream = stream.into_inner();
+    let (agent_type, description) = work::task();
+    let distribute =
+        pb::DistributeTaskRequest { project_id: project.to_owned(), agent_type: agent_type.to_owned(), description };
+    let Some(task) = timed(user, shared, "submit_task", orchestrator.distribute_task(authed(token, distribute))).await
+    else {
+        return;
+    };
+    let finished = async {
+        loop {
+            match stream.message().await {
+                Ok(Some(update)) if update.task_id == task.id => {
+                    if update.status == pb::TaskStatus::Completed as i32 {
+                        return "ok";
+                    }
+                    if update.status == pb::TaskStatus::Failed as i32 {
+                        return "task_failed";
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return "grpc_stream_ended",
+                Err(_) => return "grpc_stream_error",
+            }
+        }
+    };
+    let deadline = TASK_DEADLINE.saturating_sub(submitted.elapsed());
+    let outcome = tokio::select! {
+        outcome = finished => outcome,
+        () = tokio::time::sleep(deadline) => "task_timeout",
+        // The run ended while the task ran: not the system's failure, not recorded.
+        () = shared.stopped() => return,
+    };
+    shared.record(Protocol::Grpc, "await_task", outcome, submitted.elapsed());
+}

@@ -1,0 +1,339 @@
+//! The closed model: simulated users on goose, each logging in once and then
+//! walking weighted journeys (browse, create a project, submit a task and
+//! follow it, search) with think time between steps, over REST or gRPC.
+//!
+//! Users share one HTTP connection pool (goose's shared client) and one pool
+//! of gRPC channels, so a user costs memory, not an open file. Every step is
+//! recorded twice: into goose's own metrics, and into the run's HDR recorder,
+//! whose results (`results.json`, model `closed`) merge exactly with other
+//! processes' like the open model's.
+
+pub mod plan;
+pub mod shared;
+
+mod grpc;
+mod rest;
+mod work;
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use goose::config::GooseConfiguration;
+use goose::config::{GooseDefault, GooseDefaultType};
+use goose::goose::{GooseUser, Scenario, Transaction, TransactionResult};
+use goose::{GooseAttack, GooseError};
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::journeys::plan::{Journey, UserPlan};
+use crate::journeys::shared::{Shared, step_keys};
+use crate::metrics::ClientMetrics;
+use crate::recorder::{Protocol, Recorder};
+use crate::results::{RateSpan, ResultsError, RunResults, write_interval_log};
+
+/// A closed-model run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ClosedError {
+    /// The plan or a URL is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// The gateway could not be reached before the run.
+    #[error("{0}")]
+    Unreachable(String),
+    /// goose refused the attack.
+    #[error("goose: {0}")]
+    Goose(#[from] Box<GooseError>),
+    /// Results could not be written.
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+}
+
+/// One closed-model run.
+#[derive(Debug)]
+pub struct ClosedRun {
+    /// The gateway's REST base URL.
+    pub rest_url: String,
+    /// The gateway's gRPC URL, needed when the plan has gRPC users.
+    pub grpc_url: Option<String>,
+    /// API key users log in with.
+    pub api_key: String,
+    /// Users, ramp, journeys, think time.
+    pub plan: UserPlan,
+    /// HTTP/2 connections gRPC users share.
+    pub grpc_channels: usize,
+    /// Where results go (`results.json`, `latency.hlog`); `None` writes nothing.
+    pub out: Option<PathBuf>,
+    /// Client-side metrics, when served.
+    pub metrics: Option<ClientMetrics>,
+    /// Whether to draw a progress bar.
+    pub progress: bool,
+}
+
+/// What goose saw, to set beside the recorder's numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GooseCounts {
+    /// Requests goose counted (HTTP and custom gRPC records).
+    pub requests: u64,
+    /// Of which failed in goose's eyes.
+    pub failures: u64,
+    /// Most users running at once.
+    pub max_users: usize,
+    /// Whether the run was cut short (Ctrl-C or a signal).
+    pub interrupted: bool,
+}
+
+type JourneyFuture<'r> = Pin<Box<dyn Future<Output = TransactionResult> + Send + 'r>>;
+
+fn transaction(
+    function: impl for<'r> Fn(&'r mut GooseUser) -> JourneyFuture<'r> + Send + Sync + 'static,
+) -> Transaction {
+    Transaction::new(Arc::new(function))
+}
+
+impl ClosedRun {
+    /// Runs the plan to its end, or until `stop` resolves (partial results are
+    /// kept), then writes the results.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(RunResults, GooseCounts), ClosedError> {
+        self.plan.validate().map_err(ClosedError::Invalid)?;
+        let rest_url = self.rest_url.trim_end_matches('/').to_owned();
+        check_reachable(&rest_url).await?;
+        let protocols: Vec<Protocol> = self.plan.protocols.iter().map(|(p, _)| *p).collect();
+        let channels = match (&self.grpc_url, protocols.contains(&Protocol::Grpc)) {
+            (Some(url), true) => connect_channels(url, self.grpc_channels).await?,
+            (None, true) => {
+                return Err(ClosedError::Invalid("the protocol mix has grpc users; give --grpc-url".into()));
+            }
+            (_, false) => Vec::new(),
+        };
+        let keys = step_keys(&protocols);
+        let recorder = Arc::new(Recorder::new(&keys));
+        let metrics = self.metrics.as_ref().map(|m| m.with_steps(&keys));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared::new(
+            Arc::clone(&recorder),
+            metrics.clone(),
+            keys,
+            channels,
+            self.api_key.clone(),
+            self.plan.think,
+            stop_rx,
+        ));
+        let active = Arc::new(AtomicU64::new(0));
+        let attack = self.attack(&rest_url, &shared, &active)?;
+
+        let started_at = SystemTime::now();
+        let started = tokio::time::Instant::now();
+        let total = self.plan.total();
+        let bar = self.progress.then(|| crate::progress_bar(total));
+        let ticker = {
+            let (recorder, active, metrics, bar) = (Arc::clone(&recorder), Arc::clone(&active), metrics, bar.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    let elapsed = started.elapsed();
+                    let users = active.load(Ordering::Relaxed);
+                    recorder.users(elapsed - Duration::from_millis(1), users);
+                    recorder.close_interval(elapsed);
+                    if let Some(metrics) = &metrics {
+                        metrics.set_active_users(users);
+                    }
+                    if let Some(bar) = &bar {
+                        let (requests, errors, p95) = recorder.progress();
+                        bar.set_position(elapsed.as_secs().min(bar.length().unwrap_or(0)));
+                        bar.set_message(format!(
+                            "{users} users, {:.0} req/s, {errors} errors, p95 {:.1} ms",
+                            requests as f64 / elapsed.as_secs_f64().max(0.001),
+                            p95 as f64 / 1000.0
+                        ));
+                    }
+                }
+            })
+        };
+        // Ends the users' pauses when the plan is over or the run is stopped;
+        // goose stops scheduling them (its own Ctrl-C handler, or the killswitch).
+        let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopper = {
+            let interrupted = Arc::clone(&interrupted);
+            async move {
+                tokio::pin!(stop);
+                let mut poll = tokio::time::interval(Duration::from_millis(250));
+                let planned_end = tokio::time::sleep_until(started + total);
+                tokio::pin!(planned_end);
+                loop {
+                    tokio::select! {
+                        () = &mut stop => {
+                            interrupted.store(true, Ordering::Relaxed);
+                            goose::trigger_killswitch("q2o-loadgen was asked to stop");
+                            break;
+                        }
+                        () = &mut planned_end => break,
+                        _ = poll.tick() => if goose::is_killswitch_triggered() {
+                            interrupted.store(true, Ordering::Relaxed);
+                            break;
+                        },
+                    }
+                }
+                let _ = stop_tx.send(true);
+                // Keep the sender alive until the attack is over.
+                std::future::pending::<()>().await;
+            }
+        };
+        let goose = tokio::select! {
+            result = attack.execute() => result.map_err(Box::new)?,
+            () = stopper => unreachable!("the stopper never finishes"),
+        };
+        ticker.abort();
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        recorder.close_interval(started.elapsed());
+        let snapshot = recorder.snapshot();
+        let mut results =
+            RunResults::from_snapshot(&snapshot, started.elapsed().as_secs_f64(), RateSpan { start: 0.0, end: 0.0 });
+        results.model = "closed".into();
+        results.users = Some(self.plan.users as u64);
+        if let Some(dir) = &self.out {
+            results.write(dir)?;
+            write_interval_log(dir, &snapshot, started_at)?;
+        }
+        let (requests, failures) = goose
+            .requests
+            .values()
+            .fold((0, 0), |(n, f), r| (n + (r.success_count + r.fail_count) as u64, f + r.fail_count as u64));
+        let counts = GooseCounts {
+            requests,
+            failures,
+            max_users: goose.maximum_users,
+            interrupted: interrupted.load(Ordering::Relaxed),
+        };
+        Ok((results, counts))
+    }
+
+    /// goose's attack: one scenario per (protocol, journey), weighted by the
+    /// product of their weights; every scenario starts with the user's login.
+    fn attack(
+        &self,
+        rest_url: &str,
+        shared: &Arc<Shared>,
+        active: &Arc<AtomicU64>,
+    ) -> Result<GooseAttack, ClosedError> {
+        let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(Box::new)?;
+        for (protocol, protocol_weight) in &self.plan.protocols {
+            for (journey, journey_weight) in &self.plan.journeys {
+                attack = attack.register_scenario(self.scenario(
+                    *protocol,
+                    *journey,
+                    protocol_weight * journey_weight,
+                    shared,
+                    active,
+                )?);
+            }
+        }
+        let client = goose::client::GooseClientBuilder::new()
+            .without_cookies()
+            .timeout(crate::target::REQUEST_TIMEOUT)
+            .user_agent(concat!("q2o-loadgen/", env!("CARGO_PKG_VERSION")));
+        let plan = self.plan.goose_test_plan();
+        let attack = attack
+            .set_client_builder_without_cookies(client)
+            .map_err(Box::new)?
+            .set_default(GooseDefault::Host, rest_url)
+            .and_then(|a| a.set_default(GooseDefault::TestPlan, plan.as_str()))
+            .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
+            .and_then(|a| a.set_default(GooseDefault::NoTransactionMetrics, true))
+            .and_then(|a| a.set_default(GooseDefault::NoScenarioMetrics, true))
+            .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
+            .and_then(|a| a.set_default(GooseDefault::NoWebSocket, true))
+            .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
+            .map_err(Box::new)?;
+        Ok(*attack)
+    }
+
+    fn scenario(
+        &self,
+        protocol: Protocol,
+        journey: Journey,
+        weight: u32,
+        shared: &Arc<Shared>,
+        active: &Arc<AtomicU64>,
+    ) -> Result<Scenario, ClosedError> {
+        let start = {
+            let (shared, active) = (Arc::clone(shared), Arc::clone(active));
+            transaction(move |user| {
+                active.fetch_add(1, Ordering::Relaxed);
+                let shared = Arc::clone(&shared);
+                Box::pin(async move {
+                    match protocol {
+                        Protocol::Rest => rest::start(user, &shared).await,
+                        Protocol::Grpc => grpc::start(user, &shared).await,
+                    }
+                })
+            })
+        };
+        let walk = {
+            let shared = Arc::clone(shared);
+            transaction(move |user| {
+                let shared = Arc::clone(&shared);
+                Box::pin(async move {
+                    match protocol {
+                        Protocol::Rest => rest::journey(user, &shared, journey).await,
+                        Protocol::Grpc => grpc::journey(user, &shared, journey).await,
+                    }
+                })
+            })
+        };
+        let leave = {
+            let active = Arc::clone(active);
+            transaction(move |_user| {
+                active.fetch_sub(1, Ordering::Relaxed);
+                Box::pin(async { Ok(()) })
+            })
+        };
+        Scenario::new(&format!("{}_{}", protocol.as_str(), journey.as_str()))
+            .set_weight(weight as usize)
+            .map_err(|e| ClosedError::Invalid(e.to_string()))
+            .map(|s| {
+                s.register_transaction(start.set_name("start").set_on_start())
+                    .register_transaction(walk.set_name(journey.as_str()))
+                    .register_transaction(leave.set_name("leave").set_on_stop())
+            })
+    }
+}
+
+/// One `GET /health` before the users start, so that a wrong URL is one clear
+/// error and not thousands of failed requests.
+async fn check_reachable(rest_url: &str) -> Result<(), ClosedError> {
+    let url = format!("{rest_url}/health");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| ClosedError::Invalid(format!("HTTP client: {e}")))?;
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => {
+            Err(ClosedError::Unreachable(format!("the gateway at {rest_url} answered {}", response.status())))
+        }
+        Err(err) if err.is_builder() => Err(ClosedError::Invalid(format!("--rest-url `{rest_url}` is not a URL"))),
+        Err(_) => Err(ClosedError::Unreachable(format!("cannot reach the gateway at {rest_url}"))),
+    }
+}
+
+async fn connect_channels(url: &str, n: usize) -> Result<Vec<Channel>, ClosedError> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| ClosedError::Invalid(format!("--grpc-url `{url}`: {e}")))?
+        .tcp_nodelay(true)
+        .timeout(crate::target::REQUEST_TIMEOUT);
+    let mut channels = Vec::with_capacity(n.max(1));
+    for _ in 0..n.max(1) {
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| ClosedError::Unreachable(format!("cannot reach the gateway's gRPC at {url}: {e}")))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}

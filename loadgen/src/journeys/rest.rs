@@ -1,0 +1,154 @@
+//! The journeys over REST, through goose's shared HTTP client so that goose
+//! sees every request too. Each request is also timed here, from just before
+//! it is sent until its whole body has arrived, into the run's HDR recorder.
+
+use std::time::{Duration, Instant};
+
+use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionResult};
+use reqwest::header::AUTHORIZATION;
+use serde_json::{Value, json};
+
+use crate::journeys::plan::Journey;
+use crate::journeys::shared::{Session, Shared, TASK_DEADLINE, session};
+use crate::journeys::work;
+use crate::recorder::Protocol;
+
+/// Between two polls of a running task.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// One request: its outcome is recorded; the parsed body comes back on success.
+async fn call(
+    user: &mut GooseUser,
+    shared: &Shared,
+    method: GooseMethod,
+    path: &str,
+    step: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Option<Value> {
+    let Ok(mut builder) = user.get_request_builder(&method, path) else {
+        shared.record(Protocol::Rest, step, "error_request", Duration::ZERO);
+        return None;
+    };
+    if let Some(token) = token {
+        builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(body) = &body {
+        builder = builder.json(body);
+    }
+    let request = GooseRequest::builder().method(method).path(path).name(step).set_request_builder(builder).build();
+    let started = Instant::now();
+    let (outcome, value) = match user.request(request).await {
+        Err(_) => ("error_io".to_owned(), None),
+        Ok(goose) => match goose.response {
+            Err(err) if err.is_timeout() => ("error_timeout".to_owned(), None),
+            Err(err) if err.is_connect() => ("error_connect".to_owned(), None),
+            Err(_) => ("error_io".to_owned(), None),
+            Ok(response) => {
+                let status = response.status();
+                match response.bytes().await {
+                    Err(_) => ("error_io".to_owned(), None),
+                    Ok(_) if !status.is_success() => (format!("http_{}", status.as_u16()), None),
+                    Ok(bytes) => ("ok".to_owned(), Some(serde_json::from_slice(&bytes).unwrap_or(Value::Null))),
+                }
+            }
+        },
+    };
+    shared.record(Protocol::Rest, step, &outcome, started.elapsed());
+    value
+}
+
+/// The user's start: log in with the API key and create the project its
+/// journeys work on. A user whose start failed retries at its next journey.
+pub(crate) async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    let login = json!({ "api_key": shared.api_key });
+    let Some(answer) = call(user, shared, GooseMethod::Post, "/api/v1/auth/login", "login", None, Some(login)).await
+    else {
+        return Ok(());
+    };
+    let Some(token) = answer["token"].as_str().map(str::to_owned) else { return Ok(()) };
+    let project = json!({ "name": "loadgen user", "tags": ["loadgen"] });
+    let path = "/api/v1/projects";
+    if let Some(created) =
+        call(user, shared, GooseMethod::Post, path, "create_project", Some(&token), Some(project)).await
+        && let Some(id) = created["id"].as_str()
+    {
+        user.set_session_data(Session { token, project: id.to_owned() });
+    }
+    Ok(())
+}
+
+/// One walk through `journey`, thinking after each step.
+pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Journey) -> TransactionResult {
+    let Some((token, project)) = session(user) else {
+        start(user, shared).await?;
+        shared.think().await;
+        return Ok(());
+    };
+    let token = Some(token.as_str());
+    match journey {
+        Journey::Browse => {
+            call(user, shared, GooseMethod::Get, "/api/v1/projects?limit=10", "list_projects", token, None).await;
+            if !shared.think().await {
+                return Ok(());
+            }
+            let path = format!("/api/v1/projects/{project}");
+            call(user, shared, GooseMethod::Get, &path, "get_project", token, None).await;
+            if !shared.think().await {
+                return Ok(());
+            }
+            let path = format!("/api/v1/projects/{project}/status");
+            call(user, shared, GooseMethod::Get, &path, "project_status", token, None).await;
+        }
+        Journey::CreateProject => {
+            let body = json!({ "name": "loadgen journey", "tags": ["loadgen"] });
+            let created =
+                call(user, shared, GooseMethod::Post, "/api/v1/projects", "create_project", token, Some(body)).await;
+            if let Some(id) = created.as_ref().and_then(|c| c["id"].as_str()) {
+                if !shared.think().await {
+                    return Ok(());
+                }
+                let path = format!("/api/v1/projects/{id}");
+                call(user, shared, GooseMethod::Get, &path, "get_project", token, None).await;
+            }
+        }
+        Journey::SubmitTask => submit_and_poll(user, shared, token, &project).await,
+        Journey::Search => {
+            let path = format!("/api/v1/search?q={}", work::term());
+            call(user, shared, GooseMethod::Get, &path, "search", token, None).await;
+        }
+    }
+    shared.think().await;
+    Ok(())
+}
+
+/// Submits a task and polls it until it has finished, failed, or
+/// [`TASK_DEADLINE`] passed; `await_task` records the time to the answer.
+async fn submit_and_poll(user: &mut GooseUser, shared: &Shared, token: Option<&str>, project: &str) {
+    let (agent_type, description) = work::task();
+    let body = json!({ "agent_type": agent_type, "description": description });
+    let path = format!("/api/v1/projects/{project}/tasks");
+    let submitted = Instant::now();
+    let Some(task) = call(user, shared, GooseMethod::Post, &path, "submit_task", token, Some(body)).await else {
+        return;
+    };
+    let Some(id) = task["id"].as_str() else { return };
+    let path = format!("/api/v1/tasks/{id}");
+    let outcome = loop {
+        if submitted.elapsed() > TASK_DEADLINE {
+            break "task_timeout";
+        }
+        if !shared.pause(POLL_EVERY).await {
+            // The run ended while the task ran: not the system's failure, not recorded.
+            return;
+        }
+        if let Some(task) = call(user, shared, GooseMethod::Get, &path, "poll_task", token, None).await {
+            match task["status"].as_str() {
+                Some("completed") => break "ok",
+                Some("failed") => break "task_failed",
+                _ => {}
+            }
+        }
+    };
+    shared.record(Protocol::Rest, "await_task", outcome, submitted.elapsed());
+}

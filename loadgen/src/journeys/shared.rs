@@ -1,0 +1,161 @@
+//! What every simulated user of one run shares: the recorder, the client-side
+//! metrics, the gRPC channel pool and the signal that the run is over.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use goose::goose::GooseUser;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use crate::journeys::plan::ThinkTime;
+use crate::metrics::ClientMetrics;
+use crate::recorder::{Protocol, Recorder, StepKey};
+
+/// The steps a closed-model run records, by protocol. Both protocols search
+/// over REST (the gateway has no gRPC search); `await_task` is the time from
+/// submitting a task until the user sees it finished (polls or stream).
+pub const REST_STEPS: &[&str] = &[
+    "login",
+    "create_project",
+    "list_projects",
+    "get_project",
+    "project_status",
+    "submit_task",
+    "poll_task",
+    "await_task",
+    "search",
+];
+/// See [`REST_STEPS`].
+pub const GRPC_STEPS: &[&str] =
+    &["login", "create_project", "list_projects", "get_project", "project_status", "submit_task", "await_task"];
+
+/// The step keys of a run over `protocols`, in recorder order.
+pub fn step_keys(protocols: &[Protocol]) -> Vec<StepKey> {
+    let mut keys: Vec<StepKey> = Vec::new();
+    if protocols.contains(&Protocol::Rest) {
+        keys.extend(REST_STEPS.iter().map(|s| (Protocol::Rest, (*s).to_owned())));
+    } else {
+        // Search goes over REST for every user.
+        keys.push((Protocol::Rest, "search".to_owned()));
+    }
+    if protocols.contains(&Protocol::Grpc) {
+        keys.extend(GRPC_STEPS.iter().map(|s| (Protocol::Grpc, (*s).to_owned())));
+    }
+    keys
+}
+
+/// How long one task may take to finish before the user gives up on it.
+pub const TASK_DEADLINE: Duration = Duration::from_secs(30);
+
+/// State shared by all users of a run.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) metrics: Option<ClientMetrics>,
+    keys: Vec<StepKey>,
+    channels: Vec<Channel>,
+    next_channel: AtomicUsize,
+    pub(crate) api_key: String,
+    pub(crate) think: ThinkTime,
+    started: Instant,
+    stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        recorder: Arc<Recorder>,
+        metrics: Option<ClientMetrics>,
+        keys: Vec<StepKey>,
+        channels: Vec<Channel>,
+        api_key: String,
+        think: ThinkTime,
+        stop: watch::Receiver<bool>,
+    ) -> Shared {
+        Shared {
+            recorder,
+            metrics,
+            keys,
+            channels,
+            next_channel: AtomicUsize::new(0),
+            api_key,
+            think,
+            started: Instant::now(),
+            stop,
+        }
+    }
+
+    /// The next gRPC channel, round robin: streams spread over the pool's connections.
+    pub(crate) fn channel(&self) -> Channel {
+        let i = self.next_channel.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[i].clone()
+    }
+
+    /// Records one finished step into the HDR recorder and the client metrics.
+    pub(crate) fn record(&self, protocol: Protocol, step: &str, outcome: &str, latency: Duration) {
+        let slot = self
+            .keys
+            .iter()
+            .position(|(p, s)| *p == protocol && s == step)
+            .expect("every step a journey takes is in step_keys");
+        self.recorder.record(slot, outcome, latency, self.started.elapsed());
+        if let Some(metrics) = &self.metrics {
+            metrics.record(slot, outcome, latency);
+        }
+    }
+
+    /// Whether the run has ended (its planned end, or Ctrl-C).
+    pub(crate) fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Sleeps for `pause`, or less if the run ends first; says whether the run goes on.
+    pub(crate) async fn pause(&self, pause: Duration) -> bool {
+        if pause.is_zero() {
+            return !self.stopping();
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => !self.stopping(),
+            () = self.stopped() => false,
+        }
+    }
+
+    /// Resolves when the run ends.
+    pub(crate) async fn stopped(&self) {
+        let mut stop = self.stop.clone();
+        // An error means the sender is gone: the run is over either way.
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+
+    /// A user's think time between two steps.
+    pub(crate) async fn think(&self) -> bool {
+        self.pause(self.think.sample()).await
+    }
+}
+
+/// What one user keeps between steps: its session and its own project.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub(crate) token: String,
+    pub(crate) project: String,
+}
+
+/// The user's session, if its login (at start) worked.
+pub(crate) fn session(user: &GooseUser) -> Option<(String, String)> {
+    user.get_session_data::<Session>().map(|s| (s.token.clone(), s.project.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_keys_cover_rest_search_for_grpc_only_runs() {
+        let keys = step_keys(&[Protocol::Grpc]);
+        assert!(keys.contains(&(Protocol::Rest, "search".to_owned())));
+        assert!(keys.contains(&(Protocol::Grpc, "await_task".to_owned())));
+        assert!(!keys.contains(&(Protocol::Rest, "poll_task".to_owned())), "no REST polling in a gRPC run");
+    }
+}
