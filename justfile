@@ -10,6 +10,28 @@ setup:
 build:
     cargo build --bins
 
+# Run a roadmap scenario (phase0..phase4, or `all`) on release builds and write its gate report.
+# Flags go to q2o-bench: --users N, --duration 30s, --scale 0.01. Exit 0 GO, 1 NO-GO, 2 the run failed.
+bench scenario *flags: setup
+    cargo build --release --bins
+    bin="${CARGO_TARGET_DIR:-target}/release"; \
+    if [ "{{scenario}}" = all ]; then \
+        worst=0; \
+        for phase in phase0 phase1 phase2 phase3 phase4; do \
+            code=0; "$bin/q2o-bench" run "scenarios/$phase.toml" {{flags}} || code=$?; \
+            if [ "$code" -gt "$worst" ]; then worst=$code; fi; \
+        done; \
+        exit "$worst"; \
+    elif [ -f "{{scenario}}" ]; then \
+        "$bin/q2o-bench" run "{{scenario}}" {{flags}}; \
+    else \
+        "$bin/q2o-bench" run "scenarios/{{scenario}}.toml" {{flags}}; \
+    fi
+
+# Regenerate alerts/ (SLI recording rules, gate alerts) from the scenario files.
+rules:
+    cargo run -q -p q2o-scenarios --bin q2o-bench -- rules
+
 # Start redis-server, tansu, q2o-search, a gateway and two agents processes on 127.0.0.1; Ctrl-C stops them.
 up: setup build
     ./scripts/up.sh

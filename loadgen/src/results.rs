@@ -255,8 +255,13 @@ impl RunResults {
 
     /// The latency histogram of every step together.
     pub fn overall_latency(&self) -> Result<Histogram<u64>, String> {
+        self.latency_where(|_| true)
+    }
+
+    /// The latency histogram of the steps `keep` selects, added exactly.
+    pub fn latency_where(&self, keep: impl Fn(&StepResult) -> bool) -> Result<Histogram<u64>, String> {
         let mut all = latency_histogram();
-        for step in &self.steps {
+        for step in self.steps.iter().filter(|s| keep(s)) {
             all.add(&decode(&step.histogram)?).map_err(|e| format!("{e:?}"))?;
         }
         Ok(all)

@@ -247,7 +247,6 @@ impl ClosedRun {
             .and_then(|a| a.set_default(GooseDefault::NoTransactionMetrics, true))
             .and_then(|a| a.set_default(GooseDefault::NoScenarioMetrics, true))
             .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
-            .and_then(|a| a.set_default(GooseDefault::NoWebSocket, true))
             .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
             .map_err(Box::new)?;
         Ok(*attack)

@@ -1,0 +1,26 @@
+/*!
+The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
+
+# Brief overview
+
+* [`scenario::Scenario`] is a scenario file: the users, the topology, the
+  faults and the gate criteria; [`scenario::Overrides`] are the sizes a
+  command line changes.
+* [`local::Environment`] starts the topology as child processes on 127.0.0.1
+  under a [`supervisor::Supervisor`], which restarts what dies and stops
+  everything at the end, on failure and on Ctrl-C.
+* [`prometheus::Prometheus`] is the run's real Prometheus; [`rules`] holds the
+  SLIs as PromQL and generates the recording and gate alert rules in `alerts/`.
+* [`run::run`] drives one run; [`gate`] judges each criterion from Prometheus
+  and the loadgen's exact HDR records; [`report`] writes `summary.json`,
+  `report.md`, `report.html` (plotters charts inline) and `junit.xml`.
+*/
+
+pub mod gate;
+pub mod local;
+pub mod prometheus;
+pub mod report;
+pub mod rules;
+pub mod run;
+pub mod scenario;
+pub mod supervisor;

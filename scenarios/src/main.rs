@@ -1,0 +1,121 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use q2o_common::config::parse_duration;
+use q2o_common::telemetry::{init_tracing, shutdown_signal};
+use q2o_scenarios::local::Binaries;
+use q2o_scenarios::rules;
+use q2o_scenarios::run::{RunOptions, run};
+use q2o_scenarios::scenario::{Overrides, Scenario};
+
+/// The q2o scenario runner: exit 0 GO, 1 NO-GO, 2 the run itself failed.
+#[derive(Debug, Parser)]
+#[command(name = "q2o-bench", version)]
+enum Cli {
+    /// Run a scenario on the local environment and write its gate report.
+    Run {
+        /// The scenario file (scenarios/phase2.toml).
+        scenario: PathBuf,
+        /// Users at the top of the ramp, instead of the file's.
+        #[arg(long)]
+        users: Option<usize>,
+        /// Hold, instead of the file's (e.g. 30s).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Multiply the file's users by this (0.01 runs 1 %).
+        #[arg(long)]
+        scale: Option<f64>,
+        /// Where reports go.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// Rule files for Prometheus.
+        #[arg(long, default_value = "alerts")]
+        rules_dir: PathBuf,
+    },
+    /// Write alerts/slis.rules.yml and alerts/gates.rules.yml from the scenarios.
+    Rules {
+        /// Scenario files (every scenarios/*.toml when none).
+        scenarios: Vec<PathBuf>,
+        /// Where the rule files go.
+        #[arg(long, default_value = "alerts")]
+        out: PathBuf,
+        /// Only check that the files are up to date; exit 1 if not.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing("warn");
+    match Cli::parse() {
+        Cli::Run { scenario, users, duration, scale, reports, rules_dir } => {
+            let options = RunOptions {
+                scenario,
+                overrides: Overrides { users, duration, scale },
+                reports,
+                rules_dir,
+                binaries: Binaries::discover(),
+                progress: true,
+            };
+            match run(options, shutdown_signal()).await {
+                Ok(finished) => {
+                    let verdict = if finished.go { "GO" } else { "NO-GO" };
+                    println!("{}: {verdict}", finished.summary.scenario);
+                    for reason in &finished.summary.reasons {
+                        println!("  {reason}");
+                    }
+                    println!("report: {}", finished.dir.join("report.html").display());
+                    if finished.go { ExitCode::SUCCESS } else { ExitCode::from(1) }
+                }
+                Err(failed) => {
+                    eprintln!("q2o-bench: the run failed: {}", failed.reason);
+                    if let Some(dir) = failed.dir {
+                        eprintln!("logs and summary: {}", dir.display());
+                    }
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cli::Rules { scenarios, out, check } => match write_rules(scenarios, &out, check) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(err) => {
+                eprintln!("q2o-bench: {err:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn write_rules(mut files: Vec<PathBuf>, out: &std::path::Path, check: bool) -> anyhow::Result<bool> {
+    if files.is_empty() {
+        for entry in std::fs::read_dir("scenarios").context("cannot list scenarios/")? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "toml") && path.file_name().is_some_and(|n| n != "Cargo.toml") {
+                files.push(path);
+            }
+        }
+        files.sort();
+    }
+    let scenarios = files.iter().map(|f| Scenario::load(f)).collect::<Result<Vec<_>, _>>()?;
+    let mut up_to_date = true;
+    for (name, text) in [(rules::SLIS_FILE, rules::sli_rules()), (rules::GATES_FILE, rules::gate_rules(&scenarios))] {
+        let path = out.join(name);
+        if check {
+            let current = std::fs::read_to_string(&path).unwrap_or_default();
+            if current != text {
+                println!("{} is out of date: run `just rules`", path.display());
+                up_to_date = false;
+            }
+        } else {
+            std::fs::create_dir_all(out)?;
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(up_to_date)
+}

@@ -1,0 +1,102 @@
+//! The report's charts, drawn by plotters into SVG strings that the HTML
+//! report inlines. Only measured points are drawn; a chart without data says so.
+
+use plotters::prelude::*;
+
+/// One line of a chart: its label and (seconds into the run, value) points.
+pub type Line = (String, Vec<(f64, f64)>);
+
+/// A chart to draw.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    /// Heading.
+    pub title: String,
+    /// What the y axis measures.
+    pub y_label: String,
+    /// The lines.
+    pub lines: Vec<Line>,
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+impl Chart {
+    /// The chart as an SVG document, or `None` when it has no points.
+    pub fn svg(&self) -> Option<String> {
+        let points = self.lines.iter().flat_map(|(_, p)| p.iter());
+        let (mut x_max, mut y_max) = (0.0f64, 0.0f64);
+        let mut any = false;
+        for (x, y) in points {
+            any = true;
+            x_max = x_max.max(*x);
+            y_max = y_max.max(*y);
+        }
+        if !any {
+            return None;
+        }
+        let x_max = x_max.max(1.0);
+        let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (760, 280)).into_drawing_area();
+            root.fill(&WHITE).ok()?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(&self.title, ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+                .ok()?;
+            chart
+                .configure_mesh()
+                .x_desc("seconds into the run")
+                .y_desc(self.y_label.as_str())
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .ok()?;
+            for (i, (label, points)) in self.lines.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                    .ok()?
+                    .label(label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            }
+            if self.lines.len() > 1 {
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .draw()
+                    .ok()?;
+            }
+            root.present().ok()?;
+        }
+        Some(svg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_draw_their_points_and_empty_ones_draw_nothing() {
+        let chart = Chart {
+            title: "p95".into(),
+            y_label: "ms".into(),
+            lines: vec![("p95".into(), vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)]), ("p99".into(), vec![(0.0, 2.0)])],
+        };
+        let svg = chart.svg().unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{svg}");
+        assert!(svg.contains("p99"), "the legend names the lines");
+        assert!(Chart { lines: vec![("x".into(), vec![])], ..chart }.svg().is_none());
+    }
+}

@@ -1,0 +1,136 @@
+//! `report.html`: one self-contained page (no scripts, no external files)
+//! with the verdict, the criteria, the charts inline as SVG, and the load.
+
+use std::fmt::Write;
+
+use crate::gate::Verdict;
+use crate::report::charts::Chart;
+use crate::report::junit::unit_of;
+use crate::report::{Summary, escape};
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1000px;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
+th{background:#f4f4f4}.GO{color:#1a7f37}.NO-GO,.ERROR{color:#cf222e}.fail{background:#ffebe9}\
+.warn{background:#fff8c5}.chart{margin:1em 0}.note{color:#555;font-size:90%}";
+
+/// The HTML report.
+pub fn render(s: &Summary, charts: &[Chart]) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{name}: {verdict}</title><style>{STYLE}</style></head><body>\n",
+        name = escape(&s.scenario),
+        verdict = escape(&s.verdict)
+    );
+    let _ = writeln!(
+        h,
+        "<h1>{} <span id=\"verdict\" class=\"{v}\">{v}</span></h1>\n<p>{}</p>\n<p class=\"note\">Run {} from {} to {}.</p>",
+        escape(&s.scenario),
+        escape(&s.description),
+        escape(&s.run_id),
+        escape(&s.started_at),
+        escape(&s.finished_at),
+        v = escape(&s.verdict)
+    );
+    if s.sizes.scaled {
+        let _ = writeln!(
+            h,
+            "<p><strong>Scaled run:</strong> {} users (the scenario file asks for {}), hold {:.0} s. The verdict is for these sizes.</p>",
+            s.sizes.users, s.sizes.users_in_file, s.sizes.hold_seconds
+        );
+    }
+    if !s.reasons.is_empty() {
+        h.push_str("<h2>Why not GO</h2><ul>");
+        for reason in &s.reasons {
+            let _ = write!(h, "<li>{}</li>", escape(reason));
+        }
+        h.push_str("</ul>\n");
+    }
+    h.push_str("<h2>Criteria</h2>\n<table id=\"criteria\"><tr><th>criterion</th><th>SLI</th><th>target</th><th>measured</th><th>source</th><th>Prometheus</th><th>verdict</th><th>note</th></tr>\n");
+    for c in &s.criteria {
+        let unit = unit_of(c.sli);
+        let (class, verdict) = match c.verdict {
+            Verdict::Pass => ("", "pass"),
+            Verdict::Warn => ("warn", "warn"),
+            Verdict::Fail => ("fail", "FAIL"),
+            Verdict::NoData => ("fail", "NO DATA"),
+        };
+        let _ = writeln!(
+            h,
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{verdict}</td><td>{}</td></tr>",
+            escape(&c.name),
+            escape(c.sli),
+            escape(c.op),
+            escape(&unit.format(c.target)),
+            c.measured.map_or("-".into(), |v| escape(&unit.format(v))),
+            escape(c.source),
+            c.prometheus.map_or("-".into(), |v| escape(&unit.format(v))),
+            escape(c.note.as_deref().unwrap_or(""))
+        );
+    }
+    h.push_str("</table>\n");
+    if !s.alerts_firing.is_empty() {
+        h.push_str("<h2>Gate alerts firing when the load ended</h2><ul>");
+        for a in &s.alerts_firing {
+            let _ = write!(
+                h,
+                "<li><code>{}</code> ({}, {})</li>",
+                escape(&a.alert),
+                escape(&a.criterion),
+                escape(&a.severity)
+            );
+        }
+        h.push_str("</ul>\n");
+    }
+    h.push_str("<h2>Over time</h2>\n");
+    for chart in charts {
+        match chart.svg() {
+            Some(svg) => {
+                let _ = writeln!(h, "<div class=\"chart\">{svg}</div>");
+            }
+            None => {
+                let _ = writeln!(h, "<p class=\"note\">{}: no data in this run.</p>", escape(&chart.title));
+            }
+        }
+    }
+    if let Some(load) = &s.load {
+        let _ = writeln!(
+            h,
+            "<h2>Load</h2><p>{} requests in {:.1} s ({:.1} req/s), {} failed; {} loadgen process(es).</p>",
+            load.requests, load.duration_seconds, load.achieved_rate, load.failed, s.sizes.loadgen_processes
+        );
+        h.push_str("<table id=\"steps\"><tr><th>protocol</th><th>step</th><th>count</th><th>failed</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th></tr>\n");
+        for st in &load.steps {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+                escape(&st.protocol),
+                escape(&st.step),
+                st.count,
+                st.failed,
+                st.p50_ms,
+                st.p95_ms,
+                st.p99_ms,
+                st.max_ms
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    if !s.recoveries.is_empty() {
+        h.push_str("<h2>Faults and restarts</h2><ul>");
+        for r in &s.recoveries {
+            let after = r.recovered_after.map_or("never recovered".into(), |t| format!("ready again after {t:.2} s"));
+            let _ = write!(h, "<li>{} died at {:.1} s, {after}</li>", escape(&r.service), r.died_at);
+        }
+        h.push_str("</ul>\n");
+    }
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">Environment: {} on {} ({} CPUs). Logs: {}.</p>\n</body></html>",
+        escape(&s.environment.kind),
+        escape(&s.environment.os),
+        s.environment.cpus,
+        escape(&s.files.iter().filter(|f| f.starts_with("logs/")).cloned().collect::<Vec<_>>().join(", "))
+    );
+    h
+}

@@ -1,0 +1,68 @@
+//! `junit.xml`: one test case per criterion, so that CI shows the gate as tests.
+
+use std::fmt::Write;
+
+use crate::gate::Verdict;
+use crate::report::{Summary, escape};
+use crate::scenario::Sli;
+
+/// The JUnit XML of a summary.
+pub fn render(summary: &Summary) -> String {
+    let failures = summary.criteria.iter().filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::NoData)).count();
+    let errors = usize::from(summary.verdict == "ERROR");
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"q2o-bench\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\">",
+        summary.criteria.len()
+    );
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" timestamp=\"{}\">",
+        escape(&summary.scenario),
+        summary.criteria.len(),
+        escape(&summary.started_at)
+    );
+    for c in &summary.criteria {
+        let unit = unit_of(c.sli);
+        let _ =
+            writeln!(xml, "    <testcase classname=\"{}\" name=\"{}\">", escape(&summary.scenario), escape(&c.name));
+        let measured = c.measured.map_or("no data".to_owned(), |v| unit.format(v));
+        let line = format!(
+            "{} {} {} {} (measured {measured}, source {})",
+            c.name,
+            c.sli,
+            c.op,
+            unit.format(c.target),
+            c.source
+        );
+        match c.verdict {
+            Verdict::Fail | Verdict::NoData => {
+                let _ = writeln!(
+                    xml,
+                    "      <failure message=\"{}\">{}</failure>",
+                    escape(&line),
+                    escape(c.note.as_deref().unwrap_or(""))
+                );
+            }
+            Verdict::Warn | Verdict::Pass => {
+                let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&line));
+            }
+        }
+        xml.push_str("    </testcase>\n");
+    }
+    if summary.verdict == "ERROR" {
+        let _ = writeln!(xml, "    <testcase classname=\"{}\" name=\"run\">", escape(&summary.scenario));
+        let _ = writeln!(xml, "      <error message=\"{}\"/>", escape(&summary.reasons.join("; ")));
+        xml.push_str("    </testcase>\n");
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
+
+/// The unit of an SLI by its name.
+pub(crate) fn unit_of(sli: &str) -> crate::scenario::Unit {
+    let sli: Sli =
+        serde_json::from_value(serde_json::Value::String(sli.to_owned())).expect("names come from Sli::as_str");
+    sli.unit()
+}

@@ -1,0 +1,92 @@
+//! `report.md`: the gate for a pull request.
+
+use std::fmt::Write;
+
+use crate::gate::Verdict;
+use crate::report::Summary;
+use crate::report::junit::unit_of;
+
+/// The Markdown report of a summary.
+pub fn render(s: &Summary) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# {}: {}\n", s.scenario, s.verdict);
+    let _ = writeln!(md, "{}\n", s.description);
+    let _ = writeln!(md, "Run `{}`, {} to {}.\n", s.run_id, s.started_at, s.finished_at);
+    if s.sizes.scaled {
+        let _ = writeln!(
+            md,
+            "**Scaled run:** {} users (the scenario file asks for {}), hold {:.0} s. The verdict is for these sizes, not the file's.\n",
+            s.sizes.users, s.sizes.users_in_file, s.sizes.hold_seconds
+        );
+    }
+    if !s.reasons.is_empty() {
+        md.push_str("## Why not GO\n\n");
+        for reason in &s.reasons {
+            let _ = writeln!(md, "- {reason}");
+        }
+        md.push('\n');
+    }
+    md.push_str("## Criteria\n\n| criterion | SLI | target | measured | source | verdict | note |\n|---|---|---|---|---|---|---|\n");
+    for c in &s.criteria {
+        let unit = unit_of(c.sli);
+        let verdict = match c.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "**FAIL**",
+            Verdict::NoData => "**NO DATA**",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} {} | {} | {} | {verdict} | {} |",
+            c.name,
+            c.sli,
+            c.op,
+            unit.format(c.target),
+            c.measured.map_or("-".into(), |v| unit.format(v)),
+            c.source,
+            c.note.as_deref().unwrap_or("")
+        );
+    }
+    md.push('\n');
+    if !s.alerts_firing.is_empty() {
+        md.push_str("## Gate alerts firing when the load ended\n\n");
+        for a in &s.alerts_firing {
+            let _ = writeln!(md, "- `{}` ({}, {})", a.alert, a.criterion, a.severity);
+        }
+        md.push('\n');
+    }
+    if let Some(load) = &s.load {
+        let _ = writeln!(
+            md,
+            "## Load\n\n{} requests in {:.1} s ({:.1} req/s), {} failed; {} loadgen process(es).\n",
+            load.requests, load.duration_seconds, load.achieved_rate, load.failed, s.sizes.loadgen_processes
+        );
+        md.push_str("| protocol | step | count | failed | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|---|\n");
+        for st in &load.steps {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                st.protocol, st.step, st.count, st.failed, st.p50_ms, st.p95_ms, st.p99_ms, st.max_ms
+            );
+        }
+        md.push('\n');
+    }
+    if !s.recoveries.is_empty() {
+        md.push_str("## Faults and restarts\n\n");
+        for r in &s.recoveries {
+            let after = r.recovered_after.map_or("never recovered".into(), |t| format!("ready again after {t:.2} s"));
+            let _ = writeln!(md, "- {} died at {:.1} s, {after}", r.service, r.died_at);
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(
+        md,
+        "Environment: {} on {} ({} CPUs, {:.1} GiB). Files: {}.",
+        s.environment.kind,
+        s.environment.os,
+        s.environment.cpus,
+        s.environment.memory_bytes as f64 / (1u64 << 30) as f64,
+        s.files.join(", ")
+    );
+    md
+}

@@ -1,0 +1,201 @@
+//! `summary.json`, the machine-readable report (schema version 1).
+//!
+//! ```text
+//! schema_version    1
+//! scenario          scenario name; description: its one line
+//! run_id            UTC timestamp of the start, e.g. 20261122T031500Z
+//! started_at, finished_at   RFC 3339
+//! verdict           "GO" | "NO-GO" | "ERROR" (the run itself failed)
+//! reasons[]         why not GO: one sentence per failed criterion, or the error
+//! environment       {kind: "local", os, cpus, memory_bytes, prometheus}
+//! sizes             {users, users_in_file, ramp_rate, hold_seconds, ramp_down_seconds,
+//!                    loadgen_processes, scaled: bool, overrides {users, duration, scale}}
+//! topology          the scenario's [topology] as run
+//! criteria[]        {name, sli, op, target, warning, measured, source, prometheus, exact,
+//!                    verdict: pass|warn|fail|no_data, note}
+//!                   values in the SLI's unit: seconds, ratio 0..1, or a count;
+//!                   source: loadgen-hdr | prometheus | supervisor | none
+//! alerts_firing[]   {alert, criterion, severity}: gate alerts firing when the load ended
+//! recoveries[]      {service, died_at, recovered_after}: faults and restarts, seconds
+//! load              {requests, failed, achieved_rate, duration_seconds,
+//!                    steps[] {protocol, step, count, failed, p50_ms, p95_ms, p99_ms, max_ms}}
+//! files[]           report files and logs, relative to the run folder
+//! ```
+
+use serde::Serialize;
+
+use crate::gate::Judged;
+use crate::scenario::{Overrides, Topology};
+use crate::supervisor::Recovery;
+
+/// The version written to `schema_version`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Scenario name.
+    pub scenario: String,
+    /// Its description.
+    pub description: String,
+    /// Run identifier (the folder name).
+    pub run_id: String,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// End, RFC 3339.
+    pub finished_at: String,
+    /// `GO`, `NO-GO` or `ERROR`.
+    pub verdict: String,
+    /// Why not GO.
+    pub reasons: Vec<String>,
+    /// Where it ran.
+    pub environment: Environment,
+    /// The sizes actually run.
+    pub sizes: Sizes,
+    /// What ran.
+    pub topology: Topology,
+    /// Every criterion.
+    pub criteria: Vec<Judged>,
+    /// Gate alerts firing at the end of the load.
+    pub alerts_firing: Vec<FiringAlert>,
+    /// Deaths and restarts of services.
+    pub recoveries: Vec<Recovery>,
+    /// What the users did.
+    pub load: Option<LoadFigures>,
+    /// Files in the run folder.
+    pub files: Vec<String>,
+}
+
+/// The machine.
+#[derive(Clone, Debug, Serialize)]
+pub struct Environment {
+    /// `local`.
+    pub kind: String,
+    /// Operating system and kernel.
+    pub os: String,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Physical memory.
+    pub memory_bytes: u64,
+    /// Prometheus's URL during the run.
+    pub prometheus: String,
+}
+
+impl Environment {
+    /// This machine.
+    pub fn here(prometheus: String) -> Environment {
+        let os = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|r| format!("{} {}", std::env::consts::OS, r.trim()))
+            .unwrap_or_else(|_| std::env::consts::OS.to_owned());
+        let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024);
+        Environment {
+            kind: "local".into(),
+            os,
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            memory_bytes,
+            prometheus,
+        }
+    }
+}
+
+/// Sizes as run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sizes {
+    /// Users at the top of the ramp.
+    pub users: usize,
+    /// Users the scenario file asks for.
+    pub users_in_file: usize,
+    /// Users started per second.
+    pub ramp_rate: f64,
+    /// Hold, seconds.
+    pub hold_seconds: f64,
+    /// Ramp-down, seconds.
+    pub ramp_down_seconds: f64,
+    /// Loadgen processes.
+    pub loadgen_processes: usize,
+    /// Whether the command line changed the file's sizes.
+    pub scaled: bool,
+    /// The changes.
+    pub overrides: Overrides,
+}
+
+/// A firing gate alert.
+#[derive(Clone, Debug, Serialize)]
+pub struct FiringAlert {
+    /// Alert name.
+    pub alert: String,
+    /// The criterion label.
+    pub criterion: String,
+    /// `gate` or `warning`.
+    pub severity: String,
+}
+
+/// What the users did, from the loadgen's merged results.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadFigures {
+    /// Requests finished.
+    pub requests: u64,
+    /// Of which not ok.
+    pub failed: u64,
+    /// Requests per second over the run.
+    pub achieved_rate: f64,
+    /// Wall time of the load.
+    pub duration_seconds: f64,
+    /// By (protocol, step).
+    pub steps: Vec<StepFigures>,
+}
+
+/// One (protocol, step).
+#[derive(Clone, Debug, Serialize)]
+pub struct StepFigures {
+    /// `rest` or `grpc`.
+    pub protocol: String,
+    /// The step.
+    pub step: String,
+    /// Finished.
+    pub count: u64,
+    /// Not ok.
+    pub failed: u64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest, ms.
+    pub max_ms: f64,
+}
+
+impl LoadFigures {
+    /// The figures of merged loadgen results.
+    pub fn of(results: &q2o_loadgen::results::RunResults) -> LoadFigures {
+        let steps: Vec<StepFigures> = results
+            .steps
+            .iter()
+            .map(|s| StepFigures {
+                protocol: s.protocol.as_str().to_owned(),
+                step: s.step.clone(),
+                count: s.count,
+                failed: s.outcomes.iter().filter(|(o, _)| *o != "ok").map(|(_, n)| n).sum(),
+                p50_ms: s.latency_us.p50 as f64 / 1e3,
+                p95_ms: s.latency_us.p95 as f64 / 1e3,
+                p99_ms: s.latency_us.p99 as f64 / 1e3,
+                max_ms: s.latency_us.max as f64 / 1e3,
+            })
+            .collect();
+        LoadFigures {
+            requests: steps.iter().map(|s| s.count).sum(),
+            failed: steps.iter().map(|s| s.failed).sum(),
+            achieved_rate: results.achieved_rate,
+            duration_seconds: results.duration_seconds,
+            steps,
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! One scenario run from start to report: start the topology, start
+//! Prometheus, drive the users, inject the faults, let Prometheus and the
+//! loadgen's records judge the criteria, stop everything, write the report.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use q2o_loadgen::results::RunResults;
+
+use crate::gate::{self, Judged, Verdict};
+use crate::local::{Binaries, Environment, ScrapeTarget, free_addr};
+use crate::prometheus::{self, Prometheus};
+use crate::report::charts::Chart;
+use crate::report::summary::{Environment as EnvInfo, FiringAlert, LoadFigures, SCHEMA_VERSION, Sizes, Summary};
+use crate::rules;
+use crate::scenario::{Overrides, Scenario, Sli};
+use crate::supervisor::{Readiness, ServiceSpec};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Sizes from the command line.
+    pub overrides: Overrides,
+    /// Where `<scenario>/<run-id>/` goes.
+    pub reports: PathBuf,
+    /// Rule files Prometheus loads (every `*.yml` but the generated gates of all phases).
+    pub rules_dir: PathBuf,
+    /// Programs.
+    pub binaries: Binaries,
+    /// Whether to draw a progress bar.
+    pub progress: bool,
+}
+
+/// How a run ended, when it ran.
+#[derive(Debug)]
+pub struct Finished {
+    /// Every criterion passed (or only warned).
+    pub go: bool,
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The summary written there.
+    pub summary: Summary,
+}
+
+/// The run itself failed: its reason, and the folder if one was made.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct RunFailed {
+    /// One sentence.
+    pub reason: String,
+    /// The run folder, holding the logs and an ERROR summary.
+    pub dir: Option<PathBuf>,
+}
+
+fn failed(reason: impl std::fmt::Display) -> RunFailed {
+    RunFailed { reason: reason.to_string(), dir: None }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn run_id(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Runs a scenario. `stop` (Ctrl-C) ends it early: everything is stopped and
+/// the run counts as failed.
+pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<Finished, RunFailed> {
+    let mut scenario = Scenario::load(&options.scenario).map_err(failed)?;
+    let users_in_file = scenario.load.users;
+    options.overrides.apply(&mut scenario).map_err(failed)?;
+    options.binaries.check(&scenario).map_err(failed)?;
+
+    let started = SystemTime::now();
+    let base = options.reports.join(&scenario.name);
+    let mut id = run_id(started);
+    let mut n = 1;
+    while base.join(&id).exists() {
+        n += 1;
+        id = format!("{}-{n}", run_id(started));
+    }
+    let dir = base.join(&id);
+    std::fs::create_dir_all(dir.join("data"))
+        .map_err(|e| failed(format!("cannot create the run folder {}: {e}", dir.display())))?;
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let sizes = Sizes {
+        users: scenario.load.users,
+        users_in_file,
+        ramp_rate: scenario.load.ramp_rate,
+        hold_seconds: scenario.load.hold.as_secs_f64(),
+        ramp_down_seconds: scenario.load.ramp_down.as_secs_f64(),
+        loadgen_processes: scenario.loadgen_processes(),
+        scaled: options.overrides.any(),
+        overrides: options.overrides.clone(),
+    };
+    let mut summary = Summary {
+        schema_version: SCHEMA_VERSION,
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        run_id: id.clone(),
+        started_at: rfc3339(started),
+        finished_at: String::new(),
+        verdict: "ERROR".into(),
+        reasons: Vec::new(),
+        environment: EnvInfo::here(String::new()),
+        sizes,
+        topology: scenario.topology.clone(),
+        criteria: Vec::new(),
+        alerts_firing: Vec::new(),
+        recoveries: Vec::new(),
+        load: None,
+        files: Vec::new(),
+    };
+
+    eprintln!("q2o-bench: {} — starting the local environment (logs in {})", scenario.name, dir.join("logs").display());
+    let outcome = match Environment::start(&scenario, &options.binaries, &dir).await {
+        Err(err) => Err(err.to_string()),
+        Ok(env) => {
+            let result = tokio::select! {
+                result = drive(&scenario, &options, &env, &dir, &mut summary) => result,
+                () = stop => Err("interrupted: the run was stopped by a signal".to_owned()),
+            };
+            summary.recoveries = env.supervisor.recoveries();
+            env.supervisor.stop().await;
+            result
+        }
+    };
+    // Configs, Redis, broker, index and TSDB files: only the logs and reports stay.
+    let _ = std::fs::remove_dir_all(dir.join("data"));
+    summary.finished_at = rfc3339(SystemTime::now());
+    let go = match &outcome {
+        Ok(charts) => {
+            let go = gate::decide(&summary.criteria);
+            summary.verdict = if go { "GO" } else { "NO-GO" }.into();
+            summary.reasons = reasons(&summary.criteria);
+            finish(&dir, &base, &mut summary, charts)?;
+            go
+        }
+        Err(reason) => {
+            summary.reasons = vec![reason.clone()];
+            finish(&dir, &base, &mut summary, &[])?;
+            return Err(RunFailed { reason: reason.clone(), dir: Some(dir) });
+        }
+    };
+    Ok(Finished { go, dir, summary })
+}
+
+fn reasons(criteria: &[Judged]) -> Vec<String> {
+    criteria
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::NoData))
+        .map(|c| {
+            let unit = crate::report::junit::unit_of(c.sli);
+            match c.measured {
+                Some(v) => format!(
+                    "{} missed: {} was {}, the target is {} {}",
+                    c.name,
+                    c.sli,
+                    unit.format(v),
+                    c.op,
+                    unit.format(c.target)
+                ),
+                None => format!("{}: no data for {}", c.name, c.sli),
+            }
+        })
+        .collect()
+}
+
+fn finish(dir: &Path, base: &Path, summary: &mut Summary, charts: &[Chart]) -> Result<(), RunFailed> {
+    let mut files = vec!["summary.json".to_owned(), "report.md".into(), "report.html".into(), "junit.xml".into()];
+    for sub in ["logs", "loadgen", "rules"] {
+        let mut found: Vec<String> = walk(&dir.join(sub))
+            .into_iter()
+            .filter_map(|p| p.strip_prefix(dir).ok().map(|p| p.display().to_string()))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    files.push("prometheus.yml".into());
+    summary.files = files;
+    crate::report::write_all(dir, summary, charts).map_err(|e| RunFailed {
+        reason: format!("cannot write the report into {}: {e}", dir.display()),
+        dir: Some(dir.to_owned()),
+    })?;
+    let latest = base.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    if let Some(name) = dir.file_name() {
+        let _ = std::os::unix::fs::symlink(name, &latest);
+    }
+    Ok(())
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Everything between a started environment and a judged gate.
+async fn drive(
+    scenario: &Scenario,
+    options: &RunOptions,
+    env: &Environment,
+    dir: &Path,
+    summary: &mut Summary,
+) -> Result<Vec<Chart>, String> {
+    let plan = scenario.user_plan().map_err(|(key, reason)| format!("{key}: {reason}"))?;
+    let processes = scenario.loadgen_processes();
+    let mut loadgen_addrs = Vec::new();
+    let mut targets = env.targets.clone();
+    for _ in 0..processes {
+        let addr = free_addr().map_err(|e| format!("no free port: {e}"))?;
+        loadgen_addrs.push(addr);
+        targets.push(ScrapeTarget { job: "loadgen".into(), addr });
+    }
+
+    // The SLI recording rules from alerts/, and this run's gate rules.
+    let rules_dir = dir.join("rules");
+    std::fs::create_dir_all(&rules_dir).map_err(|e| e.to_string())?;
+    let mut rule_files = Vec::new();
+    for entry in std::fs::read_dir(&options.rules_dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if name.ends_with(".yml") && name != rules::GATES_FILE {
+            let copy = rules_dir.join(&name);
+            std::fs::copy(&path, &copy).map_err(|e| format!("cannot copy {}: {e}", path.display()))?;
+            rule_files.push(copy);
+        }
+    }
+    if rule_files.is_empty() {
+        let generated = rules_dir.join(rules::SLIS_FILE);
+        std::fs::write(&generated, rules::sli_rules()).map_err(|e| e.to_string())?;
+        rule_files.push(generated);
+    }
+    let gates = rules_dir.join(format!("gate-{}.rules.yml", scenario.name));
+    std::fs::write(&gates, rules::gate_rules(std::slice::from_ref(scenario))).map_err(|e| e.to_string())?;
+    rule_files.push(gates);
+
+    let prometheus_addr = free_addr().map_err(|e| format!("no free port: {e}"))?;
+    let prometheus =
+        Prometheus::start(&env.supervisor, &options.binaries.prometheus, dir, &targets, &rule_files, prometheus_addr)
+            .await
+            .map_err(|e| e.to_string())?;
+    summary.environment.prometheus = prometheus.url().to_owned();
+    let services: Vec<_> = env.targets.iter().map(|t| t.addr).collect();
+    prometheus.wait_targets_up(&services, Duration::from_secs(30)).await.map_err(|e| e.to_string())?;
+
+    // The users, spread over the gateway replicas and the loadgen processes.
+    let load_started = SystemTime::now();
+    let loadgen = options.binaries.q2o.join("q2o-loadgen");
+    let join = |weights: &std::collections::BTreeMap<String, u32>| {
+        weights.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    };
+    for (i, addr) in loadgen_addrs.iter().enumerate() {
+        let users = plan.users / processes + usize::from(i < plan.users % processes);
+        let gateway = i % env.rest_urls.len();
+        let mut args = vec![
+            "users".to_owned(),
+            "--rest-url".into(),
+            env.rest_urls[gateway].clone(),
+            "--users".into(),
+            users.to_string(),
+            "--ramp-rate".into(),
+            (plan.ramp_rate / processes as f64).to_string(),
+            "--hold".into(),
+            format!("{}ms", plan.hold.as_millis()),
+            "--ramp-down".into(),
+            format!("{}ms", plan.ramp_down.as_millis().max(1000)),
+            "--think".into(),
+            scenario.load.think.clone(),
+            "--journeys".into(),
+            join(&scenario.load.journeys),
+            "--protocols".into(),
+            join(&scenario.load.protocols),
+            "--api-key".into(),
+            scenario.load.api_key.clone(),
+            "--out".into(),
+            dir.join(format!("loadgen/part-{i}")).display().to_string(),
+            "--metrics-addr".into(),
+            addr.to_string(),
+        ];
+        if let Some(grpc) = env.grpc_urls.get(gateway) {
+            args.extend(["--grpc-url".into(), grpc.clone()]);
+        }
+        env.supervisor
+            .start(ServiceSpec {
+                name: format!("loadgen-{i}"),
+                program: loadgen.clone(),
+                args,
+                env: vec![("Q2O_LOG".into(), "warn".into())],
+                cwd: None,
+                ready: Readiness::LogLine("q2o-loadgen listening"),
+                restart: false,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+
+    let total = plan.total();
+    watch_load(scenario, env, &prometheus, total, options.progress).await;
+    let mut all_exited = true;
+    for i in 0..processes {
+        let name = format!("loadgen-{i}");
+        // Bounded: the users' own plan plus the time goose needs to let them go.
+        if env.supervisor.wait_exit(&name, Duration::from_secs(60)).await.is_none() {
+            all_exited = false;
+            env.supervisor.terminate(&name);
+            env.supervisor.wait_exit(&name, Duration::from_secs(15)).await;
+        }
+    }
+    let load_ended = SystemTime::now();
+    if !all_exited {
+        tracing::warn!("a loadgen process outlived its plan by a minute and was stopped; its results are partial");
+    }
+
+    // One more scrape and rule evaluation after the last request.
+    tokio::time::sleep(prometheus::INTERVAL * 3).await;
+    if scenario.topology.kafka {
+        wait_for_audit(&prometheus).await;
+    }
+    let at = unix(SystemTime::now());
+    let window = format!("{}s", (at - unix(load_started)).ceil() as u64);
+
+    let mut parts = Vec::new();
+    for i in 0..processes {
+        let path = dir.join(format!("loadgen/part-{i}/results.json"));
+        let part = RunResults::read(&path).map_err(|e| {
+            let log = std::fs::read_to_string(dir.join(format!("logs/loadgen-{i}.log"))).unwrap_or_default();
+            format!("{e}; loadgen-{i} said: {}", log.lines().rev().take(3).collect::<Vec<_>>().join(" / "))
+        })?;
+        parts.push(part);
+    }
+    let results = RunResults::merge(&parts)?;
+    results.write(&dir.join("loadgen")).map_err(|e| e.to_string())?;
+    summary.load = Some(LoadFigures::of(&results));
+
+    let recoveries = env.supervisor.recoveries();
+    for criterion in &scenario.criteria {
+        let prom = match rules::promql(criterion.sli, &window) {
+            Some(query) => prometheus.scalar(&query, at).await.map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let supervised = (criterion.sli == Sli::RecoverySeconds)
+            .then(|| {
+                // A fault that never recovered counts as never: no value, so NO-GO.
+                recoveries.iter().map(|r| r.recovered_after).collect::<Option<Vec<f64>>>()
+            })
+            .flatten()
+            .and_then(|times| times.into_iter().reduce(f64::max));
+        let exact = gate::exact(criterion.sli, &results);
+        summary.criteria.push(gate::judge(criterion, prom, exact, supervised));
+    }
+    let load_end_unix = unix(load_ended);
+    summary.alerts_firing = prometheus
+        .firing(&scenario.name, load_end_unix)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(alert, criterion, severity)| FiringAlert { alert, criterion, severity })
+        .collect();
+    Ok(charts(&prometheus, &results, unix(load_started), load_end_unix).await)
+}
+
+/// Waits (up to 30 s) until the audit consumer has counted every event the
+/// agents produced, so that `events_lost` judges loss and not lag.
+async fn wait_for_audit(prometheus: &Prometheus) {
+    let query = rules::promql(Sli::EventsLost, "1m").expect("events_lost has PromQL");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Some(lost)) = prometheus.scalar(&query, unix(SystemTime::now())).await
+            && lost <= 0.0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The load phase: a progress bar with live figures from Prometheus, and the faults on time.
+async fn watch_load(scenario: &Scenario, env: &Environment, prometheus: &Prometheus, total: Duration, progress: bool) {
+    let bar = if progress { indicatif::ProgressBar::new(total.as_secs()) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
+            .expect("static template is valid")
+            .progress_chars("=> "),
+    );
+    let started = tokio::time::Instant::now();
+    let mut faults: Vec<_> = scenario.faults.iter().collect();
+    faults.sort_by_key(|f| f.at);
+    let mut next_fault = 0;
+    while started.elapsed() < total {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let elapsed = started.elapsed();
+        while let Some(fault) = faults.get(next_fault)
+            && fault.at <= elapsed
+        {
+            let killed = env.supervisor.kill(&fault.service);
+            bar.println(format!(
+                "fault at {:.0} s: kill {} ({})",
+                elapsed.as_secs_f64(),
+                fault.service,
+                if killed { "done" } else { "not running" }
+            ));
+            next_fault += 1;
+        }
+        let now = unix(SystemTime::now());
+        let users = prometheus.scalar("sum(q2o_loadgen_active_users)", now).await.ok().flatten().unwrap_or(0.0);
+        let rate =
+            prometheus.scalar("sum(rate(q2o_loadgen_requests_total[5s]))", now).await.ok().flatten().unwrap_or(0.0);
+        let p95 = prometheus
+            .scalar(&format!("histogram_quantile(0.95, sum by (le) (rate(q2o_loadgen_request_duration_seconds_bucket{{step!=\"await_task\"}}[10s])))"), now)
+            .await
+            .ok()
+            .flatten();
+        bar.set_position(elapsed.as_secs().min(total.as_secs()));
+        bar.set_message(format!(
+            "{users:.0} users, {rate:.0} req/s, p95 {}",
+            p95.map_or("-".into(), |p| format!("{:.1} ms", p * 1e3))
+        ));
+    }
+    bar.finish_and_clear();
+}
+
+/// The report's charts: latency percentiles and agent task rates from
+/// Prometheus, throughput, errors and users from the loadgen's per-second records.
+async fn charts(prometheus: &Prometheus, results: &RunResults, start: f64, end: f64) -> Vec<Chart> {
+    let step = ((end - start) / 300.0).max(1.0).ceil();
+    let mut latency = Vec::new();
+    for q in ["0.5", "0.95", "0.99"] {
+        let query = format!(
+            "histogram_quantile({q}, sum by (le) (rate(q2o_loadgen_request_duration_seconds_bucket{{step!=\"await_task\"}}[5s]))) * 1000"
+        );
+        if let Ok(series) = prometheus.range(&query, start, end, step).await {
+            for (_, points) in series {
+                latency.push((format!("p{}", &q[2..]), points.into_iter().map(|(t, v)| (t - start, v)).collect()));
+            }
+        }
+    }
+    let mut agents = Vec::new();
+    let query = "sum by (agent_type) (rate(q2o_agent_tasks_total{status=\"completed\"}[5s]))";
+    if let Ok(series) = prometheus.range(query, start, end, step).await {
+        for (labels, points) in series {
+            let name = labels.get("agent_type").cloned().unwrap_or_default();
+            agents.push((name, points.into_iter().map(|(t, v)| (t - start, v)).collect()));
+        }
+    }
+    let per_second = |f: &dyn Fn(&q2o_loadgen::recorder::Second) -> u64| -> Vec<(f64, f64)> {
+        results.seconds.iter().enumerate().map(|(i, s)| (i as f64, f(s) as f64)).collect()
+    };
+    vec![
+        Chart { title: "API latency percentiles (client side)".into(), y_label: "ms".into(), lines: latency },
+        Chart {
+            title: "Throughput".into(),
+            y_label: "requests/s".into(),
+            lines: vec![("requests".into(), per_second(&|s| s.requests))],
+        },
+        Chart {
+            title: "Errors".into(),
+            y_label: "failed requests/s".into(),
+            lines: vec![("errors".into(), per_second(&|s| s.errors))],
+        },
+        Chart {
+            title: "Users".into(),
+            y_label: "active users".into(),
+            lines: vec![("users".into(), per_second(&|s| s.users))],
+        },
+        Chart { title: "Agent tasks completed".into(), y_label: "tasks/s".into(), lines: agents },
+    ]
+}

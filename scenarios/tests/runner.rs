@@ -1,0 +1,212 @@
+//! `q2o-bench run` end to end on the local environment: real redis-server,
+//! tansu, Prometheus and our binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use q2o_testkit::ScratchDir;
+use serde_json::Value;
+
+use crate::schema::violations;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn bench(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let output = Command::new(q2o_testkit::bin_dir().join("q2o-bench"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Processes whose command line mentions `dir`: everything a run started does
+/// (configs, data and logs all live in its folder).
+fn processes_mentioning(dir: &Path) -> Vec<String> {
+    let needle = dir.to_str().unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) && !cmdline.contains("q2o-bench run") {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+fn run_dir(reports: &Path, scenario: &str) -> PathBuf {
+    reports.join(scenario).join("latest").canonicalize().expect("the latest link points at the run")
+}
+
+#[test]
+fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothing_running() {
+    let reports = ScratchDir::new("bench-phase2").unwrap();
+    let out = reports.path().to_str().unwrap();
+    let (code, stdout, stderr) =
+        bench(&["run", "scenarios/phase2.toml", "--users", "200", "--duration", "20s", "--reports", out], &[]);
+    // GO or NO-GO both mean the run worked; what this machine achieves is the report's business.
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}\n{stdout}\n{stderr}");
+    let dir = run_dir(reports.path(), "phase2");
+    assert!(stdout.contains(dir.join("report.html").to_str().unwrap()), "prints where the report is: {stdout}");
+    for file in ["summary.json", "report.md", "report.html", "junit.xml", "loadgen/results.json", "prometheus.yml"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    for service in
+        ["redis", "broker", "search", "agents-0", "agents-1", "gateway-0", "gateway-1", "prometheus", "loadgen-0"]
+    {
+        assert!(dir.join(format!("logs/{service}.log")).is_file(), "log of {service} missing");
+    }
+
+    let summary: Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("scenarios/summary.schema.json")).unwrap()).unwrap();
+    let mut problems = Vec::new();
+    violations(&schema, &summary, "summary", &mut problems);
+    assert!(problems.is_empty(), "summary.json breaks its schema: {problems:#?}");
+    assert_eq!(summary["sizes"]["users"], 200);
+    assert_eq!(summary["sizes"]["users_in_file"], 50000);
+    assert_eq!(summary["sizes"]["scaled"], true);
+
+    // Every criterion measured, by this run: the values agree with this run's loadgen records.
+    let criteria = summary["criteria"].as_array().unwrap();
+    assert_eq!(criteria.len(), 5);
+    for c in criteria {
+        assert!(c["measured"].is_number(), "{} has no value: {c}", c["name"]);
+    }
+    let by_name = |n: &str| criteria.iter().find(|c| c["name"] == n).unwrap();
+    assert_eq!(by_name("users")["exact"], 200.0, "all 200 users were active at once");
+    assert_eq!(by_name("events_lost")["source"], "prometheus");
+    assert!(by_name("inter_agent_p95")["prometheus"].as_f64().unwrap() > 0.0, "coder tasks called QA over gRPC");
+    let results: Value = serde_json::from_slice(&std::fs::read(dir.join("loadgen/results.json")).unwrap()).unwrap();
+    let requests: u64 = results["steps"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).sum();
+    assert_eq!(summary["load"]["requests"], requests);
+    assert!(requests > 200, "every user logged in and did more: {requests}");
+    let verdict = summary["verdict"].as_str().unwrap();
+    assert_eq!(code == Some(0), verdict == "GO");
+
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg"), "charts are inline SVG");
+    assert!(!html.contains("<script") && !html.contains("src=\"http"), "the page is self-contained");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 5, "one test case per criterion");
+
+    assert!(processes_mentioning(&dir).is_empty(), "left running: {:?}", processes_mentioning(&dir));
+    let prometheus_yml = std::fs::read_to_string(dir.join("prometheus.yml")).unwrap();
+    for line in prometheus_yml.lines().filter(|l| l.trim_start().starts_with("- '127.0.0.1:")) {
+        let addr = line.trim().trim_start_matches("- '").trim_end_matches('\'');
+        assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} still listening");
+    }
+}
+
+#[test]
+fn an_impossible_target_fails_the_gate_and_the_report_names_it() {
+    let dir = ScratchDir::new("bench-impossible").unwrap();
+    let scenario = dir.path().join("impossible.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "impossible"
+description = "p95 under a microsecond"
+[load]
+users = 20
+ramp_rate = 20
+hold = "5s"
+ramp_down = "1s"
+think = "const:200ms"
+journeys = { browse = 1 }
+protocols = { rest = 1 }
+[topology]
+redis = true
+[[criteria]]
+name = "p95_under_a_microsecond"
+sli = "api_latency_p95"
+op = "<"
+target = 0.000001
+[[criteria]]
+name = "available"
+sli = "availability"
+op = ">="
+target = 0.99
+"#,
+    )
+    .unwrap();
+    let reports = dir.path().join("reports");
+    let (code, stdout, stderr) =
+        bench(&["run", scenario.to_str().unwrap(), "--reports", reports.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("p95_under_a_microsecond missed"), "{stdout}");
+    let run = run_dir(&reports, "impossible");
+    let summary: Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["verdict"], "NO-GO");
+    assert!(summary["reasons"][0].as_str().unwrap().starts_with("p95_under_a_microsecond"), "{}", summary["reasons"]);
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("p95_under_a_microsecond missed"), "{md}");
+    assert!(
+        std::fs::read_to_string(run.join("junit.xml")).unwrap().contains("<failure message=\"p95_under_a_microsecond")
+    );
+}
+
+#[test]
+fn a_service_that_cannot_start_exits_2_with_the_reason_and_stops_the_rest() {
+    let dir = ScratchDir::new("bench-startup").unwrap();
+    // Our binaries, except a gateway that dies at once.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for name in ["q2o-agents", "q2o-loadgen", "q2o-search", "q2o-monolith"] {
+        std::os::unix::fs::symlink(q2o_testkit::bin_dir().join(name), bin.join(name)).unwrap();
+    }
+    let gateway = bin.join("q2o-gateway");
+    std::fs::write(&gateway, "#!/bin/sh\necho 'q2o-gateway: cannot bind: address already in use' >&2\nexit 1\n")
+        .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&gateway).unwrap().permissions(), 0o755);
+    std::fs::set_permissions(&gateway, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let reports = dir.path().join("reports");
+    let args =
+        ["run", "scenarios/phase1.toml", "--users", "10", "--duration", "5s", "--reports", reports.to_str().unwrap()];
+    let (code, stdout, stderr) = bench(&args, &[("Q2O_BIN_DIR", bin.to_str().unwrap())]);
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("gateway-0 did not become ready"), "{stderr}");
+    assert!(stderr.contains("address already in use"), "the reason includes the service's own words: {stderr}");
+    let run = run_dir(&reports, "phase1");
+    assert!(processes_mentioning(&run).is_empty(), "left running: {:?}", processes_mentioning(&run));
+    let summary: Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["verdict"], "ERROR");
+
+    // A missing program is named before anything starts.
+    let (code, _, stderr) = bench(&args, &[("Q2O_BIN_DIR", "/nonexistent")]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("/nonexistent/q2o-loadgen not found"), "{stderr}");
+}
+
+#[test]
+fn every_rule_file_passes_promtool_and_matches_its_generator() {
+    let (code, stdout, stderr) = bench(&["rules", "--check"], &[]);
+    assert_eq!(code, Some(0), "alerts/ is stale: {stdout}{stderr}");
+    let files: Vec<PathBuf> = std::fs::read_dir(repo().join("alerts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    assert!(files.len() >= 2);
+    let output = Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .args(&files)
+        .output()
+        .expect("promtool is installed by setup.sh");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
