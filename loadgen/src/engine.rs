@@ -5,10 +5,10 @@
 //! the request rate (coordinated omission).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::task::JoinSet;
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 use crate::arrival::ArrivalSchedule;
@@ -32,6 +32,11 @@ pub struct EngineSummary {
 
 /// Runs `schedule` against `target`, picking each request's step from `mix`.
 /// The recorder (and metrics) must know the mix's steps, in order.
+///
+/// Requests in flight are driven inside this one task (a `FuturesUnordered`),
+/// not spawned: no task allocation, no cross-thread wake-up per request, which
+/// is most of what a generator spends beyond the syscalls. One engine therefore
+/// uses one core; `--processes` spreads a larger rate over several.
 pub async fn run(
     target: Arc<dyn Target>,
     mix: &[(Arc<Step>, u32)],
@@ -43,39 +48,41 @@ pub async fn run(
 ) -> EngineSummary {
     let total_weight: u32 = mix.iter().map(|(_, w)| w).sum();
     assert!(total_weight > 0, "the mix is validated to have weight");
-    let in_flight = Arc::new(AtomicU64::new(0));
-    let mut requests = JoinSet::new();
+    let mut requests = FuturesUnordered::new();
     let start = Instant::now();
     let mut summary = EngineSummary { started: 0, dropped: 0, interrupted: false };
     let mut next_interval = Duration::from_secs(1);
     tokio::pin!(stop);
     let mut n: u64 = 0;
-    while let Some(offset) = schedule.offset(n) {
+    'schedule: while let Some(offset) = schedule.offset(n) {
         let planned = start + offset;
-        // Arm a timer only when the request is not due yet: at high rates many
-        // requests fall due within one timer tick, and each timer costs.
-        if planned > Instant::now() {
+        // Until the next start is due, finish requests; arm a timer only when
+        // it is not due yet (at high rates many starts fall within one tick).
+        while planned > Instant::now() {
             tokio::select! {
+                biased;
                 () = &mut stop => {
                     summary.interrupted = true;
-                    break;
+                    break 'schedule;
                 }
+                Some(()) = requests.next(), if !requests.is_empty() => {}
                 () = tokio::time::sleep_until(planned) => {}
             }
-        } else if n.is_multiple_of(64) && futures_ready(&mut stop) {
+        }
+        if n.is_multiple_of(64) && futures_ready(&mut stop) {
             summary.interrupted = true;
             break;
         }
+        // Behind schedule the loop above does not run: collect what finished anyway.
+        while let Some(Some(())) = requests.next().now_or_never() {}
         while start.elapsed() >= next_interval {
             recorder.close_interval(next_interval);
-            recorder.in_flight(next_interval - Duration::from_millis(1), in_flight.load(Ordering::Relaxed));
+            recorder.in_flight(next_interval - Duration::from_millis(1), requests.len() as u64);
             next_interval += Duration::from_secs(1);
         }
-        while requests.try_join_next().is_some() {}
         let (slot, step) = pick(mix, total_weight, n);
-        let step = Arc::clone(step);
         n += 1;
-        if in_flight.load(Ordering::Relaxed) >= max_in_flight {
+        if requests.len() as u64 >= max_in_flight {
             summary.dropped += 1;
             recorder.dropped(planned - start);
             if let Some(m) = &metrics {
@@ -84,22 +91,18 @@ pub async fn run(
             continue;
         }
         summary.started += 1;
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        let (target, recorder, metrics, in_flight) =
-            (Arc::clone(&target), Arc::clone(&recorder), metrics.clone(), Arc::clone(&in_flight));
         if let Some(m) = &metrics {
-            m.set_in_flight(in_flight.load(Ordering::Relaxed));
+            m.set_in_flight(requests.len() as u64 + 1);
         }
-        requests.spawn(async move {
-            let outcome = target.call(&step).await;
+        let (target, recorder, metrics) = (&target, &recorder, &metrics);
+        requests.push(async move {
+            let outcome = target.call(step).await;
             let done = Instant::now();
             // From the planned start: queueing behind a stall counts.
             let latency = done - planned;
             recorder.record(slot, &outcome, latency, done - start);
-            let left = in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
-            if let Some(m) = &metrics {
+            if let Some(m) = metrics {
                 m.record(slot, &outcome, latency);
-                m.set_in_flight(left);
             }
         });
     }
@@ -107,12 +110,12 @@ pub async fn run(
     tokio::pin!(drain);
     loop {
         tokio::select! {
-            next = requests.join_next() => if next.is_none() { break },
-            () = &mut drain => {
-                requests.abort_all();
-                break;
-            }
+            next = requests.next() => if next.is_none() { break },
+            () = &mut drain => break,
         }
+    }
+    if let Some(m) = &metrics {
+        m.set_in_flight(0);
     }
     recorder.close_interval(start.elapsed());
     summary
