@@ -83,14 +83,7 @@ impl OpenRun {
                 let mut every = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     every.tick().await;
-                    let elapsed = started.elapsed();
-                    let (requests, errors, p95) = recorder.progress();
-                    bar.set_position(elapsed.as_secs().min(bar.length().unwrap_or(0)));
-                    bar.set_message(format!(
-                        "{:.0} req/s, {errors} errors, p95 {:.1} ms",
-                        requests as f64 / elapsed.as_secs_f64().max(0.001),
-                        p95 as f64 / 1000.0
-                    ));
+                    show_progress(&bar, &recorder, started.elapsed(), "");
                 }
             })
         });
@@ -119,6 +112,17 @@ impl OpenRun {
         }
         Ok((results, summary))
     }
+}
+
+/// Moves the bar to `elapsed` with the live figures: req/s, errors, p95.
+pub(crate) fn show_progress(bar: &indicatif::ProgressBar, recorder: &Recorder, elapsed: Duration, prefix: &str) {
+    let (requests, errors, p95) = recorder.progress();
+    bar.set_position(elapsed.as_secs().min(bar.length().unwrap_or(0)));
+    bar.set_message(format!(
+        "{prefix}{:.0} req/s, {errors} errors, p95 {:.1} ms",
+        requests as f64 / elapsed.as_secs_f64().max(0.001),
+        p95 as f64 / 1000.0
+    ));
 }
 
 pub(crate) fn progress_bar(duration: Duration) -> indicatif::ProgressBar {

@@ -65,19 +65,8 @@ struct RunArgs {
     /// Most requests in flight; planned starts beyond it are dropped and counted.
     #[arg(long, default_value_t = 10_000)]
     max_in_flight: u64,
-    /// gRPC channels (HTTP/2 connections) to spread requests over.
-    #[arg(long, default_value_t = 4)]
-    grpc_channels: usize,
-    /// Directory for results.json and latency.hlog.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Serve client-side metrics on this address (port 0 picks one).
-    #[arg(long)]
-    metrics_addr: Option<SocketAddr>,
-    /// Split the run over this many processes (each takes 1/N of the rate) and
-    /// merge their results exactly into --out. Needs --out.
-    #[arg(long, default_value_t = 1)]
-    processes: u32,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,7 +101,14 @@ struct UsersArgs {
     /// Protocols and weights, e.g. rest=1,grpc=1.
     #[arg(long, default_value = "rest=1")]
     protocols: String,
-    /// gRPC channels (HTTP/2 connections) users share.
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Flags both models take.
+#[derive(Debug, clap::Args)]
+struct CommonArgs {
+    /// gRPC channels (HTTP/2 connections) the requests share.
     #[arg(long, default_value_t = 4)]
     grpc_channels: usize,
     /// Directory for results.json and latency.hlog.
@@ -121,8 +117,8 @@ struct UsersArgs {
     /// Serve client-side metrics on this address (port 0 picks one).
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
-    /// Split the users over this many processes and merge their results
-    /// exactly into --out. Needs --out.
+    /// Split the run over this many processes (each with 1/N of the rate or the
+    /// users) and merge their results exactly into --out. Needs --out.
     #[arg(long, default_value_t = 1)]
     processes: u32,
 }
@@ -173,18 +169,23 @@ fn user_plan(args: &UsersArgs) -> anyhow::Result<UserPlan> {
 
 async fn users_run(args: UsersArgs) -> anyhow::Result<ExitCode> {
     let plan = user_plan(&args)?;
-    if args.processes == 0 {
+    if args.common.processes == 0 {
         bail!("--processes must be at least 1");
     }
-    if args.processes > 1 {
-        let n = args.processes as usize;
+    if args.common.processes > 1 {
+        let n = args.common.processes as usize;
         if plan.users < n {
             bail!("--users {} cannot be split over --processes {n}", plan.users);
         }
-        let out = args.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
+        let out =
+            args.common.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
         let users = plan.users;
-        let split =
-            Split { out, processes: args.processes, metrics: args.metrics_addr.is_some(), scaled: &["--users"] };
+        let split = Split {
+            out,
+            processes: args.common.processes,
+            metrics: args.common.metrics_addr.is_some(),
+            scaled: &["--users"],
+        };
         return split
             .run(|i, command| {
                 // Spread the remainder over the first processes.
@@ -195,14 +196,14 @@ async fn users_run(args: UsersArgs) -> anyhow::Result<ExitCode> {
     }
     let registry = prometheus::Registry::new();
     let metrics = ClientMetrics::new(&registry);
-    let _server = serve_metrics(args.metrics_addr, registry).await?;
+    let _server = serve_metrics(args.common.metrics_addr, registry).await?;
     let run = ClosedRun {
         rest_url: args.rest_url.clone(),
         grpc_url: args.grpc_url.clone(),
         api_key: args.api_key.clone(),
         plan,
-        grpc_channels: args.grpc_channels,
-        out: args.out.clone(),
+        grpc_channels: args.common.grpc_channels,
+        out: args.common.out.clone(),
         metrics: Some(metrics),
         progress: true,
     };
@@ -222,7 +223,7 @@ async fn users_run(args: UsersArgs) -> anyhow::Result<ExitCode> {
         if goose.interrupted { " (interrupted: partial results)" } else { "" }
     );
     print_latency("latency", &all);
-    if let Some(out) = &args.out {
+    if let Some(out) = &args.common.out {
         println!("results written to {}", out.join("results.json").display());
     }
     Ok(ExitCode::SUCCESS)
@@ -249,17 +250,19 @@ async fn serve_metrics(
 }
 
 async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.processes == 0 {
+    if args.common.processes == 0 {
         bail!("--processes must be at least 1");
     }
-    if args.processes > 1 {
-        let out = args.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
-        let n = args.processes;
+    if args.common.processes > 1 {
+        let out =
+            args.common.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
+        let n = args.common.processes;
         // Validate before spawning anything.
         ArrivalSchedule::new(args.rate, args.ramp_to.unwrap_or(args.rate), args.duration)
             .map_err(anyhow::Error::msg)?;
         let (rate, ramp_to) = (args.rate, args.ramp_to);
-        let split = Split { out, processes: n, metrics: args.metrics_addr.is_some(), scaled: &["--rate", "--ramp-to"] };
+        let split =
+            Split { out, processes: n, metrics: args.common.metrics_addr.is_some(), scaled: &["--rate", "--ramp-to"] };
         return split
             .run(|_, command| {
                 command.arg("--rate").arg((rate / f64::from(n)).to_string());
@@ -285,20 +288,20 @@ async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 bail!("--mix has grpc: steps; give --grpc-url");
             }
             let grpc = args.grpc_url.as_deref().filter(|_| needs_grpc);
-            let target = GatewayTarget::connect(rest, grpc, &args.api_key, args.grpc_channels).await?;
+            let target = GatewayTarget::connect(rest, grpc, &args.api_key, args.common.grpc_channels).await?;
             (target, mix)
         }
         (None, None) => bail!("give --rest-url (the gateway) or --url (any HTTP endpoint)"),
     };
     let registry = prometheus::Registry::new();
     let metrics = ClientMetrics::new(&registry);
-    let _server = serve_metrics(args.metrics_addr, registry).await?;
+    let _server = serve_metrics(args.common.metrics_addr, registry).await?;
     let run = OpenRun {
         target,
         mix,
         schedule,
         max_in_flight: args.max_in_flight,
-        out: args.out.clone(),
+        out: args.common.out.clone(),
         metrics: Some(metrics),
         progress: true,
     };
@@ -315,7 +318,7 @@ async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if summary.interrupted { " (interrupted: partial results)" } else { "" }
     );
     print_latency("latency from planned start", &all);
-    if let Some(out) = &args.out {
+    if let Some(out) = &args.common.out {
         println!("results written to {}", out.join("results.json").display());
     }
     Ok(ExitCode::SUCCESS)

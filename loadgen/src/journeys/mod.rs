@@ -142,13 +142,7 @@ impl ClosedRun {
                         metrics.set_active_users(users);
                     }
                     if let Some(bar) = &bar {
-                        let (requests, errors, p95) = recorder.progress();
-                        bar.set_position(elapsed.as_secs().min(bar.length().unwrap_or(0)));
-                        bar.set_message(format!(
-                            "{users} users, {:.0} req/s, {errors} errors, p95 {:.1} ms",
-                            requests as f64 / elapsed.as_secs_f64().max(0.001),
-                            p95 as f64 / 1000.0
-                        ));
+                        crate::show_progress(bar, &recorder, elapsed, &format!("{users} users, "));
                     }
                 }
             })
