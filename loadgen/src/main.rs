@@ -123,10 +123,22 @@ struct CommonArgs {
     processes: u32,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     init_tracing("warn");
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // The open-model engine is one task driving every request, and its
+    // connections' drivers wake it on the same thread: a single-threaded runtime
+    // spares it the cross-thread wake-ups (`--processes` uses more cores). goose
+    // users are many tasks and use every core.
+    let runtime = match &cli {
+        Cli::Users(_) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        Cli::Run(_) | Cli::Merge { .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    };
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(err) => Err(anyhow::Error::new(err).context("cannot start the async runtime")),
+    };
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("q2o-loadgen: {err:#}");
