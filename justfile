@@ -14,7 +14,7 @@ build:
 # Flags go to q2o-bench: --users N, --duration 30s, --scale 0.01. Exit 0 GO, 1 NO-GO, 2 the run failed.
 bench scenario *flags: setup
     cargo build --release --bins
-    bin="${CARGO_TARGET_DIR:-target}/release"; \
+    @bin="${CARGO_TARGET_DIR:-target}/release"; \
     if [ "{{scenario}}" = all ]; then \
         worst=0; \
         for phase in phase0 phase1 phase2 phase3 phase4; do \

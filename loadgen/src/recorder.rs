@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
 /// Highest latency a histogram tracks: an hour, in microseconds.
 pub const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -58,8 +59,10 @@ impl StepRecord {
 pub type StepKey = (Protocol, String);
 
 /// The histograms of one interval of the interval log: its end (seconds into the
-/// run) and a histogram per step.
-pub type Interval = (f64, BTreeMap<StepKey, Histogram<u64>>);
+/// run) and a histogram per step, V2-deflate encoded. A live histogram of our
+/// range is ~140 KB of counters however few samples it holds; encoded, an
+/// interval's is a few hundred bytes, so a long run's log stays small.
+pub type Interval = (f64, BTreeMap<StepKey, Vec<u8>>);
 
 /// One second of the run.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -89,6 +92,8 @@ struct Slot {
 #[derive(Debug, Default)]
 struct Timeline {
     seconds: Vec<Second>,
+    /// The last second `users` was sampled in.
+    last_users_sample: Option<usize>,
     intervals: Vec<Interval>,
     dropped: u64,
 }
@@ -156,9 +161,18 @@ impl Recorder {
     }
 
     /// Notes how many simulated users are active `at` this moment (closed model).
+    /// A second the sampler missed (a starved process) keeps the last count
+    /// seen, not zero.
     pub fn users(&self, at: Duration, count: u64) {
         let mut timeline = self.timeline.lock().expect("never poisoned");
+        let index = at.as_secs() as usize;
+        let last_sampled = timeline.last_users_sample;
+        let previous = last_sampled.map_or(0, |i| timeline.seconds[i].users);
         Self::second(&mut timeline, at).users = count;
+        for second in timeline.seconds.iter_mut().take(index).skip(last_sampled.map_or(0, |i| i + 1)) {
+            second.users = previous;
+        }
+        timeline.last_users_sample = Some(index);
     }
 
     /// Closes the current interval of the interval log, `at` after the start.
@@ -166,9 +180,13 @@ impl Recorder {
         let mut interval = BTreeMap::new();
         for slot in &self.slots {
             let mut slot = slot.lock().expect("never poisoned");
-            let finished = std::mem::replace(&mut slot.interval, latency_histogram());
-            if !finished.is_empty() {
-                interval.insert(slot.key.clone(), finished);
+            if !slot.interval.is_empty() {
+                let mut encoded = Vec::new();
+                V2DeflateSerializer::new()
+                    .serialize(&slot.interval, &mut encoded)
+                    .expect("in-memory serialization succeeds");
+                slot.interval.reset();
+                interval.insert(slot.key.clone(), encoded);
             }
         }
         self.timeline.lock().expect("never poisoned").intervals.push((at.as_secs_f64(), interval));
@@ -221,4 +239,27 @@ pub struct Snapshot {
     pub intervals: Vec<Interval>,
     /// Starts dropped or late.
     pub dropped: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missed_users_sample_keeps_the_last_count_and_intervals_stay_small() {
+        let recorder = Recorder::new(&[(Protocol::Rest, "login".into())]);
+        recorder.users(Duration::from_millis(900), 10);
+        // Seconds 1 and 2 were not sampled (the sampler was starved).
+        recorder.users(Duration::from_millis(3900), 30);
+        let users: Vec<u64> = recorder.snapshot().seconds.iter().map(|s| s.users).collect();
+        assert_eq!(users, vec![10, 10, 10, 30]);
+
+        for i in 0..1000 {
+            recorder.record(0, "ok", Duration::from_micros(100 + i), Duration::from_millis(i));
+        }
+        recorder.close_interval(Duration::from_secs(1));
+        let snapshot = recorder.snapshot();
+        let encoded = &snapshot.intervals[0].1[&(Protocol::Rest, "login".to_owned())];
+        assert!(encoded.len() < 4096, "an interval is stored encoded: {} bytes", encoded.len());
+    }
 }

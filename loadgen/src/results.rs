@@ -307,7 +307,11 @@ pub fn write_interval_log(dir: &Path, snapshot: &Snapshot, started: std::time::S
         .map_err(io)?;
     let mut previous = 0.0;
     for (end, histograms) in &snapshot.intervals {
-        for ((protocol, step), h) in histograms {
+        for ((protocol, step), encoded) in histograms {
+            let h: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut encoded.as_slice())
+                .map_err(|e| io(std::io::Error::other(format!("{e:?}"))))?;
+            let h = &h;
             let tag = format!("{}/{}", protocol.as_str(), step);
             let tag = Tag::new(&tag);
             log.write_histogram(
