@@ -22,6 +22,7 @@ The q2o load generator.
 
 pub mod arrival;
 pub mod engine;
+mod http1;
 pub mod journeys;
 pub mod metrics;
 pub mod recorder;

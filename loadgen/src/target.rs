@@ -7,14 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{Method, Request, Uri, header};
-use hyper_util::rt::TokioIo;
 use q2o_proto::v1 as pb;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::http1::{Failure, Pool};
 use crate::recorder::{Outcome, Protocol};
 
 /// How long one request may take before it counts as `error_timeout`.
@@ -88,152 +85,35 @@ pub trait Target: Send + Sync {
     async fn call(&self, step: &Step) -> Outcome;
 }
 
-/// HTTP/1.1 connections to one server, each carrying one request at a time: a
-/// request takes an idle connection (or opens one) and gives it back once the
-/// whole answer has arrived. Leaner per request than hyper-util's general pool
-/// (no pool keys, no connect races, no spawn per checkout); open connections
-/// stay bounded by the requests in flight.
-#[derive(Debug)]
-struct Http1Pool {
-    /// `host:port`, for connecting and for the `Host` header.
-    authority: String,
-    idle: std::sync::Mutex<Vec<SendRequest<Full<Bytes>>>>,
-}
-
-/// Why a request got no answer.
-#[derive(Debug)]
-enum Failure {
-    Connect(String),
-    Io(String),
-    Timeout,
-}
-
-impl Failure {
-    fn outcome(&self) -> Outcome {
-        match self {
-            Failure::Connect(_) => "error_connect".into(),
-            Failure::Io(_) => "error_io".into(),
-            Failure::Timeout => "error_timeout".into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Connect(e) | Failure::Io(e) => f.write_str(e),
-            Failure::Timeout => write!(f, "no answer within {REQUEST_TIMEOUT:?}"),
-        }
-    }
-}
-
-impl Http1Pool {
-    /// A pool for the server of `url` (`http://host:port/...`).
-    fn new(flag: &str, url: &str) -> Result<Http1Pool, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("{flag} `{url}`: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!("{flag} `{url}`: only http:// URLs are supported"));
-        }
-        let authority = uri.authority().ok_or_else(|| format!("{flag} `{url}`: no host"))?;
-        let port = authority.port_u16().unwrap_or(80);
-        Ok(Http1Pool { authority: format!("{}:{port}", authority.host()), idle: std::sync::Mutex::default() })
-    }
-
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Failure> {
-        let connect = tokio::net::TcpStream::connect(&self.authority);
-        let stream = match tokio::time::timeout(Duration::from_secs(5), connect).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(Failure::Connect(e.to_string())),
-            Err(_) => return Err(Failure::Connect("connect timed out".into())),
-        };
-        stream.set_nodelay(true).map_err(|e| Failure::Connect(e.to_string()))?;
-        let (sender, connection) =
-            http1::handshake(TokioIo::new(stream)).await.map_err(|e| Failure::Connect(e.to_string()))?;
-        // The connection's driver; it ends when the sender is dropped or the peer closes.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
-    }
-
-    /// A sender ready for a request: an idle one that is still open, or a new one.
-    async fn checkout(&self) -> Result<SendRequest<Full<Bytes>>, Failure> {
-        loop {
-            let idle = self.idle.lock().expect("never poisoned").pop();
-            match idle {
-                Some(mut sender) => {
-                    if sender.ready().await.is_ok() {
-                        return Ok(sender);
-                    }
-                }
-                None => return self.connect().await,
-            }
-        }
-    }
-
-    /// `method path` with `body`, and `Authorization: Bearer token` if given.
-    fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Bytes>) -> Request<Full<Bytes>> {
-        let mut request = Request::builder().method(method).uri(path).header(header::HOST, &self.authority);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        request.body(Full::new(body.unwrap_or_default())).expect("request parts are valid")
-    }
-
-    /// Sends `request` and reads the whole answer.
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(hyper::StatusCode, Bytes), Failure> {
-        let call = async {
-            let mut sender = self.checkout().await?;
-            let response = sender.send_request(request).await.map_err(|e| Failure::Io(e.to_string()))?;
-            let status = response.status();
-            // The response is not complete until its body has arrived.
-            let body = response.into_body().collect().await.map_err(|e| Failure::Io(e.to_string()))?.to_bytes();
-            self.idle.lock().expect("never poisoned").push(sender);
-            Ok((status, body))
-        };
-        tokio::time::timeout(REQUEST_TIMEOUT, call).await.unwrap_or(Err(Failure::Timeout))
-    }
-
-    async fn send(&self, request: Request<Full<Bytes>>) -> Outcome {
-        match self.exchange(request).await {
-            Ok((status, _)) if status.is_success() => "ok".into(),
-            Ok((status, _)) => format!("http_{}", status.as_u16()).into(),
-            Err(failure) => failure.outcome(),
-        }
-    }
-}
-
 /// `GET` of one URL, as step `get`.
 #[derive(Debug)]
 pub struct UrlTarget {
-    pool: Http1Pool,
-    path: String,
+    pool: Pool,
+    request: Bytes,
 }
 
 impl UrlTarget {
     /// A target for `url`.
     pub fn new(url: &str) -> Result<UrlTarget, String> {
-        let pool = Http1Pool::new("--url", url)?;
-        let uri: Uri = url.parse().map_err(|e| format!("--url `{url}`: {e}"))?;
-        let path = uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
-        Ok(UrlTarget { pool, path })
+        let (pool, path) = Pool::new("--url", url)?;
+        let request = pool.request("GET", &path, None, None);
+        Ok(UrlTarget { pool, request })
     }
 }
 
 #[async_trait]
 impl Target for UrlTarget {
     async fn call(&self, _step: &Step) -> Outcome {
-        self.pool.send(self.pool.request(Method::GET, &self.path, None, None)).await
+        self.pool.send(&self.request).await
     }
 }
 
 /// The Q2O gateway over REST and gRPC, with one session and one project made at set-up.
 #[derive(Debug)]
 pub struct GatewayTarget {
-    rest: Http1Pool,
+    rest: Pool,
+    /// Each REST step's request, serialized once: (step, bytes).
+    rest_requests: Vec<(&'static str, Bytes)>,
     channels: Vec<Channel>,
     next_channel: AtomicUsize,
     token: String,
@@ -255,21 +135,33 @@ impl GatewayTarget {
         channels: usize,
     ) -> Result<Arc<GatewayTarget>, SetupError> {
         let unreachable = |e: Failure| SetupError(format!("cannot reach the gateway at {rest}: {e}"));
-        let pool = Http1Pool::new("--rest-url", rest).map_err(SetupError)?;
-        let json = |request| async {
-            let (status, body) = pool.exchange(request).await.map_err(unreachable)?;
-            if !status.is_success() {
-                return Err(SetupError(format!("the gateway answered {status}: {}", String::from_utf8_lossy(&body))));
+        let (pool, _) = Pool::new("--rest-url", rest).map_err(SetupError)?;
+        let (pool_ref, unreachable) = (&pool, &unreachable);
+        let json = |request: Bytes| async move {
+            let pool = pool_ref;
+            let answer = pool.exchange(&request, true).await.map_err(unreachable)?;
+            if !(200..300).contains(&answer.status) {
+                let body = String::from_utf8_lossy(&answer.body);
+                return Err(SetupError(format!("the gateway answered {}: {body}", answer.status)));
             }
-            serde_json::from_slice::<serde_json::Value>(&body)
+            serde_json::from_slice::<serde_json::Value>(&answer.body)
                 .map_err(|e| SetupError(format!("unexpected answer: {e}")))
         };
         let login = serde_json::json!({ "api_key": api_key }).to_string();
-        let login = json(pool.request(Method::POST, "/api/v1/auth/login", None, Some(login.into()))).await?;
+        let login = json(pool.request("POST", "/api/v1/auth/login", None, Some(login.as_bytes()))).await?;
         let token = login["token"].as_str().ok_or_else(|| SetupError("login returned no token".into()))?.to_owned();
-        let project = Bytes::from_static(br#"{"name":"loadgen","tags":["loadgen"]}"#);
-        let project = json(pool.request(Method::POST, "/api/v1/projects", Some(&token), Some(project))).await?;
+        let project = br#"{"name":"loadgen","tags":["loadgen"]}"#;
+        let project = json(pool.request("POST", "/api/v1/projects", Some(&token), Some(project))).await?;
         let project = project["id"].as_str().ok_or_else(|| SetupError("project has no id".into()))?.to_owned();
+        let p = &project;
+        let task = br#"{"agent_type":"documentation","description":"load test task"}"#;
+        let rest_requests = vec![
+            ("list_projects", pool.request("GET", "/api/v1/projects?limit=10", Some(&token), None)),
+            ("get_project", pool.request("GET", &format!("/api/v1/projects/{p}"), Some(&token), None)),
+            ("project_status", pool.request("GET", &format!("/api/v1/projects/{p}/status"), Some(&token), None)),
+            ("submit_task", pool.request("POST", &format!("/api/v1/projects/{p}/tasks"), Some(&token), Some(task))),
+            ("search", pool.request("GET", "/api/v1/search?q=loadgen", Some(&token), None)),
+        ];
         let mut pool_of_channels = Vec::new();
         if let Some(grpc) = grpc {
             for _ in 0..channels.max(1) {
@@ -286,15 +178,12 @@ impl GatewayTarget {
         }
         Ok(Arc::new(GatewayTarget {
             rest: pool,
+            rest_requests,
             channels: pool_of_channels,
             next_channel: AtomicUsize::new(0),
             token,
             project,
         }))
-    }
-
-    fn rest_request(&self, method: Method, path: &str, body: Option<&'static str>) -> Request<Full<Bytes>> {
-        self.rest.request(method, path, Some(&self.token), body.map(|b| Bytes::from_static(b.as_bytes())))
     }
 
     fn channel(&self) -> Channel {
@@ -351,19 +240,11 @@ impl Target for GatewayTarget {
         match step.protocol {
             Protocol::Grpc => grpc_outcome(self.grpc(&step.name).await),
             Protocol::Rest => {
-                let p = &self.project;
-                let request = match step.name.as_str() {
-                    "list_projects" => self.rest_request(Method::GET, "/api/v1/projects?limit=10", None),
-                    "get_project" => self.rest_request(Method::GET, &format!("/api/v1/projects/{p}"), None),
-                    "project_status" => self.rest_request(Method::GET, &format!("/api/v1/projects/{p}/status"), None),
-                    "submit_task" => self.rest_request(
-                        Method::POST,
-                        &format!("/api/v1/projects/{p}/tasks"),
-                        Some(r#"{"agent_type":"documentation","description":"load test task"}"#),
-                    ),
-                    _ => self.rest_request(Method::GET, "/api/v1/search?q=loadgen", None),
-                };
-                self.rest.send(request).await
+                let request = self.rest_requests.iter().find(|(name, _)| *name == step.name).map(|(_, r)| r);
+                match request {
+                    Some(request) => self.rest.send(request).await,
+                    None => "error_unknown_step".into(),
+                }
             }
         }
     }
