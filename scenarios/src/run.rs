@@ -401,6 +401,10 @@ async fn wait_for_audit(prometheus: &Prometheus) {
     }
 }
 
+/// The live p95 the progress bar shows: the last 10 seconds of API calls.
+const LIVE_P95: &str =
+    r#"histogram_quantile(0.95, sum by (le) (rate(q2o_loadgen_request_duration_seconds_bucket{step!="await_task"}[10s])))"#;
+
 /// The load phase: a progress bar with live figures from Prometheus, and the faults on time.
 async fn watch_load(scenario: &Scenario, env: &Environment, prometheus: &Prometheus, total: Duration, progress: bool) {
     let bar = if progress { indicatif::ProgressBar::new(total.as_secs()) } else { indicatif::ProgressBar::hidden() };
@@ -433,7 +437,7 @@ async fn watch_load(scenario: &Scenario, env: &Environment, prometheus: &Prometh
         let rate =
             prometheus.scalar("sum(rate(q2o_loadgen_requests_total[5s]))", now).await.ok().flatten().unwrap_or(0.0);
         let p95 = prometheus
-            .scalar(&format!("histogram_quantile(0.95, sum by (le) (rate(q2o_loadgen_request_duration_seconds_bucket{{step!=\"await_task\"}}[10s])))"), now)
+            .scalar(LIVE_P95, now)
             .await
             .ok()
             .flatten();

@@ -317,7 +317,7 @@ impl Scenario {
         if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return bad("name", "use letters, digits, - and _ (it names the report folder)".into());
         }
-        self.user_plan().map_err(|(key, reason)| (key, reason))?;
+        self.user_plan()?;
         if self.load.users_per_process == 0 {
             return bad("load.users_per_process", "must be at least 1".into());
         }
