@@ -402,8 +402,7 @@ async fn wait_for_audit(prometheus: &Prometheus) {
 }
 
 /// The live p95 the progress bar shows: the last 10 seconds of API calls.
-const LIVE_P95: &str =
-    r#"histogram_quantile(0.95, sum by (le) (rate(q2o_loadgen_request_duration_seconds_bucket{step!="await_task"}[10s])))"#;
+const LIVE_P95: &str = r#"histogram_quantile(0.95, sum by (le) (rate(q2o_loadgen_request_duration_seconds_bucket{step!="await_task"}[10s])))"#;
 
 /// The load phase: a progress bar with live figures from Prometheus, and the faults on time.
 async fn watch_load(scenario: &Scenario, env: &Environment, prometheus: &Prometheus, total: Duration, progress: bool) {
@@ -436,11 +435,7 @@ async fn watch_load(scenario: &Scenario, env: &Environment, prometheus: &Prometh
         let users = prometheus.scalar("sum(q2o_loadgen_active_users)", now).await.ok().flatten().unwrap_or(0.0);
         let rate =
             prometheus.scalar("sum(rate(q2o_loadgen_requests_total[5s]))", now).await.ok().flatten().unwrap_or(0.0);
-        let p95 = prometheus
-            .scalar(LIVE_P95, now)
-            .await
-            .ok()
-            .flatten();
+        let p95 = prometheus.scalar(LIVE_P95, now).await.ok().flatten();
         bar.set_position(elapsed.as_secs().min(total.as_secs()));
         bar.set_message(format!(
             "{users:.0} users, {rate:.0} req/s, p95 {}",
