@@ -3,18 +3,12 @@
 # against the same axum endpoint (the gateway's /health), server on cpu 0 and
 # generator on cpu 1, one after the other in one run.
 #   benches/wrk/loadgen_vs_wrk.sh [seconds=10] [loadgen_rate=20000]
-set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/common.sh"
 seconds=${1:-10}
 rate=${2:-20000}
-bin=${CARGO_TARGET_DIR:-$root/target}/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT INT TERM
 (cd "$root" && cargo build --release --bin q2o-gateway --bin q2o-loadgen --quiet)
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null &
 pids+=($!)
 taskset -c 0 "$bin/q2o-gateway" --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --redis-url "redis://127.0.0.1:$port" \

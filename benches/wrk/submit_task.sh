@@ -4,18 +4,12 @@
 #   benches/wrk/submit_task.sh [duration=30s] [connections=32]
 # The rate limiter stays on (every request runs the token-bucket script) with a
 # bucket large enough never to refuse. Without agents running, the queue only grows.
-set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/common.sh"
 duration=${1:-30s}
 connections=${2:-32}
-bin=${CARGO_TARGET_DIR:-$root/target}/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT INT TERM
 
 (cd "$root" && cargo build --release --bin q2o-gateway --quiet)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null &
 pids+=($!)
 cat > "$work/gateway.toml" <<EOT

@@ -3,19 +3,13 @@
 # set at a small and at a large user count, both in the hold with think time,
 # against a real gateway (release builds). Prints KiB per user and open files.
 #   benches/wrk/users_rss.sh [users=10000] [baseline_users=100] [hold_seconds=40]
-set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/common.sh"
 users=${1:-10000}
 base_users=${2:-100}
 hold=${3:-40}
-bin=${CARGO_TARGET_DIR:-$root/target}/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT INT TERM
 (cd "$root" && cargo build --release --bin q2o-gateway --bin q2o-loadgen --quiet)
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null &
 pids+=($!)
 printf '[rate_limit]\ncapacity = 100000000\nrefill_per_second = 100000000.0\n' > "$work/gateway.toml"
