@@ -210,3 +210,42 @@ fn every_rule_file_passes_promtool_and_matches_its_generator() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn ctrl_c_stops_every_process_and_exits_2() {
+    let reports = ScratchDir::new("bench-interrupt").unwrap();
+    let mut child = Command::new(q2o_testkit::bin_dir().join("q2o-bench"))
+        .args(["run", "scenarios/phase1.toml", "--users", "20", "--duration", "60s", "--reports"])
+        .arg(reports.path())
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the users are running: their loadgen log exists.
+    let started = std::time::Instant::now();
+    let log = loop {
+        let found = std::fs::read_dir(reports.path().join("phase1"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("logs/loadgen-0.log"))
+            .find(|p| p.exists());
+        if let Some(log) = found {
+            break log;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the run never started its users");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let run = log.parent().unwrap().parent().unwrap().to_owned();
+    assert!(!processes_mentioning(&run).is_empty(), "the services are running");
+    // SAFETY: kill(2) on the child this test spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(processes_mentioning(&run).is_empty(), "left running: {:?}", processes_mentioning(&run));
+    let summary: Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["verdict"], "ERROR");
+}
