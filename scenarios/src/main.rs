@@ -103,7 +103,12 @@ fn write_rules(mut files: Vec<PathBuf>, out: &std::path::Path, check: bool) -> a
     }
     let scenarios = files.iter().map(|f| Scenario::load(f)).collect::<Result<Vec<_>, _>>()?;
     let mut up_to_date = true;
-    for (name, text) in [(rules::SLIS_FILE, rules::sli_rules()), (rules::GATES_FILE, rules::gate_rules(&scenarios))] {
+    let files = [
+        (rules::SLIS_FILE, rules::sli_rules()),
+        (rules::GATES_FILE, rules::gate_rules(&scenarios)),
+        (rules::GATE_TESTS_FILE, rules::gate_rule_tests(&scenarios)),
+    ];
+    for (name, text) in files {
         let path = out.join(name);
         if check {
             let current = std::fs::read_to_string(&path).unwrap_or_default();
@@ -112,7 +117,7 @@ fn write_rules(mut files: Vec<PathBuf>, out: &std::path::Path, check: bool) -> a
                 up_to_date = false;
             }
         } else {
-            std::fs::create_dir_all(out)?;
+            std::fs::create_dir_all(path.parent().unwrap_or(out))?;
             std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
         }

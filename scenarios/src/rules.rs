@@ -6,10 +6,12 @@
 
 use std::fmt::Write;
 
-use crate::scenario::{Criterion, Scenario, Sli};
+use crate::scenario::{Criterion, Op, Scenario, Sli};
 
 /// The generated file of every phase's gate alerts, in `alerts/`.
 pub const GATES_FILE: &str = "gates.rules.yml";
+/// The generated promtool tests of the gate alerts, in `alerts/tests/`.
+pub const GATE_TESTS_FILE: &str = "tests/gates.test.yml";
 /// The generated file of the SLI recording rules, in `alerts/`.
 pub const SLIS_FILE: &str = "slis.rules.yml";
 
@@ -87,34 +89,117 @@ pub fn sli_rules() -> String {
     text
 }
 
+/// One gate alert: a criterion's target (severity `gate`) or its warning
+/// threshold (severity `warning`).
+struct GateAlert<'a> {
+    name: String,
+    scenario: &'a Scenario,
+    criterion: &'a Criterion,
+    severity: &'static str,
+    threshold: f64,
+}
+
+impl GateAlert<'_> {
+    fn summary(&self) -> String {
+        format!(
+            "{} must be {} {} ({})",
+            self.criterion.sli.as_str(),
+            self.criterion.op.as_str(),
+            self.threshold,
+            self.scenario.description
+        )
+    }
+
+    /// A value of the SLI that misses the threshold by a hair (`miss`), or meets it by one.
+    fn probe(&self, miss: bool) -> f64 {
+        let step = (self.threshold.abs() * 0.01).max(1e-6);
+        let lower_is_better = matches!(self.criterion.op, Op::Lt | Op::Le);
+        if miss == lower_is_better { self.threshold + step } else { self.threshold - step }
+    }
+}
+
+/// The gate alerts of a scenario, in rule order.
+fn gate_alerts(scenario: &Scenario) -> Vec<GateAlert<'_>> {
+    let mut alerts = Vec::new();
+    for criterion in scenario.criteria.iter().filter(|c| alerting(c.sli)) {
+        let name = format!("Q2OGate{}{}", camel(&scenario.name), camel(&criterion.name));
+        alerts.push(GateAlert {
+            name: name.clone(),
+            scenario,
+            criterion,
+            severity: "gate",
+            threshold: criterion.target,
+        });
+        if let Some(warning) = criterion.warning {
+            alerts.push(GateAlert {
+                name: format!("{name}Warning"),
+                scenario,
+                criterion,
+                severity: "warning",
+                threshold: warning,
+            });
+        }
+    }
+    alerts
+}
+
 /// The gate alert rules of scenarios: one group per scenario, an alert per
 /// criterion (and per warning threshold), labelled with the phase.
 pub fn gate_rules(scenarios: &[Scenario]) -> String {
     let mut text = format!("{HEADER}groups:\n");
     for scenario in scenarios {
         let _ = write!(text, "  - name: q2o-gate-{}\n    interval: 1s\n    rules:\n", scenario.name);
-        let criteria: Vec<&Criterion> = scenario.criteria.iter().filter(|c| alerting(c.sli)).collect();
-        if criteria.is_empty() {
+        let alerts = gate_alerts(scenario);
+        if alerts.is_empty() {
             text.push_str("      []\n");
-            continue;
         }
-        for criterion in criteria {
-            let mut levels = vec![("gate", criterion.target)];
-            levels.extend(criterion.warning.map(|w| ("warning", w)));
-            for (severity, threshold) in levels {
-                let name = format!("Q2OGate{}{}", camel(&scenario.name), camel(&criterion.name));
-                let alert = if severity == "warning" { format!("{name}Warning") } else { name };
+        for alert in alerts {
+            let _ = write!(
+                text,
+                "      - alert: {}\n        expr: '{} {} {}'\n        for: 10s\n        labels:\n          phase: {}\n          criterion: {}\n          severity: {}\n        annotations:\n          summary: '{}'\n",
+                alert.name,
+                record_name(alert.criterion.sli),
+                alert.criterion.op.violated_by(),
+                alert.threshold,
+                scenario.name,
+                alert.criterion.name,
+                alert.severity,
+                alert.summary().replace('\'', "''"),
+            );
+        }
+    }
+    text
+}
+
+/// `alerts/tests/gates.test.yml`: promtool unit tests of every gate alert, one
+/// with the SLI a hair past its threshold (it fires, with its labels and
+/// summary) and one a hair inside (it does not).
+pub fn gate_rule_tests(scenarios: &[Scenario]) -> String {
+    let mut text = format!("{HEADER}rule_files:\n  - ../{GATES_FILE}\nevaluation_interval: 1s\ntests:\n");
+    for scenario in scenarios {
+        for alert in gate_alerts(scenario) {
+            for miss in [true, false] {
+                let value = alert.probe(miss);
                 let _ = write!(
                     text,
-                    "      - alert: {alert}\n        expr: '{} {} {threshold}'\n        for: 10s\n        labels:\n          phase: {}\n          criterion: {}\n          severity: {severity}\n        annotations:\n          summary: '{} must be {} {threshold} ({})'\n",
-                    record_name(criterion.sli),
-                    criterion.op.violated_by(),
-                    scenario.name,
-                    criterion.name,
-                    criterion.sli.as_str(),
-                    criterion.op.as_str(),
-                    scenario.description.replace('\'', "''"),
+                    "  - name: '{} {} at {value}'\n    interval: 1s\n    input_series:\n      - series: '{}'\n        values: '{value}+0x60'\n    alert_rule_test:\n      - eval_time: 30s\n        alertname: {}\n",
+                    alert.name,
+                    if miss { "fires" } else { "stays quiet" },
+                    record_name(alert.criterion.sli),
+                    alert.name,
                 );
+                if miss {
+                    let _ = write!(
+                        text,
+                        "        exp_alerts:\n          - exp_labels:\n              phase: {}\n              criterion: {}\n              severity: {}\n            exp_annotations:\n              summary: '{}'\n",
+                        scenario.name,
+                        alert.criterion.name,
+                        alert.severity,
+                        alert.summary().replace('\'', "''"),
+                    );
+                } else {
+                    text.push_str("        exp_alerts: []\n");
+                }
             }
         }
     }

@@ -186,35 +186,43 @@ fn a_service_that_cannot_start_exits_2_with_the_reason_and_stops_the_rest() {
     assert!(stderr.contains("/nonexistent/q2o-loadgen not found"), "{stderr}");
 }
 
-#[test]
-fn every_rule_file_passes_promtool_and_matches_its_generator() {
-    let (code, stdout, stderr) = bench(&["rules", "--check"], &[]);
-    assert_eq!(code, Some(0), "alerts/ is stale: {stdout}{stderr}");
-    let files: Vec<PathBuf> = std::fs::read_dir(repo().join("alerts"))
+fn yml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "yml"))
         .collect();
-    assert!(files.len() >= 2);
-    let output = Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .args(&files)
-        .output()
-        .expect("promtool is installed by setup.sh");
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    files.sort();
+    files
+}
+
+fn promtool(args: &[&str], files: &[PathBuf], cwd: &Path) {
+    let output =
+        Command::new("promtool").args(args).args(files).current_dir(cwd).output().expect("setup.sh installs promtool");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "promtool {args:?}: {said}");
+}
+
+#[test]
+fn every_rule_file_passes_promtool_check_and_its_unit_tests() {
+    let (code, stdout, stderr) = bench(&["rules", "--check"], &[]);
+    assert_eq!(code, Some(0), "alerts/ is stale: {stdout}{stderr}");
+    let alerts = repo().join("alerts");
+    let rules = yml_files(&alerts);
+    assert!(rules.len() >= 2);
+    promtool(&["check", "rules"], &rules, &alerts);
+    // Every gate alert fires just past its threshold and not just inside it;
+    // the SLI recording rules compute what they claim from shaped series.
+    let tests = yml_files(&alerts.join("tests"));
+    assert!(tests.iter().any(|t| t.ends_with("gates.test.yml")) && tests.iter().any(|t| t.ends_with("slis.test.yml")));
+    promtool(&["test", "rules"], &tests, &alerts.join("tests"));
 }
 
 #[test]
 fn ctrl_c_stops_every_process_and_exits_2() {
     let reports = ScratchDir::new("bench-interrupt").unwrap();
-    let mut child = Command::new(q2o_testkit::bin_dir().join("q2o-bench"))
+    let child = Command::new(q2o_testkit::bin_dir().join("q2o-bench"))
         .args(["run", "scenarios/phase1.toml", "--users", "20", "--duration", "60s", "--reports"])
         .arg(reports.path())
         .current_dir(repo())
