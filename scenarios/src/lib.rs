@@ -14,8 +14,11 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 * [`run::run`] drives one run; [`gate`] judges each criterion from Prometheus
   and the loadgen's exact HDR records; [`report`] writes `summary.json`,
   `report.md`, `report.html` (plotters charts inline) and `junit.xml`.
+* [`dashboards`] generates the Grafana dashboards; the runner asks every panel
+  query of the run's Prometheus.
 */
 
+pub mod dashboards;
 pub mod gate;
 pub mod local;
 pub mod prometheus;

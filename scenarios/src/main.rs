@@ -7,9 +7,9 @@ use clap::Parser;
 use q2o_common::config::parse_duration;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_scenarios::local::Binaries;
-use q2o_scenarios::rules;
 use q2o_scenarios::run::{RunOptions, run};
 use q2o_scenarios::scenario::{Overrides, Scenario};
+use q2o_scenarios::{dashboards, rules};
 
 /// The q2o scenario runner: exit 0 GO, 1 NO-GO, 2 the run itself failed.
 #[derive(Debug, Parser)]
@@ -34,14 +34,21 @@ enum Cli {
         /// Rule files for Prometheus.
         #[arg(long, default_value = "alerts")]
         rules_dir: PathBuf,
+        /// Grafana dashboards whose queries are checked against the run.
+        #[arg(long, default_value = "dashboards/grafana")]
+        dashboards_dir: PathBuf,
     },
-    /// Write alerts/slis.rules.yml and alerts/gates.rules.yml from the scenarios.
+    /// Write alerts/ (recording rules, gate alerts, their promtool tests) and
+    /// dashboards/grafana/ (dashboards, provisioning) from the scenarios.
     Rules {
         /// Scenario files (every scenarios/*.toml when none).
         scenarios: Vec<PathBuf>,
         /// Where the rule files go.
         #[arg(long, default_value = "alerts")]
         out: PathBuf,
+        /// Where the dashboards go.
+        #[arg(long, default_value = "dashboards/grafana")]
+        dashboards: PathBuf,
         /// Only check that the files are up to date; exit 1 if not.
         #[arg(long)]
         check: bool,
@@ -52,12 +59,13 @@ enum Cli {
 async fn main() -> ExitCode {
     init_tracing("warn");
     match Cli::parse() {
-        Cli::Run { scenario, users, duration, scale, reports, rules_dir } => {
+        Cli::Run { scenario, users, duration, scale, reports, rules_dir, dashboards_dir } => {
             let options = RunOptions {
                 scenario,
                 overrides: Overrides { users, duration, scale },
                 reports,
                 rules_dir,
+                dashboards_dir,
                 binaries: Binaries::discover(),
                 progress: true,
             };
@@ -80,7 +88,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Cli::Rules { scenarios, out, check } => match write_rules(scenarios, &out, check) {
+        Cli::Rules { scenarios, out, dashboards, check } => match write_rules(scenarios, &out, &dashboards, check) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
             Err(err) => {
@@ -91,7 +99,12 @@ async fn main() -> ExitCode {
     }
 }
 
-fn write_rules(mut files: Vec<PathBuf>, out: &std::path::Path, check: bool) -> anyhow::Result<bool> {
+fn write_rules(
+    mut files: Vec<PathBuf>,
+    out: &std::path::Path,
+    dashboards_dir: &std::path::Path,
+    check: bool,
+) -> anyhow::Result<bool> {
     if files.is_empty() {
         for entry in std::fs::read_dir("scenarios").context("cannot list scenarios/")? {
             let path = entry?.path();
@@ -103,13 +116,19 @@ fn write_rules(mut files: Vec<PathBuf>, out: &std::path::Path, check: bool) -> a
     }
     let scenarios = files.iter().map(|f| Scenario::load(f)).collect::<Result<Vec<_>, _>>()?;
     let mut up_to_date = true;
-    let files = [
-        (rules::SLIS_FILE, rules::sli_rules()),
-        (rules::GATES_FILE, rules::gate_rules(&scenarios)),
-        (rules::GATE_TESTS_FILE, rules::gate_rule_tests(&scenarios)),
+    let mut files = vec![
+        (out.join(rules::SLIS_FILE), rules::sli_rules()),
+        (out.join(rules::GATES_FILE), rules::gate_rules(&scenarios)),
+        (out.join(rules::GATE_TESTS_FILE), rules::gate_rule_tests(&scenarios)),
     ];
-    for (name, text) in files {
-        let path = out.join(name);
+    for (name, dashboard) in dashboards::dashboards() {
+        let json = serde_json::to_string_pretty(&dashboard).expect("dashboards serialize") + "\n";
+        files.push((dashboards_dir.join(name), json));
+    }
+    for (name, text) in dashboards::provisioning() {
+        files.push((dashboards_dir.join(name), text.to_owned()));
+    }
+    for (path, text) in files {
         if check {
             let current = std::fs::read_to_string(&path).unwrap_or_default();
             if current != text {

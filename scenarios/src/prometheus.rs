@@ -31,8 +31,9 @@ pub struct Prometheus {
     client: reqwest::Client,
 }
 
-/// The Prometheus config for `targets` with `rule_files`.
-pub fn config(targets: &[ScrapeTarget], rule_files: &[PathBuf]) -> String {
+/// The Prometheus config for `targets` with `rule_files`; every series gets `labels`
+/// (the run's `phase` and `run_id`, which the dashboards select on).
+pub fn config(targets: &[ScrapeTarget], rule_files: &[PathBuf], labels: &[(&str, &str)]) -> String {
     let mut text = format!(
         "global:\n  scrape_interval: {s}s\n  scrape_timeout: {s}s\n  evaluation_interval: {s}s\n",
         s = INTERVAL.as_secs()
@@ -50,6 +51,12 @@ pub fn config(targets: &[ScrapeTarget], rule_files: &[PathBuf]) -> String {
         text.push_str(&format!("  - job_name: '{job}'\n    static_configs:\n      - targets:\n"));
         for target in targets.iter().filter(|t| t.job == job) {
             text.push_str(&format!("          - '{}'\n", target.addr));
+        }
+        if !labels.is_empty() {
+            text.push_str("        labels:\n");
+            for (name, value) in labels {
+                text.push_str(&format!("          {name}: '{value}'\n"));
+            }
         }
     }
     text
@@ -108,10 +115,11 @@ impl Prometheus {
         dir: &Path,
         targets: &[ScrapeTarget],
         rule_files: &[PathBuf],
+        labels: &[(&str, &str)],
         addr: SocketAddr,
     ) -> Result<Prometheus, StartError> {
         let config_path = dir.join("prometheus.yml");
-        std::fs::write(&config_path, config(targets, rule_files)).map_err(|source| StartError::Spawn {
+        std::fs::write(&config_path, config(targets, rule_files, labels)).map_err(|source| StartError::Spawn {
             name: "prometheus".into(),
             program: config_path.display().to_string(),
             source,
@@ -254,7 +262,9 @@ mod tests {
     #[test]
     fn config_groups_targets_by_job_and_loads_every_rule_file() {
         let t = |job: &str, port: u16| ScrapeTarget { job: job.into(), addr: SocketAddr::from(([127, 0, 0, 1], port)) };
-        let text = config(&[t("gateway", 1), t("agents", 2), t("gateway", 3)], &[PathBuf::from("/a/slis.yml")]);
+        let targets = [t("gateway", 1), t("agents", 2), t("gateway", 3)];
+        let text = config(&targets, &[PathBuf::from("/a/slis.yml")], &[("phase", "phase2")]);
+        assert!(text.contains("        labels:\n          phase: 'phase2'\n"));
         assert!(text.contains("scrape_interval: 1s"));
         assert!(text.contains("  - '/a/slis.yml'"));
         assert_eq!(text.matches("job_name: 'gateway'").count(), 1);

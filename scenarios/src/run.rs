@@ -7,11 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use q2o_loadgen::results::RunResults;
 
+use crate::dashboards::{self, Dashboard};
 use crate::gate::{self, Judged, Verdict};
 use crate::local::{Binaries, Environment, ScrapeTarget, free_addr};
 use crate::prometheus::{self, Prometheus};
 use crate::report::charts::Chart;
-use crate::report::summary::{Environment as EnvInfo, FiringAlert, LoadFigures, SCHEMA_VERSION, Sizes, Summary};
+use crate::report::summary::{
+    DashboardCoverage, EmptyPanel, Environment as EnvInfo, FiringAlert, LoadFigures, SCHEMA_VERSION, Sizes, Summary,
+};
 use crate::rules;
 use crate::scenario::{Overrides, Scenario, Sli};
 use crate::supervisor::{Readiness, ServiceSpec};
@@ -27,6 +30,8 @@ pub struct RunOptions {
     pub reports: PathBuf,
     /// Rule files Prometheus loads (every `*.yml` but the generated gates of all phases).
     pub rules_dir: PathBuf,
+    /// Grafana dashboards whose queries are checked against the run.
+    pub dashboards_dir: PathBuf,
     /// Programs.
     pub binaries: Binaries,
     /// Whether to draw a progress bar.
@@ -124,6 +129,7 @@ pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<
         criteria: Vec::new(),
         alerts_firing: Vec::new(),
         recoveries: Vec::new(),
+        dashboards: None,
         load: None,
         files: Vec::new(),
     };
@@ -262,10 +268,18 @@ async fn drive(
     rule_files.push(gates);
 
     let prometheus_addr = free_addr().map_err(|e| format!("no free port: {e}"))?;
-    let prometheus =
-        Prometheus::start(&env.supervisor, &options.binaries.prometheus, dir, &targets, &rule_files, prometheus_addr)
-            .await
-            .map_err(|e| e.to_string())?;
+    let labels = [("phase", scenario.name.as_str()), ("run_id", summary.run_id.as_str())];
+    let prometheus = Prometheus::start(
+        &env.supervisor,
+        &options.binaries.prometheus,
+        dir,
+        &targets,
+        &rule_files,
+        &labels,
+        prometheus_addr,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     summary.environment.prometheus = prometheus.url().to_owned();
     let services: Vec<_> = env.targets.iter().map(|t| t.addr).collect();
     prometheus.wait_targets_up(&services, Duration::from_secs(30)).await.map_err(|e| e.to_string())?;
@@ -359,10 +373,18 @@ async fn drive(
     results.write(&dir.join("loadgen")).map_err(|e| e.to_string())?;
     summary.load = Some(LoadFigures::of(&results));
 
+    // Dashboards are asked at the end of the hold, when every loadgen still ran.
+    let hold_end = unix(load_started) + (plan.ramp_up() + plan.hold).as_secs_f64() - 2.0;
+    let coverage =
+        dashboard_coverage(&prometheus, &options.dashboards_dir, scenario, &summary.run_id, hold_end).await?;
+    let coverage_ratio = (coverage.queries > 0).then(|| coverage.with_data as f64 / coverage.queries as f64);
+    summary.dashboards = Some(coverage);
+
     let recoveries = env.supervisor.recoveries();
     for criterion in &scenario.criteria {
         let prom = match rules::promql(criterion.sli, &window) {
             Some(query) => prometheus.scalar(&query, at).await.map_err(|e| e.to_string())?,
+            None if criterion.sli == Sli::DashboardCoverage => coverage_ratio,
             None => None,
         };
         let supervised = (criterion.sli == Sli::RecoverySeconds)
@@ -384,6 +406,40 @@ async fn drive(
         .map(|(alert, criterion, severity)| FiringAlert { alert, criterion, severity })
         .collect();
     Ok(charts(&prometheus, &results, unix(load_started), load_end_unix).await)
+}
+
+/// Asks every panel query of the dashboards in `dir` for this run at `at`.
+async fn dashboard_coverage(
+    prometheus: &Prometheus,
+    dir: &Path,
+    scenario: &Scenario,
+    run_id: &str,
+    at: f64,
+) -> Result<DashboardCoverage, String> {
+    let mut coverage = DashboardCoverage::default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    for file in files {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let dashboard: Dashboard = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        for (panel, query) in dashboards::queries(&dashboard, &scenario.name, run_id, "5m") {
+            coverage.queries += 1;
+            let answered = prometheus.query(&query, at).await.map_err(|e| e.to_string())?;
+            if answered.is_empty() {
+                coverage.empty.push(EmptyPanel { dashboard: name.clone(), panel });
+            } else {
+                coverage.with_data += 1;
+            }
+        }
+    }
+    Ok(coverage)
 }
 
 /// Waits (up to 30 s) until the audit consumer has counted every event the

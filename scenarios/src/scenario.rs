@@ -175,6 +175,8 @@ pub enum Sli {
     ScrapeCoverage,
     /// Longest time from a fault until the service was ready again, seconds.
     RecoverySeconds,
+    /// Share of the dashboards' panel queries that returned data for this run.
+    DashboardCoverage,
 }
 
 impl Sli {
@@ -191,6 +193,7 @@ impl Sli {
             Sli::UsersReached => "users_reached",
             Sli::ScrapeCoverage => "scrape_coverage",
             Sli::RecoverySeconds => "recovery_seconds",
+            Sli::DashboardCoverage => "dashboard_coverage",
         }
     }
 
@@ -202,7 +205,7 @@ impl Sli {
             | Sli::SearchLatencyP95
             | Sli::InterAgentLatencyP95
             | Sli::RecoverySeconds => Unit::Seconds,
-            Sli::ErrorRate | Sli::Availability | Sli::ScrapeCoverage => Unit::Ratio,
+            Sli::ErrorRate | Sli::Availability | Sli::ScrapeCoverage | Sli::DashboardCoverage => Unit::Ratio,
             Sli::EventsLost | Sli::UsersReached => Unit::Count,
         }
     }

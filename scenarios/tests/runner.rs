@@ -92,6 +92,11 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     let verdict = summary["verdict"].as_str().unwrap();
     assert_eq!(code == Some(0), verdict == "GO");
 
+    // Every panel of every dashboard answered for this run (its phase and run id).
+    let dashboards = &summary["dashboards"];
+    assert!(dashboards["queries"].as_u64().unwrap() >= 20, "{dashboards}");
+    assert_eq!(dashboards["with_data"], dashboards["queries"], "panels without data: {}", dashboards["empty"]);
+
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg"), "charts are inline SVG");
     assert!(!html.contains("<script") && !html.contains("src=\"http"), "the page is self-contained");

@@ -116,6 +116,20 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
         }
         h.push_str("</table>\n");
     }
+    if let Some(d) = &s.dashboards {
+        let _ = write!(
+            h,
+            "<p id=\"dashboards\">Dashboards: {} of {} panel queries returned data for this run.</p>",
+            d.with_data, d.queries
+        );
+        if !d.empty.is_empty() {
+            h.push_str("<ul>");
+            for empty in &d.empty {
+                let _ = write!(h, "<li>no data: {} / {}</li>", escape(&empty.dashboard), escape(&empty.panel));
+            }
+            h.push_str("</ul>\n");
+        }
+    }
     if !s.recoveries.is_empty() {
         h.push_str("<h2>Faults and restarts</h2><ul>");
         for r in &s.recoveries {

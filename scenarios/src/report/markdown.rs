@@ -71,6 +71,16 @@ pub fn render(s: &Summary) -> String {
         }
         md.push('\n');
     }
+    if let Some(d) = &s.dashboards {
+        let _ =
+            writeln!(md, "Dashboards: {} of {} panel queries returned data for this run.\n", d.with_data, d.queries);
+        for empty in &d.empty {
+            let _ = writeln!(md, "- no data: {} / {}", empty.dashboard, empty.panel);
+        }
+        if !d.empty.is_empty() {
+            md.push('\n');
+        }
+    }
     if !s.recoveries.is_empty() {
         md.push_str("## Faults and restarts\n\n");
         for r in &s.recoveries {

@@ -17,6 +17,8 @@
 //!                   source: loadgen-hdr | prometheus | supervisor | none
 //! alerts_firing[]   {alert, criterion, severity}: gate alerts firing when the load ended
 //! recoveries[]      {service, died_at, recovered_after}: faults and restarts, seconds
+//! dashboards        {queries, with_data, empty[] {dashboard, panel}}: every panel query of
+//!                   dashboards/grafana asked of this run's Prometheus at the end of the hold
 //! load              {requests, failed, achieved_rate, duration_seconds,
 //!                    steps[] {protocol, step, count, failed, p50_ms, p95_ms, p99_ms, max_ms}}
 //! files[]           report files and logs, relative to the run folder
@@ -62,6 +64,8 @@ pub struct Summary {
     pub alerts_firing: Vec<FiringAlert>,
     /// Deaths and restarts of services.
     pub recoveries: Vec<Recovery>,
+    /// Which dashboard queries returned data for this run.
+    pub dashboards: Option<DashboardCoverage>,
     /// What the users did.
     pub load: Option<LoadFigures>,
     /// Files in the run folder.
@@ -124,6 +128,26 @@ pub struct Sizes {
     pub scaled: bool,
     /// The changes.
     pub overrides: Overrides,
+}
+
+/// The dashboards asked of this run's Prometheus.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DashboardCoverage {
+    /// Panel queries asked.
+    pub queries: usize,
+    /// Of which returned at least one series.
+    pub with_data: usize,
+    /// The ones that returned nothing.
+    pub empty: Vec<EmptyPanel>,
+}
+
+/// A panel query without data.
+#[derive(Clone, Debug, Serialize)]
+pub struct EmptyPanel {
+    /// Dashboard file.
+    pub dashboard: String,
+    /// Panel title.
+    pub panel: String,
 }
 
 /// A firing gate alert.
