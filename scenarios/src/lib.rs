@@ -26,4 +26,5 @@ pub mod report;
 pub mod rules;
 pub mod run;
 pub mod scenario;
+pub mod slo;
 pub mod supervisor;

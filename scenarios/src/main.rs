@@ -9,7 +9,7 @@ use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_scenarios::local::Binaries;
 use q2o_scenarios::run::{RunOptions, run};
 use q2o_scenarios::scenario::{Overrides, Scenario};
-use q2o_scenarios::{dashboards, rules};
+use q2o_scenarios::{dashboards, rules, slo};
 
 /// The q2o scenario runner: exit 0 GO, 1 NO-GO, 2 the run itself failed.
 #[derive(Debug, Parser)]
@@ -116,10 +116,15 @@ fn write_rules(
     }
     let scenarios = files.iter().map(|f| Scenario::load(f)).collect::<Result<Vec<_>, _>>()?;
     let mut up_to_date = true;
+    let (slis, slos, gates) = (rules::sli_rules(), slo::slo_rules(rules::HEADER), rules::gate_rules(&scenarios));
+    let manifest = slo::prometheus_rule(rules::HEADER, &[slis.clone(), slos.clone(), gates.clone()]);
     let mut files = vec![
-        (out.join(rules::SLIS_FILE), rules::sli_rules()),
-        (out.join(rules::GATES_FILE), rules::gate_rules(&scenarios)),
+        (out.join(rules::SLIS_FILE), slis),
+        (out.join(rules::SLOS_FILE), slos),
+        (out.join(rules::GATES_FILE), gates),
         (out.join(rules::GATE_TESTS_FILE), rules::gate_rule_tests(&scenarios)),
+        (out.join(rules::SLO_TESTS_FILE), slo::slo_rule_tests(rules::HEADER, rules::SLOS_FILE)),
+        (PathBuf::from("deploy/kubernetes/prometheus-rules.yaml"), manifest),
     ];
     for (name, dashboard) in dashboards::dashboards() {
         let json = serde_json::to_string_pretty(&dashboard).expect("dashboards serialize") + "\n";
