@@ -212,7 +212,8 @@ pub fn gate_rule_tests(scenarios: &[Scenario]) -> String {
     text
 }
 
-fn camel(name: &str) -> String {
+/// `api_latency-p95` -> `ApiLatencyP95`, for alert names.
+pub(crate) fn camel(name: &str) -> String {
     name.split(['_', '-'])
         .map(|part| {
             let mut chars = part.chars();

@@ -12,6 +12,8 @@
 
 use std::fmt::Write;
 
+use crate::rules::camel;
+
 /// One SLO: the ratio of bad events to all events over a window.
 #[derive(Debug)]
 pub struct Slo {
@@ -106,15 +108,6 @@ fn record(window: &str) -> String {
 
 fn labels(slo: &Slo) -> String {
     format!("{{service=\"{}\",slo=\"{}\"}}", slo.service, slo.name)
-}
-
-fn camel(text: &str) -> String {
-    text.split(['-', '_'])
-        .map(|p| {
-            let mut c = p.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-        })
-        .collect()
 }
 
 /// One alert rule in our YAML layout.
