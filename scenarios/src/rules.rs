@@ -54,7 +54,7 @@ pub fn promql(sli: Sli, window: &str) -> Option<String> {
         }
         Sli::UsersReached => format!("max_over_time(sum(q2o_loadgen_active_users)[{window}:1s])"),
         Sli::ScrapeCoverage => format!("avg(max_over_time(up[{window}]))"),
-        Sli::RecoverySeconds | Sli::DashboardCoverage => return None,
+        Sli::RecoverySeconds | Sli::DashboardCoverage | Sli::SliCoverage => return None,
     })
 }
 
@@ -79,7 +79,10 @@ pub const RECORDED: &[Sli] = &[
 /// SLIs whose gate criteria become alert rules: the ones that judge the
 /// system while it runs (users reached and coverage only make sense at the end).
 fn alerting(sli: Sli) -> bool {
-    !matches!(sli, Sli::UsersReached | Sli::ScrapeCoverage | Sli::RecoverySeconds | Sli::DashboardCoverage)
+    !matches!(
+        sli,
+        Sli::UsersReached | Sli::ScrapeCoverage | Sli::RecoverySeconds | Sli::DashboardCoverage | Sli::SliCoverage
+    )
 }
 
 /// The first lines of every generated file.

@@ -13,7 +13,8 @@ use crate::local::{Binaries, Environment, ScrapeTarget, free_addr};
 use crate::prometheus::{self, Prometheus};
 use crate::report::charts::Chart;
 use crate::report::summary::{
-    DashboardCoverage, EmptyPanel, Environment as EnvInfo, FiringAlert, LoadFigures, SCHEMA_VERSION, Sizes, Summary,
+    DashboardCoverage, EmptyPanel, Environment as EnvInfo, FiringAlert, LoadFigures, SCHEMA_VERSION, Sizes,
+    SliCoverage, Summary,
 };
 use crate::rules;
 use crate::scenario::{Overrides, Scenario, Sli};
@@ -129,6 +130,7 @@ pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<
         criteria: Vec::new(),
         alerts_firing: Vec::new(),
         recoveries: Vec::new(),
+        slis: None,
         dashboards: None,
         load: None,
         files: Vec::new(),
@@ -379,12 +381,25 @@ async fn drive(
         dashboard_coverage(&prometheus, &options.dashboards_dir, scenario, &summary.run_id, hold_end).await?;
     let coverage_ratio = (coverage.queries > 0).then(|| coverage.with_data as f64 / coverage.queries as f64);
     summary.dashboards = Some(coverage);
+    let mut slis = SliCoverage::default();
+    let recorded = rules::RECORDED.iter().map(|sli| rules::record_name(*sli)).chain(crate::slo::recorded_one_minute());
+    for name in recorded {
+        slis.recorded += 1;
+        if prometheus.query(&name, hold_end).await.map_err(|e| e.to_string())?.is_empty() {
+            slis.empty.push(name);
+        } else {
+            slis.with_data += 1;
+        }
+    }
+    let sli_ratio = (slis.recorded > 0).then(|| slis.with_data as f64 / slis.recorded as f64);
+    summary.slis = Some(slis);
 
     let recoveries = env.supervisor.recoveries();
     for criterion in &scenario.criteria {
         let prom = match rules::promql(criterion.sli, &window) {
             Some(query) => prometheus.scalar(&query, at).await.map_err(|e| e.to_string())?,
             None if criterion.sli == Sli::DashboardCoverage => coverage_ratio,
+            None if criterion.sli == Sli::SliCoverage => sli_ratio,
             None => None,
         };
         let supervised = (criterion.sli == Sli::RecoverySeconds)

@@ -177,6 +177,8 @@ pub enum Sli {
     RecoverySeconds,
     /// Share of the dashboards' panel queries that returned data for this run.
     DashboardCoverage,
+    /// Share of the SLI and SLO recording rules that had data for this run.
+    SliCoverage,
 }
 
 impl Sli {
@@ -194,6 +196,7 @@ impl Sli {
             Sli::ScrapeCoverage => "scrape_coverage",
             Sli::RecoverySeconds => "recovery_seconds",
             Sli::DashboardCoverage => "dashboard_coverage",
+            Sli::SliCoverage => "sli_coverage",
         }
     }
 
@@ -205,7 +208,9 @@ impl Sli {
             | Sli::SearchLatencyP95
             | Sli::InterAgentLatencyP95
             | Sli::RecoverySeconds => Unit::Seconds,
-            Sli::ErrorRate | Sli::Availability | Sli::ScrapeCoverage | Sli::DashboardCoverage => Unit::Ratio,
+            Sli::ErrorRate | Sli::Availability | Sli::ScrapeCoverage | Sli::DashboardCoverage | Sli::SliCoverage => {
+                Unit::Ratio
+            }
             Sli::EventsLost | Sli::UsersReached => Unit::Count,
         }
     }

@@ -76,6 +76,12 @@ pub const SLOS: &[Slo] = &[
     },
 ];
 
+/// The SLO recording rules over one minute, one selector per SLO: what a run
+/// checks for data.
+pub fn recorded_one_minute() -> Vec<String> {
+    SLOS.iter().map(|slo| format!("{}{}", record("1m"), labels(slo))).collect()
+}
+
 /// One burn-rate alert level: (severity, catalogue, factor, long window, short window, for).
 type Level = (&'static str, &'static str, f64, &'static str, &'static str, &'static str);
 
@@ -275,7 +281,9 @@ pub fn slo_rules(header: &str) -> String {
     let mut text = format!("{header}groups:\n  - name: q2o-slo-recording\n    interval: 10s\n    rules:\n");
     for slo in SLOS {
         for window in windows() {
-            let ratio = format!("({}) / ({})", slo.bad.replace("{w}", window), slo.total.replace("{w}", window));
+            // No bad event is a ratio of zero, not no data.
+            let ratio =
+                format!("({} or vector(0)) / ({})", slo.bad.replace("{w}", window), slo.total.replace("{w}", window));
             let _ = write!(
                 text,
                 "      - record: {}\n        expr: '{}'\n        labels:\n          service: {}\n          slo: {}\n",

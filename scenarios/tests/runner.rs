@@ -92,7 +92,11 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     let verdict = summary["verdict"].as_str().unwrap();
     assert_eq!(code == Some(0), verdict == "GO");
 
-    // Every panel of every dashboard answered for this run (its phase and run id).
+    // Every SLI and SLO recording rule had data, and every panel of every
+    // dashboard answered for this run (its phase and run id).
+    let slis = &summary["slis"];
+    assert!(slis["recorded"].as_u64().unwrap() >= 15, "{slis}");
+    assert_eq!(slis["with_data"], slis["recorded"], "recording rules without data: {}", slis["empty"]);
     let dashboards = &summary["dashboards"];
     assert!(dashboards["queries"].as_u64().unwrap() >= 20, "{dashboards}");
     assert_eq!(dashboards["with_data"], dashboards["queries"], "panels without data: {}", dashboards["empty"]);

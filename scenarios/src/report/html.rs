@@ -116,6 +116,17 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
         }
         h.push_str("</table>\n");
     }
+    if let Some(c) = &s.slis {
+        let _ =
+            write!(h, "<p id=\"slis\">Recording rules: {} of {} had data for this run.</p>", c.with_data, c.recorded);
+        if !c.empty.is_empty() {
+            h.push_str("<ul>");
+            for name in &c.empty {
+                let _ = write!(h, "<li>no data: <code>{}</code></li>", escape(name));
+            }
+            h.push_str("</ul>\n");
+        }
+    }
     if let Some(d) = &s.dashboards {
         let _ = write!(
             h,

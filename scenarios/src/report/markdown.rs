@@ -71,6 +71,15 @@ pub fn render(s: &Summary) -> String {
         }
         md.push('\n');
     }
+    if let Some(c) = &s.slis {
+        let _ = writeln!(md, "Recording rules: {} of {} had data for this run.\n", c.with_data, c.recorded);
+        for name in &c.empty {
+            let _ = writeln!(md, "- no data: `{name}`");
+        }
+        if !c.empty.is_empty() {
+            md.push('\n');
+        }
+    }
     if let Some(d) = &s.dashboards {
         let _ =
             writeln!(md, "Dashboards: {} of {} panel queries returned data for this run.\n", d.with_data, d.queries);

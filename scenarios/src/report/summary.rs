@@ -17,6 +17,8 @@
 //!                   source: loadgen-hdr | prometheus | supervisor | none
 //! alerts_firing[]   {alert, criterion, severity}: gate alerts firing when the load ended
 //! recoveries[]      {service, died_at, recovered_after}: faults and restarts, seconds
+//! slis              {recorded, with_data, empty[]}: the SLI and SLO recording rules
+//!                   (1-minute windows) asked at the end of the hold
 //! dashboards        {queries, with_data, empty[] {dashboard, panel}}: every panel query of
 //!                   dashboards/grafana asked of this run's Prometheus at the end of the hold
 //! load              {requests, failed, achieved_rate, duration_seconds,
@@ -64,6 +66,8 @@ pub struct Summary {
     pub alerts_firing: Vec<FiringAlert>,
     /// Deaths and restarts of services.
     pub recoveries: Vec<Recovery>,
+    /// Which recording rules had data for this run.
+    pub slis: Option<SliCoverage>,
     /// Which dashboard queries returned data for this run.
     pub dashboards: Option<DashboardCoverage>,
     /// What the users did.
@@ -128,6 +132,17 @@ pub struct Sizes {
     pub scaled: bool,
     /// The changes.
     pub overrides: Overrides,
+}
+
+/// The recording rules asked of this run's Prometheus.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SliCoverage {
+    /// Recording rules asked.
+    pub recorded: usize,
+    /// Of which had data.
+    pub with_data: usize,
+    /// The ones without.
+    pub empty: Vec<String>,
 }
 
 /// The dashboards asked of this run's Prometheus.
