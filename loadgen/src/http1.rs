@@ -154,6 +154,14 @@ enum Retry {
     Failed(Failure),
 }
 
+/// Reads more of an answer whose end has not arrived: the peer closing now is an error.
+async fn more(conn: &mut Conn) -> Result<(), Retry> {
+    match fill(conn).await.map_err(Retry::Failed)? {
+        0 => Err(Retry::Failed(Failure::Io("connection closed mid-body".into()))),
+        _ => Ok(()),
+    }
+}
+
 /// Reads more into the buffer; 0 bytes means the peer closed.
 async fn fill(conn: &mut Conn) -> Result<usize, Failure> {
     if conn.buf.capacity() - conn.buf.len() < 1024 {
@@ -197,7 +205,6 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
             Err(e) => return Err(Retry::Failed(io(format!("bad response: {e}")))),
         }
     };
-    let failed = |f| Retry::Failed(f);
     // The body.
     let body = if chunked {
         let mut body = Vec::new();
@@ -208,9 +215,7 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
                     let size = size as usize;
                     // Chunk, then CRLF; the last (empty) chunk is followed by a CRLF too.
                     while conn.buf.len() < at + line + size + 2 {
-                        if fill(conn).await.map_err(failed)? == 0 {
-                            return Err(failed(Failure::Io("connection closed mid-body".into())));
-                        }
+                        more(conn).await?;
                     }
                     if keep_body {
                         body.extend_from_slice(&conn.buf[at + line..at + line + size]);
@@ -220,12 +225,8 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
                         break body;
                     }
                 }
-                Ok(httparse::Status::Partial) => {
-                    if fill(conn).await.map_err(failed)? == 0 {
-                        return Err(failed(Failure::Io("connection closed mid-body".into())));
-                    }
-                }
-                Err(e) => return Err(failed(io(format!("bad chunk: {e}")))),
+                Ok(httparse::Status::Partial) => more(conn).await?,
+                Err(e) => return Err(Retry::Failed(io(format!("bad chunk: {e}")))),
             }
         }
     } else {
@@ -234,14 +235,12 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
             None if status == 204 || status == 304 || (100..200).contains(&status) => 0,
             None => {
                 // No length: the body runs to the end of the connection.
-                while fill(conn).await.map_err(failed)? > 0 {}
+                while fill(conn).await.map_err(Retry::Failed)? > 0 {}
                 conn.buf.len() - head_len
             }
         };
         while conn.buf.len() < head_len + length {
-            if fill(conn).await.map_err(failed)? == 0 {
-                return Err(failed(Failure::Io("connection closed mid-body".into())));
-            }
+            more(conn).await?;
         }
         if keep_body { conn.buf[head_len..head_len + length].to_vec() } else { Vec::new() }
     };

@@ -29,8 +29,8 @@ pub enum Verdict {
 pub struct Judged {
     /// Its name.
     pub name: String,
-    /// What it measures.
-    pub sli: &'static str,
+    /// What it measures (serialized by its name).
+    pub sli: Sli,
     /// Comparison.
     pub op: &'static str,
     /// The target.
@@ -109,7 +109,7 @@ pub fn judge(criterion: &Criterion, prometheus: Option<f64>, exact: Option<f64>,
     };
     Judged {
         name: criterion.name.clone(),
-        sli: criterion.sli.as_str(),
+        sli: criterion.sli,
         op: criterion.op.as_str(),
         target: criterion.target,
         warning: criterion.warning,

@@ -174,17 +174,17 @@ fn reasons(criteria: &[Judged]) -> Vec<String> {
         .iter()
         .filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::NoData))
         .map(|c| {
-            let unit = crate::report::junit::unit_of(c.sli);
+            let unit = c.sli.unit();
             match c.measured {
                 Some(v) => format!(
                     "{} missed: {} was {}, the target is {} {}",
                     c.name,
-                    c.sli,
+                    c.sli.as_str(),
                     unit.format(v),
                     c.op,
                     unit.format(c.target)
                 ),
-                None => format!("{}: no data for {}", c.name, c.sli),
+                None => format!("{}: no data for {}", c.name, c.sli.as_str()),
             }
         })
         .collect()

@@ -145,19 +145,26 @@ impl Supervisor {
         Ok(())
     }
 
+    fn find(&self, name: &str) -> Option<Arc<Supervised>> {
+        self.services.lock().expect("never poisoned").iter().find(|s| s.spec.name == name).cloned()
+    }
+
+    /// Sends `signal` to a service's current process; false if none runs.
+    fn signal(&self, name: &str, signal: libc::c_int) -> bool {
+        let pid = self.find(name).map_or(0, |s| s.pid.load(Ordering::Relaxed));
+        // SAFETY: kill(2) on the pid of a child we spawned and still hold.
+        pid != 0 && unsafe { libc::kill(pid as libc::pid_t, signal) } == 0
+    }
+
     /// Sends SIGKILL to a service (a fault); its watcher restarts it.
     pub fn kill(&self, name: &str) -> bool {
-        let services = self.services.lock().expect("never poisoned");
-        let Some(service) = services.iter().find(|s| s.spec.name == name) else { return false };
-        let pid = service.pid.load(Ordering::Relaxed);
-        // SAFETY: kill(2) on the pid of a child we spawned and still hold.
-        pid != 0 && unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } == 0
+        self.signal(name, libc::SIGKILL)
     }
 
     /// Waits until a service that is not restarted has exited, up to `within`;
     /// `None` if it had not (it is still running).
     pub async fn wait_exit(&self, name: &str, within: Duration) -> Option<std::process::ExitStatus> {
-        let service = self.services.lock().expect("never poisoned").iter().find(|s| s.spec.name == name).cloned()?;
+        let service = self.find(name)?;
         let deadline = Instant::now() + within;
         loop {
             {
@@ -177,14 +184,7 @@ impl Supervisor {
 
     /// Asks a service to stop (SIGTERM) without restarting it.
     pub fn terminate(&self, name: &str) {
-        let services = self.services.lock().expect("never poisoned");
-        if let Some(service) = services.iter().find(|s| s.spec.name == name) {
-            let pid = service.pid.load(Ordering::Relaxed);
-            if pid != 0 {
-                // SAFETY: kill(2) on a child we spawned and still hold.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-            }
-        }
+        self.signal(name, libc::SIGTERM);
     }
 
     /// Restarts so far, by service.

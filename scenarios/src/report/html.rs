@@ -5,7 +5,6 @@ use std::fmt::Write;
 
 use crate::gate::Verdict;
 use crate::report::charts::Chart;
-use crate::report::junit::unit_of;
 use crate::report::{Summary, escape};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1000px;color:#222}\
@@ -48,7 +47,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
     }
     h.push_str("<h2>Criteria</h2>\n<table id=\"criteria\"><tr><th>criterion</th><th>SLI</th><th>target</th><th>measured</th><th>source</th><th>Prometheus</th><th>verdict</th><th>note</th></tr>\n");
     for c in &s.criteria {
-        let unit = unit_of(c.sli);
+        let unit = c.sli.unit();
         let (class, verdict) = match c.verdict {
             Verdict::Pass => ("", "pass"),
             Verdict::Warn => ("warn", "warn"),
@@ -59,7 +58,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
             h,
             "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{verdict}</td><td>{}</td></tr>",
             escape(&c.name),
-            escape(c.sli),
+            escape(c.sli.as_str()),
             escape(c.op),
             escape(&unit.format(c.target)),
             c.measured.map_or("-".into(), |v| escape(&unit.format(v))),

@@ -4,7 +4,6 @@ use std::fmt::Write;
 
 use crate::gate::Verdict;
 use crate::report::{Summary, escape};
-use crate::scenario::Sli;
 
 /// The JUnit XML of a summary.
 pub fn render(summary: &Summary) -> String {
@@ -24,14 +23,14 @@ pub fn render(summary: &Summary) -> String {
         escape(&summary.started_at)
     );
     for c in &summary.criteria {
-        let unit = unit_of(c.sli);
+        let unit = c.sli.unit();
         let _ =
             writeln!(xml, "    <testcase classname=\"{}\" name=\"{}\">", escape(&summary.scenario), escape(&c.name));
         let measured = c.measured.map_or("no data".to_owned(), |v| unit.format(v));
         let line = format!(
             "{} {} {} {} (measured {measured}, source {})",
             c.name,
-            c.sli,
+            c.sli.as_str(),
             c.op,
             unit.format(c.target),
             c.source
@@ -58,11 +57,4 @@ pub fn render(summary: &Summary) -> String {
     }
     xml.push_str("  </testsuite>\n</testsuites>\n");
     xml
-}
-
-/// The unit of an SLI by its name.
-pub(crate) fn unit_of(sli: &str) -> crate::scenario::Unit {
-    let sli: Sli =
-        serde_json::from_value(serde_json::Value::String(sli.to_owned())).expect("names come from Sli::as_str");
-    sli.unit()
 }

@@ -4,7 +4,6 @@ use std::fmt::Write;
 
 use crate::gate::Verdict;
 use crate::report::Summary;
-use crate::report::junit::unit_of;
 
 /// The Markdown report of a summary.
 pub fn render(s: &Summary) -> String {
@@ -28,7 +27,7 @@ pub fn render(s: &Summary) -> String {
     }
     md.push_str("## Criteria\n\n| criterion | SLI | target | measured | source | verdict | note |\n|---|---|---|---|---|---|---|\n");
     for c in &s.criteria {
-        let unit = unit_of(c.sli);
+        let unit = c.sli.unit();
         let verdict = match c.verdict {
             Verdict::Pass => "pass",
             Verdict::Warn => "WARN",
@@ -39,7 +38,7 @@ pub fn render(s: &Summary) -> String {
             md,
             "| {} | {} | {} {} | {} | {} | {verdict} | {} |",
             c.name,
-            c.sli,
+            c.sli.as_str(),
             c.op,
             unit.format(c.target),
             c.measured.map_or("-".into(), |v| unit.format(v)),
