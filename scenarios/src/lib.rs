@@ -15,9 +15,11 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
   and the loadgen's exact HDR records; [`report`] writes `summary.json`,
   `report.md`, `report.html` (plotters charts inline) and `junit.xml`.
 * [`dashboards`] generates the Grafana dashboards; the runner asks every panel
-  query of the run's Prometheus.
+  query of the run's Prometheus. [`alert_tests`] counts the alerts that
+  promtool tests both fire and keep quiet.
 */
 
+pub mod alert_tests;
 pub mod dashboards;
 pub mod gate;
 pub mod local;

@@ -20,6 +20,8 @@ pub struct Binaries {
     pub redis: PathBuf,
     /// prometheus.
     pub prometheus: PathBuf,
+    /// promtool, which runs the alerts' unit tests.
+    pub promtool: PathBuf,
 }
 
 impl Binaries {
@@ -35,7 +37,13 @@ impl Binaries {
             });
             cache.join("tansu-0.6.0/bin/tansu")
         });
-        Binaries { q2o, tansu, redis: "redis-server".into(), prometheus: "prometheus".into() }
+        Binaries {
+            q2o,
+            tansu,
+            redis: "redis-server".into(),
+            prometheus: "prometheus".into(),
+            promtool: "promtool".into(),
+        }
     }
 
     fn q2o(&self, name: &str) -> PathBuf {
@@ -57,6 +65,9 @@ impl Binaries {
         if t.search {
             needed.push(self.q2o("q2o-search"));
         }
+        if scenario.criteria.iter().any(|c| c.sli == crate::scenario::Sli::AlertTestCoverage) {
+            needed.push(self.promtool.clone());
+        }
         for program in needed {
             if !is_executable(&program) {
                 return Err(format!(
@@ -69,7 +80,7 @@ impl Binaries {
     }
 }
 
-fn is_executable(program: &Path) -> bool {
+pub(crate) fn is_executable(program: &Path) -> bool {
     if program.components().count() > 1 {
         return program.is_file();
     }

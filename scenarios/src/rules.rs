@@ -54,7 +54,11 @@ pub fn promql(sli: Sli, window: &str) -> Option<String> {
         }
         Sli::UsersReached => format!("max_over_time(sum(q2o_loadgen_active_users)[{window}:1s])"),
         Sli::ScrapeCoverage => format!("avg(max_over_time(up[{window}]))"),
-        Sli::RecoverySeconds | Sli::DashboardCoverage | Sli::SliCoverage => return None,
+        // Alerts of the compressed SLO catalogue that were firing at any moment of the window.
+        Sli::BurnRateAlerts => format!(
+            r#"count(max_over_time(ALERTS{{alertstate="firing",catalogue="bench"}}[{window}])) or vector(0)"#
+        ),
+        Sli::RecoverySeconds | Sli::DashboardCoverage | Sli::SliCoverage | Sli::AlertTestCoverage => return None,
     })
 }
 
@@ -81,7 +85,14 @@ pub const RECORDED: &[Sli] = &[
 fn alerting(sli: Sli) -> bool {
     !matches!(
         sli,
-        Sli::UsersReached | Sli::ScrapeCoverage | Sli::RecoverySeconds | Sli::DashboardCoverage | Sli::SliCoverage
+        Sli::UsersReached
+            | Sli::ScrapeCoverage
+            | Sli::RecoverySeconds
+            | Sli::DashboardCoverage
+            | Sli::SliCoverage
+            | Sli::AlertTestCoverage
+            // Itself made of alerts: an alert on alerts would only echo them.
+            | Sli::BurnRateAlerts
     )
 }
 

@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use q2o_loadgen::results::RunResults;
 
+use crate::alert_tests;
 use crate::dashboards::{self, Dashboard};
 use crate::gate::{self, Judged, Verdict};
-use crate::local::{Binaries, Environment, ScrapeTarget, free_addr};
+use crate::local::{Binaries, Environment, ScrapeTarget, free_addr, is_executable};
 use crate::prometheus::{self, Prometheus};
 use crate::report::charts::Chart;
 use crate::report::summary::{
@@ -132,6 +133,7 @@ pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<
         recoveries: Vec::new(),
         slis: None,
         dashboards: None,
+        alert_tests: None,
         load: None,
         files: Vec::new(),
     };
@@ -268,6 +270,14 @@ async fn drive(
     let gates = rules_dir.join(format!("gate-{}.rules.yml", scenario.name));
     std::fs::write(&gates, rules::gate_rules(std::slice::from_ref(scenario))).map_err(|e| e.to_string())?;
     rule_files.push(gates);
+    if is_executable(&options.binaries.promtool) {
+        let mut alerts = Vec::new();
+        for file in &rule_files {
+            alerts.extend(alert_tests::alerts_in(&std::fs::read_to_string(file).map_err(|e| e.to_string())?));
+        }
+        let tests_dir = options.rules_dir.join("tests");
+        summary.alert_tests = Some(alert_tests::coverage(&options.binaries.promtool, &tests_dir, &alerts).await?);
+    }
 
     let prometheus_addr = free_addr().map_err(|e| format!("no free port: {e}"))?;
     let labels = [("phase", scenario.name.as_str()), ("run_id", summary.run_id.as_str())];
@@ -400,6 +410,9 @@ async fn drive(
             Some(query) => prometheus.scalar(&query, at).await.map_err(|e| e.to_string())?,
             None if criterion.sli == Sli::DashboardCoverage => coverage_ratio,
             None if criterion.sli == Sli::SliCoverage => sli_ratio,
+            None if criterion.sli == Sli::AlertTestCoverage => {
+                summary.alert_tests.as_ref().and_then(|a| a.ratio())
+            }
             None => None,
         };
         let supervised = (criterion.sli == Sli::RecoverySeconds)

@@ -179,6 +179,10 @@ pub enum Sli {
     DashboardCoverage,
     /// Share of the SLI and SLO recording rules that had data for this run.
     SliCoverage,
+    /// Share of the alerts the run loaded that promtool tests both fire and keep quiet.
+    AlertTestCoverage,
+    /// SLO burn-rate alerts of the compressed (`bench`) catalogue that fired during the run.
+    BurnRateAlerts,
 }
 
 impl Sli {
@@ -197,6 +201,8 @@ impl Sli {
             Sli::RecoverySeconds => "recovery_seconds",
             Sli::DashboardCoverage => "dashboard_coverage",
             Sli::SliCoverage => "sli_coverage",
+            Sli::AlertTestCoverage => "alert_test_coverage",
+            Sli::BurnRateAlerts => "burn_rate_alerts",
         }
     }
 
@@ -208,10 +214,13 @@ impl Sli {
             | Sli::SearchLatencyP95
             | Sli::InterAgentLatencyP95
             | Sli::RecoverySeconds => Unit::Seconds,
-            Sli::ErrorRate | Sli::Availability | Sli::ScrapeCoverage | Sli::DashboardCoverage | Sli::SliCoverage => {
-                Unit::Ratio
-            }
-            Sli::EventsLost | Sli::UsersReached => Unit::Count,
+            Sli::ErrorRate
+            | Sli::Availability
+            | Sli::ScrapeCoverage
+            | Sli::DashboardCoverage
+            | Sli::SliCoverage
+            | Sli::AlertTestCoverage => Unit::Ratio,
+            Sli::EventsLost | Sli::UsersReached | Sli::BurnRateAlerts => Unit::Count,
         }
     }
 }

@@ -100,6 +100,10 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     let dashboards = &summary["dashboards"];
     assert!(dashboards["queries"].as_u64().unwrap() >= 20, "{dashboards}");
     assert_eq!(dashboards["with_data"], dashboards["queries"], "panels without data: {}", dashboards["empty"]);
+    // Every alert the run loaded (SLO, operational and this phase's gate) is unit-tested.
+    let alert_tests = &summary["alert_tests"];
+    assert!(alert_tests["alerts"].as_u64().unwrap() >= 40, "{alert_tests}");
+    assert_eq!(alert_tests["tested"], alert_tests["alerts"], "{alert_tests}");
 
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg"), "charts are inline SVG");

@@ -115,27 +115,12 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
         }
         h.push_str("</table>\n");
     }
-    if let Some(c) = &s.slis {
-        let _ =
-            write!(h, "<p id=\"slis\">Recording rules: {} of {} had data for this run.</p>", c.with_data, c.recorded);
-        if !c.empty.is_empty() {
+    for line in super::coverage_lines(s) {
+        let _ = write!(h, "<p id=\"{}\">{}</p>", line.id, escape(&line.sentence));
+        if !line.missing.is_empty() {
             h.push_str("<ul>");
-            for name in &c.empty {
-                let _ = write!(h, "<li>no data: <code>{}</code></li>", escape(name));
-            }
-            h.push_str("</ul>\n");
-        }
-    }
-    if let Some(d) = &s.dashboards {
-        let _ = write!(
-            h,
-            "<p id=\"dashboards\">Dashboards: {} of {} panel queries returned data for this run.</p>",
-            d.with_data, d.queries
-        );
-        if !d.empty.is_empty() {
-            h.push_str("<ul>");
-            for empty in &d.empty {
-                let _ = write!(h, "<li>no data: {} / {}</li>", escape(&empty.dashboard), escape(&empty.panel));
+            for missing in &line.missing {
+                let _ = write!(h, "<li>{}</li>", escape(missing));
             }
             h.push_str("</ul>\n");
         }

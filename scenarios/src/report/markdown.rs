@@ -70,22 +70,12 @@ pub fn render(s: &Summary) -> String {
         }
         md.push('\n');
     }
-    if let Some(c) = &s.slis {
-        let _ = writeln!(md, "Recording rules: {} of {} had data for this run.\n", c.with_data, c.recorded);
-        for name in &c.empty {
-            let _ = writeln!(md, "- no data: `{name}`");
+    for line in super::coverage_lines(s) {
+        let _ = writeln!(md, "{}\n", line.sentence);
+        for missing in &line.missing {
+            let _ = writeln!(md, "- {missing}");
         }
-        if !c.empty.is_empty() {
-            md.push('\n');
-        }
-    }
-    if let Some(d) = &s.dashboards {
-        let _ =
-            writeln!(md, "Dashboards: {} of {} panel queries returned data for this run.\n", d.with_data, d.queries);
-        for empty in &d.empty {
-            let _ = writeln!(md, "- no data: {} / {}", empty.dashboard, empty.panel);
-        }
-        if !d.empty.is_empty() {
+        if !line.missing.is_empty() {
             md.push('\n');
         }
     }

@@ -38,3 +38,46 @@ pub(crate) fn escape(text: &str) -> String {
     }
     out
 }
+
+/// One coverage figure of a run, as both reports print it: an HTML id, the
+/// sentence, and what is missing.
+pub(crate) struct CoverageLine {
+    pub(crate) id: &'static str,
+    pub(crate) sentence: String,
+    pub(crate) missing: Vec<String>,
+}
+
+/// The run's coverage figures: recording rules, dashboard queries, alert tests.
+pub(crate) fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
+    let mut lines = Vec::new();
+    if let Some(c) = &s.slis {
+        lines.push(CoverageLine {
+            id: "slis",
+            sentence: format!("Recording rules: {} of {} had data for this run.", c.with_data, c.recorded),
+            missing: c.empty.iter().map(|name| format!("no data: {name}")).collect(),
+        });
+    }
+    if let Some(d) = &s.dashboards {
+        lines.push(CoverageLine {
+            id: "dashboards",
+            sentence: format!("Dashboards: {} of {} panel queries returned data for this run.", d.with_data, d.queries),
+            missing: d.empty.iter().map(|e| format!("no data: {} / {}", e.dashboard, e.panel)).collect(),
+        });
+    }
+    if let Some(a) = &s.alert_tests {
+        lines.push(CoverageLine {
+            id: "alert-tests",
+            sentence: format!(
+                "Alert unit tests: {} of {} alerts loaded by this run fire and stay quiet under promtool.",
+                a.tested, a.alerts
+            ),
+            missing: a
+                .failed_files
+                .iter()
+                .map(|f| format!("failed: {f}"))
+                .chain(a.untested.iter().map(|name| format!("untested: {name}")))
+                .collect(),
+        });
+    }
+    lines
+}

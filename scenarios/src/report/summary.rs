@@ -21,6 +21,8 @@
 //!                   (1-minute windows) asked at the end of the hold
 //! dashboards        {queries, with_data, empty[] {dashboard, panel}}: every panel query of
 //!                   dashboards/grafana asked of this run's Prometheus at the end of the hold
+//! alert_tests       {alerts, tested, untested[], failed_files[]}: the alerts the run loaded
+//!                   with a firing and a quiet case in a test file promtool passed
 //! load              {requests, failed, achieved_rate, duration_seconds,
 //!                    steps[] {protocol, step, count, failed, p50_ms, p95_ms, p99_ms, max_ms}}
 //! files[]           report files and logs, relative to the run folder
@@ -28,6 +30,7 @@
 
 use serde::Serialize;
 
+pub use crate::alert_tests::AlertTestCoverage;
 use crate::gate::Judged;
 use crate::scenario::{Overrides, Topology};
 use crate::supervisor::Recovery;
@@ -70,6 +73,8 @@ pub struct Summary {
     pub slis: Option<SliCoverage>,
     /// Which dashboard queries returned data for this run.
     pub dashboards: Option<DashboardCoverage>,
+    /// Which of the run's alerts are unit-tested.
+    pub alert_tests: Option<AlertTestCoverage>,
     /// What the users did.
     pub load: Option<LoadFigures>,
     /// Files in the run folder.
