@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what q2o-bench needs beyond the Rust toolchain, and nothing twice:
-#   - Debian packages: redis-server, prometheus (with promtool)
+#   - Debian packages: redis-server, prometheus (with promtool), nginx (the load balancer)
 #   - just (from PyPI's rust-just) when no `just` is on PATH
 # Safe to run repeatedly; each step is skipped when already satisfied.
 set -euo pipefail
@@ -11,6 +11,7 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if ((${#need_apt[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -18,7 +19,7 @@ if ((${#need_apt[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     # The Debian packages may start system services; the harness runs its own.
-    for service in redis-server prometheus; do
+    for service in redis-server prometheus nginx; do
         if command -v service >/dev/null 2>&1; then $sudo service "$service" stop >/dev/null 2>&1 || true; fi
     done
 fi

@@ -8,10 +8,11 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
   command line changes.
 * [`local::Environment`] starts the topology as child processes on 127.0.0.1
   under a [`supervisor::Supervisor`], which restarts what dies and stops
-  everything at the end, on failure and on Ctrl-C.
+  everything at the end, on failure and on Ctrl-C; [`balancer`] configures
+  the nginx in front of the gateway replicas.
 * [`prometheus::Prometheus`] is the run's real Prometheus; [`rules`] holds the
   SLIs as PromQL and generates the recording and gate alert rules in `alerts/`.
-* [`run::run`] drives one run; [`gate`] judges each criterion from Prometheus
+* [`run::run`] drives one run and [`faults`] injects its faults on time; [`gate`] judges each criterion from Prometheus
   and the loadgen's exact HDR records; [`report`] writes `summary.json`,
   `report.md`, `report.html` (plotters charts inline) and `junit.xml`.
 * [`dashboards`] generates the Grafana dashboards; the runner asks every panel
@@ -20,7 +21,9 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 */
 
 pub mod alert_tests;
+pub mod balancer;
 pub mod dashboards;
+pub mod faults;
 pub mod gate;
 pub mod local;
 pub mod prometheus;

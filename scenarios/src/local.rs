@@ -6,6 +6,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
+use crate::balancer::Balancer;
 use crate::scenario::Scenario;
 use crate::supervisor::{Readiness, ServiceSpec, StartError, Supervisor};
 
@@ -22,6 +23,8 @@ pub struct Binaries {
     pub prometheus: PathBuf,
     /// promtool, which runs the alerts' unit tests.
     pub promtool: PathBuf,
+    /// nginx, the load balancer.
+    pub nginx: PathBuf,
 }
 
 impl Binaries {
@@ -43,6 +46,8 @@ impl Binaries {
             redis: "redis-server".into(),
             prometheus: "prometheus".into(),
             promtool: "promtool".into(),
+            // Debian installs it in /usr/sbin, which a user's PATH may lack.
+            nginx: if Path::new("/usr/sbin/nginx").is_file() { "/usr/sbin/nginx".into() } else { "nginx".into() },
         }
     }
 
@@ -64,6 +69,9 @@ impl Binaries {
         }
         if t.search {
             needed.push(self.q2o("q2o-search"));
+        }
+        if t.load_balancer {
+            needed.push(self.nginx.clone());
         }
         if scenario.criteria.iter().any(|c| c.sli == crate::scenario::Sli::AlertTestCoverage) {
             needed.push(self.promtool.clone());
@@ -108,9 +116,9 @@ pub struct Environment {
     pub supervisor: Supervisor,
     /// What Prometheus scrapes.
     pub targets: Vec<ScrapeTarget>,
-    /// REST base URL of each gateway replica.
+    /// REST base URLs the users connect to: the load balancer's, or each gateway replica's.
     pub rest_urls: Vec<String>,
-    /// gRPC URL of each gateway replica (none for the monolith).
+    /// gRPC URLs the users connect to, likewise (none for the monolith).
     pub grpc_urls: Vec<String>,
 }
 
@@ -184,7 +192,9 @@ impl Environment {
             "--save",
             "",
             "--appendonly",
-            "no",
+            if t.redis_aof { "yes" } else { "no" },
+            "--appendfsync",
+            "everysec",
             "--dir",
             &redis_dir.display().to_string(),
         ]
@@ -289,6 +299,26 @@ impl Environment {
             env.targets.push(ScrapeTarget { job: "gateway".into(), addr: http });
             env.rest_urls.push(format!("http://{http}"));
             env.grpc_urls.push(format!("http://{grpc}"));
+        }
+
+        if t.load_balancer {
+            let (rest, grpc) = (addr()?, addr()?);
+            let work_dir = dir.join("load-balancer");
+            std::fs::create_dir_all(&work_dir).map_err(io)?;
+            let strip = |urls: &[String]| urls.iter().map(|u| u.trim_start_matches("http://").to_owned()).collect();
+            let (rest_upstreams, grpc_upstreams): (Vec<String>, Vec<String>) =
+                (strip(&env.rest_urls), strip(&env.grpc_urls));
+            let config = work_dir.join("nginx.conf");
+            let balancer =
+                Balancer { rest, grpc, rest_upstreams: &rest_upstreams, grpc_upstreams: &grpc_upstreams, work_dir: &work_dir };
+            write(&config, &balancer.config())?;
+            // `-e`: nginx opens its default error log before reading the config's.
+            let args = ["-c", &config.display().to_string(), "-e", "stderr", "-p", &work_dir.display().to_string()]
+                .map(str::to_owned)
+                .to_vec();
+            env.supervisor.start(spec("load-balancer", binaries.nginx.clone(), args, Readiness::Tcp(rest))).await?;
+            env.rest_urls = vec![format!("http://{rest}")];
+            env.grpc_urls = vec![format!("http://{grpc}")];
         }
         Ok(env)
     }

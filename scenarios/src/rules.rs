@@ -58,7 +58,11 @@ pub fn promql(sli: Sli, window: &str) -> Option<String> {
         Sli::BurnRateAlerts => format!(
             r#"count(max_over_time(ALERTS{{alertstate="firing",catalogue="bench"}}[{window}])) or vector(0)"#
         ),
-        Sli::RecoverySeconds | Sli::DashboardCoverage | Sli::SliCoverage | Sli::AlertTestCoverage => return None,
+        Sli::RecoverySeconds
+        | Sli::DashboardCoverage
+        | Sli::SliCoverage
+        | Sli::AlertTestCoverage
+        | Sli::ErrorBurstSeconds => return None,
     })
 }
 
@@ -91,6 +95,7 @@ fn alerting(sli: Sli) -> bool {
             | Sli::DashboardCoverage
             | Sli::SliCoverage
             | Sli::AlertTestCoverage
+            | Sli::ErrorBurstSeconds
             // Itself made of alerts: an alert on alerts would only echo them.
             | Sli::BurnRateAlerts
     )

@@ -9,6 +9,7 @@ use q2o_loadgen::results::RunResults;
 
 use crate::alert_tests;
 use crate::dashboards::{self, Dashboard};
+use crate::faults::{self, Injected};
 use crate::gate::{self, Judged, Verdict};
 use crate::local::{Binaries, Environment, ScrapeTarget, free_addr, is_executable};
 use crate::prometheus::{self, Prometheus};
@@ -93,6 +94,12 @@ pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<
     let users_in_file = scenario.load.users;
     options.overrides.apply(&mut scenario).map_err(failed)?;
     options.binaries.check(&scenario).map_err(failed)?;
+    if let Some((i, fault)) = scenario.faults.iter().enumerate().find(|(_, f)| f.action.needs_docker()) {
+        return Err(failed(format!(
+            "faults[{i}].action: `{}` needs the docker environment (--env docker)",
+            fault.action.as_str()
+        )));
+    }
 
     let started = SystemTime::now();
     let base = options.reports.join(&scenario.name);
@@ -130,6 +137,8 @@ pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<
         topology: scenario.topology.clone(),
         criteria: Vec::new(),
         alerts_firing: Vec::new(),
+        faults: Vec::new(),
+        error_burst: None,
         recoveries: Vec::new(),
         slis: None,
         dashboards: None,
@@ -348,7 +357,7 @@ async fn drive(
     }
 
     let total = plan.total();
-    watch_load(scenario, env, &prometheus, total, options.progress).await;
+    let mut injected = watch_load(scenario, env, &prometheus, total, options.progress).await?;
     let mut all_exited = true;
     for i in 0..processes {
         let name = format!("loadgen-{i}");
@@ -384,6 +393,8 @@ async fn drive(
     let results = RunResults::merge(&parts)?;
     results.write(&dir.join("loadgen")).map_err(|e| e.to_string())?;
     summary.load = Some(LoadFigures::of(&results));
+    faults::attach_recoveries(&mut injected, &env.supervisor.recoveries());
+    let burst = injected.first().map(|first| faults::error_burst(&results.seconds, first.at));
 
     // Dashboards are asked at the end of the hold, when every loadgen still ran.
     let hold_end = unix(load_started) + (plan.ramp_up() + plan.hold).as_secs_f64() - 2.0;
@@ -422,9 +433,15 @@ async fn drive(
             })
             .flatten()
             .and_then(|times| times.into_iter().reduce(f64::max));
-        let exact = gate::exact(criterion.sli, &results);
+        let exact = match criterion.sli {
+            Sli::ErrorBurstSeconds => burst.as_ref().map(|b| b.seconds),
+            sli => gate::exact(sli, &results),
+        };
         summary.criteria.push(gate::judge(criterion, prom, exact, supervised));
     }
+    summary.criteria.extend(faults::judge(&injected));
+    summary.faults = injected;
+    summary.error_burst = burst;
     let load_end_unix = unix(load_ended);
     summary.alerts_firing = prometheus
         .firing(&scenario.name, load_end_unix)
@@ -489,7 +506,13 @@ async fn wait_for_audit(prometheus: &Prometheus) {
 const LIVE_P95: &str = r#"histogram_quantile(0.95, sum by (le) (rate(q2o_loadgen_request_duration_seconds_bucket{step!="await_task"}[10s])))"#;
 
 /// The load phase: a progress bar with live figures from Prometheus, and the faults on time.
-async fn watch_load(scenario: &Scenario, env: &Environment, prometheus: &Prometheus, total: Duration, progress: bool) {
+async fn watch_load(
+    scenario: &Scenario,
+    env: &Environment,
+    prometheus: &Prometheus,
+    total: Duration,
+    progress: bool,
+) -> Result<Vec<Injected>, String> {
     let bar = if progress { indicatif::ProgressBar::new(total.as_secs()) } else { indicatif::ProgressBar::hidden() };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
@@ -497,23 +520,29 @@ async fn watch_load(scenario: &Scenario, env: &Environment, prometheus: &Prometh
             .progress_chars("=> "),
     );
     let started = tokio::time::Instant::now();
-    let mut faults: Vec<_> = scenario.faults.iter().collect();
-    faults.sort_by_key(|f| f.at);
-    let mut next_fault = 0;
+    let mut pending: Vec<_> = scenario.faults.iter().collect();
+    pending.sort_by_key(|f| f.at);
+    let mut pending = pending.into_iter().peekable();
+    let mut injected = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     while started.elapsed() < total {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Faults are due to the second; the figures refresh every second.
+        let next_fault = pending.peek().map(|f| started + f.at);
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = async { tokio::time::sleep_until(next_fault.expect("guarded")).await }, if next_fault.is_some() => {}
+        }
         let elapsed = started.elapsed();
-        while let Some(fault) = faults.get(next_fault)
-            && fault.at <= elapsed
-        {
-            let killed = env.supervisor.kill(&fault.service);
+        while let Some(fault) = pending.next_if(|f| f.at <= elapsed) {
+            let done = faults::inject(env, fault, elapsed.as_secs_f64())?;
             bar.println(format!(
-                "fault at {:.0} s: kill {} ({})",
+                "fault at {:.1} s: {} {} ({})",
                 elapsed.as_secs_f64(),
+                fault.action.as_str(),
                 fault.service,
-                if killed { "done" } else { "not running" }
+                if done.done { "done" } else { "not running" }
             ));
-            next_fault += 1;
+            injected.push(done);
         }
         let now = unix(SystemTime::now());
         let users = prometheus.scalar("sum(q2o_loadgen_active_users)", now).await.ok().flatten().unwrap_or(0.0);
@@ -527,6 +556,7 @@ async fn watch_load(scenario: &Scenario, env: &Environment, prometheus: &Prometh
         ));
     }
     bar.finish_and_clear();
+    Ok(injected)
 }
 
 /// The report's charts: latency percentiles and agent task rates from

@@ -124,31 +124,75 @@ pub struct Topology {
     /// q2o-search, fed from Kafka.
     #[serde(default)]
     pub search: bool,
+    /// An nginx load balancer in front of the gateway replicas (REST and gRPC),
+    /// with passive health checks; the users go through it.
+    #[serde(default)]
+    pub load_balancer: bool,
+    /// Redis with its append-only file on (`appendfsync everysec`), so that a
+    /// restart keeps sessions, queues and task states.
+    #[serde(default)]
+    pub redis_aof: bool,
 }
 
 fn default_inter_agent() -> String {
     "rest".into()
 }
 
-/// A fault: what happens to which service, when.
+/// A fault: what happens to which service, when, and what must follow.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     /// Time after the load started.
     #[serde(with = "duration")]
     pub at: Duration,
-    /// `kill` (SIGKILL; the supervisor restarts it, as Kubernetes would).
+    /// What is done to the service.
     pub action: FaultAction,
-    /// Service name as the report lists it: `gateway-0`, `agents-1`, `redis`, ...
+    /// Service name as the report lists it: `gateway-0`, `agents-1`, `redis`, `broker`, ...
     pub service: String,
+    /// The expected outcome: the service is ready again within this long of the
+    /// fault (`kill`) or of its `start`. Judged as a gate criterion.
+    #[serde(with = "duration::option", default)]
+    pub recover_within: Option<Duration>,
 }
 
 /// What a fault does.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultAction {
-    /// SIGKILL the process.
+    /// SIGKILL the process (the container): it is restarted, as Kubernetes would.
     Kill,
+    /// Freeze it (SIGSTOP; `docker pause`): it keeps its sockets and answers nothing.
+    Pause,
+    /// Thaw a paused service.
+    Unpause,
+    /// Stop it gracefully (SIGTERM; `docker stop`) and keep it down until `start`.
+    Stop,
+    /// Start a stopped service again.
+    Start,
+    /// Cut it off the network (docker only: `docker network disconnect`).
+    Disconnect,
+    /// Put it back on the network (docker only).
+    Reconnect,
+}
+
+impl FaultAction {
+    /// The name in scenario files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultAction::Kill => "kill",
+            FaultAction::Pause => "pause",
+            FaultAction::Unpause => "unpause",
+            FaultAction::Stop => "stop",
+            FaultAction::Start => "start",
+            FaultAction::Disconnect => "disconnect",
+            FaultAction::Reconnect => "reconnect",
+        }
+    }
+
+    /// Network faults: only the docker environment has a network to cut.
+    pub fn needs_docker(self) -> bool {
+        matches!(self, FaultAction::Disconnect | FaultAction::Reconnect)
+    }
 }
 
 /// The service-level indicators a criterion can test.
@@ -183,6 +227,9 @@ pub enum Sli {
     AlertTestCoverage,
     /// SLO burn-rate alerts of the compressed (`bench`) catalogue that fired during the run.
     BurnRateAlerts,
+    /// The users' view of a fault: seconds from the first to the last request
+    /// that failed on the server's side, from the first fault on.
+    ErrorBurstSeconds,
 }
 
 impl Sli {
@@ -203,6 +250,7 @@ impl Sli {
             Sli::SliCoverage => "sli_coverage",
             Sli::AlertTestCoverage => "alert_test_coverage",
             Sli::BurnRateAlerts => "burn_rate_alerts",
+            Sli::ErrorBurstSeconds => "error_burst_seconds",
         }
     }
 
@@ -213,7 +261,8 @@ impl Sli {
             | Sli::ApiLatencyP99
             | Sli::SearchLatencyP95
             | Sli::InterAgentLatencyP95
-            | Sli::RecoverySeconds => Unit::Seconds,
+            | Sli::RecoverySeconds
+            | Sli::ErrorBurstSeconds => Unit::Seconds,
             Sli::ErrorRate
             | Sli::Availability
             | Sli::ScrapeCoverage
@@ -357,6 +406,12 @@ impl Scenario {
         if t.workers_per_type == Some(0) {
             return bad("topology.workers_per_type", "must be at least 1".into());
         }
+        if t.load_balancer && t.monolith {
+            return bad("topology.load_balancer", "balances gateway replicas; a monolith has none".into());
+        }
+        if t.redis_aof && !t.redis {
+            return bad("topology.redis_aof", "needs redis = true".into());
+        }
         if self.load.protocols.contains_key("grpc") && t.monolith {
             return bad("load.protocols", "the monolith serves REST only (phase0)".into());
         }
@@ -371,6 +426,12 @@ impl Scenario {
             if fault.at >= self.load.hold + self.user_plan().map(|p| p.ramp_up()).unwrap_or_default() {
                 return bad(&format!("faults[{i}].at"), "falls after the hold ends".into());
             }
+            if fault.recover_within.is_some() && !matches!(fault.action, FaultAction::Kill | FaultAction::Start) {
+                return bad(
+                    &format!("faults[{i}].recover_within"),
+                    format!("a service recovers after `kill` or `start`, not after `{}`", fault.action.as_str()),
+                );
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, criterion) in self.criteria.iter().enumerate() {
@@ -383,7 +444,11 @@ impl Scenario {
             let needs = match criterion.sli {
                 Sli::SearchLatencyP95 => (!t.search).then_some("topology.search"),
                 Sli::EventsLost => (!t.kafka).then_some("topology.kafka"),
-                Sli::RecoverySeconds => self.faults.is_empty().then_some("a [[faults]] entry"),
+                Sli::RecoverySeconds => {
+                    (!self.faults.iter().any(|f| matches!(f.action, FaultAction::Kill | FaultAction::Stop)))
+                        .then_some("a [[faults]] entry that kills or stops a service")
+                }
+                Sli::ErrorBurstSeconds => self.faults.is_empty().then_some("a [[faults]] entry"),
                 _ => None,
             };
             if let Some(what) = needs {
@@ -410,6 +475,9 @@ impl Scenario {
         }
         names.extend((0..t.agent_processes).map(|i| format!("agents-{i}")));
         names.extend((0..t.gateways).map(|i| format!("gateway-{i}")));
+        if t.load_balancer {
+            names.push("load-balancer".to_owned());
+        }
         names
     }
 
@@ -504,6 +572,8 @@ impl Overrides {
     /// users asks for the users run instead.
     pub fn apply(&self, scenario: &mut Scenario) -> Result<(), String> {
         let original = scenario.load.users;
+        let planned = |s: &Scenario| s.user_plan().map(|p| p.ramp_up() + p.hold).unwrap_or_default();
+        let original_span = planned(scenario);
         if let Some(scale) = self.scale {
             if !(scale.is_finite() && scale > 0.0) {
                 return Err(format!("--scale must be a positive number, got {scale}"));
@@ -526,9 +596,14 @@ impl Overrides {
                 return Err("--duration must be positive".into());
             }
             scenario.load.hold = duration;
-            // A fault stays inside the shorter hold.
+        }
+        // Faults keep their place in the run (and their order): their times
+        // scale with the time from the first user to the end of the hold.
+        let span = planned(scenario);
+        if span != original_span && !original_span.is_zero() {
+            let factor = span.as_secs_f64() / original_span.as_secs_f64();
             for fault in &mut scenario.faults {
-                fault.at = fault.at.min(duration / 2);
+                fault.at = fault.at.mul_f64(factor);
             }
         }
         Ok(())
@@ -590,6 +665,15 @@ target = 0.05
             (GOOD.replace("op = \"<\"", "op = \"~\""), "line 15: unknown variant `~`"),
             (GOOD.replace("redis = true", "redis = false"), "`topology.redis`"),
             (GOOD.replace("sli = \"api_latency_p95\"", "sli = \"search_latency_p95\""), "needs topology.search"),
+            (
+                format!("{GOOD}[[faults]]\nat = \"5s\"\naction = \"pause\"\nservice = \"redis\"\nrecover_within = \"1s\"\n"),
+                "`faults[0].recover_within`",
+            ),
+            (
+                format!("{GOOD}[[faults]]\nat = \"5s\"\naction = \"explode\"\nservice = \"redis\"\n"),
+                "unknown variant `explode`",
+            ),
+            (GOOD.replace("redis = true", "redis = true\nload_balancer = true\nmonolith = true"), "topology.monolith"),
         ] {
             let (_d, path) = write(&edit);
             let err = Scenario::load(&path).unwrap_err().to_string();
@@ -611,5 +695,23 @@ target = 0.05
         assert!(
             Overrides { scale: Some(-1.0), ..Default::default() }.apply(&mut scenario).unwrap_err().contains("--scale")
         );
+    }
+
+    #[test]
+    fn a_shorter_run_keeps_its_faults_in_place_and_in_order() {
+        let text = format!(
+            "{GOOD}[[faults]]\nat = \"10s\"\naction = \"stop\"\nservice = \"redis\"\n\
+             [[faults]]\nat = \"20s\"\naction = \"start\"\nservice = \"redis\"\nrecover_within = \"5s\"\n"
+        );
+        let (_d, path) = write(&text);
+        let mut scenario = Scenario::load(&path).unwrap();
+        let before = scenario.user_plan().unwrap();
+        let span = (before.ramp_up() + before.hold).as_secs_f64();
+        Overrides { duration: Some(Duration::from_secs(10)), ..Default::default() }.apply(&mut scenario).unwrap();
+        let after = scenario.user_plan().unwrap();
+        let factor = (after.ramp_up() + after.hold).as_secs_f64() / span;
+        let at: Vec<f64> = scenario.faults.iter().map(|f| f.at.as_secs_f64()).collect();
+        assert!((at[0] - 10.0 * factor).abs() < 1e-6 && (at[1] - 20.0 * factor).abs() < 1e-6, "{at:?}");
+        assert!(at[0] < at[1]);
     }
 }

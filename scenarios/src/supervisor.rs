@@ -88,6 +88,8 @@ struct Supervised {
     child: tokio::sync::Mutex<Option<Child>>,
     pid: AtomicU32,
     restarts: AtomicU32,
+    /// Stopped on purpose (a `stop` fault): not restarted until `start`.
+    held: AtomicBool,
 }
 
 /// The run's processes.
@@ -130,6 +132,7 @@ impl Supervisor {
             log,
             child: tokio::sync::Mutex::new(Some(child)),
             restarts: AtomicU32::new(0),
+            held: AtomicBool::new(false),
         });
         self.services.lock().expect("never poisoned").push(Arc::clone(&service));
         wait_ready(&service, 0).await?;
@@ -159,6 +162,28 @@ impl Supervisor {
     /// Sends SIGKILL to a service (a fault); its watcher restarts it.
     pub fn kill(&self, name: &str) -> bool {
         self.signal(name, libc::SIGKILL)
+    }
+
+    /// Freezes a service (SIGSTOP): it holds its sockets but answers nothing.
+    pub fn pause(&self, name: &str) -> bool {
+        self.signal(name, libc::SIGSTOP)
+    }
+
+    /// Thaws a paused service (SIGCONT).
+    pub fn unpause(&self, name: &str) -> bool {
+        self.signal(name, libc::SIGCONT)
+    }
+
+    /// Stops a service gracefully (SIGTERM) and keeps it down until [`Supervisor::resume`].
+    pub fn hold(&self, name: &str) -> bool {
+        let Some(service) = self.find(name) else { return false };
+        service.held.store(true, Ordering::SeqCst);
+        self.signal(name, libc::SIGTERM)
+    }
+
+    /// Lets a held service start again; its watcher restarts it.
+    pub fn resume(&self, name: &str) -> bool {
+        self.find(name).is_some_and(|s| s.held.swap(false, Ordering::SeqCst))
     }
 
     /// Waits until a service that is not restarted has exited, up to `within`;
@@ -191,6 +216,11 @@ impl Supervisor {
     pub fn restarts(&self) -> Vec<(String, u32)> {
         let services = self.services.lock().expect("never poisoned");
         services.iter().map(|s| (s.spec.name.clone(), s.restarts.load(Ordering::Relaxed))).collect()
+    }
+
+    /// Seconds since the supervisor started: the clock of [`Recovery::died_at`].
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
     }
 
     /// Every restart so far.
@@ -321,6 +351,14 @@ async fn watch(
             return;
         }
         let died = Instant::now();
+        while service.held.load(Ordering::SeqCst) {
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A held service's recovery counts from its `start`, not from its stop.
+        let restarting = Instant::now();
         tracing::warn!(service = %service.spec.name, ?status, "service died; restarting");
         let offset = std::fs::metadata(&service.log).map(|m| m.len()).unwrap_or(0);
         let recovered_after = match spawn(&service.spec, &service.log) {
@@ -328,7 +366,7 @@ async fn watch(
                 service.pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
                 *service.child.lock().await = Some(child);
                 service.restarts.fetch_add(1, Ordering::Relaxed);
-                wait_ready(&service, offset).await.ok().map(|()| died.elapsed().as_secs_f64())
+                wait_ready(&service, offset).await.ok().map(|()| restarting.elapsed().as_secs_f64())
             }
             Err(err) => {
                 tracing::error!(%err, "restart failed");

@@ -199,6 +199,58 @@ fn a_service_that_cannot_start_exits_2_with_the_reason_and_stops_the_rest() {
     assert!(stderr.contains("/nonexistent/q2o-loadgen not found"), "{stderr}");
 }
 
+#[test]
+fn a_gateway_killed_behind_the_load_balancer_costs_the_users_almost_nothing() {
+    let reports = ScratchDir::new("bench-failover").unwrap();
+    let out = reports.path().to_str().unwrap();
+    let (code, stdout, stderr) =
+        bench(&["run", "scenarios/failover.toml", "--users", "300", "--duration", "20s", "--reports", out], &[]);
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}\n{stdout}\n{stderr}");
+    let dir = run_dir(reports.path(), "failover");
+    let summary: Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("scenarios/summary.schema.json")).unwrap()).unwrap();
+    let mut problems = Vec::new();
+    violations(&schema, &summary, "summary", &mut problems);
+    assert!(problems.is_empty(), "summary.json breaks its schema: {problems:#?}");
+
+    // The kill happened, mid-run, and the replica came back.
+    let fault = &summary["faults"][0];
+    assert_eq!((fault["action"].as_str(), fault["done"].as_bool()), (Some("kill"), Some(true)), "{fault}");
+    let at = fault["at"].as_f64().unwrap();
+    assert!(at > 3.0 && at < 20.0, "the kill falls in the hold: {at}");
+    assert!(fault["recovered_after"].as_f64().unwrap() < 10.0, "{fault}");
+    assert!(std::fs::read_to_string(dir.join("logs/gateway-0.log")).unwrap().len() > 0);
+
+    // Through the balancer, the users barely noticed: the gate's availability holds.
+    let criteria = summary["criteria"].as_array().unwrap();
+    let by_name = |n: &str| criteria.iter().find(|c| c["name"] == n).unwrap_or_else(|| panic!("{n} missing"));
+    let availability = by_name("availability")["measured"].as_f64().unwrap();
+    assert!(availability >= 0.999, "availability {availability} through the load balancer");
+    assert_eq!(by_name("gateway-0_recovers_after_kill")["verdict"], "pass");
+    let burst = &summary["error_burst"];
+    assert!(burst["seconds"].as_f64().unwrap() < 10.0, "{burst}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("kill gateway-0, ready again after"), "{md}");
+    assert!(processes_mentioning(&dir).is_empty(), "left running: {:?}", processes_mentioning(&dir));
+}
+
+#[test]
+fn a_network_fault_is_refused_by_the_local_environment_before_anything_starts() {
+    let dir = ScratchDir::new("bench-netfault").unwrap();
+    let scenario = dir.path().join("cut.toml");
+    let text = std::fs::read_to_string(repo().join("scenarios/failover.toml")).unwrap().replace(
+        "action = \"kill\"\nservice = \"gateway-0\"\nrecover_within = \"10s\"",
+        "action = \"disconnect\"\nservice = \"redis\"",
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let reports = dir.path().join("reports");
+    let (code, _, stderr) = bench(&["run", scenario.to_str().unwrap(), "--reports", reports.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("faults[0].action: `disconnect` needs the docker environment"), "{stderr}");
+    assert!(!reports.join("failover").exists(), "nothing started, no run folder");
+}
+
 fn yml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()

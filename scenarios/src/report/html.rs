@@ -125,11 +125,11 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
             h.push_str("</ul>\n");
         }
     }
-    if !s.recoveries.is_empty() {
-        h.push_str("<h2>Faults and restarts</h2><ul>");
-        for r in &s.recoveries {
-            let after = r.recovered_after.map_or("never recovered".into(), |t| format!("ready again after {t:.2} s"));
-            let _ = write!(h, "<li>{} died at {:.1} s, {after}</li>", escape(&r.service), r.died_at);
+    let faults = super::fault_lines(s);
+    if !faults.is_empty() {
+        h.push_str("<h2>Faults and restarts</h2><ul id=\"faults\">");
+        for line in faults {
+            let _ = write!(h, "<li>{}</li>", escape(&line));
         }
         h.push_str("</ul>\n");
     }

@@ -79,11 +79,11 @@ pub fn render(s: &Summary) -> String {
             md.push('\n');
         }
     }
-    if !s.recoveries.is_empty() {
+    let faults = super::fault_lines(s);
+    if !faults.is_empty() {
         md.push_str("## Faults and restarts\n\n");
-        for r in &s.recoveries {
-            let after = r.recovered_after.map_or("never recovered".into(), |t| format!("ready again after {t:.2} s"));
-            let _ = writeln!(md, "- {} died at {:.1} s, {after}", r.service, r.died_at);
+        for line in faults {
+            let _ = writeln!(md, "- {line}");
         }
         md.push('\n');
     }

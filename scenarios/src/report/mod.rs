@@ -81,3 +81,33 @@ pub(crate) fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
     }
     lines
 }
+
+/// The "Faults and restarts" section as lines, empty when nothing happened.
+pub(crate) fn fault_lines(s: &Summary) -> Vec<String> {
+    let mut lines = Vec::new();
+    for f in &s.faults {
+        let outcome = match (f.done, f.recovered_after) {
+            (false, _) => "not done: the service was not running".to_owned(),
+            (true, Some(t)) => format!("ready again after {t:.2} s"),
+            (true, None) if matches!(f.action, "kill" | "start") => "never ready again".to_owned(),
+            (true, None) => "done".to_owned(),
+        };
+        let expected = f.expected_within.map_or(String::new(), |t| format!(" (expected within {t:.0} s)"));
+        lines.push(format!("at {:.1} s: {} {}, {outcome}{expected}", f.at, f.action, f.service));
+    }
+    if let Some(b) = &s.error_burst {
+        lines.push(match (b.first_failure_at, b.last_failure_at) {
+            (Some(first), Some(last)) => format!(
+                "users' view: {} failed from the first fault on, over {:.0} s (seconds {first:.0} to {last:.0} of the load)",
+                if b.failed_requests == 1 { "1 request".to_owned() } else { format!("{} requests", b.failed_requests) },
+                b.seconds
+            ),
+            _ => "users' view: no request failed from the first fault on".to_owned(),
+        });
+    }
+    for r in &s.recoveries {
+        let after = r.recovered_after.map_or("never ready again".into(), |t| format!("ready again after {t:.2} s"));
+        lines.push(format!("restart: {} died at {:.1} s of the run, {after}", r.service, r.died_at));
+    }
+    lines
+}

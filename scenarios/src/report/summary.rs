@@ -16,7 +16,12 @@
 //!                   values in the SLI's unit: seconds, ratio 0..1, or a count;
 //!                   source: loadgen-hdr | prometheus | supervisor | none
 //! alerts_firing[]   {alert, criterion, severity}: gate alerts firing when the load ended
-//! recoveries[]      {service, died_at, recovered_after}: faults and restarts, seconds
+//! faults[]          {action, service, at, done, recovered_after, expected_within}: the
+//!                   scenario's faults as injected, seconds after the load started
+//! error_burst       {failed_requests, first_failure_at, last_failure_at, seconds}: the users'
+//!                   view from the first fault on (null without faults)
+//! recoveries[]      {service, died_at, recovered_after}: every death and restart, seconds
+//!                   on the supervisor's clock
 //! slis              {recorded, with_data, empty[]}: the SLI and SLO recording rules
 //!                   (1-minute windows) asked at the end of the hold
 //! dashboards        {queries, with_data, empty[] {dashboard, panel}}: every panel query of
@@ -31,6 +36,7 @@
 use serde::Serialize;
 
 pub use crate::alert_tests::AlertTestCoverage;
+use crate::faults::{ErrorBurst, Injected};
 use crate::gate::Judged;
 use crate::scenario::{Overrides, Topology};
 use crate::supervisor::Recovery;
@@ -67,6 +73,10 @@ pub struct Summary {
     pub criteria: Vec<Judged>,
     /// Gate alerts firing at the end of the load.
     pub alerts_firing: Vec<FiringAlert>,
+    /// The faults as injected.
+    pub faults: Vec<Injected>,
+    /// The users' view of the faults.
+    pub error_burst: Option<ErrorBurst>,
     /// Deaths and restarts of services.
     pub recoveries: Vec<Recovery>,
     /// Which recording rules had data for this run.

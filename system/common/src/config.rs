@@ -126,6 +126,27 @@ pub mod duration {
         let text = String::deserialize(d)?;
         super::parse_duration(&text).map_err(serde::de::Error::custom)
     }
+
+    /// The same for `Option<Duration>` (with `#[serde(default)]`): absent is `None`.
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serializes `Some` as `"5s"` and `None` as nothing.
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_some(&super::super::format_duration(*d)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserializes `"5s"` as `Some`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            let text = String::deserialize(d)?;
+            super::super::parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,180 @@
+//! Faults as scenario steps: injecting them on time, and what followed —
+//! each fault's recovery as the supervisor saw it, and the users' view: the
+//! burst of requests that failed on the server's side from the first fault on.
+
+use q2o_loadgen::recorder::Second;
+use serde::Serialize;
+
+use crate::gate::{self, Judged};
+use crate::local::Environment;
+use crate::scenario::{Criterion, Fault, FaultAction, Op, Sli};
+use crate::supervisor::Recovery;
+
+/// A fault as injected.
+#[derive(Clone, Debug, Serialize)]
+pub struct Injected {
+    /// `kill`, `pause`, ...
+    pub action: &'static str,
+    /// The service.
+    pub service: String,
+    /// Seconds after the load started.
+    pub at: f64,
+    /// Whether the environment could do it (the service was running).
+    pub done: bool,
+    /// Seconds until the service was ready again (after `kill`, or after the `start` of a `stop`).
+    pub recovered_after: Option<f64>,
+    /// The scenario's `recover_within`, seconds.
+    pub expected_within: Option<f64>,
+    /// On the supervisor's clock, to match restarts to faults.
+    #[serde(skip)]
+    supervisor_at: f64,
+}
+
+/// Does `fault` to the local environment now.
+pub fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Result<Injected, String> {
+    let supervisor = &env.supervisor;
+    let name = fault.service.as_str();
+    let done = match fault.action {
+        FaultAction::Kill => supervisor.kill(name),
+        FaultAction::Pause => supervisor.pause(name),
+        FaultAction::Unpause => supervisor.unpause(name),
+        FaultAction::Stop => supervisor.hold(name),
+        FaultAction::Start => supervisor.resume(name),
+        // Refused before the run starts (`FaultAction::needs_docker`); kept as an error all the same.
+        FaultAction::Disconnect | FaultAction::Reconnect => {
+            return Err(format!("fault `{}` of {name} needs the docker environment", fault.action.as_str()));
+        }
+    };
+    Ok(Injected {
+        action: fault.action.as_str(),
+        service: fault.service.clone(),
+        at: load_elapsed,
+        done,
+        recovered_after: None,
+        expected_within: fault.recover_within.map(|d| d.as_secs_f64()),
+        supervisor_at: supervisor.elapsed(),
+    })
+}
+
+/// Matches each `kill` and `start` with the restart that followed it.
+pub fn attach_recoveries(injected: &mut [Injected], recoveries: &[Recovery]) {
+    for i in 0..injected.len() {
+        let since = match injected[i].action {
+            "kill" => injected[i].supervisor_at,
+            // The restart of a stopped service is recorded from its stop.
+            "start" => match injected[..i].iter().rev().find(|f| f.action == "stop" && f.service == injected[i].service)
+            {
+                Some(stop) => stop.supervisor_at,
+                None => continue,
+            },
+            _ => continue,
+        };
+        // A death is noticed within the watcher's poll of the signal.
+        injected[i].recovered_after = recoveries
+            .iter()
+            .find(|r| r.service == injected[i].service && r.died_at >= since - 0.5)
+            .and_then(|r| r.recovered_after);
+    }
+}
+
+/// One gate criterion per fault that states its expected recovery.
+pub fn judge(injected: &[Injected]) -> Vec<Judged> {
+    injected
+        .iter()
+        .filter_map(|f| {
+            let within = f.expected_within?;
+            let criterion = Criterion {
+                name: format!("{}_recovers_after_{}", f.service, f.action),
+                sli: Sli::RecoverySeconds,
+                op: Op::Lt,
+                target: within,
+                warning: None,
+            };
+            Some(gate::judge(&criterion, None, None, f.recovered_after))
+        })
+        .collect()
+}
+
+/// The users' view of the faults.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ErrorBurst {
+    /// Requests that failed on the server's side from the first fault on.
+    pub failed_requests: u64,
+    /// The second (after the load started) of the first of them.
+    pub first_failure_at: Option<f64>,
+    /// The second of the last of them.
+    pub last_failure_at: Option<f64>,
+    /// From the start of the first failing second to the end of the last: 0 when none failed.
+    pub seconds: f64,
+}
+
+/// The burst of failed requests from `from` (seconds after the load started)
+/// on, at the one-second resolution of the loadgen's records.
+pub fn error_burst(seconds: &[Second], from: f64) -> ErrorBurst {
+    let mut burst = ErrorBurst::default();
+    let first_second = from.floor() as usize;
+    for (i, second) in seconds.iter().enumerate().skip(first_second) {
+        if second.errors == 0 {
+            continue;
+        }
+        burst.failed_requests += second.errors;
+        burst.first_failure_at.get_or_insert(i as f64);
+        burst.last_failure_at = Some(i as f64);
+    }
+    if let (Some(first), Some(last)) = (burst.first_failure_at, burst.last_failure_at) {
+        burst.seconds = last - first + 1.0;
+    }
+    burst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn injected(action: &'static str, service: &str, supervisor_at: f64) -> Injected {
+        Injected {
+            action,
+            service: service.into(),
+            at: supervisor_at,
+            done: true,
+            recovered_after: None,
+            expected_within: Some(10.0),
+            supervisor_at,
+        }
+    }
+
+    #[test]
+    fn restarts_are_matched_to_the_fault_that_caused_them() {
+        let recoveries = [
+            Recovery { service: "gateway-0".into(), died_at: 3.0, recovered_after: Some(9.0) },
+            Recovery { service: "gateway-0".into(), died_at: 40.1, recovered_after: Some(1.5) },
+            Recovery { service: "redis".into(), died_at: 50.0, recovered_after: Some(0.3) },
+        ];
+        let mut faults = vec![
+            injected("kill", "gateway-0", 40.0),
+            injected("stop", "redis", 50.0),
+            injected("start", "redis", 60.0),
+            injected("pause", "gateway-1", 70.0),
+        ];
+        attach_recoveries(&mut faults, &recoveries);
+        let after: Vec<_> = faults.iter().map(|f| f.recovered_after).collect();
+        assert_eq!(after, [Some(1.5), None, Some(0.3), None]);
+        let judged = judge(&faults);
+        assert_eq!(judged.len(), 4, "every fault stating recover_within is judged");
+        assert_eq!(judged[0].name, "gateway-0_recovers_after_kill");
+        assert_eq!(judged[0].verdict, gate::Verdict::Pass);
+        assert_eq!(judged[1].verdict, gate::Verdict::NoData, "a stop alone is not a recovery");
+    }
+
+    #[test]
+    fn the_burst_spans_the_failing_seconds_after_the_fault() {
+        let errors = [2, 0, 0, 0, 5, 1, 0, 3, 0, 0];
+        let seconds: Vec<Second> =
+            errors.iter().map(|&e| Second { requests: 100, errors: e, ..Second::default() }).collect();
+        let burst = error_burst(&seconds, 3.5);
+        assert_eq!(burst.failed_requests, 9, "errors before the fault are not the fault's");
+        assert_eq!((burst.first_failure_at, burst.last_failure_at), (Some(4.0), Some(7.0)));
+        assert_eq!(burst.seconds, 4.0);
+        assert_eq!(error_burst(&seconds, 8.0), ErrorBurst::default());
+    }
+}
