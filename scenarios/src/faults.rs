@@ -90,7 +90,7 @@ pub fn judge(injected: &[Injected]) -> Vec<Judged> {
                 target: within,
                 warning: None,
             };
-            Some(gate::judge(&criterion, None, None, f.recovered_after))
+            Some(gate::judge(&criterion, None, None, f.recovered_after.map(|v| (v, "supervisor"))))
         })
         .collect()
 }

@@ -39,7 +39,7 @@ pub struct Judged {
     pub warning: Option<f64>,
     /// The value the verdict rests on.
     pub measured: Option<f64>,
-    /// `loadgen-hdr`, `prometheus` or `supervisor`.
+    /// `loadgen-hdr`, `prometheus`, `supervisor`, `redis`, `promtool` or `none`.
     pub source: &'static str,
     /// What Prometheus said, when it could.
     pub prometheus: Option<f64>,
@@ -89,11 +89,17 @@ fn server_fault(outcome: &str) -> bool {
 }
 
 /// Judges one criterion from what was measured.
-pub fn judge(criterion: &Criterion, prometheus: Option<f64>, exact: Option<f64>, supervisor: Option<f64>) -> Judged {
-    let (measured, source) = match (exact, prometheus, supervisor) {
+/// `other` is a value from elsewhere with its source (`supervisor`, `redis`, `promtool`).
+pub fn judge(
+    criterion: &Criterion,
+    prometheus: Option<f64>,
+    exact: Option<f64>,
+    other: Option<(f64, &'static str)>,
+) -> Judged {
+    let (measured, source) = match (exact, prometheus, other) {
         (Some(v), _, _) => (Some(v), "loadgen-hdr"),
         (None, Some(v), _) => (Some(v), "prometheus"),
-        (None, None, Some(v)) => (Some(v), "supervisor"),
+        (None, None, Some((v, source))) => (Some(v), source),
         (None, None, None) => (None, "none"),
     };
     let verdict = match measured {

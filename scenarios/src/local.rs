@@ -120,6 +120,8 @@ pub struct Environment {
     pub rest_urls: Vec<String>,
     /// gRPC URLs the users connect to, likewise (none for the monolith).
     pub grpc_urls: Vec<String>,
+    /// Redis, which holds the tasks (none for the monolith).
+    pub redis_url: Option<String>,
 }
 
 fn spec(name: &str, program: PathBuf, args: Vec<String>, ready: Readiness) -> ServiceSpec {
@@ -146,7 +148,13 @@ impl Environment {
         let io = |source| StartError::Spawn { name: "environment".into(), program: dir.display().to_string(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let supervisor = Supervisor::new(run.join("logs")).map_err(io)?;
-        let mut env = Environment { supervisor, targets: Vec::new(), rest_urls: Vec::new(), grpc_urls: Vec::new() };
+        let mut env = Environment {
+            supervisor,
+            targets: Vec::new(),
+            rest_urls: Vec::new(),
+            grpc_urls: Vec::new(),
+            redis_url: None,
+        };
         let t = &scenario.topology;
         let addr = || free_addr().map_err(io);
         if t.monolith {
@@ -202,6 +210,7 @@ impl Environment {
         .to_vec();
         env.supervisor.start(spec("redis", binaries.redis.clone(), args, Readiness::Tcp(redis))).await?;
         let redis_url = format!("redis://{redis}");
+        env.redis_url = Some(redis_url.clone());
 
         let mut kafka = None;
         if t.kafka {

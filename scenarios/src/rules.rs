@@ -49,8 +49,10 @@ pub fn promql(sli: Sli, window: &str) -> Option<String> {
             "histogram_quantile(0.95, sum by (le) (increase(q2o_inter_agent_request_duration_seconds_bucket[{window}])))"
         ),
         // Counters since the services started: a whole-run figure, no window.
+        // Every event the agents produced counts, delivered or given up on:
+        // one the producer dropped (a broker down too long) is lost too.
         Sli::EventsLost => {
-            r#"sum(q2o_kafka_messages_sent_total{topic="agent_activity",status="delivered"}) - (sum(q2o_audit_events_total{group="audit",outcome="unique"}) or vector(0))"#.to_owned()
+            r#"sum(q2o_kafka_messages_sent_total{topic="agent_activity"}) - (sum(q2o_audit_events_total{group="audit",outcome="unique"}) or vector(0))"#.to_owned()
         }
         Sli::UsersReached => format!("max_over_time(sum(q2o_loadgen_active_users)[{window}:1s])"),
         Sli::ScrapeCoverage => format!("avg(max_over_time(up[{window}]))"),
@@ -62,7 +64,9 @@ pub fn promql(sli: Sli, window: &str) -> Option<String> {
         | Sli::DashboardCoverage
         | Sli::SliCoverage
         | Sli::AlertTestCoverage
-        | Sli::ErrorBurstSeconds => return None,
+        | Sli::ErrorBurstSeconds
+        // Asked of Redis, the tasks' own record.
+        | Sli::TasksUnfinished => return None,
     })
 }
 
@@ -96,6 +100,7 @@ fn alerting(sli: Sli) -> bool {
             | Sli::SliCoverage
             | Sli::AlertTestCoverage
             | Sli::ErrorBurstSeconds
+            | Sli::TasksUnfinished
             // Itself made of alerts: an alert on alerts would only echo them.
             | Sli::BurnRateAlerts
     )

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use q2o_common::domain::{Page, TenantId};
+use q2o_common::store::{RedisStore, RedisStoreOptions, Store};
 use q2o_loadgen::results::RunResults;
 
 use crate::alert_tests;
@@ -394,6 +396,14 @@ async fn drive(
     results.write(&dir.join("loadgen")).map_err(|e| e.to_string())?;
     summary.load = Some(LoadFigures::of(&results));
     faults::attach_recoveries(&mut injected, &env.supervisor.recoveries());
+    // The users' tenant, when they log in with a demo key (`demo-key-<tenant>`).
+    let tenant = scenario.load.api_key.strip_prefix("demo-key-").and_then(|t| TenantId::try_from(t.to_owned()).ok());
+    let tasks_unfinished = match (&env.redis_url, tenant) {
+        (Some(url), Some(tenant)) if scenario.criteria.iter().any(|c| c.sli == Sli::TasksUnfinished) => {
+            Some(unfinished_tasks(url, &tenant).await?)
+        }
+        _ => None,
+    };
     let burst = injected.first().map(|first| faults::error_burst(&results.seconds, first.at));
 
     // Dashboards are asked at the end of the hold, when every loadgen still ran.
@@ -419,25 +429,28 @@ async fn drive(
     for criterion in &scenario.criteria {
         let prom = match rules::promql(criterion.sli, &window) {
             Some(query) => prometheus.scalar(&query, at).await.map_err(|e| e.to_string())?,
-            None if criterion.sli == Sli::DashboardCoverage => coverage_ratio,
-            None if criterion.sli == Sli::SliCoverage => sli_ratio,
-            None if criterion.sli == Sli::AlertTestCoverage => {
-                summary.alert_tests.as_ref().and_then(|a| a.ratio())
-            }
             None => None,
         };
-        let supervised = (criterion.sli == Sli::RecoverySeconds)
-            .then(|| {
-                // A fault that never recovered counts as never: no value, so NO-GO.
-                recoveries.iter().map(|r| r.recovered_after).collect::<Option<Vec<f64>>>()
-            })
-            .flatten()
-            .and_then(|times| times.into_iter().reduce(f64::max));
+        // What neither one query nor the loadgen can say, and who said it.
+        let other = match criterion.sli {
+            Sli::DashboardCoverage => coverage_ratio.map(|v| (v, "prometheus")),
+            Sli::SliCoverage => sli_ratio.map(|v| (v, "prometheus")),
+            Sli::TasksUnfinished => tasks_unfinished.map(|v| (v, "redis")),
+            Sli::AlertTestCoverage => summary.alert_tests.as_ref().and_then(|a| a.ratio()).map(|v| (v, "promtool")),
+            // A fault that never recovered counts as never: no value, so NO-GO.
+            Sli::RecoverySeconds => recoveries
+                .iter()
+                .map(|r| r.recovered_after)
+                .collect::<Option<Vec<f64>>>()
+                .and_then(|times| times.into_iter().reduce(f64::max))
+                .map(|v| (v, "supervisor")),
+            _ => None,
+        };
         let exact = match criterion.sli {
             Sli::ErrorBurstSeconds => burst.as_ref().map(|b| b.seconds),
             sli => gate::exact(sli, &results),
         };
-        summary.criteria.push(gate::judge(criterion, prom, exact, supervised));
+        summary.criteria.push(gate::judge(criterion, prom, exact, other));
     }
     summary.criteria.extend(faults::judge(&injected));
     summary.faults = injected;
@@ -497,6 +510,34 @@ async fn wait_for_audit(prometheus: &Prometheus) {
             && lost <= 0.0
         {
             return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Tasks of the users' tenant not in a final state once the queues drained
+/// (up to 60 s), asked of Redis itself through the store's per-project
+/// summaries: a task counts once however many times an agent tried it.
+async fn unfinished_tasks(redis_url: &str, tenant: &TenantId) -> Result<f64, String> {
+    let store = RedisStore::connect(RedisStoreOptions::new(redis_url))
+        .await
+        .map_err(|e| format!("cannot count the tasks in Redis: {e}"))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut open = 0;
+        for offset in (0..).step_by(100) {
+            let page = Page { limit: 100, offset };
+            let projects = store.projects(tenant, page).await.map_err(|e| e.to_string())?;
+            for project in &projects {
+                let status = store.project_status(tenant, project.id).await.map_err(|e| e.to_string())?;
+                open += status.queued + status.running;
+            }
+            if projects.len() < 100 {
+                break;
+            }
+        }
+        if open == 0 || tokio::time::Instant::now() > deadline {
+            return Ok(open as f64);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

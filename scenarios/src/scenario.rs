@@ -230,6 +230,9 @@ pub enum Sli {
     /// The users' view of a fault: seconds from the first to the last request
     /// that failed on the server's side, from the first fault on.
     ErrorBurstSeconds,
+    /// Tasks of the users' tenant in Redis that never reached a final state
+    /// (completed or failed) once the queues drained: a task lost on the way.
+    TasksUnfinished,
 }
 
 impl Sli {
@@ -251,6 +254,7 @@ impl Sli {
             Sli::AlertTestCoverage => "alert_test_coverage",
             Sli::BurnRateAlerts => "burn_rate_alerts",
             Sli::ErrorBurstSeconds => "error_burst_seconds",
+            Sli::TasksUnfinished => "tasks_unfinished",
         }
     }
 
@@ -269,7 +273,7 @@ impl Sli {
             | Sli::DashboardCoverage
             | Sli::SliCoverage
             | Sli::AlertTestCoverage => Unit::Ratio,
-            Sli::EventsLost | Sli::UsersReached | Sli::BurnRateAlerts => Unit::Count,
+            Sli::EventsLost | Sli::UsersReached | Sli::BurnRateAlerts | Sli::TasksUnfinished => Unit::Count,
         }
     }
 }
@@ -449,6 +453,9 @@ impl Scenario {
                         .then_some("a [[faults]] entry that kills or stops a service")
                 }
                 Sli::ErrorBurstSeconds => self.faults.is_empty().then_some("a [[faults]] entry"),
+                Sli::TasksUnfinished => {
+                    (!self.load.journeys.get("submit_task").is_some_and(|w| *w > 0)).then_some("a submit_task journey")
+                }
                 _ => None,
             };
             if let Some(what) = needs {

@@ -67,16 +67,31 @@ pub fn free_port() -> anyhow::Result<u16> {
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
+    aof: bool,
     child: ChildGuard,
-    _dir: ScratchDir,
+    dir: ScratchDir,
 }
 
 impl RedisServer {
     /// Starts `redis-server` on a free port and waits until it answers PING.
     pub fn start() -> anyhow::Result<RedisServer> {
+        Self::start_with(false)
+    }
+
+    /// The same with the append-only file on, so that [`RedisServer::restart`] keeps the data.
+    pub fn start_with_aof() -> anyhow::Result<RedisServer> {
+        Self::start_with(true)
+    }
+
+    fn start_with(aof: bool) -> anyhow::Result<RedisServer> {
         let mut last_error = None;
         for _ in 0..5 {
-            match Self::try_start() {
+            let attempt = ScratchDir::new("redis").and_then(|dir| {
+                let port = free_port()?;
+                let child = spawn_redis(port, aof, dir.path())?;
+                Ok(RedisServer { port, aof, child, dir })
+            });
+            match attempt {
                 Ok(server) => return Ok(server),
                 Err(err) => last_error = Some(err),
             }
@@ -84,29 +99,14 @@ impl RedisServer {
         Err(last_error.expect("at least one attempt was made"))
     }
 
-    fn try_start() -> anyhow::Result<RedisServer> {
-        let dir = ScratchDir::new("redis")?;
-        let port = free_port()?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot run redis-server (install it: apt-get install redis-server)")?;
-        let mut child = ChildGuard(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = child.0.try_wait()? {
-                bail!("redis-server exited at start ({status}); port {port} may be taken");
-            }
-            if ping(port) {
-                return Ok(RedisServer { port, child, _dir: dir });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!("redis-server did not answer PING on port {port} within 10 s")
+    /// Stops the server gracefully (SIGTERM: it writes its AOF) and starts it
+    /// again on the same port and folder.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.0.id() as libc::pid_t, libc::SIGTERM) };
+        self.child.0.wait()?;
+        self.child = spawn_redis(self.port, self.aof, self.dir.path())?;
+        Ok(())
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -123,6 +123,30 @@ impl RedisServer {
     pub fn pid(&self) -> u32 {
         self.child.0.id()
     }
+}
+
+fn spawn_redis(port: u16, aof: bool, dir: &Path) -> anyhow::Result<ChildGuard> {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", if aof { "yes" } else { "no" }])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot run redis-server (install it: apt-get install redis-server)")?;
+    let mut child = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(status) = child.0.try_wait()? {
+            bail!("redis-server exited at start ({status}); port {port} may be taken");
+        }
+        if ping(port) {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("redis-server did not answer PING on port {port} within 10 s")
 }
 
 fn ping(port: u16) -> bool {

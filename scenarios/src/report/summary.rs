@@ -14,7 +14,7 @@
 //! criteria[]        {name, sli, op, target, warning, measured, source, prometheus, exact,
 //!                    verdict: pass|warn|fail|no_data, note}
 //!                   values in the SLI's unit: seconds, ratio 0..1, or a count;
-//!                   source: loadgen-hdr | prometheus | supervisor | none
+//!                   source: loadgen-hdr | prometheus | supervisor | redis | promtool | none
 //! alerts_firing[]   {alert, criterion, severity}: gate alerts firing when the load ended
 //! faults[]          {action, service, at, done, recovered_after, expected_within}: the
 //!                   scenario's faults as injected, seconds after the load started

@@ -98,6 +98,34 @@ async fn a_task_is_claimed_started_and_finished_exactly_once() {
 }
 
 #[tokio::test]
+async fn queue_reads_come_back_after_redis_restarts_and_no_queued_task_is_lost() {
+    let mut redis = RedisServer::start_with_aof().expect("redis-server starts");
+    let store = RedisStore::connect(RedisStoreOptions::new(redis.url())).await.unwrap();
+    store.ensure_queues(&[AgentType::Qa]).await.unwrap();
+    let p = project(&tenant("acme"));
+    store.insert_project(&p).await.unwrap();
+    // The blocking read has its own connection: open it before the restart.
+    assert!(store.claim_tasks(AgentType::Qa, "w1", 10, Duration::from_millis(50)).await.unwrap().is_empty());
+    let queued = task(&p, AgentType::Qa);
+    store.submit_task(&queued).await.unwrap();
+
+    redis.restart().unwrap();
+    // The first read may meet the dead socket; the ones after must dial again.
+    let mut claimed = Vec::new();
+    for _ in 0..20 {
+        match store.claim_tasks(AgentType::Qa, "w1", 10, Duration::from_millis(100)).await {
+            Ok(claims) if !claims.is_empty() => {
+                claimed = claims;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(claimed.len(), 1, "the task queued before the restart is claimed after it");
+    assert_eq!(claimed[0].task_id, queued.id);
+}
+
+#[tokio::test]
 async fn an_unacknowledged_claim_is_taken_over_after_its_idle_time() {
     let (_redis, stores) = backends().await;
     for store in stores {

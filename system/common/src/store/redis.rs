@@ -420,7 +420,15 @@ impl Store for RedisStore {
             .group(keys::AGENT_GROUP, consumer)
             .count(max)
             .block(wait.as_millis().max(1) as usize);
-        let reply: Option<StreamReadReply> = conn.xread_options(&[keys::queue(agent)], &[">"], &options).await?;
+        let reply: Option<StreamReadReply> = match conn.xread_options(&[keys::queue(agent)], &[">"], &options).await {
+            Ok(reply) => reply,
+            Err(err) => {
+                // A multiplexed connection does not come back after Redis
+                // restarts: drop it so that the next read dials again.
+                self.blocking.lock().expect("lock is never poisoned").remove(&agent);
+                return Err(err.into());
+            }
+        };
         let Some(reply) = reply else { return Ok(Vec::new()) };
         let entries = reply.keys.into_iter().flat_map(|k| k.ids);
         Ok(self.claims_or_ack_malformed(agent, entries).await)
