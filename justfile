@@ -28,6 +28,11 @@ bench scenario *flags: setup
         "$bin/q2o-bench" run "scenarios/{{scenario}}.toml" {{flags}}; \
     fi
 
+# Build the docker environment's images from host binaries, FROM scratch (no registry needed).
+images *names: setup
+    cargo build --release --bins
+    ./scripts/images.sh {{names}}
+
 # Regenerate alerts/ (SLI recording rules, gate alerts) from the scenario files.
 rules:
     cargo run -q -p q2o-scenarios --bin q2o-bench -- rules

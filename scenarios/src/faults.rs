@@ -30,10 +30,23 @@ pub struct Injected {
     supervisor_at: f64,
 }
 
-/// Does `fault` to the local environment now.
-pub fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Result<Injected, String> {
+/// Does `fault` to the environment now.
+pub async fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Result<Injected, String> {
     let supervisor = &env.supervisor;
     let name = fault.service.as_str();
+    if let Some(containers) = &env.containers {
+        let at = env.clock();
+        let done = containers.inject(fault.action, name).await.map_err(|e| e.to_string())?;
+        return Ok(Injected {
+            action: fault.action.as_str(),
+            service: fault.service.clone(),
+            at: load_elapsed,
+            done,
+            recovered_after: None,
+            expected_within: fault.recover_within.map(|d| d.as_secs_f64()),
+            supervisor_at: at,
+        });
+    }
     let done = match fault.action {
         FaultAction::Kill => supervisor.kill(name),
         FaultAction::Pause => supervisor.pause(name),
@@ -52,7 +65,7 @@ pub fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Result<Inj
         done,
         recovered_after: None,
         expected_within: fault.recover_within.map(|d| d.as_secs_f64()),
-        supervisor_at: supervisor.elapsed(),
+        supervisor_at: env.clock(),
     })
 }
 

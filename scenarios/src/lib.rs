@@ -9,7 +9,8 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 * [`local::Environment`] starts the topology as child processes on 127.0.0.1
   under a [`supervisor::Supervisor`], which restarts what dies and stops
   everything at the end, on failure and on Ctrl-C; [`balancer`] configures
-  the nginx in front of the gateway replicas.
+  the nginx in front of the gateway replicas. [`docker::Containers`] is the
+  same topology as containers (`--env docker`).
 * [`prometheus::Prometheus`] is the run's real Prometheus; [`rules`] holds the
   SLIs as PromQL and generates the recording and gate alert rules in `alerts/`.
 * [`run::run`] drives one run and [`faults`] injects its faults on time; [`gate`] judges each criterion from Prometheus
@@ -23,6 +24,7 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 pub mod alert_tests;
 pub mod balancer;
 pub mod dashboards;
+pub mod docker;
 pub mod faults;
 pub mod gate;
 pub mod local;

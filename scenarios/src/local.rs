@@ -7,8 +7,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use crate::balancer::Balancer;
+use crate::docker::Containers;
 use crate::scenario::Scenario;
-use crate::supervisor::{Readiness, ServiceSpec, StartError, Supervisor};
+use crate::supervisor::{Readiness, Recovery, ServiceSpec, StartError, Supervisor};
 
 /// Where the q2o binaries and the tools come from.
 #[derive(Clone, Debug)]
@@ -109,11 +110,33 @@ pub struct ScrapeTarget {
     pub addr: SocketAddr,
 }
 
+/// Where the services run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvKind {
+    /// Child processes on 127.0.0.1.
+    Local,
+    /// Containers on a network of the run's own ([`crate::docker`]).
+    Docker,
+}
+
+impl EnvKind {
+    /// `local` or `docker`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvKind::Local => "local",
+            EnvKind::Docker => "docker",
+        }
+    }
+}
+
 /// The running topology.
 #[derive(Debug)]
 pub struct Environment {
-    /// Every process.
+    /// Every process: the services in the local environment; Prometheus and
+    /// the loadgen in both.
     pub supervisor: Supervisor,
+    /// The services, in the docker environment.
+    pub containers: Option<Containers>,
     /// What Prometheus scrapes.
     pub targets: Vec<ScrapeTarget>,
     /// REST base URLs the users connect to: the load balancer's, or each gateway replica's.
@@ -136,20 +159,63 @@ fn write(path: &Path, text: &str) -> Result<(), StartError> {
     })
 }
 
+impl Environment {
+    /// Every death and restart of a service so far.
+    pub fn recoveries(&self) -> Vec<Recovery> {
+        let mut all = self.supervisor.recoveries();
+        if let Some(containers) = &self.containers {
+            all.extend(containers.recoveries());
+        }
+        all
+    }
+
+    /// The clock of [`Recovery::died_at`].
+    pub fn clock(&self) -> f64 {
+        self.containers.as_ref().map_or_else(|| self.supervisor.elapsed(), Containers::elapsed)
+    }
+
+    /// Stops every process and removes every container.
+    pub async fn stop(&self) {
+        self.supervisor.stop().await;
+        if let Some(containers) = &self.containers {
+            containers.remove_all().await;
+        }
+    }
+}
+
 /// No tenant may be throttled by the gateway's token bucket during a load test
 /// (all users share one API key); the bucket's script still runs on every request.
-const UNTHROTTLED: &str = "[rate_limit]\ncapacity = 100000000\nrefill_per_second = 100000000.0\n";
+pub(crate) const UNTHROTTLED: &str = "[rate_limit]\ncapacity = 100000000\nrefill_per_second = 100000000.0\n";
 
 impl Environment {
-    /// Starts the topology of `scenario` with logs in `run/logs` and data
-    /// (configs, Redis, broker and index files) under `run/data`.
-    pub async fn start(scenario: &Scenario, binaries: &Binaries, run: &Path) -> Result<Environment, StartError> {
+    /// Starts the topology of `scenario` as `kind` says, with logs in
+    /// `run/logs` and the local environment's data (configs, Redis, broker
+    /// and index files) under `run/data`.
+    pub async fn start(
+        scenario: &Scenario,
+        binaries: &Binaries,
+        run: &Path,
+        kind: EnvKind,
+        run_id: &str,
+    ) -> Result<Environment, StartError> {
         let dir = &run.join("data");
         let io = |source| StartError::Spawn { name: "environment".into(), program: dir.display().to_string(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let supervisor = Supervisor::new(run.join("logs")).map_err(io)?;
+        if kind == EnvKind::Docker {
+            let started = Containers::start(scenario, run, run_id).await.map_err(StartError::Docker)?;
+            return Ok(Environment {
+                supervisor,
+                containers: Some(started.containers),
+                targets: started.targets,
+                rest_urls: started.rest_urls,
+                grpc_urls: started.grpc_urls,
+                redis_url: started.redis_url,
+            });
+        }
         let mut env = Environment {
             supervisor,
+            containers: None,
             targets: Vec::new(),
             rest_urls: Vec::new(),
             grpc_urls: Vec::new(),
@@ -335,7 +401,7 @@ impl Environment {
 
 /// The agents' config: the scenario's inter-agent protocol and pool sizes,
 /// and the broker with both consumer groups when Kafka is on.
-fn agents_toml(scenario: &Scenario, kafka: Option<&str>) -> String {
+pub(crate) fn agents_toml(scenario: &Scenario, kafka: Option<&str>) -> String {
     let t = &scenario.topology;
     let mut text = format!("inter_agent = \"{}\"\n", t.inter_agent);
     if let Some(bootstrap) = kafka {

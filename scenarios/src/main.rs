@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use q2o_common::config::parse_duration;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
-use q2o_scenarios::local::Binaries;
+use q2o_scenarios::local::{Binaries, EnvKind};
 use q2o_scenarios::run::{RunOptions, run};
 use q2o_scenarios::scenario::{Overrides, Scenario};
 use q2o_scenarios::{dashboards, rules, slo};
@@ -15,10 +15,14 @@ use q2o_scenarios::{dashboards, rules, slo};
 #[derive(Debug, Parser)]
 #[command(name = "q2o-bench", version)]
 enum Cli {
-    /// Run a scenario on the local environment and write its gate report.
+    /// Run a scenario and write its gate report.
     Run {
         /// The scenario file (scenarios/phase2.toml).
         scenario: PathBuf,
+        /// Where the services run: `local` processes, or `docker` containers
+        /// (images from `just images`).
+        #[arg(long = "env", value_enum, default_value = "local")]
+        env: EnvKind,
         /// Users at the top of the ramp, instead of the file's.
         #[arg(long)]
         users: Option<usize>,
@@ -59,9 +63,10 @@ enum Cli {
 async fn main() -> ExitCode {
     init_tracing("warn");
     match Cli::parse() {
-        Cli::Run { scenario, users, duration, scale, reports, rules_dir, dashboards_dir } => {
+        Cli::Run { scenario, env, users, duration, scale, reports, rules_dir, dashboards_dir } => {
             let options = RunOptions {
                 scenario,
+                env,
                 overrides: Overrides { users, duration, scale },
                 reports,
                 rules_dir,

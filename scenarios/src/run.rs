@@ -13,7 +13,7 @@ use crate::alert_tests;
 use crate::dashboards::{self, Dashboard};
 use crate::faults::{self, Injected};
 use crate::gate::{self, Judged, Verdict};
-use crate::local::{Binaries, Environment, ScrapeTarget, free_addr, is_executable};
+use crate::local::{Binaries, EnvKind, Environment, ScrapeTarget, free_addr, is_executable};
 use crate::prometheus::{self, Prometheus};
 use crate::report::charts::Chart;
 use crate::report::summary::{
@@ -29,6 +29,8 @@ use crate::supervisor::{Readiness, ServiceSpec};
 pub struct RunOptions {
     /// The scenario file.
     pub scenario: PathBuf,
+    /// Processes or containers.
+    pub env: EnvKind,
     /// Sizes from the command line.
     pub overrides: Overrides,
     /// Where `<scenario>/<run-id>/` goes.
@@ -96,7 +98,9 @@ pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<
     let users_in_file = scenario.load.users;
     options.overrides.apply(&mut scenario).map_err(failed)?;
     options.binaries.check(&scenario).map_err(failed)?;
-    if let Some((i, fault)) = scenario.faults.iter().enumerate().find(|(_, f)| f.action.needs_docker()) {
+    if let Some((i, fault)) =
+        scenario.faults.iter().enumerate().find(|(_, f)| f.action.needs_docker() && options.env == EnvKind::Local)
+    {
         return Err(failed(format!(
             "faults[{i}].action: `{}` needs the docker environment (--env docker)",
             fault.action.as_str()
@@ -149,16 +153,22 @@ pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<
         files: Vec::new(),
     };
 
-    eprintln!("q2o-bench: {} — starting the local environment (logs in {})", scenario.name, dir.join("logs").display());
-    let outcome = match Environment::start(&scenario, &options.binaries, &dir).await {
+    summary.environment.kind = options.env.as_str().into();
+    eprintln!(
+        "q2o-bench: {} — starting the {} environment (logs in {})",
+        scenario.name,
+        options.env.as_str(),
+        dir.join("logs").display()
+    );
+    let outcome = match Environment::start(&scenario, &options.binaries, &dir, options.env, &id).await {
         Err(err) => Err(err.to_string()),
         Ok(env) => {
             let result = tokio::select! {
                 result = drive(&scenario, &options, &env, &dir, &mut summary) => result,
                 () = stop => Err("interrupted: the run was stopped by a signal".to_owned()),
             };
-            summary.recoveries = env.supervisor.recoveries();
-            env.supervisor.stop().await;
+            summary.recoveries = env.recoveries();
+            env.stop().await;
             result
         }
     };
@@ -395,7 +405,7 @@ async fn drive(
     let results = RunResults::merge(&parts)?;
     results.write(&dir.join("loadgen")).map_err(|e| e.to_string())?;
     summary.load = Some(LoadFigures::of(&results));
-    faults::attach_recoveries(&mut injected, &env.supervisor.recoveries());
+    faults::attach_recoveries(&mut injected, &env.recoveries());
     // The users' tenant, when they log in with a demo key (`demo-key-<tenant>`).
     let tenant = scenario.load.api_key.strip_prefix("demo-key-").and_then(|t| TenantId::try_from(t.to_owned()).ok());
     let tasks_unfinished = match (&env.redis_url, tenant) {
@@ -425,7 +435,7 @@ async fn drive(
     let sli_ratio = (slis.recorded > 0).then(|| slis.with_data as f64 / slis.recorded as f64);
     summary.slis = Some(slis);
 
-    let recoveries = env.supervisor.recoveries();
+    let recoveries = env.recoveries();
     for criterion in &scenario.criteria {
         let prom = match rules::promql(criterion.sli, &window) {
             Some(query) => prometheus.scalar(&query, at).await.map_err(|e| e.to_string())?,
@@ -575,7 +585,7 @@ async fn watch_load(
         }
         let elapsed = started.elapsed();
         while let Some(fault) = pending.next_if(|f| f.at <= elapsed) {
-            let done = faults::inject(env, fault, elapsed.as_secs_f64())?;
+            let done = faults::inject(env, fault, elapsed.as_secs_f64()).await?;
             bar.println(format!(
                 "fault at {:.1} s: {} {} ({})",
                 elapsed.as_secs_f64(),

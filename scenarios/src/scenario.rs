@@ -132,6 +132,13 @@ pub struct Topology {
     /// restart keeps sessions, queues and task states.
     #[serde(default)]
     pub redis_aof: bool,
+    /// Docker environment: CPUs each q2o replica's container may use (like a
+    /// pod's limit); unlimited when absent. The local environment ignores it.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Docker environment: memory limit of each q2o replica's container, MiB.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
 }
 
 fn default_inter_agent() -> String {
@@ -412,6 +419,12 @@ impl Scenario {
         }
         if t.load_balancer && t.monolith {
             return bad("topology.load_balancer", "balances gateway replicas; a monolith has none".into());
+        }
+        if t.cpus.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+            return bad("topology.cpus", "must be a positive number of CPUs".into());
+        }
+        if t.memory_mib.is_some_and(|m| m < 16) {
+            return bad("topology.memory_mib", "must be at least 16".into());
         }
         if t.redis_aof && !t.redis {
             return bad("topology.redis_aof", "needs redis = true".into());

@@ -56,6 +56,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// A container could not be started or became not ready.
+    #[error("{0}")]
+    Docker(crate::docker::DockerError),
     /// It exited or never became ready.
     #[error("{name} did not become ready within {seconds} s ({why}); last log lines:\n{tail}")]
     NotReady {
