@@ -142,7 +142,8 @@ impl Containers {
             recoveries: Mutex::default(),
             epoch: Instant::now(),
         };
-        let mut started = Started { containers, targets: Vec::new(), rest_urls: Vec::new(), grpc_urls: Vec::new(), redis_url: None };
+        let mut started =
+            Started { containers, targets: Vec::new(), rest_urls: Vec::new(), grpc_urls: Vec::new(), redis_url: None };
         // A failure half-way still removes what was started.
         if let Err(e) = started.start_all(scenario).await {
             started.containers.remove_all().await;
@@ -258,15 +259,23 @@ impl Containers {
         let services = self.services.lock().await;
         let Some(s) = services.iter().find(|s| s.name == service) else { return Ok(false) };
         let id = s.container.id().to_owned();
-        let docker_error = |e: testcontainers::core::error::TestcontainersError| err(format!("{action:?} {service}: {e}"));
+        let docker_error =
+            |e: testcontainers::core::error::TestcontainersError| err(format!("{action:?} {service}: {e}"));
         match action {
             FaultAction::Kill => {
                 let died_at = self.elapsed();
                 let options = KillContainerOptions { signal: "SIGKILL".into() };
-                self.docker.kill_container(&id, Some(options)).await.map_err(|e| err(format!("kill {service}: {e}")))?;
+                self.docker
+                    .kill_container(&id, Some(options))
+                    .await
+                    .map_err(|e| err(format!("kill {service}: {e}")))?;
                 let restarting = Instant::now();
                 s.container.start().await.map_err(docker_error)?;
-                self.record(service, died_at, self.wait_ready(s).await.ok().map(|()| restarting.elapsed().as_secs_f64()));
+                self.record(
+                    service,
+                    died_at,
+                    self.wait_ready(s).await.ok().map(|()| restarting.elapsed().as_secs_f64()),
+                );
             }
             FaultAction::Pause => s.container.pause().await.map_err(docker_error)?,
             FaultAction::Unpause => s.container.unpause().await.map_err(docker_error)?,
@@ -295,7 +304,8 @@ impl Containers {
             }
             FaultAction::Reconnect => {
                 // The network's DNS answers for the container's name again by itself.
-                let request = NetworkConnectRequest { container: id, endpoint_config: Some(EndpointSettings::default()) };
+                let request =
+                    NetworkConnectRequest { container: id, endpoint_config: Some(EndpointSettings::default()) };
                 self.docker
                     .connect_network(&self.network, request)
                     .await
@@ -345,9 +355,16 @@ impl Started {
             let spec = Spec {
                 image: "monolith",
                 name: "monolith".into(),
-                cmd: ["--config", "/etc/q2o/monolith.toml", "--http-addr", "0.0.0.0:8080", "--agents-http-addr", "0.0.0.0:8081"]
-                    .map(str::to_owned)
-                    .to_vec(),
+                cmd: [
+                    "--config",
+                    "/etc/q2o/monolith.toml",
+                    "--http-addr",
+                    "0.0.0.0:8080",
+                    "--agents-http-addr",
+                    "0.0.0.0:8081",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
                 env: Vec::new(),
                 files: vec![("/etc/q2o/monolith.toml".into(), config.into_bytes())],
                 ports: vec![(http, 8080), (agents, 8081)],

@@ -75,11 +75,12 @@ pub fn attach_recoveries(injected: &mut [Injected], recoveries: &[Recovery]) {
         let since = match injected[i].action {
             "kill" => injected[i].supervisor_at,
             // The restart of a stopped service is recorded from its stop.
-            "start" => match injected[..i].iter().rev().find(|f| f.action == "stop" && f.service == injected[i].service)
-            {
-                Some(stop) => stop.supervisor_at,
-                None => continue,
-            },
+            "start" => {
+                match injected[..i].iter().rev().find(|f| f.action == "stop" && f.service == injected[i].service) {
+                    Some(stop) => stop.supervisor_at,
+                    None => continue,
+                }
+            }
             _ => continue,
         };
         // A death is noticed within the watcher's poll of the signal.

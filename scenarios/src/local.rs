@@ -384,8 +384,13 @@ impl Environment {
             let (rest_upstreams, grpc_upstreams): (Vec<String>, Vec<String>) =
                 (strip(&env.rest_urls), strip(&env.grpc_urls));
             let config = work_dir.join("nginx.conf");
-            let balancer =
-                Balancer { rest, grpc, rest_upstreams: &rest_upstreams, grpc_upstreams: &grpc_upstreams, work_dir: &work_dir };
+            let balancer = Balancer {
+                rest,
+                grpc,
+                rest_upstreams: &rest_upstreams,
+                grpc_upstreams: &grpc_upstreams,
+                work_dir: &work_dir,
+            };
             write(&config, &balancer.config())?;
             // `-e`: nginx opens its default error log before reading the config's.
             let args = ["-c", &config.display().to_string(), "-e", "stderr", "-p", &work_dir.display().to_string()]

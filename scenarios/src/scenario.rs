@@ -467,7 +467,7 @@ impl Scenario {
                 }
                 Sli::ErrorBurstSeconds => self.faults.is_empty().then_some("a [[faults]] entry"),
                 Sli::TasksUnfinished => {
-                    (!self.load.journeys.get("submit_task").is_some_and(|w| *w > 0)).then_some("a submit_task journey")
+                    self.load.journeys.get("submit_task").is_none_or(|w| *w == 0).then_some("a submit_task journey")
                 }
                 _ => None,
             };
@@ -686,7 +686,9 @@ target = 0.05
             (GOOD.replace("redis = true", "redis = false"), "`topology.redis`"),
             (GOOD.replace("sli = \"api_latency_p95\"", "sli = \"search_latency_p95\""), "needs topology.search"),
             (
-                format!("{GOOD}[[faults]]\nat = \"5s\"\naction = \"pause\"\nservice = \"redis\"\nrecover_within = \"1s\"\n"),
+                format!(
+                    "{GOOD}[[faults]]\nat = \"5s\"\naction = \"pause\"\nservice = \"redis\"\nrecover_within = \"1s\"\n"
+                ),
                 "`faults[0].recover_within`",
             ),
             (

@@ -203,7 +203,8 @@ fn a_service_that_cannot_start_exits_2_with_the_reason_and_stops_the_rest() {
 fn failover_in(env: &str) -> Value {
     let reports = ScratchDir::new(&format!("bench-failover-{env}")).unwrap();
     let out = reports.path().to_str().unwrap();
-    let args = ["run", "scenarios/failover.toml", "--env", env, "--users", "300", "--duration", "20s", "--reports", out];
+    let args =
+        ["run", "scenarios/failover.toml", "--env", env, "--users", "300", "--duration", "20s", "--reports", out];
     let (code, stdout, stderr) = bench(&args, &[]);
     assert!(matches!(code, Some(0 | 1)), "{env}: exit {code:?}\n{stdout}\n{stderr}");
     let dir = run_dir(reports.path(), "failover");
