@@ -13,7 +13,6 @@
 //! would, but timed), and every container and the network are removed at the
 //! end, on failure and on Ctrl-C; each carries the label `q2o.run=<run id>`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -29,7 +28,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::time::Instant;
 
 use crate::balancer::Balancer;
-use crate::local::{ScrapeTarget, UNTHROTTLED, agents_toml, free_addr};
+use crate::local::{Environment, ScrapeTarget, UNTHROTTLED, agents_toml, free_addr};
 use crate::scenario::{FaultAction, Scenario};
 use crate::supervisor::{READY_TIMEOUT, Recovery};
 
@@ -104,52 +103,32 @@ struct Spec {
     limited: bool,
 }
 
-/// What the runner needs of a started topology.
-#[derive(Debug)]
-pub struct Started {
-    /// The containers.
-    pub containers: Containers,
-    /// What Prometheus scrapes (published ports).
-    pub targets: Vec<ScrapeTarget>,
-    /// REST base URLs for the users.
-    pub rest_urls: Vec<String>,
-    /// gRPC URLs for the users.
-    pub grpc_urls: Vec<String>,
-    /// Redis, as the host reaches it.
-    pub redis_url: Option<String>,
-}
-
-/// Whether a docker engine answers here.
-pub async fn available() -> bool {
-    match Docker::connect_with_local_defaults() {
-        Ok(docker) => docker.ping().await.is_ok(),
-        Err(_) => false,
-    }
-}
-
 impl Containers {
-    /// Starts the topology of `scenario`; logs go to `run/logs` at the end.
-    pub async fn start(scenario: &Scenario, run: &Path, run_id: &str) -> Result<Started, DockerError> {
+    /// Starts the topology of `scenario` and fills in `env`'s endpoints; logs
+    /// go to `run/logs` at the end.
+    pub async fn start(
+        scenario: &Scenario,
+        run: &Path,
+        run_id: &str,
+        env: &mut Environment,
+    ) -> Result<Containers, DockerError> {
         let docker = Docker::connect_with_local_defaults().map_err(|e| err(format!("cannot reach docker: {e}")))?;
         docker.ping().await.map_err(|e| err(format!("the docker engine does not answer: {e}")))?;
-        let prefix = format!("q2o-{}", run_id.to_lowercase());
         let containers = Containers {
             docker,
-            network: prefix.clone(),
+            network: format!("q2o-{}", run_id.to_lowercase()),
             run_id: run_id.to_owned(),
             logs: run.join("logs"),
             services: tokio::sync::Mutex::default(),
             recoveries: Mutex::default(),
             epoch: Instant::now(),
         };
-        let mut started =
-            Started { containers, targets: Vec::new(), rest_urls: Vec::new(), grpc_urls: Vec::new(), redis_url: None };
         // A failure half-way still removes what was started.
-        if let Err(e) = started.start_all(scenario).await {
-            started.containers.remove_all().await;
+        if let Err(e) = containers.start_all(scenario, env).await {
+            containers.remove_all().await;
             return Err(e);
         }
-        Ok(started)
+        Ok(containers)
     }
 
     fn limits(scenario: &Scenario) -> (Option<i64>, Option<i64>) {
@@ -340,12 +319,12 @@ impl Containers {
     }
 }
 
-impl Started {
-    async fn start_all(&mut self, scenario: &Scenario) -> Result<(), DockerError> {
+impl Containers {
+    async fn start_all(&self, scenario: &Scenario, env: &mut Environment) -> Result<(), DockerError> {
         let t = &scenario.topology;
-        let dns = |service: &str| self.containers.container_name(service);
+        let dns = |service: &str| self.container_name(service);
         let host = || free_addr().map_err(|e| err(format!("no free port: {e}")));
-        let c = &self.containers;
+        let c = self;
         if t.monolith {
             let (http, agents) = (host()?, host()?);
             let config = format!(
@@ -372,9 +351,9 @@ impl Started {
                 limited: true,
             };
             c.run(scenario, spec).await?;
-            self.targets.push(ScrapeTarget { job: "gateway".into(), addr: http });
-            self.targets.push(ScrapeTarget { job: "agents".into(), addr: agents });
-            self.rest_urls.push(format!("http://{http}"));
+            env.targets.push(ScrapeTarget { job: "gateway".into(), addr: http });
+            env.targets.push(ScrapeTarget { job: "agents".into(), addr: agents });
+            env.rest_urls.push(format!("http://{http}"));
             return Ok(());
         }
 
@@ -397,7 +376,7 @@ impl Started {
             limited: false,
         };
         c.run(scenario, spec).await?;
-        self.redis_url = Some(format!("redis://{redis_host}"));
+        env.redis_url = Some(format!("redis://{redis_host}"));
         let redis_url = format!("redis://{redis}:6379");
 
         let mut kafka = None;
@@ -446,7 +425,7 @@ impl Started {
                 limited: true,
             };
             c.run(scenario, spec).await?;
-            self.targets.push(ScrapeTarget { job: "search".into(), addr: http });
+            env.targets.push(ScrapeTarget { job: "search".into(), addr: http });
             search_url = format!("http://{search}:8080");
         }
 
@@ -466,7 +445,7 @@ impl Started {
                 limited: true,
             };
             c.run(scenario, spec).await?;
-            self.targets.push(ScrapeTarget { job: "agents".into(), addr: http });
+            env.targets.push(ScrapeTarget { job: "agents".into(), addr: http });
         }
 
         let mut upstreams = (Vec::new(), Vec::new());
@@ -491,9 +470,9 @@ impl Started {
                 limited: true,
             };
             c.run(scenario, spec).await?;
-            self.targets.push(ScrapeTarget { job: "gateway".into(), addr: http });
-            self.rest_urls.push(format!("http://{http}"));
-            self.grpc_urls.push(format!("http://{grpc}"));
+            env.targets.push(ScrapeTarget { job: "gateway".into(), addr: http });
+            env.rest_urls.push(format!("http://{http}"));
+            env.grpc_urls.push(format!("http://{grpc}"));
             upstreams.0.push(format!("{gateway}:8080"));
             upstreams.1.push(format!("{gateway}:9090"));
         }
@@ -518,32 +497,9 @@ impl Started {
                 limited: false,
             };
             c.run(scenario, spec).await?;
-            self.rest_urls = vec![format!("http://{rest}")];
-            self.grpc_urls = vec![format!("http://{grpc}")];
+            env.rest_urls = vec![format!("http://{rest}")];
+            env.grpc_urls = vec![format!("http://{grpc}")];
         }
         Ok(())
     }
-}
-
-/// Containers and networks of any run still present, by name (for tests and cleanup checks).
-pub async fn leftovers() -> Result<(Vec<String>, Vec<String>), DockerError> {
-    use testcontainers::bollard::query_parameters::{ListContainersOptions, ListNetworksOptions};
-    let docker = Docker::connect_with_local_defaults().map_err(err)?;
-    let filters = HashMap::from([("label".to_owned(), vec!["q2o.run".to_owned()])]);
-    let containers = docker
-        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
-        .await
-        .map_err(err)?
-        .into_iter()
-        .flat_map(|c| c.names.unwrap_or_default())
-        .collect();
-    let networks = docker
-        .list_networks(None::<ListNetworksOptions>)
-        .await
-        .map_err(err)?
-        .into_iter()
-        .filter_map(|n| n.name)
-        .filter(|n| n.starts_with("q2o-"))
-        .collect();
-    Ok((containers, networks))
 }

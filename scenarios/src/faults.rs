@@ -34,27 +34,16 @@ pub struct Injected {
 pub async fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Result<Injected, String> {
     let supervisor = &env.supervisor;
     let name = fault.service.as_str();
-    if let Some(containers) = &env.containers {
-        let at = env.clock();
-        let done = containers.inject(fault.action, name).await.map_err(|e| e.to_string())?;
-        return Ok(Injected {
-            action: fault.action.as_str(),
-            service: fault.service.clone(),
-            at: load_elapsed,
-            done,
-            recovered_after: None,
-            expected_within: fault.recover_within.map(|d| d.as_secs_f64()),
-            supervisor_at: at,
-        });
-    }
-    let done = match fault.action {
-        FaultAction::Kill => supervisor.kill(name),
-        FaultAction::Pause => supervisor.pause(name),
-        FaultAction::Unpause => supervisor.unpause(name),
-        FaultAction::Stop => supervisor.hold(name),
-        FaultAction::Start => supervisor.resume(name),
+    let supervisor_at = env.clock();
+    let done = match (&env.containers, fault.action) {
+        (Some(containers), action) => containers.inject(action, name).await.map_err(|e| e.to_string())?,
+        (None, FaultAction::Kill) => supervisor.kill(name),
+        (None, FaultAction::Pause) => supervisor.pause(name),
+        (None, FaultAction::Unpause) => supervisor.unpause(name),
+        (None, FaultAction::Stop) => supervisor.hold(name),
+        (None, FaultAction::Start) => supervisor.resume(name),
         // Refused before the run starts (`FaultAction::needs_docker`); kept as an error all the same.
-        FaultAction::Disconnect | FaultAction::Reconnect => {
+        (None, FaultAction::Disconnect | FaultAction::Reconnect) => {
             return Err(format!("fault `{}` of {name} needs the docker environment", fault.action.as_str()));
         }
     };
@@ -65,7 +54,7 @@ pub async fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Resu
         done,
         recovered_after: None,
         expected_within: fault.recover_within.map(|d| d.as_secs_f64()),
-        supervisor_at: env.clock(),
+        supervisor_at,
     })
 }
 

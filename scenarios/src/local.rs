@@ -202,17 +202,6 @@ impl Environment {
         let io = |source| StartError::Spawn { name: "environment".into(), program: dir.display().to_string(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let supervisor = Supervisor::new(run.join("logs")).map_err(io)?;
-        if kind == EnvKind::Docker {
-            let started = Containers::start(scenario, run, run_id).await.map_err(StartError::Docker)?;
-            return Ok(Environment {
-                supervisor,
-                containers: Some(started.containers),
-                targets: started.targets,
-                rest_urls: started.rest_urls,
-                grpc_urls: started.grpc_urls,
-                redis_url: started.redis_url,
-            });
-        }
         let mut env = Environment {
             supervisor,
             containers: None,
@@ -221,6 +210,11 @@ impl Environment {
             grpc_urls: Vec::new(),
             redis_url: None,
         };
+        if kind == EnvKind::Docker {
+            let containers = Containers::start(scenario, run, run_id, &mut env).await.map_err(StartError::Docker)?;
+            env.containers = Some(containers);
+            return Ok(env);
+        }
         let t = &scenario.topology;
         let addr = || free_addr().map_err(io);
         if t.monolith {

@@ -199,15 +199,16 @@ fn a_service_that_cannot_start_exits_2_with_the_reason_and_stops_the_rest() {
     assert!(stderr.contains("/nonexistent/q2o-loadgen not found"), "{stderr}");
 }
 
-/// A scaled failover run in `env`: its summary, after checking what both environments must show.
-fn failover_in(env: &str) -> Value {
-    let reports = ScratchDir::new(&format!("bench-failover-{env}")).unwrap();
+/// A scaled run of a scenario that kills gateway-0 behind the load balancer,
+/// in `env`: its summary, after checking what both environments must show.
+fn failover_in(scenario: &str, env: &str) -> Value {
+    let reports = ScratchDir::new(&format!("bench-{scenario}-{env}")).unwrap();
     let out = reports.path().to_str().unwrap();
-    let args =
-        ["run", "scenarios/failover.toml", "--env", env, "--users", "300", "--duration", "20s", "--reports", out];
+    let file = format!("scenarios/{scenario}.toml");
+    let args = ["run", &file, "--env", env, "--users", "300", "--duration", "20s", "--reports", out];
     let (code, stdout, stderr) = bench(&args, &[]);
     assert!(matches!(code, Some(0 | 1)), "{env}: exit {code:?}\n{stdout}\n{stderr}");
-    let dir = run_dir(reports.path(), "failover");
+    let dir = run_dir(reports.path(), scenario);
     let summary: Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     let schema: Value =
         serde_json::from_slice(&std::fs::read(repo().join("scenarios/summary.schema.json")).unwrap()).unwrap();
@@ -244,9 +245,10 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-#[test]
-fn a_gateway_killed_behind_the_load_balancer_costs_the_users_almost_nothing_locally_and_in_docker() {
-    let local = failover_in("local");
+/// Runs `scenario` locally and, where a docker engine runs, in containers:
+/// the same verdicts, and nothing of the docker run left behind.
+fn in_both_environments(scenario: &str) {
+    let local = failover_in(scenario, "local");
     if !Path::new("/var/run/docker.sock").exists() {
         eprintln!("skipping the docker half: /var/run/docker.sock is absent (no docker engine here)");
         return;
@@ -260,7 +262,7 @@ fn a_gateway_killed_behind_the_load_balancer_costs_the_users_almost_nothing_loca
         .unwrap();
     assert!(images.status.success(), "just images: {}", String::from_utf8_lossy(&images.stderr));
 
-    let docker_run = failover_in("docker");
+    let docker_run = failover_in(scenario, "docker");
     let verdicts = |s: &Value| -> Vec<(String, String)> {
         let mut v: Vec<_> = s["criteria"]
             .as_array()
@@ -272,11 +274,40 @@ fn a_gateway_killed_behind_the_load_balancer_costs_the_users_almost_nothing_loca
         v
     };
     assert_eq!(verdicts(&local), verdicts(&docker_run), "the same scenario, the same verdicts");
-    // Nothing of the run is left: no container, no network.
     let run_id = docker_run["run_id"].as_str().unwrap();
     assert_eq!(docker(&["ps", "-a", "-q", "--filter", &format!("label=q2o.run={run_id}")]), "", "containers left");
     let network = format!("q2o-{}", run_id.to_lowercase());
     assert_eq!(docker(&["network", "ls", "-q", "--filter", &format!("name={network}")]), "", "network left");
+}
+
+#[test]
+fn a_gateway_killed_behind_the_load_balancer_costs_the_users_almost_nothing_locally_and_in_docker() {
+    in_both_environments("failover");
+}
+
+#[test]
+fn a_scaled_phase1_gives_the_same_verdicts_locally_and_in_docker() {
+    in_both_environments("phase1");
+}
+
+#[test]
+fn a_broker_restart_loses_no_event_and_no_task() {
+    let reports = ScratchDir::new("bench-broker-restart").unwrap();
+    let out = reports.path().to_str().unwrap();
+    let args = ["run", "scenarios/broker-restart.toml", "--users", "200", "--duration", "30s", "--reports", out];
+    let (code, stdout, stderr) = bench(&args, &[]);
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}\n{stdout}\n{stderr}");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(run_dir(reports.path(), "broker-restart").join("summary.json")).unwrap())
+            .unwrap();
+    let faults: Vec<_> = summary["faults"].as_array().unwrap().iter().map(|f| f["action"].as_str().unwrap()).collect();
+    assert_eq!(faults, ["stop", "start"]);
+    let criteria = summary["criteria"].as_array().unwrap();
+    let by_name = |n: &str| criteria.iter().find(|c| c["name"] == n).unwrap_or_else(|| panic!("{n} missing"));
+    assert_eq!(by_name("no_event_lost")["measured"], 0.0, "{}", by_name("no_event_lost"));
+    assert_eq!(by_name("no_task_lost")["measured"], 0.0, "{}", by_name("no_task_lost"));
+    assert_eq!(by_name("no_task_lost")["source"], "redis");
+    assert_eq!(by_name("broker_recovers_after_start")["verdict"], "pass");
 }
 
 #[test]
