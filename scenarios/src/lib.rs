@@ -19,10 +19,13 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 * [`dashboards`] generates the Grafana dashboards; the runner asks every panel
   query of the run's Prometheus. [`alert_tests`] counts the alerts that
   promtool tests both fire and keep quiet.
+* [`capacity`] holds the knee search, the Universal Scalability Law fit and
+  the bootstrap confidence intervals of capacity planning.
 */
 
 pub mod alert_tests;
 pub mod balancer;
+pub mod capacity;
 pub mod dashboards;
 pub mod docker;
 pub mod faults;
