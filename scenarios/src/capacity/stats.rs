@@ -59,6 +59,7 @@ impl SplitMix64 {
     }
 
     /// Uniform in (0, 1).
+    #[cfg(test)]
     fn unit(&mut self) -> f64 {
         ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
