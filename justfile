@@ -61,6 +61,10 @@ measure-event-log events="50000":
 measure-search docs="100000":
     cargo bench -p q2o-benches --bench search_index -- {{docs}}
 
+# Criterion micro-benchmarks: codecs (JSON vs protobuf), the Redis token bucket, HdrHistogram, code templates.
+microbench *flags:
+    cargo bench -p q2o-benches --bench micro -- {{flags}}
+
 # Lints as CI would.
 lint:
     cargo fmt --all -- --check

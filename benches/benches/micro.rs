@@ -1,0 +1,141 @@
+//! Criterion micro-benchmarks of the pieces every request pays for:
+//!
+//! - `codec/*`: a finished task and an agent event as JSON (serde_json, the
+//!   REST body and the Kafka payload) and as protobuf (prost, the gRPC body),
+//!   encoded and decoded. JSON decodes into the domain type, as the REST
+//!   handlers do; protobuf into the wire type, as tonic does. The encoded
+//!   sizes are printed once, before the timings.
+//! - `redis/token_bucket`: one rate-limit decision, the Lua script's round trip
+//!   to a real redis-server on loopback.
+//! - `hdr/*`: recording one latency, and merging two interval histograms.
+//! - `templates/render`: the agents' code generation for one task.
+//!
+//! `just microbench` (`cargo bench -p q2o-benches --bench micro`).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use prost::Message;
+use q2o_agents::templates;
+use q2o_common::domain::{
+    AgentEvent, AgentEventType, AgentType, ProjectId, Task, TaskId, TaskResult, TaskStatus, TenantId, now,
+};
+use q2o_common::store::{RedisStore, RedisStoreOptions, Store, TokenBucket};
+use q2o_proto::v1 as pb;
+
+fn finished_task() -> Task {
+    let description = "Build the payment ledger service with refunds and invoice export";
+    let artifact = templates::render(AgentType::Coder, description);
+    Task {
+        id: TaskId::new(),
+        project_id: ProjectId::new(),
+        tenant: "acme".parse().expect("valid tenant"),
+        agent_type: AgentType::Coder,
+        description: description.into(),
+        status: TaskStatus::Completed,
+        attempts: 1,
+        created_at: now(),
+        updated_at: now(),
+        result: Some(TaskResult {
+            summary: description.into(),
+            language: artifact.language.into(),
+            code: artifact.code,
+            prompt_tokens: 812,
+            completion_tokens: 1630,
+            cost_dollars: 0.0431,
+            cache_hit: false,
+            review: None,
+        }),
+        error: None,
+    }
+}
+
+fn event() -> AgentEvent {
+    AgentEvent {
+        event_id: uuid::Uuid::new_v4(),
+        agent_id: "coder-0-3".into(),
+        agent_type: AgentType::Coder,
+        event_type: AgentEventType::TaskCompleted,
+        task_id: TaskId::new(),
+        project_id: ProjectId::new(),
+        tenant: "acme".parse().expect("valid tenant"),
+        at: now(),
+        payload: serde_json::json!({"duration_ms": 1834, "prompt_tokens": 812, "completion_tokens": 1630, "cost_dollars": 0.0431}),
+    }
+}
+
+fn codec(c: &mut Criterion) {
+    let task = finished_task();
+    let event = event();
+    let task_json = serde_json::to_vec(&task).expect("serializes");
+    let task_pb = pb::Task::from(task.clone()).encode_to_vec();
+    let event_json = serde_json::to_vec(&event).expect("serializes");
+    let event_pb = pb::AgentEvent::from(event.clone()).encode_to_vec();
+    println!(
+        "encoded sizes: task JSON {} B, protobuf {} B; agent event JSON {} B, protobuf {} B",
+        task_json.len(),
+        task_pb.len(),
+        event_json.len(),
+        event_pb.len()
+    );
+
+    let mut group = c.benchmark_group("codec");
+    group.bench_function("task/json/encode", |b| b.iter(|| serde_json::to_vec(black_box(&task)).unwrap()));
+    group.bench_function("task/protobuf/encode", |b| {
+        b.iter(|| pb::Task::from(black_box(&task).clone()).encode_to_vec())
+    });
+    group.bench_function("task/json/decode", |b| {
+        b.iter(|| serde_json::from_slice::<Task>(black_box(&task_json)).unwrap())
+    });
+    group.bench_function("task/protobuf/decode", |b| b.iter(|| pb::Task::decode(black_box(&task_pb[..])).unwrap()));
+    group.bench_function("event/json/encode", |b| b.iter(|| serde_json::to_vec(black_box(&event)).unwrap()));
+    group.bench_function("event/protobuf/encode", |b| {
+        b.iter(|| pb::AgentEvent::from(black_box(&event).clone()).encode_to_vec())
+    });
+    group.bench_function("event/json/decode", |b| {
+        b.iter(|| serde_json::from_slice::<AgentEvent>(black_box(&event_json)).unwrap())
+    });
+    group.bench_function("event/protobuf/decode", |b| {
+        b.iter(|| pb::AgentEvent::decode(black_box(&event_pb[..])).unwrap())
+    });
+    group.finish();
+}
+
+fn token_bucket(c: &mut Criterion) {
+    let redis = q2o_testkit::RedisServer::start().expect("redis-server starts (scripts/setup.sh installs it)");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let store = runtime.block_on(RedisStore::connect(RedisStoreOptions::new(redis.url()))).expect("connects");
+    let tenant: TenantId = "acme".parse().expect("valid tenant");
+    // Never empty: the benchmark times the decision, not a refusal path.
+    let bucket = TokenBucket { capacity: u32::MAX, refill_per_second: 1e9 };
+    c.bench_function("redis/token_bucket", |b| {
+        b.iter(|| runtime.block_on(store.take_token(black_box(&tenant), bucket)).unwrap())
+    });
+}
+
+fn hdr(c: &mut Criterion) {
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+    let mut value = 1u64;
+    c.bench_function("hdr/record", |b| {
+        b.iter(|| {
+            // A spread of latencies from 1 µs to ~1 s, so that the recording touches many buckets.
+            value = value * 6_364_136_223_846_793_005 % 1_000_003 + 1;
+            h.record(black_box(value)).unwrap()
+        })
+    });
+    let mut a = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+    for v in (1..100_000u64).step_by(7) {
+        a.record(v * 13).expect("in range");
+    }
+    let interval = a.clone();
+    c.bench_function("hdr/merge", |b| b.iter(|| a.add(black_box(&interval)).unwrap()));
+}
+
+fn render(c: &mut Criterion) {
+    c.bench_function("templates/render", |b| {
+        b.iter(|| templates::render(black_box(AgentType::Coder), black_box("Build the payment ledger service")))
+    });
+}
+
+criterion_group!(benches, codec, token_bucket, hdr, render);
+criterion_main!(benches);
