@@ -84,7 +84,7 @@ EOF
 }
 
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(gateway agents search loadgen redis broker prometheus load-balancer)
+[ ${#names[@]} -gt 0 ] || names=(gateway agents search monolith loadgen redis broker prometheus load-balancer)
 for name in "${names[@]}"; do
     build "$name"
 done
