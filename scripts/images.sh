@@ -51,6 +51,8 @@ build() {
     mkdir -p "$root/usr/local/bin" "$root/etc" "$root/tmp" "$root/data"
     chmod 1777 "$root/tmp"
     cp -L "$binary" "$root/usr/local/bin/$(basename "$binary")"
+    # Line tables are for profiling on the host; an image does without them.
+    if command -v strip >/dev/null 2>&1; then strip --strip-debug "$root/usr/local/bin/$(basename "$binary")"; fi
     # `ldd` lists the whole closure, the loader included (the line without "=>").
     ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | while read -r lib; do
         place "$lib" "$root"

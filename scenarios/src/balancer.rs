@@ -58,7 +58,12 @@ impl Balancer<'_> {
             for server in servers {
                 let _ = writeln!(conf, "        server {server} max_fails=1 fail_timeout=2s;");
             }
-            let _ = writeln!(conf, "        keepalive {keepalive};\n    }}");
+            // nginx closes a connection after 1,000 requests by default; on an
+            // HTTP/2 connection that cancels the streams still open on it.
+            let _ = writeln!(
+                conf,
+                "        keepalive {keepalive};\n        keepalive_requests 1000000;\n        keepalive_time 1h;\n    }}"
+            );
         };
         upstream(&mut conf, "gateways_rest", self.rest_upstreams, 512);
         upstream(&mut conf, "gateways_grpc", self.grpc_upstreams, 64);
@@ -80,6 +85,8 @@ impl Balancer<'_> {
              \x20   server {{\n\
              \x20       listen {grpc} http2 backlog=4096;\n\
              \x20       http2_max_concurrent_streams 1024;\n\
+             \x20       keepalive_requests 1000000;\n\
+             \x20       keepalive_timeout 1h;\n\
              \x20       location / {{\n\
              \x20           grpc_pass grpc://gateways_grpc;\n\
              \x20           grpc_connect_timeout 1s;\n\
@@ -117,6 +124,8 @@ mod tests {
         }
         assert!(conf.contains("listen 127.0.0.1:7001 http2"));
         assert!(conf.contains("pid /tmp/lb/nginx.pid;"));
+        // No connection is closed after nginx's default 1,000 requests.
+        assert_eq!(conf.matches("keepalive_requests 1000000;").count(), 4, "{conf}");
         assert_eq!(conf.matches('{').count(), conf.matches('}').count(), "balanced braces");
     }
 }

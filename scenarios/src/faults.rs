@@ -1,6 +1,6 @@
 //! Faults as scenario steps: injecting them on time, and what followed —
 //! each fault's recovery as the supervisor saw it, and the users' view: the
-//! burst of requests that failed on the server's side from the first fault on.
+//! burst of requests that failed after the first fault.
 
 use q2o_loadgen::recorder::Second;
 use serde::Serialize;
@@ -98,10 +98,13 @@ pub fn judge(injected: &[Injected]) -> Vec<Judged> {
         .collect()
 }
 
-/// The users' view of the faults.
+/// The users' view of the faults: the burst of failures that begins at the
+/// first failure after the first fault and ends at the last failure before
+/// [`QUIET`] seconds pass without one (a lone failure long after is not the
+/// fault's).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ErrorBurst {
-    /// Requests that failed on the server's side from the first fault on.
+    /// Requests that failed in the burst.
     pub failed_requests: u64,
     /// The second (after the load started) of the first of them.
     pub first_failure_at: Option<f64>,
@@ -111,6 +114,9 @@ pub struct ErrorBurst {
     pub seconds: f64,
 }
 
+/// Seconds without a failure that end a burst.
+pub const QUIET: usize = 10;
+
 /// The burst of failed requests from `from` (seconds after the load started)
 /// on, at the one-second resolution of the loadgen's records.
 pub fn error_burst(seconds: &[Second], from: f64) -> ErrorBurst {
@@ -119,6 +125,9 @@ pub fn error_burst(seconds: &[Second], from: f64) -> ErrorBurst {
     for (i, second) in seconds.iter().enumerate().skip(first_second) {
         if second.errors == 0 {
             continue;
+        }
+        if burst.last_failure_at.is_some_and(|last| i - last as usize > QUIET) {
+            break;
         }
         burst.failed_requests += second.errors;
         burst.first_failure_at.get_or_insert(i as f64);
@@ -171,13 +180,16 @@ mod tests {
 
     #[test]
     fn the_burst_spans_the_failing_seconds_after_the_fault() {
-        let errors = [2, 0, 0, 0, 5, 1, 0, 3, 0, 0];
+        let mut errors = vec![2, 0, 0, 0, 5, 1, 0, 3, 0, 0];
+        // A lone failure well after the burst is not the fault's.
+        errors.extend([0; QUIET]);
+        errors.push(1);
         let seconds: Vec<Second> =
             errors.iter().map(|&e| Second { requests: 100, errors: e, ..Second::default() }).collect();
         let burst = error_burst(&seconds, 3.5);
-        assert_eq!(burst.failed_requests, 9, "errors before the fault are not the fault's");
+        assert_eq!(burst.failed_requests, 9, "errors before the fault or after the burst are not the fault's");
         assert_eq!((burst.first_failure_at, burst.last_failure_at), (Some(4.0), Some(7.0)));
         assert_eq!(burst.seconds, 4.0);
-        assert_eq!(error_burst(&seconds, 8.0), ErrorBurst::default());
+        assert_eq!(error_burst(&seconds[..10], 8.0), ErrorBurst::default());
     }
 }

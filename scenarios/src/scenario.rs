@@ -235,7 +235,7 @@ pub enum Sli {
     /// SLO burn-rate alerts of the compressed (`bench`) catalogue that fired during the run.
     BurnRateAlerts,
     /// The users' view of a fault: seconds from the first to the last request
-    /// that failed on the server's side, from the first fault on.
+    /// that failed in the burst after the first fault (it ends after 10 s without one).
     ErrorBurstSeconds,
     /// Tasks of the users' tenant in Redis that never reached a final state
     /// (completed or failed) once the queues drained: a task lost on the way.

@@ -98,7 +98,7 @@ pub(crate) fn fault_lines(s: &Summary) -> Vec<String> {
     if let Some(b) = &s.error_burst {
         lines.push(match (b.first_failure_at, b.last_failure_at) {
             (Some(first), Some(last)) => format!(
-                "users' view: {} failed from the first fault on, over {:.0} s (seconds {first:.0} to {last:.0} of the load)",
+                "users' view: {} failed in the burst after the first fault, over {:.0} s (seconds {first:.0} to {last:.0} of the load)",
                 if b.failed_requests == 1 { "1 request".to_owned() } else { format!("{} requests", b.failed_requests) },
                 b.seconds
             ),

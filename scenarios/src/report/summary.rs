@@ -19,7 +19,7 @@
 //! faults[]          {action, service, at, done, recovered_after, expected_within}: the
 //!                   scenario's faults as injected, seconds after the load started
 //! error_burst       {failed_requests, first_failure_at, last_failure_at, seconds}: the users'
-//!                   view from the first fault on (null without faults)
+//!                   view: the burst of failures after the first fault (null without faults)
 //! recoveries[]      {service, died_at, recovered_after}: every death and restart, seconds
 //!                   on the supervisor's clock
 //! slis              {recorded, with_data, empty[]}: the SLI and SLO recording rules
