@@ -17,8 +17,8 @@ use crate::local::{Binaries, EnvKind, Environment, ScrapeTarget, free_addr, is_e
 use crate::prometheus::{self, Prometheus};
 use crate::report::charts::Chart;
 use crate::report::summary::{
-    DashboardCoverage, EmptyPanel, Environment as EnvInfo, FiringAlert, LoadFigures, SCHEMA_VERSION, Sizes,
-    SliCoverage, Summary,
+    DashboardCoverage, EmptyPanel, Environment as EnvInfo, FiringAlert, LoadFigures, SCHEMA_VERSION, ScrapeCoverage,
+    Sizes, SliCoverage, Summary,
 };
 use crate::rules;
 use crate::scenario::{Overrides, Scenario, Sli};
@@ -146,6 +146,7 @@ pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<
         faults: Vec::new(),
         error_burst: None,
         recoveries: Vec::new(),
+        scrape: None,
         slis: None,
         dashboards: None,
         alert_tests: None,
@@ -422,6 +423,11 @@ async fn drive(
         dashboard_coverage(&prometheus, &options.dashboards_dir, scenario, &summary.run_id, hold_end).await?;
     let coverage_ratio = (coverage.queries > 0).then(|| coverage.with_data as f64 / coverage.queries as f64);
     summary.dashboards = Some(coverage);
+    let mut scrape = [0; 2];
+    for (slot, query) in scrape.iter_mut().zip(["count(up)", "sum(up)"]) {
+        *slot = prometheus.scalar(query, hold_end).await.map_err(|e| e.to_string())?.unwrap_or(0.0) as usize;
+    }
+    summary.scrape = Some(ScrapeCoverage { targets: scrape[0], up: scrape[1] });
     let mut slis = SliCoverage::default();
     let recorded = rules::RECORDED.iter().map(|sli| rules::record_name(*sli)).chain(crate::slo::recorded_one_minute());
     for name in recorded {

@@ -47,9 +47,16 @@ pub(crate) struct CoverageLine {
     pub(crate) missing: Vec<String>,
 }
 
-/// The run's coverage figures: recording rules, dashboard queries, alert tests.
+/// The run's coverage figures: scrape targets, recording rules, dashboard queries, alert tests.
 pub(crate) fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
     let mut lines = Vec::new();
+    if let Some(t) = &s.scrape {
+        lines.push(CoverageLine {
+            id: "scrape",
+            sentence: format!("Scrape targets: {} of {} up at the end of the hold.", t.up, t.targets),
+            missing: Vec::new(),
+        });
+    }
     if let Some(c) = &s.slis {
         lines.push(CoverageLine {
             id: "slis",

@@ -22,6 +22,8 @@
 //!                   view: the burst of failures after the first fault (null without faults)
 //! recoveries[]      {service, died_at, recovered_after}: every death and restart, seconds
 //!                   on the supervisor's clock
+//! scrape            {targets, up}: Prometheus's scrape targets, and how many were up, at
+//!                   the end of the hold
 //! slis              {recorded, with_data, empty[]}: the SLI and SLO recording rules
 //!                   (1-minute windows) asked at the end of the hold
 //! dashboards        {queries, with_data, empty[] {dashboard, panel}}: every panel query of
@@ -79,6 +81,8 @@ pub struct Summary {
     pub error_burst: Option<ErrorBurst>,
     /// Deaths and restarts of services.
     pub recoveries: Vec<Recovery>,
+    /// Scrape targets up at the end of the hold.
+    pub scrape: Option<ScrapeCoverage>,
     /// Which recording rules had data for this run.
     pub slis: Option<SliCoverage>,
     /// Which dashboard queries returned data for this run.
@@ -147,6 +151,15 @@ pub struct Sizes {
     pub scaled: bool,
     /// The changes.
     pub overrides: Overrides,
+}
+
+/// Prometheus's scrape targets at the end of the hold.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScrapeCoverage {
+    /// Targets (services and loadgen processes).
+    pub targets: usize,
+    /// Of which up.
+    pub up: usize,
 }
 
 /// The recording rules asked of this run's Prometheus.
