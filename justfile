@@ -10,7 +10,7 @@ setup:
 build:
     cargo build --bins
 
-# Run a roadmap scenario (phase0..phase4, or `all`) on release builds and write its gate report.
+# Run a roadmap scenario (phase0..phase4, or `all`), or a comparison (rest-vs-grpc), on release builds and write its report.
 # Flags go to q2o-bench: --users N, --duration 30s, --scale 0.01. Exit 0 GO, 1 NO-GO, 2 the run failed.
 bench scenario *flags: setup
     cargo build --release --bins
@@ -27,6 +27,14 @@ bench scenario *flags: setup
     else \
         "$bin/q2o-bench" run "scenarios/{{scenario}}.toml" {{flags}}; \
     fi
+
+# Capacity planning on release builds: the knee (highest rate meeting the SLOs) at 1, 2 and 3 gateway
+# replicas, the Universal Scalability Law fit, and the replicas 5k/50k/100k users need.
+# Flags go to `q2o-bench capacity`: --replicas 1,2,3, --step 10s, --target-users N. Exit 0 when the target is carried.
+capacity scenario *flags: setup
+    cargo build --release --bins
+    @file="{{scenario}}"; [ -f "$file" ] || file="scenarios/$file.toml"; \
+    "${CARGO_TARGET_DIR:-target}/release/q2o-bench" capacity "$file" {{flags}}
 
 # Build the docker environment's images from host binaries, FROM scratch (no registry needed).
 images *names: setup
@@ -61,7 +69,8 @@ measure-event-log events="50000":
 measure-search docs="100000":
     cargo bench -p q2o-benches --bench search_index -- {{docs}}
 
-# Criterion micro-benchmarks: codecs (JSON vs protobuf), the Redis token bucket, HdrHistogram, code templates.
+# Criterion micro-benchmarks: codecs (JSON vs protobuf), the Redis token bucket, HdrHistogram, code templates,
+# a search on a 100k-document index.
 microbench *flags:
     cargo bench -p q2o-benches --bench micro -- {{flags}}
 

@@ -9,6 +9,10 @@
 //!   to a real redis-server on loopback.
 //! - `hdr/*`: recording one latency, and merging two interval histograms.
 //! - `templates/render`: the agents' code generation for one task.
+//! - `search/100k/*`: one search (2 words, page of 10 with facets and
+//!   highlights) on an index of 100,000 documents of 20 tenants, with the
+//!   words as typed and with one typo. Building the index takes a while
+//!   before the first timing; `Q2O_MICRO_SEARCH_DOCS` makes it smaller.
 //!
 //! `just microbench` (`cargo bench -p q2o-benches --bench micro`).
 
@@ -131,11 +135,52 @@ fn hdr(c: &mut Criterion) {
     c.bench_function("hdr/merge", |b| b.iter(|| a.add(black_box(&interval)).unwrap()));
 }
 
+fn search(c: &mut Criterion) {
+    use q2o_search::index::{Filters, SearchIndex};
+    use q2o_search::metrics::SearchMetrics;
+    use q2o_search::query_plan::QueryPlan;
+    use rand::SeedableRng;
+
+    let docs: usize = std::env::var("Q2O_MICRO_SEARCH_DOCS").ok().and_then(|d| d.parse().ok()).unwrap_or(100_000);
+    let dir = q2o_testkit::ScratchDir::new("micro-search").expect("a scratch directory");
+    let index = SearchIndex::open(dir.path(), SearchMetrics::new(&prometheus::Registry::new())).expect("index opens");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let started = std::time::Instant::now();
+    q2o_benches::corpus::fill(&index, docs, &mut rng);
+    println!("search: indexed {docs} documents in {:.1} s", started.elapsed().as_secs_f64());
+    // A fixed rotation of queries, so that every run times the same work.
+    let queries: Vec<(String, String)> =
+        (0..64).map(|i| (q2o_benches::corpus::sentence(&mut rng, 2), format!("tenant-{}", i % 20))).collect();
+    let label = if docs == 100_000 { "100k".to_owned() } else { docs.to_string() };
+    let mut group = c.benchmark_group(format!("search/{label}"));
+    for (name, typo) in [("exact", false), ("one_typo", true)] {
+        let plans: Vec<(QueryPlan, &str)> = queries
+            .iter()
+            .map(|(q, tenant)| {
+                let mut q = q.clone();
+                if typo {
+                    q.remove(1);
+                }
+                (QueryPlan::parse(&q).expect("the query parses"), tenant.as_str())
+            })
+            .collect();
+        let mut next = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let (plan, tenant) = &plans[next % plans.len()];
+                next += 1;
+                index.search(black_box(tenant), plan, &Filters::default(), 1, 10).expect("search answers")
+            })
+        });
+    }
+    group.finish();
+}
+
 fn render(c: &mut Criterion) {
     c.bench_function("templates/render", |b| {
         b.iter(|| templates::render(black_box(AgentType::Coder), black_box("Build the payment ledger service")))
     });
 }
 
-criterion_group!(benches, codec, token_bucket, hdr, render);
+criterion_group!(benches, codec, token_bucket, hdr, render, search);
 criterion_main!(benches);

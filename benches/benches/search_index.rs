@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use q2o_benches::corpus::sentence;
 use q2o_search::index::{DocKind, Filters, IndexDoc, SearchIndex};
 use q2o_search::metrics::SearchMetrics;
 use q2o_search::query_plan::QueryPlan;
@@ -14,86 +15,13 @@ use q2o_testkit::ScratchDir;
 use rand::RngExt;
 use time::OffsetDateTime;
 
-const WORDS: &[&str] = &[
-    "ledger",
-    "payment",
-    "refund",
-    "invoice",
-    "billing",
-    "analytics",
-    "dashboard",
-    "pipeline",
-    "search",
-    "index",
-    "cluster",
-    "gateway",
-    "session",
-    "cache",
-    "stream",
-    "report",
-    "export",
-    "import",
-    "schema",
-    "migration",
-    "auth",
-    "token",
-    "tenant",
-    "quota",
-    "audit",
-    "event",
-    "kafka",
-    "redis",
-    "worker",
-    "queue",
-    "retry",
-    "backoff",
-    "parser",
-    "render",
-    "template",
-    "compiler",
-    "network",
-    "socket",
-    "latency",
-    "throughput",
-];
-
-fn sentence(rng: &mut impl rand::Rng, n: usize) -> String {
-    (0..n).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect::<Vec<_>>().join(" ")
-}
-
 fn main() {
     let docs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
     let dir = ScratchDir::new("bench-search").unwrap();
     let index = SearchIndex::open(dir.path(), SearchMetrics::new(&prometheus::Registry::new())).unwrap();
     let mut rng = rand::rng();
     let started = Instant::now();
-    for i in 0..docs {
-        let tenant = format!("tenant-{}", i % 20);
-        let kind = if i % 3 == 0 { DocKind::Project } else { DocKind::Code };
-        let doc = IndexDoc {
-            kind,
-            id: format!("doc-{i}"),
-            tenant,
-            project_id: format!("p-{}", i / 3),
-            name: sentence(&mut rng, 3),
-            objective: sentence(&mut rng, 8),
-            description: sentence(&mut rng, 20),
-            tags: vec![WORDS[i % WORDS.len()].to_string()],
-            code: if kind == DocKind::Code {
-                format!("fn {}() {{ {} }}", WORDS[i % WORDS.len()], sentence(&mut rng, 40))
-            } else {
-                String::new()
-            },
-            language: "rust".into(),
-            agent_type: ["coder", "qa", "testing", "data"][i % 4].into(),
-            status: "completed".into(),
-            created: OffsetDateTime::now_utc(),
-        };
-        index.upsert(&doc, None).unwrap();
-        if i % 20_000 == 19_999 {
-            index.commit().unwrap();
-        }
-    }
+    q2o_benches::corpus::fill(&index, docs, &mut rng);
     index.commit().unwrap();
     let build = started.elapsed();
     println!(

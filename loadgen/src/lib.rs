@@ -12,7 +12,8 @@ The q2o load generator.
   finished and measures each from its *planned* start (the wrk2 method), so
   stalls of the system under test are not hidden by coordinated omission.
 * [`target`] holds what a request does: the gateway's operations over REST or
-  gRPC ([`target::GatewayTarget`]), or a plain `GET` ([`target::UrlTarget`]).
+  gRPC ([`target::GatewayTarget`]), the inter-agent review sent straight to an
+  agents process ([`inter_agent::ReviewTarget`]), or a plain `GET` ([`target::UrlTarget`]).
 * [`recorder::Recorder`] keeps one HDR histogram (µs, 3 significant digits) per
   (protocol, step), outcome counters and a per-second series; [`results`] writes
   them as JSON plus an HdrHistogram interval log and merges several processes'
@@ -23,6 +24,7 @@ The q2o load generator.
 pub mod arrival;
 pub mod engine;
 mod http1;
+pub mod inter_agent;
 pub mod journeys;
 pub mod metrics;
 pub mod recorder;

@@ -10,12 +10,13 @@ use q2o_common::config::parse_duration;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_loadgen::OpenRun;
 use q2o_loadgen::arrival::ArrivalSchedule;
+use q2o_loadgen::inter_agent::ReviewTarget;
 use q2o_loadgen::journeys::ClosedRun;
 use q2o_loadgen::journeys::plan::{ProtocolName, ThinkTime, UserPlan, parse_weights};
 use q2o_loadgen::metrics::{ClientMetrics, serve};
 use q2o_loadgen::recorder::Protocol;
 use q2o_loadgen::results::RunResults;
-use q2o_loadgen::target::{GatewayTarget, Step, Target, UrlTarget, parse_mix};
+use q2o_loadgen::target::{GatewayTarget, Routed, Step, Target, UrlTarget, parse_mix};
 
 /// The q2o load generator.
 #[derive(Debug, Parser)]
@@ -47,6 +48,12 @@ struct RunArgs {
     /// GET this URL instead of the gateway's operations (step `get`).
     #[arg(long)]
     url: Option<String>,
+    /// An agents process's REST base URL, for `rest:review` steps (the inter-agent call).
+    #[arg(long, conflicts_with = "url")]
+    agent_url: Option<String>,
+    /// An agents process's gRPC URL, for `grpc:review` steps.
+    #[arg(long, conflicts_with = "url")]
+    agent_grpc_url: Option<String>,
     /// API key to log in with.
     #[arg(long, default_value = "demo-key-acme", env = "Q2O_LOADGEN_API_KEY")]
     api_key: String,
@@ -289,21 +296,14 @@ async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.max_in_flight == 0 {
         bail!("--max-in-flight must be at least 1");
     }
-    let (target, mix): (Arc<dyn Target>, Vec<(Step, u32)>) = match (&args.url, &args.rest_url) {
-        (Some(url), _) => {
+    let (target, mix): (Arc<dyn Target>, Vec<(Step, u32)>) = match &args.url {
+        Some(url) => {
             (Arc::new(UrlTarget::new(url).map_err(anyhow::Error::msg)?), vec![("get".parse().expect("valid"), 1)])
         }
-        (None, Some(rest)) => {
+        None => {
             let mix = parse_mix(&args.mix).map_err(anyhow::Error::msg)?;
-            let needs_grpc = mix.iter().any(|(s, _)| s.protocol == Protocol::Grpc);
-            if needs_grpc && args.grpc_url.is_none() {
-                bail!("--mix has grpc: steps; give --grpc-url");
-            }
-            let grpc = args.grpc_url.as_deref().filter(|_| needs_grpc);
-            let target = GatewayTarget::connect(rest, grpc, &args.api_key, args.common.grpc_channels).await?;
-            (target, mix)
+            (Arc::new(routed(&args, &mix).await?), mix)
         }
-        (None, None) => bail!("give --rest-url (the gateway) or --url (any HTTP endpoint)"),
     };
     let registry = prometheus::Registry::new();
     let metrics = ClientMetrics::new(&registry);
@@ -334,6 +334,38 @@ async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("results written to {}", out.join("results.json").display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The gateway and the agents, each connected only if the mix has steps for it.
+async fn routed(args: &RunArgs, mix: &[(Step, u32)]) -> anyhow::Result<Routed> {
+    let has = |review: bool, protocol: Protocol| {
+        mix.iter().any(|(s, _)| (s.name == "review") == review && s.protocol == protocol)
+    };
+    let channels = args.common.grpc_channels;
+    let gateway = if has(false, Protocol::Rest) || has(false, Protocol::Grpc) {
+        let rest = args.rest_url.as_deref().context("--mix has gateway steps; give --rest-url (or --url)")?;
+        if has(false, Protocol::Grpc) && args.grpc_url.is_none() {
+            bail!("--mix has grpc: steps; give --grpc-url");
+        }
+        let grpc = args.grpc_url.as_deref().filter(|_| has(false, Protocol::Grpc));
+        Some(GatewayTarget::connect(rest, grpc, &args.api_key, channels).await?)
+    } else {
+        None
+    };
+    let agents = if has(true, Protocol::Rest) || has(true, Protocol::Grpc) {
+        let rest = args.agent_url.as_deref().filter(|_| has(true, Protocol::Rest));
+        let grpc = args.agent_grpc_url.as_deref().filter(|_| has(true, Protocol::Grpc));
+        if has(true, Protocol::Rest) && rest.is_none() {
+            bail!("--mix has rest:review; give --agent-url");
+        }
+        if has(true, Protocol::Grpc) && grpc.is_none() {
+            bail!("--mix has grpc:review; give --agent-grpc-url");
+        }
+        Some(ReviewTarget::connect(rest, grpc, channels).await?)
+    } else {
+        None
+    };
+    Ok(Routed { gateway, agents })
 }
 
 /// Runs this same command in `--processes` child processes, each with its

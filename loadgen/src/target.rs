@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hyper::body::Bytes;
+use prost::Message;
 use q2o_proto::v1 as pb;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::http1::{Failure, Pool};
+use crate::inter_agent::ReviewTarget;
 use crate::recorder::{Outcome, Protocol};
 
 /// How long one request may take before it counts as `error_timeout`.
@@ -26,8 +28,19 @@ pub struct Step {
     pub name: String,
 }
 
-/// The Q2O operations a run can mix.
-pub const Q2O_STEPS: &[&str] = &["list_projects", "get_project", "project_status", "submit_task", "search"];
+/// The Q2O operations a run can mix: the gateway's, and `review`, the
+/// inter-agent call sent straight to an agents process.
+pub const Q2O_STEPS: &[&str] = &["list_projects", "get_project", "project_status", "submit_task", "search", "review"];
+
+/// Body bytes of one request and its answer: the JSON bodies over REST, the
+/// encoded protobuf messages over gRPC (without HTTP headers or framing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Payload {
+    /// Request body.
+    pub request: usize,
+    /// Answer body.
+    pub response: usize,
+}
 
 impl FromStr for Step {
     type Err = String;
@@ -83,6 +96,9 @@ pub fn parse_mix(text: &str) -> Result<Vec<(Step, u32)>, String> {
 pub trait Target: Send + Sync {
     /// Performs `step`.
     async fn call(&self, step: &Step) -> Outcome;
+
+    /// Performs `step` once and measures its payload; the error is the outcome.
+    async fn probe(&self, step: &Step) -> Result<Payload, String>;
 }
 
 /// `GET` of one URL, as step `get`.
@@ -106,14 +122,19 @@ impl Target for UrlTarget {
     async fn call(&self, _step: &Step) -> Outcome {
         self.pool.send(&self.request).await
     }
+
+    async fn probe(&self, _step: &Step) -> Result<Payload, String> {
+        let answer = self.pool.exchange(&self.request, true).await.map_err(|f| f.outcome().to_string())?;
+        Ok(Payload { request: 0, response: answer.body.len() })
+    }
 }
 
 /// The Q2O gateway over REST and gRPC, with one session and one project made at set-up.
 #[derive(Debug)]
 pub struct GatewayTarget {
     rest: Pool,
-    /// Each REST step's request, serialized once: (step, bytes).
-    rest_requests: Vec<(&'static str, Bytes)>,
+    /// Each REST step's request, serialized once: (step, bytes, body length).
+    rest_requests: Vec<(&'static str, Bytes, usize)>,
     channels: Vec<Channel>,
     next_channel: AtomicUsize,
     token: String,
@@ -156,11 +177,15 @@ impl GatewayTarget {
         let p = &project;
         let task = br#"{"agent_type":"documentation","description":"load test task"}"#;
         let rest_requests = vec![
-            ("list_projects", pool.request("GET", "/api/v1/projects?limit=10", Some(&token), None)),
-            ("get_project", pool.request("GET", &format!("/api/v1/projects/{p}"), Some(&token), None)),
-            ("project_status", pool.request("GET", &format!("/api/v1/projects/{p}/status"), Some(&token), None)),
-            ("submit_task", pool.request("POST", &format!("/api/v1/projects/{p}/tasks"), Some(&token), Some(task))),
-            ("search", pool.request("GET", "/api/v1/search?q=loadgen", Some(&token), None)),
+            ("list_projects", pool.request("GET", "/api/v1/projects?limit=10", Some(&token), None), 0),
+            ("get_project", pool.request("GET", &format!("/api/v1/projects/{p}"), Some(&token), None), 0),
+            ("project_status", pool.request("GET", &format!("/api/v1/projects/{p}/status"), Some(&token), None), 0),
+            (
+                "submit_task",
+                pool.request("POST", &format!("/api/v1/projects/{p}/tasks"), Some(&token), Some(task)),
+                task.len(),
+            ),
+            ("search", pool.request("GET", "/api/v1/search?q=loadgen", Some(&token), None), 0),
         ];
         let mut pool_of_channels = Vec::new();
         if let Some(grpc) = grpc {
@@ -198,38 +223,58 @@ impl GatewayTarget {
         request
     }
 
-    async fn grpc(&self, step: &str) -> Result<(), tonic::Status> {
+    /// One gRPC call of `step`, and its payload (the messages' encoded lengths).
+    async fn grpc(&self, step: &str) -> Result<Payload, tonic::Status> {
         let channel = self.channel();
         let project_id = self.project.clone();
+        let sized = |request: usize, response: usize| Payload { request, response };
         match step {
             "list_projects" => {
-                let request = self.authed(pb::ListProjectsRequest { limit: 10, offset: 0 });
-                pb::projects_client::ProjectsClient::new(channel).list_projects(request).await.map(drop)
+                let message = pb::ListProjectsRequest { limit: 10, offset: 0 };
+                let len = message.encoded_len();
+                let mut client = pb::projects_client::ProjectsClient::new(channel);
+                client.list_projects(self.authed(message)).await.map(|r| sized(len, r.get_ref().encoded_len()))
             }
             "get_project" => {
-                let request = self.authed(pb::GetProjectRequest { project_id });
-                pb::projects_client::ProjectsClient::new(channel).get_project(request).await.map(drop)
+                let message = pb::GetProjectRequest { project_id };
+                let len = message.encoded_len();
+                let mut client = pb::projects_client::ProjectsClient::new(channel);
+                client.get_project(self.authed(message)).await.map(|r| sized(len, r.get_ref().encoded_len()))
             }
             "project_status" => {
-                let request = self.authed(pb::GetProjectStatusRequest { project_id });
-                pb::orchestrator_client::OrchestratorClient::new(channel).get_project_status(request).await.map(drop)
+                let message = pb::GetProjectStatusRequest { project_id };
+                let len = message.encoded_len();
+                let mut client = pb::orchestrator_client::OrchestratorClient::new(channel);
+                client.get_project_status(self.authed(message)).await.map(|r| sized(len, r.get_ref().encoded_len()))
             }
             "submit_task" => {
-                let request = self.authed(pb::DistributeTaskRequest {
+                let message = pb::DistributeTaskRequest {
                     project_id,
                     agent_type: "documentation".into(),
                     description: "load test task".into(),
-                });
-                pb::orchestrator_client::OrchestratorClient::new(channel).distribute_task(request).await.map(drop)
+                };
+                let len = message.encoded_len();
+                let mut client = pb::orchestrator_client::OrchestratorClient::new(channel);
+                client.distribute_task(self.authed(message)).await.map(|r| sized(len, r.get_ref().encoded_len()))
             }
             other => Err(tonic::Status::unimplemented(format!("no gRPC step {other}"))),
         }
     }
+
+    async fn rest(&self, step: &str, keep_body: bool) -> Result<Payload, String> {
+        let (_, request, body_len) =
+            self.rest_requests.iter().find(|(name, ..)| *name == step).ok_or("error_unknown_step")?;
+        let answer = self.rest.exchange(request, keep_body).await.map_err(|f| f.outcome().to_string())?;
+        if !(200..300).contains(&answer.status) {
+            return Err(format!("http_{}", answer.status));
+        }
+        Ok(Payload { request: *body_len, response: answer.body.len() })
+    }
 }
 
-fn grpc_outcome(result: Result<(), tonic::Status>) -> Outcome {
+pub(crate) fn grpc_outcome<T>(result: Result<T, tonic::Status>) -> Outcome {
     match result {
-        Ok(()) => "ok".into(),
+        Ok(_) => "ok".into(),
         Err(status) => format!("grpc_{:?}", status.code()).to_lowercase().into(),
     }
 }
@@ -240,13 +285,68 @@ impl Target for GatewayTarget {
         match step.protocol {
             Protocol::Grpc => grpc_outcome(self.grpc(&step.name).await),
             Protocol::Rest => {
-                let request = self.rest_requests.iter().find(|(name, _)| *name == step.name).map(|(_, r)| r);
+                let request = self.rest_requests.iter().find(|(name, ..)| *name == step.name).map(|(_, r, _)| r);
                 match request {
                     Some(request) => self.rest.send(request).await,
                     None => "error_unknown_step".into(),
                 }
             }
         }
+    }
+
+    async fn probe(&self, step: &Step) -> Result<Payload, String> {
+        match step.protocol {
+            Protocol::Grpc => self.grpc(&step.name).await.map_err(|s| grpc_outcome::<()>(Err(s)).to_string()),
+            Protocol::Rest => self.rest(&step.name, true).await,
+        }
+    }
+}
+
+#[async_trait]
+impl Target for ReviewTarget {
+    async fn call(&self, step: &Step) -> Outcome {
+        match self.review(step.protocol, false).await {
+            Ok(_) => "ok".into(),
+            Err(outcome) => outcome.into(),
+        }
+    }
+
+    async fn probe(&self, step: &Step) -> Result<Payload, String> {
+        self.review(step.protocol, true).await
+    }
+}
+
+/// The gateway's steps and the agents' `review`, each sent where it belongs.
+#[derive(Debug)]
+pub struct Routed {
+    /// The gateway, when the mix has its steps.
+    pub gateway: Option<Arc<GatewayTarget>>,
+    /// An agents process, when the mix has `review`.
+    pub agents: Option<ReviewTarget>,
+}
+
+impl Routed {
+    fn route(&self, step: &Step) -> Result<&dyn Target, Outcome> {
+        let target: Option<&dyn Target> = if step.name == "review" {
+            self.agents.as_ref().map(|a| a as &dyn Target)
+        } else {
+            self.gateway.as_deref().map(|g| g as &dyn Target)
+        };
+        target.ok_or_else(|| "error_no_target".into())
+    }
+}
+
+#[async_trait]
+impl Target for Routed {
+    async fn call(&self, step: &Step) -> Outcome {
+        match self.route(step) {
+            Ok(target) => target.call(step).await,
+            Err(outcome) => outcome,
+        }
+    }
+
+    async fn probe(&self, step: &Step) -> Result<Payload, String> {
+        self.route(step).map_err(|o| o.to_string())?.probe(step).await
     }
 }
 

@@ -19,6 +19,8 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 * [`dashboards`] generates the Grafana dashboards; the runner asks every panel
   query of the run's Prometheus. [`alert_tests`] counts the alerts that
   promtool tests both fire and keep quiet.
+* [`compare`] runs REST against gRPC in alternating open-model rounds
+  ([`open_load`] drives one step, [`cpu`] reads what each side spent).
 * [`capacity`] holds the knee search, the Universal Scalability Law fit and
   the bootstrap confidence intervals of capacity planning.
 */
@@ -26,11 +28,14 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 pub mod alert_tests;
 pub mod balancer;
 pub mod capacity;
+pub mod compare;
+pub mod cpu;
 pub mod dashboards;
 pub mod docker;
 pub mod faults;
 pub mod gate;
 pub mod local;
+pub mod open_load;
 pub mod prometheus;
 pub mod report;
 pub mod rules;

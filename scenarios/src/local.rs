@@ -52,7 +52,7 @@ impl Binaries {
         }
     }
 
-    fn q2o(&self, name: &str) -> PathBuf {
+    pub(crate) fn q2o(&self, name: &str) -> PathBuf {
         self.q2o.join(name)
     }
 
@@ -145,6 +145,8 @@ pub struct Environment {
     pub grpc_urls: Vec<String>,
     /// Redis, which holds the tasks (none for the monolith).
     pub redis_url: Option<String>,
+    /// Each agents process's (REST, gRPC) base URLs, in the local environment.
+    pub agent_urls: Vec<(String, String)>,
 }
 
 fn spec(name: &str, program: PathBuf, args: Vec<String>, ready: Readiness) -> ServiceSpec {
@@ -209,6 +211,7 @@ impl Environment {
             rest_urls: Vec::new(),
             grpc_urls: Vec::new(),
             redis_url: None,
+            agent_urls: Vec::new(),
         };
         if kind == EnvKind::Docker {
             let containers = Containers::start(scenario, run, run_id, &mut env).await.map_err(StartError::Docker)?;
@@ -340,6 +343,7 @@ impl Environment {
             agents.env.push(("Q2O_REDIS_URL".into(), redis_url.clone()));
             env.supervisor.start(agents).await?;
             env.targets.push(ScrapeTarget { job: "agents".into(), addr: http });
+            env.agent_urls.push((format!("http://{http}"), format!("http://{grpc}")));
         }
 
         let gateway_config = dir.join("gateway.toml");

@@ -6,8 +6,10 @@ use anyhow::Context;
 use clap::Parser;
 use q2o_common::config::parse_duration;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
+use q2o_scenarios::capacity::plan::{CapacityOptions, capacity};
+use q2o_scenarios::compare::{CompareOptions, Comparison, compare};
 use q2o_scenarios::local::{Binaries, EnvKind};
-use q2o_scenarios::run::{RunOptions, run};
+use q2o_scenarios::run::{RunFailed, RunOptions, run};
 use q2o_scenarios::scenario::{Overrides, Scenario};
 use q2o_scenarios::{dashboards, rules, slo};
 
@@ -15,7 +17,8 @@ use q2o_scenarios::{dashboards, rules, slo};
 #[derive(Debug, Parser)]
 #[command(name = "q2o-bench", version)]
 enum Cli {
-    /// Run a scenario and write its gate report.
+    /// Run a scenario and write its gate report (or a comparison file, such as
+    /// scenarios/rest-vs-grpc.toml, and its comparison report).
     Run {
         /// The scenario file (scenarios/phase2.toml).
         scenario: PathBuf,
@@ -29,7 +32,8 @@ enum Cli {
         /// Hold, instead of the file's (e.g. 30s).
         #[arg(long, value_parser = parse_duration)]
         duration: Option<Duration>,
-        /// Multiply the file's users by this (0.01 runs 1 %).
+        /// Multiply the file's users by this (0.01 runs 1 %); in a comparison,
+        /// the rounds' lengths.
         #[arg(long)]
         scale: Option<f64>,
         /// Where reports go.
@@ -41,6 +45,41 @@ enum Cli {
         /// Grafana dashboards whose queries are checked against the run.
         #[arg(long, default_value = "dashboards/grafana")]
         dashboards_dir: PathBuf,
+    },
+    /// Find the knee (the highest rate meeting every SLO) at 1, 2, 3 gateway
+    /// replicas, fit the Universal Scalability Law, and say how many replicas
+    /// 5k, 50k and 100k users need. Exit 0 when --target-users is carried (or,
+    /// without it, when a knee was found), 1 when not, 2 when the run failed.
+    Capacity {
+        /// The scenario file (scenarios/phase2.toml): its topology, journeys and criteria.
+        scenario: PathBuf,
+        /// Gateway replica counts, comma-separated (agents processes scale alike).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        replicas: Vec<usize>,
+        /// How long each rate is held (e.g. 10s).
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        step: Duration,
+        /// The first rate tried, requests per second (then doubled).
+        #[arg(long, default_value_t = 100.0)]
+        start_rate: f64,
+        /// The highest rate tried.
+        #[arg(long, default_value_t = 20_000.0)]
+        ceiling: f64,
+        /// Stop bisecting when the bracket is narrower than this share of the rate.
+        #[arg(long, default_value_t = 0.1)]
+        resolution: f64,
+        /// Most steps per replica count.
+        #[arg(long, default_value_t = 12)]
+        max_steps: usize,
+        /// Users the largest replica count must carry for exit 0.
+        #[arg(long)]
+        target_users: Option<f64>,
+        /// Loadgen processes sharing each step's rate.
+        #[arg(long, default_value_t = 1)]
+        loadgen_processes: u32,
+        /// Where reports go.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
     },
     /// Write alerts/ (recording rules, gate alerts, their promtool tests) and
     /// dashboards/grafana/ (dashboards, provisioning) from the scenarios.
@@ -63,6 +102,35 @@ enum Cli {
 async fn main() -> ExitCode {
     init_tracing("warn");
     match Cli::parse() {
+        Cli::Run { scenario, env, users, duration, scale, reports, .. }
+            if std::fs::read_to_string(&scenario).is_ok_and(|text| Comparison::is_comparison(&text)) =>
+        {
+            if env != EnvKind::Local || users.is_some() || duration.is_some() {
+                eprintln!(
+                    "q2o-bench: a comparison runs locally at its file's rates: --env, --users and --duration do not apply (--scale shortens the rounds)"
+                );
+                return ExitCode::from(2);
+            }
+            let options = CompareOptions {
+                file: scenario,
+                reports,
+                binaries: Binaries::discover(),
+                time_scale: scale,
+                progress: true,
+            };
+            match compare(options, shutdown_signal()).await {
+                Ok(done) => {
+                    println!("{}: {}", done.report.name, if done.valid { "VALID" } else { "INVALID" });
+                    println!("  {}", done.report.verdict);
+                    for reason in &done.report.reasons {
+                        println!("  {reason}");
+                    }
+                    println!("report: {}", done.dir.join("report.html").display());
+                    if done.valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
+                }
+                Err(failed) => run_failed(&failed),
+            }
+        }
         Cli::Run { scenario, env, users, duration, scale, reports, rules_dir, dashboards_dir } => {
             let options = RunOptions {
                 scenario,
@@ -84,13 +152,45 @@ async fn main() -> ExitCode {
                     println!("report: {}", finished.dir.join("report.html").display());
                     if finished.go { ExitCode::SUCCESS } else { ExitCode::from(1) }
                 }
-                Err(failed) => {
-                    eprintln!("q2o-bench: the run failed: {}", failed.reason);
-                    if let Some(dir) = failed.dir {
-                        eprintln!("logs and summary: {}", dir.display());
+                Err(failed) => run_failed(&failed),
+            }
+        }
+        Cli::Capacity {
+            scenario,
+            replicas,
+            step,
+            start_rate,
+            ceiling,
+            resolution,
+            max_steps,
+            target_users,
+            loadgen_processes,
+            reports,
+        } => {
+            let options = CapacityOptions {
+                scenario,
+                replicas,
+                step,
+                start_rate,
+                ceiling,
+                resolution,
+                max_steps,
+                target_users,
+                loadgen_processes,
+                reports,
+                binaries: Binaries::discover(),
+                progress: true,
+            };
+            match capacity(options, shutdown_signal()).await {
+                Ok((report, dir)) => {
+                    println!("{} capacity: {}", report.scenario, if report.met { "MET" } else { "NOT MET" });
+                    for reason in &report.reasons {
+                        println!("  {reason}");
                     }
-                    ExitCode::from(2)
+                    println!("report: {}", dir.join("report.html").display());
+                    if report.met { ExitCode::SUCCESS } else { ExitCode::from(1) }
                 }
+                Err(failed) => run_failed(&failed),
             }
         }
         Cli::Rules { scenarios, out, dashboards, check } => match write_rules(scenarios, &out, &dashboards, check) {
@@ -104,6 +204,14 @@ async fn main() -> ExitCode {
     }
 }
 
+fn run_failed(failed: &RunFailed) -> ExitCode {
+    eprintln!("q2o-bench: the run failed: {}", failed.reason);
+    if let Some(dir) = &failed.dir {
+        eprintln!("logs and summary: {}", dir.display());
+    }
+    ExitCode::from(2)
+}
+
 fn write_rules(
     mut files: Vec<PathBuf>,
     out: &std::path::Path,
@@ -113,7 +221,11 @@ fn write_rules(
     if files.is_empty() {
         for entry in std::fs::read_dir("scenarios").context("cannot list scenarios/")? {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "toml") && path.file_name().is_some_and(|n| n != "Cargo.toml") {
+            let comparison = std::fs::read_to_string(&path).is_ok_and(|text| Comparison::is_comparison(&text));
+            if path.extension().is_some_and(|e| e == "toml")
+                && path.file_name().is_some_and(|n| n != "Cargo.toml")
+                && !comparison
+            {
                 files.push(path);
             }
         }

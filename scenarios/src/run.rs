@@ -74,7 +74,7 @@ fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
@@ -109,16 +109,7 @@ pub async fn run(options: RunOptions, stop: impl Future<Output = ()>) -> Result<
 
     let started = SystemTime::now();
     let base = options.reports.join(&scenario.name);
-    let mut id = run_id(started);
-    let mut n = 1;
-    while base.join(&id).exists() {
-        n += 1;
-        id = format!("{}-{n}", run_id(started));
-    }
-    let dir = base.join(&id);
-    std::fs::create_dir_all(dir.join("data"))
-        .map_err(|e| failed(format!("cannot create the run folder {}: {e}", dir.display())))?;
-    let dir = dir.canonicalize().unwrap_or(dir);
+    let (dir, id) = new_run_dir(&base, started).map_err(failed)?;
     let sizes = Sizes {
         users: scenario.load.users,
         users_in_file,
@@ -230,12 +221,32 @@ fn finish(dir: &Path, base: &Path, summary: &mut Summary, charts: &[Chart]) -> R
         reason: format!("cannot write the report into {}: {e}", dir.display()),
         dir: Some(dir.to_owned()),
     })?;
+    link_latest(base, dir);
+    Ok(())
+}
+
+/// A new run folder `base/<run-id>/` (with its `data/`), and the run id:
+/// the start time, with `-2`, `-3`... when runs start within one second.
+pub(crate) fn new_run_dir(base: &Path, started: SystemTime) -> Result<(PathBuf, String), String> {
+    let mut id = run_id(started);
+    let mut n = 1;
+    while base.join(&id).exists() {
+        n += 1;
+        id = format!("{}-{n}", run_id(started));
+    }
+    let dir = base.join(&id);
+    std::fs::create_dir_all(dir.join("data"))
+        .map_err(|e| format!("cannot create the run folder {}: {e}", dir.display()))?;
+    Ok((dir.canonicalize().unwrap_or(dir), id))
+}
+
+/// Points `base/latest` at `dir`.
+pub(crate) fn link_latest(base: &Path, dir: &Path) {
     let latest = base.join("latest");
     let _ = std::fs::remove_file(&latest);
     if let Some(name) = dir.file_name() {
         let _ = std::os::unix::fs::symlink(name, &latest);
     }
-    Ok(())
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -643,22 +654,10 @@ async fn charts(prometheus: &Prometheus, results: &RunResults, start: f64, end: 
         results.seconds.iter().enumerate().map(|(i, s)| (i as f64, f(s) as f64)).collect()
     };
     vec![
-        Chart { title: "API latency percentiles (client side)".into(), y_label: "ms".into(), lines: latency },
-        Chart {
-            title: "Throughput".into(),
-            y_label: "requests/s".into(),
-            lines: vec![("requests".into(), per_second(&|s| s.requests))],
-        },
-        Chart {
-            title: "Errors".into(),
-            y_label: "failed requests/s".into(),
-            lines: vec![("errors".into(), per_second(&|s| s.errors))],
-        },
-        Chart {
-            title: "Users".into(),
-            y_label: "active users".into(),
-            lines: vec![("users".into(), per_second(&|s| s.users))],
-        },
-        Chart { title: "Agent tasks completed".into(), y_label: "tasks/s".into(), lines: agents },
+        Chart::over_time("API latency percentiles (client side)", "ms", latency),
+        Chart::over_time("Throughput", "requests/s", vec![("requests".into(), per_second(&|s| s.requests))]),
+        Chart::over_time("Errors", "failed requests/s", vec![("errors".into(), per_second(&|s| s.errors))]),
+        Chart::over_time("Users", "active users", vec![("users".into(), per_second(&|s| s.users))]),
+        Chart::over_time("Agent tasks completed", "tasks/s", agents),
     ]
 }

@@ -389,7 +389,7 @@ impl Scenario {
     }
 
     /// Values that parse but make no sense, as (dotted key, reason).
-    fn check(&self) -> Result<(), (String, String)> {
+    pub(crate) fn check(&self) -> Result<(), (String, String)> {
         let bad = |key: &str, reason: String| Err((key.to_owned(), reason));
         if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return bad("name", "use letters, digits, - and _ (it names the report folder)".into());
@@ -541,6 +541,29 @@ impl Scenario {
         Ok(plan)
     }
 
+    /// A scenario that only names a topology (no users, faults or criteria):
+    /// what the REST-versus-gRPC and capacity runs start their services from.
+    pub fn of_topology(name: &str, description: &str, topology: Topology) -> Scenario {
+        Scenario {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            load: Load {
+                users: 1,
+                ramp_rate: 1.0,
+                hold: Duration::from_secs(1),
+                ramp_down: default_ramp_down(),
+                think: "none".into(),
+                journeys: BTreeMap::from([("browse".into(), 1)]),
+                protocols: BTreeMap::from([("rest".into(), 1)]),
+                users_per_process: default_users_per_process(),
+                api_key: default_api_key(),
+            },
+            topology,
+            faults: Vec::new(),
+            criteria: Vec::new(),
+        }
+    }
+
     /// How many loadgen processes carry the users.
     pub fn loadgen_processes(&self) -> usize {
         self.load.users.div_ceil(self.load.users_per_process).max(1)
@@ -666,7 +689,11 @@ target = 0.05
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") && path.file_name().unwrap() != "Cargo.toml" {
-                Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                if crate::compare::Comparison::is_comparison(&std::fs::read_to_string(&path).unwrap()) {
+                    crate::compare::Comparison::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                } else {
+                    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                }
                 found += 1;
             }
         }

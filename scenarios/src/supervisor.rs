@@ -248,6 +248,16 @@ impl Supervisor {
         }
     }
 
+    /// The services now running, by name, with their pids.
+    pub fn named_pids(&self) -> Vec<(String, u32)> {
+        let services = self.services.lock().expect("never poisoned");
+        services
+            .iter()
+            .map(|s| (s.spec.name.clone(), s.pid.load(Ordering::Relaxed)))
+            .filter(|(_, pid)| *pid != 0)
+            .collect()
+    }
+
     /// The pids of the services now running.
     pub fn pids(&self) -> Vec<u32> {
         let services = self.services.lock().expect("never poisoned");

@@ -13,7 +13,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
-fn bench(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+pub(crate) fn bench(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let output = Command::new(q2o_testkit::bin_dir().join("q2o-bench"))
         .args(args)
         .envs(env.iter().copied())
@@ -29,7 +29,7 @@ fn bench(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
 
 /// Processes whose command line mentions `dir`: everything a run started does
 /// (configs, data and logs all live in its folder).
-fn processes_mentioning(dir: &Path) -> Vec<String> {
+pub(crate) fn processes_mentioning(dir: &Path) -> Vec<String> {
     let needle = dir.to_str().unwrap();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -42,7 +42,7 @@ fn processes_mentioning(dir: &Path) -> Vec<String> {
     found
 }
 
-fn run_dir(reports: &Path, scenario: &str) -> PathBuf {
+pub(crate) fn run_dir(reports: &Path, scenario: &str) -> PathBuf {
     reports.join(scenario).join("latest").canonicalize().expect("the latest link points at the run")
 }
 

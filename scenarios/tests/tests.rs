@@ -1,2 +1,4 @@
+mod knee;
+mod planning;
 mod runner;
 mod schema;

@@ -46,6 +46,17 @@ pub fn ratio_ci(a: &[f64], b: &[f64], q: f64, resamples: usize, seed: u64) -> Op
     Some(RatioCi { ratio, low: quantile(&ratios, 0.025), high: quantile(&ratios, 0.975) })
 }
 
+/// The values recorded in a latency histogram as samples, each as often as it
+/// was recorded (at the histogram's resolution: 3 significant digits), sorted.
+pub fn samples(h: &hdrhistogram::Histogram<u64>) -> Vec<f64> {
+    let mut out = Vec::with_capacity(h.len() as usize);
+    for bucket in h.iter_recorded() {
+        let value = h.highest_equivalent(bucket.value_iterated_to()) as f64;
+        out.extend(std::iter::repeat_n(value, bucket.count_at_value() as usize));
+    }
+    out
+}
+
 /// A small, fast, seedable generator: enough for resampling indices.
 struct SplitMix64(u64);
 
@@ -92,6 +103,21 @@ mod tests {
         }
         // Binomial(100, 0.95): below 88 happens with probability under 0.1 %.
         assert!(covered >= 88, "covered the true ratio in {covered} of {trials} trials");
+    }
+
+    #[test]
+    fn histogram_samples_give_the_histograms_own_quantiles() {
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        let mut rng = SplitMix64(9);
+        for _ in 0..10_000 {
+            h.record((1.0 + 5_000.0 * rng.unit()) as u64).unwrap();
+        }
+        let s = samples(&h);
+        assert_eq!(s.len(), 10_000);
+        assert!(s.windows(2).all(|w| w[0] <= w[1]), "sorted");
+        for q in [0.5, 0.95, 0.99] {
+            assert_eq!(quantile(&s, q), h.value_at_quantile(q) as f64, "q {q}");
+        }
     }
 
     #[test]

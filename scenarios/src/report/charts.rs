@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-/// One line of a chart: its label and (seconds into the run, value) points.
+/// One line of a chart: its label and (x, y) points.
 pub type Line = (String, Vec<(f64, f64)>);
 
 /// A chart to draw.
@@ -11,10 +11,27 @@ pub type Line = (String, Vec<(f64, f64)>);
 pub struct Chart {
     /// Heading.
     pub title: String,
+    /// What the x axis measures.
+    pub x_label: String,
     /// What the y axis measures.
     pub y_label: String,
     /// The lines.
     pub lines: Vec<Line>,
+    /// Points drawn as dots, not joined (measurements beside a fitted curve).
+    pub dots: Vec<Line>,
+}
+
+impl Chart {
+    /// A chart of lines over seconds into the run.
+    pub fn over_time(title: &str, y_label: &str, lines: Vec<Line>) -> Chart {
+        Chart {
+            title: title.to_owned(),
+            x_label: "seconds into the run".into(),
+            y_label: y_label.to_owned(),
+            lines,
+            dots: Vec::new(),
+        }
+    }
 }
 
 const PALETTE: [RGBColor; 6] = [
@@ -29,7 +46,7 @@ const PALETTE: [RGBColor; 6] = [
 impl Chart {
     /// The chart as an SVG document, or `None` when it has no points.
     pub fn svg(&self) -> Option<String> {
-        let points = self.lines.iter().flat_map(|(_, p)| p.iter());
+        let points = self.lines.iter().chain(&self.dots).flat_map(|(_, p)| p.iter());
         let (mut x_max, mut y_max) = (0.0f64, 0.0f64);
         let mut any = false;
         for (x, y) in points {
@@ -55,7 +72,7 @@ impl Chart {
                 .ok()?;
             chart
                 .configure_mesh()
-                .x_desc("seconds into the run")
+                .x_desc(self.x_label.as_str())
                 .y_desc(self.y_label.as_str())
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()
@@ -68,7 +85,15 @@ impl Chart {
                     .label(label.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
             }
-            if self.lines.len() > 1 {
+            for (i, (label, points)) in self.dots.iter().enumerate() {
+                let color = PALETTE[(self.lines.len() + i) % PALETTE.len()];
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .ok()?
+                    .label(label.as_str())
+                    .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+            }
+            if self.lines.len() + self.dots.len() > 1 {
                 chart
                     .configure_series_labels()
                     .background_style(WHITE.mix(0.8))
@@ -89,14 +114,18 @@ mod tests {
 
     #[test]
     fn charts_draw_their_points_and_empty_ones_draw_nothing() {
-        let chart = Chart {
-            title: "p95".into(),
-            y_label: "ms".into(),
-            lines: vec![("p95".into(), vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)]), ("p99".into(), vec![(0.0, 2.0)])],
-        };
+        let chart = Chart::over_time(
+            "p95",
+            "ms",
+            vec![("p95".into(), vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)]), ("p99".into(), vec![(0.0, 2.0)])],
+        );
         let svg = chart.svg().unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{svg}");
         assert!(svg.contains("p99"), "the legend names the lines");
+        assert!(svg.contains("seconds into the run"));
+        let dotted = Chart { dots: vec![("measured".into(), vec![(1.0, 2.0), (2.0, 3.5)])], ..chart.clone() };
+        let svg = dotted.svg().unwrap();
+        assert_eq!(svg.matches("<circle").count(), 3, "two dots and the legend's");
         assert!(Chart { lines: vec![("x".into(), vec![])], ..chart }.svg().is_none());
     }
 }

@@ -7,7 +7,7 @@ use crate::gate::Verdict;
 use crate::report::charts::Chart;
 use crate::report::{Summary, escape};
 
-const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1000px;color:#222}\
+pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1000px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
 th{background:#f4f4f4}.GO{color:#1a7f37}.NO-GO,.ERROR{color:#cf222e}.fail{background:#ffebe9}\
 .warn{background:#fff8c5}.chart{margin:1em 0}.note{color:#555;font-size:90%}";
@@ -141,5 +141,50 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
         s.environment.cpus,
         escape(&s.files.iter().filter(|f| f.starts_with("logs/")).cloned().collect::<Vec<_>>().join(", "))
     );
+    h
+}
+
+/// The sections of a Markdown report of ours as HTML: `## ` headings, pipe
+/// tables, `- ` items and plain lines (the `# ` title and `**` are left to the
+/// caller). The comparison and capacity reports print their tables once, in
+/// Markdown, and show the same tables in HTML.
+pub(crate) fn markdown_tables(md: &str) -> String {
+    let mut h = String::new();
+    let mut in_table = false;
+    let mut header = false;
+    for line in md.lines() {
+        if line.starts_with('|') {
+            if line.starts_with("|---") {
+                continue;
+            }
+            if !in_table {
+                h.push_str("<table>");
+                in_table = true;
+                header = true;
+            }
+            let tag = if header { "th" } else { "td" };
+            header = false;
+            h.push_str("<tr>");
+            for cell in line.trim_matches('|').split('|') {
+                let _ = write!(h, "<{tag}>{}</{tag}>", escape(cell.trim()));
+            }
+            h.push_str("</tr>\n");
+            continue;
+        }
+        if in_table {
+            h.push_str("</table>\n");
+            in_table = false;
+        }
+        if let Some(title) = line.strip_prefix("## ") {
+            let _ = writeln!(h, "<h2>{}</h2>", escape(title));
+        } else if let Some(item) = line.strip_prefix("- ") {
+            let _ = writeln!(h, "<p>{}</p>", escape(item));
+        } else if !line.trim().is_empty() && !line.starts_with("# ") {
+            let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(line.trim_matches('*')));
+        }
+    }
+    if in_table {
+        h.push_str("</table>\n");
+    }
     h
 }

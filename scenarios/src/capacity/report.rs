@@ -1,0 +1,203 @@
+//! The capacity run's `capacity.json`, `report.md` and `report.html`, with
+//! three plots: throughput against offered load, p95 latency against offered
+//! load with the SLO line, and the measured knees with the fitted USL curve.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use super::plan::{CapacityReport, Needed};
+use crate::report::charts::Chart;
+use crate::report::escape;
+use crate::scenario::{Criterion, Sli};
+
+/// Writes the three files into `dir`.
+pub(crate) fn write_all(dir: &Path, report: &CapacityReport, criteria: &[Criterion]) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(report).expect("reports serialize") + "\n";
+    std::fs::write(dir.join("capacity.json"), json)?;
+    std::fs::write(dir.join("report.md"), markdown(report))?;
+    std::fs::write(dir.join("report.html"), html(report, &charts(report, criteria)))
+}
+
+fn replicas(n: Option<u64>) -> String {
+    n.map_or("not reachable".into(), |n| n.to_string())
+}
+
+fn needed_line(n: &Needed) -> String {
+    format!("| {:.0} | {:.0} | {} | {} |", n.users, n.rate, replicas(n.replicas), replicas(n.replicas_optimistic))
+}
+
+fn markdown(r: &CapacityReport) -> String {
+    let mut m = String::new();
+    let status = if r.met { "MET" } else { "NOT MET" };
+    let _ = writeln!(m, "# {} capacity: {status}\n", r.scenario);
+    let _ = writeln!(
+        m,
+        "Run {} from {} to {} on {} CPUs. Each step offers `{}` at one open-model rate for {:.0} s; it holds when {}.\n",
+        r.run_id,
+        r.started_at,
+        r.finished_at,
+        r.environment.cpus,
+        r.mix,
+        r.step_seconds,
+        r.criteria.join(", ")
+    );
+    let _ = writeln!(
+        m,
+        "Users follow from a rate by Little's law, N = X · (Z + R): X the rate, Z the scenario's mean think time ({:.1} s), R the mean response time at the knee.\n",
+        r.think_seconds
+    );
+    for reason in &r.reasons {
+        let _ = writeln!(m, "- {reason}");
+    }
+    m.push_str("\n## Knees\n\n| gateways | agents processes | knee req/s | first broke at req/s | users at the knee | steps |\n|---|---|---|---|---|---|\n");
+    for s in &r.searches {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} | {} |",
+            s.gateways,
+            s.agent_processes,
+            s.knee.rate.map_or("-".into(), |v| format!("{v:.0}")),
+            s.knee.broke_at.map_or("-".into(), |v| format!("{v:.0}")),
+            s.users_at_knee.map_or("-".into(), |v| format!("{v:.0}")),
+            s.steps.len()
+        );
+    }
+    m.push_str("\n## Universal Scalability Law, X(N) = λN / (1 + σ(N−1) + κN(N−1))\n\n");
+    match &r.fit {
+        Some(fit) => {
+            let errors = fit
+                .std_errors
+                .map_or("exactly determined (as many points as parameters): no standard errors".into(), |e| {
+                    format!("standard errors σ ±{:.4}, κ ±{:.6}, λ ±{:.1}", e[0], e[1], e[2])
+                });
+            let _ = writeln!(
+                m,
+                "Through the knees: σ = {:.4}, κ = {:.6}, λ = {:.1} req/s; {errors}; RMS residual {:.1} req/s.",
+                fit.model.sigma, fit.model.kappa, fit.model.lambda, fit.rms_residual
+            );
+            if let Some(o) = &r.fit_optimistic {
+                let _ = writeln!(
+                    m,
+                    "Through the first rates that broke (the top of each knee's bracket): σ = {:.4}, κ = {:.6}, λ = {:.1} req/s.",
+                    o.model.sigma, o.model.kappa, o.model.lambda
+                );
+            }
+            match r.peak {
+                Some((n, x)) => {
+                    let _ =
+                        writeln!(m, "Predicted peak: {x:.0} req/s at {n:.1} replicas; more replicas lose throughput.");
+                }
+                None => {
+                    let _ = writeln!(
+                        m,
+                        "No coherency cost was measured (κ = 0): throughput approaches λ/σ without a peak."
+                    );
+                }
+            }
+        }
+        None => m.push_str("No fit: it needs knees at three or more distinct replica counts.\n"),
+    }
+    m.push_str("\n## Replicas needed\n\n| users | req/s | replicas (fit through the knees) | replicas (fit through the first breaks) |\n|---|---|---|---|\n");
+    for n in &r.needed {
+        let _ = writeln!(m, "{}", needed_line(n));
+    }
+    m.push_str("\nThe two fits bracket the answer: the knee search brackets each knee between the last rate that held and the first that broke.\n");
+    m.push_str("\n## Steps\n\n| gateways | offered req/s | ok req/s | mean ms | p95 ms | held | what broke |\n|---|---|---|---|---|---|---|\n");
+    for s in &r.searches {
+        for f in &s.steps {
+            let _ = writeln!(
+                m,
+                "| {} | {:.0} | {:.0} | {:.1} | {:.1} | {} | {} |",
+                s.gateways,
+                f.offered_rate,
+                f.ok_rate,
+                f.mean_seconds * 1e3,
+                f.p95_seconds * 1e3,
+                if f.held { "yes" } else { "no" },
+                f.broke.join("; ")
+            );
+        }
+    }
+    m
+}
+
+fn charts(r: &CapacityReport, criteria: &[Criterion]) -> Vec<Chart> {
+    let sorted = |mut v: Vec<(f64, f64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    let max_offered = r.searches.iter().flat_map(|s| &s.steps).map(|f| f.offered_rate).fold(0.0, f64::max);
+    let mut throughput = Vec::new();
+    let mut latency = Vec::new();
+    for s in &r.searches {
+        let label = format!("{} gateways", s.gateways);
+        throughput.push((label.clone(), sorted(s.steps.iter().map(|f| (f.offered_rate, f.ok_rate)).collect())));
+        latency.push((label, sorted(s.steps.iter().map(|f| (f.offered_rate, f.p95_seconds * 1e3)).collect())));
+    }
+    throughput.push(("answered = offered".into(), vec![(0.0, 0.0), (max_offered, max_offered)]));
+    if let Some(slo) = criteria.iter().find(|c| c.sli == Sli::ApiLatencyP95) {
+        latency.push(("SLO: API p95".into(), vec![(0.0, slo.target * 1e3), (max_offered, slo.target * 1e3)]));
+    }
+    let mut usl = Chart {
+        title: "Knee throughput by replicas, with the fitted USL".into(),
+        x_label: "gateway replicas".into(),
+        y_label: "requests/s".into(),
+        lines: Vec::new(),
+        dots: vec![(
+            "measured knees".into(),
+            r.searches.iter().filter_map(|s| s.knee.rate.map(|k| (s.gateways as f64, k))).collect(),
+        )],
+    };
+    if let Some(fit) = &r.fit {
+        let top = r.searches.iter().map(|s| s.gateways).max().unwrap_or(1).max(3) as f64 * 2.0;
+        let curve = (0..=100).map(|i| 1.0 + (top - 1.0) * i as f64 / 100.0).map(|n| (n, fit.model.throughput(n)));
+        usl.lines.push(("USL fit".into(), curve.collect()));
+    }
+    vec![
+        Chart {
+            title: "Throughput against offered load".into(),
+            x_label: "offered requests/s".into(),
+            y_label: "answered ok requests/s".into(),
+            lines: throughput,
+            dots: Vec::new(),
+        },
+        Chart {
+            title: "p95 latency against offered load".into(),
+            x_label: "offered requests/s".into(),
+            y_label: "ms (from the planned start)".into(),
+            lines: latency,
+            dots: Vec::new(),
+        },
+        usl,
+    ]
+}
+
+fn html(r: &CapacityReport, charts: &[Chart]) -> String {
+    let mut h = String::new();
+    let status = if r.met { "MET" } else { "NOT MET" };
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} capacity: {status}</title><style>{}</style></head><body>\n",
+        escape(&r.scenario),
+        crate::report::html::STYLE
+    );
+    let _ = writeln!(
+        h,
+        "<h1>{} capacity <span id=\"verdict\" class=\"{}\">{status}</span></h1>",
+        escape(&r.scenario),
+        if r.met { "GO" } else { "NO-GO" }
+    );
+    h.push_str(&crate::report::html::markdown_tables(&markdown(r)));
+    for chart in charts {
+        match chart.svg() {
+            Some(svg) => {
+                let _ = writeln!(h, "<div class=\"chart\">{svg}</div>");
+            }
+            None => {
+                let _ = writeln!(h, "<p class=\"note\">{}: no data.</p>", escape(&chart.title));
+            }
+        }
+    }
+    h.push_str("</body></html>\n");
+    h
+}

@@ -1,0 +1,503 @@
+//! What a comparison measured, as `comparison.json`, `report.md` and
+//! `report.html`: per operation the percentiles of each protocol and their
+//! ratio with a bootstrap 95 % interval, throughput at saturation, CPU per
+//! 1,000 requests, payload bytes, and the one-line verdict on "50x".
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use q2o_loadgen::recorder::Protocol;
+use q2o_loadgen::results::StepResult;
+use serde::Serialize;
+
+use super::measure::PayloadRow;
+use super::{Comparison, Measured, Round};
+use crate::capacity::stats::{RatioCi, quantile, ratio_ci, samples};
+use crate::report::charts::Chart;
+use crate::report::escape;
+use crate::report::summary::Environment as Machine;
+use crate::scenario::Topology;
+
+/// The version of `comparison.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Bootstrap resamples per interval.
+const RESAMPLES: usize = 1000;
+
+/// The roadmap's claim, as a REST/gRPC latency ratio.
+const CLAIMED_RATIO: f64 = 50.0;
+
+/// `comparison.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComparisonReport {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The file's name.
+    pub name: String,
+    /// The file's description.
+    pub description: String,
+    /// The run folder's name.
+    pub run_id: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339.
+    pub finished_at: String,
+    /// Every measured round was clean enough to compare.
+    pub valid: bool,
+    /// Why not, round by round.
+    pub reasons: Vec<String>,
+    /// The one line on the roadmap's "gRPC is 50x faster".
+    pub verdict: String,
+    /// Where it ran.
+    pub environment: Machine,
+    /// What ran.
+    pub topology: Topology,
+    /// Requests per second offered in every round.
+    pub rate: f64,
+    /// Rounds per protocol.
+    pub rounds: usize,
+    /// Seconds per round.
+    pub round_seconds: f64,
+    /// Per operation, and `all` for every operation together.
+    pub operations: Vec<OperationFigures>,
+    /// The saturation rounds.
+    pub saturation: Vec<Saturation>,
+    /// CPU per protocol over the measured rounds.
+    pub cpu: Vec<CpuFigures>,
+    /// Payload bytes per operation.
+    pub payloads: Vec<PayloadRow>,
+    /// Each measured round, in the order run.
+    pub round_figures: Vec<RoundFigures>,
+}
+
+/// Percentiles of one protocol's requests of one operation, over every round.
+#[derive(Clone, Debug, Serialize)]
+pub struct Percentiles {
+    /// Requests.
+    pub count: u64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+}
+
+/// One operation over both protocols.
+#[derive(Clone, Debug, Serialize)]
+pub struct OperationFigures {
+    /// The operation (`all` for every operation together).
+    pub operation: String,
+    /// Over REST.
+    pub rest: Percentiles,
+    /// Over gRPC.
+    pub grpc: Percentiles,
+    /// REST p50 / gRPC p50 (above 1: gRPC is faster).
+    pub ratio_p50: Option<RatioCi>,
+    /// REST p95 / gRPC p95.
+    pub ratio_p95: Option<RatioCi>,
+    /// REST p99 / gRPC p99.
+    pub ratio_p99: Option<RatioCi>,
+    /// The p50 ratio of each pair of rounds alone: smallest and largest (how
+    /// much the ratio moved from round to round).
+    pub round_ratio_p50: Option<(f64, f64)>,
+}
+
+/// The most one protocol carried.
+#[derive(Clone, Debug, Serialize)]
+pub struct Saturation {
+    /// `rest` or `grpc`.
+    pub protocol: Protocol,
+    /// Requests per second offered.
+    pub offered_rate: f64,
+    /// Requests per second answered `ok`.
+    pub ok_rate: f64,
+    /// Starts dropped because `saturation_in_flight` requests were outstanding.
+    pub dropped_starts: u64,
+    /// Requests that failed.
+    pub failed: u64,
+    /// Median latency from the planned start, ms.
+    pub p50_ms: f64,
+}
+
+/// CPU time per 1,000 requests of one protocol.
+#[derive(Clone, Debug, Serialize)]
+pub struct CpuFigures {
+    /// `rest` or `grpc`.
+    pub protocol: Protocol,
+    /// Requests over the measured rounds.
+    pub requests: u64,
+    /// Loadgen CPU seconds per 1,000 requests.
+    pub client_per_1k: f64,
+    /// Every service's CPU seconds per 1,000 requests.
+    pub server_per_1k: f64,
+    /// By service.
+    pub server_per_1k_by_service: BTreeMap<String, f64>,
+}
+
+/// One round's totals.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundFigures {
+    /// Position in the run (warm-up not counted).
+    pub round: usize,
+    /// `rest` or `grpc`.
+    pub protocol: Protocol,
+    /// Requests per second offered.
+    pub offered_rate: f64,
+    /// Requests per second finished.
+    pub achieved_rate: f64,
+    /// Requests finished.
+    pub requests: u64,
+    /// Of which not ok.
+    pub failed: u64,
+    /// Starts that could not be made on time.
+    pub dropped_starts: u64,
+    /// Loadgen CPU seconds.
+    pub client_cpu_seconds: f64,
+    /// Every service's CPU seconds.
+    pub server_cpu_seconds: f64,
+}
+
+fn merged(rounds: &[&Round], keep: impl Fn(&StepResult) -> bool) -> Histogram<u64> {
+    let mut all = q2o_loadgen::recorder::latency_histogram();
+    for round in rounds {
+        if let Ok(h) = round.results.latency_where(&keep) {
+            let _ = all.add(h);
+        }
+    }
+    all
+}
+
+fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    let ms = |q: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1e3 };
+    Percentiles { count: h.len(), p50_ms: ms(0.5), p95_ms: ms(0.95), p99_ms: ms(0.99) }
+}
+
+fn operation(name: &str, rounds: &[Round]) -> OperationFigures {
+    let keep = |s: &StepResult| name == "all" || s.step == name;
+    let of = |p: Protocol| rounds.iter().filter(|r| r.protocol == p).collect::<Vec<_>>();
+    let (rest_rounds, grpc_rounds) = (of(Protocol::Rest), of(Protocol::Grpc));
+    let (rest, grpc) = (merged(&rest_rounds, keep), merged(&grpc_rounds, keep));
+    let (a, b) = (samples(&rest), samples(&grpc));
+    let ci = |q: f64| ratio_ci(&a, &b, q, RESAMPLES, 0x51_0e_2026);
+    let pair_ratios: Vec<f64> = rest_rounds
+        .iter()
+        .zip(&grpc_rounds)
+        .filter_map(|(r, g)| {
+            let (r, g) = (samples(&merged(&[r], keep)), samples(&merged(&[g], keep)));
+            (!r.is_empty() && !g.is_empty()).then(|| quantile(&r, 0.5) / quantile(&g, 0.5))
+        })
+        .collect();
+    let round_ratio_p50 = (!pair_ratios.is_empty()).then(|| {
+        (pair_ratios.iter().copied().fold(f64::INFINITY, f64::min), pair_ratios.iter().copied().fold(0.0, f64::max))
+    });
+    OperationFigures {
+        operation: name.to_owned(),
+        rest: percentiles(&rest),
+        grpc: percentiles(&grpc),
+        ratio_p50: ci(0.5),
+        ratio_p95: ci(0.95),
+        ratio_p99: ci(0.99),
+        round_ratio_p50,
+    }
+}
+
+impl ComparisonReport {
+    /// The report of what was measured.
+    pub(crate) fn new(comparison: &Comparison, measured: &Measured, run_id: &str, environment: Machine) -> Self {
+        let c = &comparison.compare;
+        let mut operations: Vec<OperationFigures> =
+            c.operations.iter().filter(|(_, w)| **w > 0).map(|(op, _)| operation(op, &measured.rounds)).collect();
+        operations.push(operation("all", &measured.rounds));
+        let round_figures: Vec<RoundFigures> = measured.rounds.iter().enumerate().map(|(i, r)| r.figures(i)).collect();
+        let mut reasons = Vec::new();
+        for f in &round_figures {
+            let planned = (f.offered_rate * c.round.as_secs_f64()).max(1.0);
+            let (failed, late) = (f.failed as f64 / f.requests.max(1) as f64, f.dropped_starts as f64 / planned);
+            if failed > c.max_error_ratio || late > c.max_error_ratio || f.requests == 0 {
+                reasons.push(format!(
+                    "round {} ({}): {} of {} requests failed and {} starts were late; the bound is {:.1} %",
+                    f.round,
+                    f.protocol.as_str(),
+                    f.failed,
+                    f.requests,
+                    f.dropped_starts,
+                    c.max_error_ratio * 100.0
+                ));
+            }
+        }
+        let saturation = measured
+            .saturation
+            .iter()
+            .map(|r| {
+                let f = r.figures(0);
+                let all = r.results.overall_latency().ok();
+                Saturation {
+                    protocol: r.protocol,
+                    offered_rate: f.offered_rate,
+                    ok_rate: (f.requests - f.failed) as f64 / r.results.duration_seconds.max(1e-9),
+                    dropped_starts: f.dropped_starts,
+                    failed: f.failed,
+                    p50_ms: all.filter(|h| !h.is_empty()).map_or(0.0, |h| h.value_at_quantile(0.5) as f64 / 1e3),
+                }
+            })
+            .collect();
+        let cpu = [Protocol::Rest, Protocol::Grpc]
+            .into_iter()
+            .map(|p| {
+                let rounds: Vec<&Round> = measured.rounds.iter().filter(|r| r.protocol == p).collect();
+                let requests: u64 = rounds.iter().map(|r| r.figures(0).requests).sum();
+                let per_1k = |seconds: f64| seconds / requests.max(1) as f64 * 1000.0;
+                let mut by_service = BTreeMap::new();
+                for (service, seconds) in rounds.iter().flat_map(|r| &r.server_cpu_seconds) {
+                    *by_service.entry(service.clone()).or_insert(0.0) += seconds;
+                }
+                CpuFigures {
+                    protocol: p,
+                    requests,
+                    client_per_1k: per_1k(rounds.iter().map(|r| r.client_cpu_seconds).sum()),
+                    server_per_1k: per_1k(by_service.values().sum()),
+                    server_per_1k_by_service: by_service.into_iter().map(|(k, v)| (k, per_1k(v))).collect(),
+                }
+            })
+            .collect();
+        let mut report = ComparisonReport {
+            schema_version: SCHEMA_VERSION,
+            name: comparison.name.clone(),
+            description: comparison.description.clone(),
+            run_id: run_id.to_owned(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            valid: reasons.is_empty(),
+            reasons,
+            verdict: String::new(),
+            environment,
+            topology: comparison.topology.clone(),
+            rate: c.rate,
+            rounds: c.rounds,
+            round_seconds: c.round.as_secs_f64(),
+            operations,
+            saturation,
+            cpu,
+            payloads: measured.payloads.clone(),
+            round_figures,
+        };
+        report.verdict = report.fifty_x_verdict();
+        report
+    }
+
+    /// "gRPC is 50x faster", held against the p50 ratio over every operation
+    /// and the throughput ratio at saturation.
+    fn fifty_x_verdict(&self) -> String {
+        let Some(all) = self.operations.iter().find(|o| o.operation == "all") else {
+            return "no requests were measured".into();
+        };
+        let Some(p50) = all.ratio_p50 else { return "no requests were measured".into() };
+        let throughput = match (self.saturation_of(Protocol::Grpc), self.saturation_of(Protocol::Rest)) {
+            (Some(g), Some(r)) if r.ok_rate > 0.0 => {
+                format!(", and gRPC carried {:.2}x REST's throughput at saturation", g.ok_rate / r.ok_rate)
+            }
+            _ => String::new(),
+        };
+        let widest = self
+            .operations
+            .iter()
+            .filter(|o| o.operation != "all")
+            .filter_map(|o| o.ratio_p50.map(|r| (o.operation.as_str(), r.ratio)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let widest = widest.map_or(String::new(), |(op, r)| format!("; the widest gap is {op} at {r:.2}x"));
+        let holds = if p50.low >= CLAIMED_RATIO {
+            "holds"
+        } else if p50.high < CLAIMED_RATIO {
+            "does not hold"
+        } else {
+            "cannot be decided"
+        };
+        format!(
+            "The roadmap's \"gRPC is 50x faster\" {holds} here: REST's median latency is {:.2}x gRPC's (95 % CI {:.2}–{:.2}) over every operation at {} req/s{throughput}{widest}.",
+            p50.ratio, p50.low, p50.high, self.rate
+        )
+    }
+
+    fn saturation_of(&self, protocol: Protocol) -> Option<&Saturation> {
+        self.saturation.iter().find(|s| s.protocol == protocol)
+    }
+}
+
+/// Latency by percentile, one chart per operation, both protocols.
+fn charts(spectra: Vec<(String, Vec<(f64, f64)>, Vec<(f64, f64)>)>) -> Vec<Chart> {
+    spectra
+        .into_iter()
+        .map(|(op, rest, grpc)| Chart {
+            title: format!("{op}: latency by percentile"),
+            x_label: "percentile".into(),
+            y_label: "ms".into(),
+            lines: vec![("REST".into(), rest), ("gRPC".into(), grpc)],
+            dots: Vec::new(),
+        })
+        .collect()
+}
+
+/// The percentiles the charts draw.
+const SPECTRUM: [f64; 7] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9];
+
+fn spectrum(p: &Percentiles, h: Option<&Histogram<u64>>) -> Vec<(f64, f64)> {
+    match h {
+        Some(h) if !h.is_empty() => {
+            SPECTRUM.iter().map(|&q| (q, h.value_at_quantile(q / 100.0) as f64 / 1e3)).collect()
+        }
+        _ => vec![(50.0, p.p50_ms), (95.0, p.p95_ms), (99.0, p.p99_ms)],
+    }
+}
+
+/// Writes `comparison.json`, `report.md` and `report.html` into `dir`.
+pub(crate) fn write_all(dir: &Path, report: &ComparisonReport, measured: &Measured) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(report).expect("reports serialize") + "\n";
+    std::fs::write(dir.join("comparison.json"), json)?;
+    std::fs::write(dir.join("report.md"), markdown(report))?;
+    let spectra: Vec<_> = report
+        .operations
+        .iter()
+        .map(|o| {
+            let keep = |s: &StepResult| o.operation == "all" || s.step == o.operation;
+            let of = |p: Protocol| {
+                let rounds: Vec<&Round> = measured.rounds.iter().filter(|r| r.protocol == p).collect();
+                merged(&rounds, keep)
+            };
+            let (rest, grpc) = (of(Protocol::Rest), of(Protocol::Grpc));
+            (o.operation.clone(), spectrum(&o.rest, Some(&rest)), spectrum(&o.grpc, Some(&grpc)))
+        })
+        .collect();
+    std::fs::write(dir.join("report.html"), html(report, &charts(spectra)))
+}
+
+fn ci(r: Option<RatioCi>) -> String {
+    r.map_or("-".into(), |r| format!("{:.2} ({:.2}–{:.2})", r.ratio, r.low, r.high))
+}
+
+fn markdown(r: &ComparisonReport) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# {}: {}\n\n{}\n", r.name, if r.valid { "VALID" } else { "INVALID" }, r.description);
+    let _ = writeln!(m, "**{}**\n", r.verdict);
+    let _ = writeln!(
+        m,
+        "Run {} from {} to {} on {} CPUs. {} rounds per protocol of {:.0} s at {} req/s (open model, latency from the planned start), alternating REST and gRPC.\n",
+        r.run_id, r.started_at, r.finished_at, r.environment.cpus, r.rounds, r.round_seconds, r.rate
+    );
+    if !r.reasons.is_empty() {
+        m.push_str("## Why the rounds do not compare\n\n");
+        for reason in &r.reasons {
+            let _ = writeln!(m, "- {reason}");
+        }
+        m.push('\n');
+    }
+    m.push_str("## Latency (ms) and REST/gRPC ratio with bootstrap 95 % CI\n\n");
+    m.push_str("| operation | REST p50 | gRPC p50 | p50 ratio | REST p95 | gRPC p95 | p95 ratio | REST p99 | gRPC p99 | p99 ratio | p50 ratio by round | requests REST/gRPC |\n");
+    m.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for o in &r.operations {
+        let rounds = o.round_ratio_p50.map_or("-".into(), |(lo, hi)| format!("{lo:.2}–{hi:.2}"));
+        let _ = writeln!(
+            m,
+            "| {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {rounds} | {}/{} |",
+            o.operation,
+            o.rest.p50_ms,
+            o.grpc.p50_ms,
+            ci(o.ratio_p50),
+            o.rest.p95_ms,
+            o.grpc.p95_ms,
+            ci(o.ratio_p95),
+            o.rest.p99_ms,
+            o.grpc.p99_ms,
+            ci(o.ratio_p99),
+            o.rest.count,
+            o.grpc.count
+        );
+    }
+    m.push_str("\n## Throughput at saturation\n\n| protocol | offered req/s | ok req/s | p50 ms | failed | dropped starts |\n|---|---|---|---|---|---|\n");
+    for s in &r.saturation {
+        let _ = writeln!(
+            m,
+            "| {} | {:.0} | {:.0} | {:.1} | {} | {} |",
+            s.protocol.as_str(),
+            s.offered_rate,
+            s.ok_rate,
+            s.p50_ms,
+            s.failed,
+            s.dropped_starts
+        );
+    }
+    m.push_str("\n## CPU seconds per 1,000 requests (measured rounds)\n\n| protocol | requests | client (loadgen) | server (all services) | by service |\n|---|---|---|---|---|\n");
+    for c in &r.cpu {
+        let by: Vec<String> = c.server_per_1k_by_service.iter().map(|(s, v)| format!("{s} {v:.3}")).collect();
+        let _ = writeln!(
+            m,
+            "| {} | {} | {:.3} | {:.3} | {} |",
+            c.protocol.as_str(),
+            c.requests,
+            c.client_per_1k,
+            c.server_per_1k,
+            by.join(", ")
+        );
+    }
+    m.push_str("\n## Payload bytes per request (bodies only: JSON over REST, encoded protobuf over gRPC)\n\n| operation | REST request | REST answer | gRPC request | gRPC answer |\n|---|---|---|---|---|\n");
+    for p in &r.payloads {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} |",
+            p.operation, p.rest.request, p.rest.response, p.grpc.request, p.grpc.response
+        );
+    }
+    m.push_str("\n## Rounds\n\n| round | protocol | offered | achieved req/s | requests | failed | late starts | client CPU s | server CPU s |\n|---|---|---|---|---|---|---|---|---|\n");
+    for f in &r.round_figures {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {:.0} | {:.1} | {} | {} | {} | {:.2} | {:.2} |",
+            f.round,
+            f.protocol.as_str(),
+            f.offered_rate,
+            f.achieved_rate,
+            f.requests,
+            f.failed,
+            f.dropped_starts,
+            f.client_cpu_seconds,
+            f.server_cpu_seconds
+        );
+    }
+    m.push_str("\nThe loadgen and the services share this machine's CPUs; the CPU figures say which side paid for each request.\n");
+    m
+}
+
+fn html(r: &ComparisonReport, charts: &[Chart]) -> String {
+    let mut h = String::new();
+    let status = if r.valid { "VALID" } else { "INVALID" };
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}: {status}</title><style>{}</style></head><body>\n",
+        escape(&r.name),
+        crate::report::html::STYLE
+    );
+    let _ = writeln!(
+        h,
+        "<h1>{} <span id=\"verdict\" class=\"{}\">{status}</span></h1>\n<p>{}</p>\n<p id=\"fifty-x\"><strong>{}</strong></p>",
+        escape(&r.name),
+        if r.valid { "GO" } else { "NO-GO" },
+        escape(&r.description),
+        escape(&r.verdict)
+    );
+    h.push_str(&crate::report::html::markdown_tables(&markdown(r)));
+    h.push_str("<h2>Latency by percentile</h2>\n");
+    for chart in charts {
+        match chart.svg() {
+            Some(svg) => {
+                let _ = writeln!(h, "<div class=\"chart\">{svg}</div>");
+            }
+            None => {
+                let _ = writeln!(h, "<p class=\"note\">{}: no data.</p>", escape(&chart.title));
+            }
+        }
+    }
+    h.push_str("</body></html>\n");
+    h
+}

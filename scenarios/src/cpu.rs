@@ -1,0 +1,72 @@
+//! CPU time spent by processes, from the kernel's own accounting: a running
+//! process's `utime + stime` in `/proc/<pid>/stat`, and the summed rusage of
+//! the children this process has waited for (a loadgen run, once it exits).
+
+/// CPU seconds (user + system) a running process has used so far, or `None`
+/// if it is gone or `/proc` cannot say.
+pub fn process_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat).map(|ticks| ticks as f64 / ticks_per_second())
+}
+
+/// `utime + stime` in clock ticks from a `/proc/<pid>/stat` line. The command
+/// name (field 2) may hold spaces and parentheses, so fields are counted from
+/// the last `)`.
+fn parse_stat(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: state is field 3, so utime (14) and stime (15) are the
+    // 12th and 13th fields here.
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// CPU seconds of every child (and their children) this process has waited
+/// for: the difference across one child's run is that child's CPU time.
+pub fn waited_children_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_are_read_past_a_name_with_spaces_and_parentheses() {
+        let line = "4242 (q2o (x) y) S 1 4242 4242 0 -1 4194560 1200 0 0 0 731 96 0 0 20 0 9 0 1234 0 0";
+        assert_eq!(parse_stat(line), Some(731 + 96));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_and_a_waited_child_have_used_cpu() {
+        let busy = std::time::Instant::now();
+        let mut x = 0u64;
+        while busy.elapsed() < std::time::Duration::from_millis(200) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        assert!(x != 1);
+        let own = process_seconds(std::process::id()).unwrap();
+        assert!(own >= 0.1, "spun 0.2 s, the kernel counted {own} s");
+        let before = waited_children_seconds();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(waited_children_seconds() > before, "the child's CPU time was added once it was waited for");
+    }
+}
