@@ -37,7 +37,8 @@ fn a_short_rest_versus_grpc_comparison_measures_both_protocols_and_states_a_verd
     // The verdict quotes the measured ratio.
     let verdict = report["verdict"].as_str().unwrap();
     let all = operations.iter().find(|o| o["operation"] == "all").unwrap();
-    assert!(verdict.contains(&format!("{:.2}x", all["ratio_p50"]["ratio"].as_f64().unwrap())), "{verdict}");
+    let ratio = all["ratio_p50"]["ratio"].as_f64().unwrap();
+    assert!(verdict.contains(&format!("REST/gRPC is {ratio:.2} (95 % CI")), "{verdict}");
     assert!(stdout.contains(verdict), "printed: {stdout}");
 
     // JSON is bigger than protobuf for the review request (a 4 KB code string in both).

@@ -297,7 +297,7 @@ impl ComparisonReport {
         let Some(p50) = all.ratio_p50 else { return "no requests were measured".into() };
         let throughput = match (self.saturation_of(Protocol::Grpc), self.saturation_of(Protocol::Rest)) {
             (Some(g), Some(r)) if r.ok_rate > 0.0 => {
-                format!(", and gRPC carried {:.2}x REST's throughput at saturation", g.ok_rate / r.ok_rate)
+                format!("; at saturation gRPC carried {:.2}x REST's throughput", g.ok_rate / r.ok_rate)
             }
             _ => String::new(),
         };
@@ -307,7 +307,8 @@ impl ComparisonReport {
             .filter(|o| o.operation != "all")
             .filter_map(|o| o.ratio_p50.map(|r| (o.operation.as_str(), r.ratio)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
-        let widest = widest.map_or(String::new(), |(op, r)| format!("; the widest gap is {op} at {r:.2}x"));
+        let widest =
+            widest.map_or(String::new(), |(op, r)| format!("; the largest per-operation ratio is {op}'s, {r:.2}"));
         let holds = if p50.low >= CLAIMED_RATIO {
             "holds"
         } else if p50.high < CLAIMED_RATIO {
@@ -315,9 +316,14 @@ impl ComparisonReport {
         } else {
             "cannot be decided"
         };
+        let plain = if p50.ratio >= 1.0 {
+            format!("gRPC is {:.2}x faster at the median", p50.ratio)
+        } else {
+            format!("gRPC is {:.2}x slower at the median", 1.0 / p50.ratio)
+        };
         format!(
-            "The roadmap's \"gRPC is 50x faster\" {holds} here: REST's median latency is {:.2}x gRPC's (95 % CI {:.2}–{:.2}) over every operation at {} req/s{throughput}{widest}.",
-            p50.ratio, p50.low, p50.high, self.rate
+            "The roadmap's \"gRPC is 50x faster\" {holds} here: over every operation at {} req/s the median latency ratio REST/gRPC is {:.2} (95 % CI {:.2}–{:.2}), so {plain}{throughput}{widest}.",
+            self.rate, p50.ratio, p50.low, p50.high
         )
     }
 

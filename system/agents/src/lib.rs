@@ -36,7 +36,6 @@ use q2o_common::kafka::{self, ConsumeError, EventConsumer, EventProducer, KafkaM
 use q2o_common::store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 
 pub use config::Config;
 
@@ -176,10 +175,11 @@ impl Agents {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let state = ServerState { work, registry: self.registry.clone() };
-        let http = axum::serve(self.http, server::app(state.clone())).with_graceful_shutdown(signal(stopped.clone()));
+        let http = axum::serve(q2o_common::net::http_listener(self.http), server::app(state.clone()))
+            .with_graceful_shutdown(signal(stopped.clone()));
         let grpc = tonic::transport::Server::builder()
             .add_routes(server::grpc_routes(state))
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.grpc), signal(stopped.clone()));
+            .serve_with_incoming_shutdown(q2o_common::net::grpc_incoming(self.grpc), signal(stopped.clone()));
         let pools = workers.run(config.pools.clone(), stopped.clone());
         let mut groups = Vec::new();
         if let (Some(kafka), Some(metrics)) = (&config.kafka, &kafka_metrics) {

@@ -22,5 +22,6 @@ pub mod domain;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;
+pub mod net;
 pub mod store;
 pub mod telemetry;

@@ -44,7 +44,6 @@ use std::time::Duration;
 use q2o_common::store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 
 pub use config::Config;
 pub use state::AppState;
@@ -120,10 +119,11 @@ impl Gateway {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let app = rest::app(self.state.clone(), self.max_body_bytes, self.request_timeout);
-        let http = axum::serve(self.http, app).with_graceful_shutdown(signal(stopped.clone()));
+        let http =
+            axum::serve(q2o_common::net::http_listener(self.http), app).with_graceful_shutdown(signal(stopped.clone()));
         let grpc = tonic::transport::Server::builder()
             .add_routes(grpc::routes(self.state))
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.grpc), signal(stopped.clone()));
+            .serve_with_incoming_shutdown(q2o_common::net::grpc_incoming(self.grpc), signal(stopped.clone()));
         let servers = async {
             let (http, grpc) = tokio::join!(http, grpc);
             http.map_err(GatewayError::Http)?;

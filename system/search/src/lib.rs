@@ -111,7 +111,8 @@ impl Search {
             registry: self.registry.clone(),
             http: q2o_common::metrics::HttpMetrics::new(&self.registry),
         };
-        let http = axum::serve(self.listener, api::app(state)).with_graceful_shutdown(signal(stopped.clone()));
+        let http = axum::serve(q2o_common::net::http_listener(self.listener), api::app(state))
+            .with_graceful_shutdown(signal(stopped.clone()));
         let indexing = async {
             if let Some(consumer) = consumer {
                 let indexer = Indexer { index: Arc::clone(&self.index) };
