@@ -9,11 +9,11 @@ use hyper::body::Bytes;
 use prost::Message;
 use q2o_proto::v1 as pb;
 use q2o_proto::v1::qa_agent_client::QaAgentClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::http1::Pool;
 use crate::recorder::Protocol;
-use crate::target::{Payload, REQUEST_TIMEOUT, SetupError, grpc_outcome};
+use crate::target::{Payload, SetupError, connect_channels, grpc_outcome};
 
 /// The agents' REST review endpoint (`q2o_agents::inter_agent::REVIEW_PATH`;
 /// the loadgen does not link the agents crate and its Kafka client).
@@ -51,20 +51,10 @@ impl ReviewTarget {
             }
             None => None,
         };
-        let mut pool_of_channels = Vec::new();
-        if let Some(grpc) = grpc {
-            for _ in 0..channels.max(1) {
-                let endpoint = Endpoint::from_shared(grpc.to_owned())
-                    .map_err(|e| SetupError(format!("--agent-grpc-url `{grpc}`: {e}")))?
-                    .tcp_nodelay(true)
-                    .timeout(REQUEST_TIMEOUT);
-                let channel = endpoint
-                    .connect()
-                    .await
-                    .map_err(|e| SetupError(format!("cannot reach the agents' gRPC at {grpc}: {e}")))?;
-                pool_of_channels.push(channel);
-            }
-        }
+        let pool_of_channels = match grpc {
+            Some(grpc) => connect_channels("--agent-grpc-url", "the agents' gRPC", grpc, channels).await?,
+            None => Vec::new(),
+        };
         Ok(ReviewTarget { rest, channels: pool_of_channels, next_channel: AtomicUsize::new(0), message })
     }
 

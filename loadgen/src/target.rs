@@ -187,20 +187,10 @@ impl GatewayTarget {
             ),
             ("search", pool.request("GET", "/api/v1/search?q=loadgen", Some(&token), None), 0),
         ];
-        let mut pool_of_channels = Vec::new();
-        if let Some(grpc) = grpc {
-            for _ in 0..channels.max(1) {
-                let endpoint = Endpoint::from_shared(grpc.to_owned())
-                    .map_err(|e| SetupError(format!("--grpc-url `{grpc}`: {e}")))?
-                    .tcp_nodelay(true)
-                    .timeout(REQUEST_TIMEOUT);
-                let channel = endpoint
-                    .connect()
-                    .await
-                    .map_err(|e| SetupError(format!("cannot reach the gateway's gRPC at {grpc}: {e}")))?;
-                pool_of_channels.push(channel);
-            }
-        }
+        let pool_of_channels = match grpc {
+            Some(grpc) => connect_channels("--grpc-url", "the gateway's gRPC", grpc, channels).await?,
+            None => Vec::new(),
+        };
         Ok(Arc::new(GatewayTarget {
             rest: pool,
             rest_requests,
@@ -270,6 +260,27 @@ impl GatewayTarget {
         }
         Ok(Payload { request: *body_len, response: answer.body.len() })
     }
+}
+
+/// `n` (at least one) HTTP/2 connections to `url`; `flag` names the URL and
+/// `server` the server in errors.
+pub(crate) async fn connect_channels(
+    flag: &str,
+    server: &str,
+    url: &str,
+    n: usize,
+) -> Result<Vec<Channel>, SetupError> {
+    let mut channels = Vec::new();
+    for _ in 0..n.max(1) {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| SetupError(format!("{flag} `{url}`: {e}")))?
+            .tcp_nodelay(true)
+            .timeout(REQUEST_TIMEOUT);
+        let channel =
+            endpoint.connect().await.map_err(|e| SetupError(format!("cannot reach {server} at {url}: {e}")))?;
+        channels.push(channel);
+    }
+    Ok(channels)
 }
 
 pub(crate) fn grpc_outcome<T>(result: Result<T, tonic::Status>) -> Outcome {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use q2o_common::config::parse_duration;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
-use q2o_scenarios::capacity::plan::{CapacityOptions, capacity};
+use q2o_scenarios::capacity::plan::{CapacityOptions, Search, capacity};
 use q2o_scenarios::compare::{CompareOptions, Comparison, compare};
 use q2o_scenarios::local::{Binaries, EnvKind};
 use q2o_scenarios::run::{RunFailed, RunOptions, run};
@@ -53,30 +53,8 @@ enum Cli {
     Capacity {
         /// The scenario file (scenarios/phase2.toml): its topology, journeys and criteria.
         scenario: PathBuf,
-        /// Gateway replica counts, comma-separated (agents processes scale alike).
-        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
-        replicas: Vec<usize>,
-        /// How long each rate is held (e.g. 10s).
-        #[arg(long, value_parser = parse_duration, default_value = "10s")]
-        step: Duration,
-        /// The first rate tried, requests per second (then doubled).
-        #[arg(long, default_value_t = 100.0)]
-        start_rate: f64,
-        /// The highest rate tried.
-        #[arg(long, default_value_t = 20_000.0)]
-        ceiling: f64,
-        /// Stop bisecting when the bracket is narrower than this share of the rate.
-        #[arg(long, default_value_t = 0.1)]
-        resolution: f64,
-        /// Most steps per replica count.
-        #[arg(long, default_value_t = 12)]
-        max_steps: usize,
-        /// Users the largest replica count must carry for exit 0.
-        #[arg(long)]
-        target_users: Option<f64>,
-        /// Loadgen processes sharing each step's rate.
-        #[arg(long, default_value_t = 1)]
-        loadgen_processes: u32,
+        #[command(flatten)]
+        search: Search,
         /// Where reports go.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
@@ -155,32 +133,8 @@ async fn main() -> ExitCode {
                 Err(failed) => run_failed(&failed),
             }
         }
-        Cli::Capacity {
-            scenario,
-            replicas,
-            step,
-            start_rate,
-            ceiling,
-            resolution,
-            max_steps,
-            target_users,
-            loadgen_processes,
-            reports,
-        } => {
-            let options = CapacityOptions {
-                scenario,
-                replicas,
-                step,
-                start_rate,
-                ceiling,
-                resolution,
-                max_steps,
-                target_users,
-                loadgen_processes,
-                reports,
-                binaries: Binaries::discover(),
-                progress: true,
-            };
+        Cli::Capacity { scenario, search, reports } => {
+            let options = CapacityOptions { scenario, search, reports, binaries: Binaries::discover(), progress: true };
             match capacity(options, shutdown_signal()).await {
                 Ok((report, dir)) => {
                     println!("{} capacity: {}", report.scenario, if report.met { "MET" } else { "NOT MET" });

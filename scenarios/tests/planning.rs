@@ -56,6 +56,8 @@ fn a_short_rest_versus_grpc_comparison_measures_both_protocols_and_states_a_verd
     }
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("id=\"fifty-x\""), "charts and the verdict are on the page");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 12, "one case per round");
     assert!(processes_mentioning(&dir).is_empty(), "left running: {:?}", processes_mentioning(&dir));
 }
 
@@ -103,5 +105,8 @@ fn a_short_capacity_search_finds_knees_fits_the_usl_and_sizes_the_replicas() {
     assert!(stdout.contains(dir.join("report.html").to_str().unwrap()), "{stdout}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 3, "throughput, latency and USL plots");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 4, "three knees and the target");
+    assert_eq!(junit.matches("<failure").count(), 1, "the target is not met");
     assert!(processes_mentioning(&dir).is_empty(), "left running: {:?}", processes_mentioning(&dir));
 }

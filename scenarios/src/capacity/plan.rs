@@ -30,28 +30,43 @@ use crate::scenario::{Criterion, Scenario, Sli};
 pub struct CapacityOptions {
     /// The scenario file.
     pub scenario: PathBuf,
-    /// Gateway replica counts to search at (agents scale alike).
-    pub replicas: Vec<usize>,
-    /// How long each rate is held.
-    pub step: Duration,
-    /// The first rate tried, requests per second.
-    pub start_rate: f64,
-    /// The highest rate tried.
-    pub ceiling: f64,
-    /// Bisecting stops when the bracket is narrower than this fraction.
-    pub resolution: f64,
-    /// Most steps per replica count.
-    pub max_steps: usize,
-    /// Users the largest replica count must carry for exit 0.
-    pub target_users: Option<f64>,
-    /// Loadgen processes sharing each step's rate.
-    pub loadgen_processes: u32,
+    /// How to search.
+    pub search: Search,
     /// Where `<scenario>-capacity/<run-id>/` goes.
     pub reports: PathBuf,
     /// Programs.
     pub binaries: Binaries,
     /// Whether to draw a progress bar.
     pub progress: bool,
+}
+
+/// How the knees are searched (the flags of `q2o-bench capacity`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Search {
+    /// Gateway replica counts, comma-separated (agents processes scale alike).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub replicas: Vec<usize>,
+    /// How long each rate is held (e.g. 10s).
+    #[arg(long, value_parser = q2o_common::config::parse_duration, default_value = "10s")]
+    pub step: Duration,
+    /// The first rate tried, requests per second (then doubled).
+    #[arg(long, default_value_t = 100.0)]
+    pub start_rate: f64,
+    /// The highest rate tried.
+    #[arg(long, default_value_t = 20_000.0)]
+    pub ceiling: f64,
+    /// Stop bisecting when the bracket is narrower than this share of the rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub resolution: f64,
+    /// Most steps per replica count.
+    #[arg(long, default_value_t = 12)]
+    pub max_steps: usize,
+    /// Users the largest replica count must carry for exit 0.
+    #[arg(long)]
+    pub target_users: Option<f64>,
+    /// Loadgen processes sharing each step's rate.
+    #[arg(long, default_value_t = 1)]
+    pub loadgen_processes: u32,
 }
 
 /// Judged from each step's loadgen results.
@@ -155,21 +170,22 @@ pub async fn capacity(
 ) -> Result<(CapacityReport, PathBuf), RunFailed> {
     let failed = |reason: String| RunFailed { reason, dir: None };
     let scenario = Scenario::load(&options.scenario).map_err(|e| failed(e.to_string()))?;
-    options.check().map_err(failed)?;
+    options.search.check().map_err(failed)?;
+    let search = &options.search;
     if scenario.topology.monolith {
         return Err(failed(format!("{}: the monolith has no replicas to scale", options.scenario.display())));
     }
     let mix = open_mix(&scenario);
     let think = scenario.user_plan().map_err(|(k, r)| failed(format!("{k}: {r}")))?.think.mean().as_secs_f64();
     let criteria: Vec<Criterion> = scenario.criteria.iter().filter(|c| STEP_SLIS.contains(&c.sli)).cloned().collect();
-    for n in &options.replicas {
+    for n in &search.replicas {
         options.binaries.check(&at_replicas(&scenario, *n)).map_err(failed)?;
     }
     let started = SystemTime::now();
     let base = options.reports.join(format!("{}-capacity", scenario.name));
     let (dir, run_id) = new_run_dir(&base, started).map_err(failed)?;
     let failed_in = |reason: String| RunFailed { reason, dir: Some(dir.clone()) };
-    let total_steps = options.replicas.len() * options.max_steps;
+    let total_steps = search.replicas.len() * search.max_steps;
     let bar = if options.progress {
         indicatif::ProgressBar::new(total_steps as u64)
     } else {
@@ -182,7 +198,7 @@ pub async fn capacity(
     );
     let searches = async {
         let mut searches = Vec::new();
-        for &n in &options.replicas {
+        for &n in &search.replicas {
             searches.push(search_at(&scenario, n, &mix, &criteria, think, &options, &dir, &run_id, &bar).await?);
         }
         Ok::<_, String>(searches)
@@ -194,7 +210,7 @@ pub async fn capacity(
     bar.finish_and_clear();
     let _ = std::fs::remove_dir_all(dir.join("data"));
     let searches = searches.map_err(failed_in)?;
-    let mut report = CapacityReport::new(&scenario, &options, mix, think, &criteria, searches, &run_id);
+    let mut report = CapacityReport::new(&scenario, search, mix, think, &criteria, searches, &run_id);
     report.started_at = rfc3339(started);
     report.finished_at = rfc3339(SystemTime::now());
     super::report::write_all(&dir, &report, &criteria)
@@ -203,7 +219,7 @@ pub async fn capacity(
     Ok((report, dir))
 }
 
-impl CapacityOptions {
+impl Search {
     fn check(&self) -> Result<(), String> {
         if self.replicas.is_empty() || self.replicas.contains(&0) {
             return Err("--replicas: give replica counts of at least 1 (e.g. 1,2,3)".into());
@@ -330,14 +346,15 @@ async fn search_at(
             rate,
             duration,
             max_in_flight: None,
-            processes: options.loadgen_processes,
+            processes: options.search.loadgen_processes,
             out,
         };
         // Warm-up: connections, Redis scripts and caches, not measured.
-        step(options.start_rate, Duration::from_secs(3), run.join("loadgen/warmup")).run().await?;
+        let search = &options.search;
+        step(search.start_rate, Duration::from_secs(3), run.join("loadgen/warmup")).run().await?;
         let figures = Mutex::new(Vec::new());
         let error = Mutex::new(None);
-        let knee = knee::search(options.start_rate, options.ceiling, options.resolution, options.max_steps, |rate| {
+        let knee = knee::search(search.start_rate, search.ceiling, search.resolution, search.max_steps, |rate| {
             let (figures, error, step, run) = (&figures, &error, &step, &run);
             async move {
                 if error.lock().expect("never poisoned").is_some() {
@@ -345,7 +362,7 @@ async fn search_at(
                 }
                 bar.set_message(format!("{n} replicas: {rate:.0} req/s"));
                 let out = run.join(format!("loadgen/rate-{rate:.0}"));
-                match step(rate, options.step, out).run().await {
+                match step(rate, search.step, out).run().await {
                     Ok(done) => {
                         let judged = judge_step(&done.results, rate, criteria);
                         let held = judged.held;
@@ -389,7 +406,7 @@ fn rate_for_users(users: f64, think: f64, response: f64) -> f64 {
 impl CapacityReport {
     fn new(
         scenario: &Scenario,
-        options: &CapacityOptions,
+        options: &Search,
         mix: String,
         think: f64,
         criteria: &[Criterion],

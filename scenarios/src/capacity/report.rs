@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::plan::{CapacityReport, Needed};
 use crate::report::charts::Chart;
-use crate::report::escape;
+use crate::report::junit::{self, Case};
 use crate::scenario::{Criterion, Sli};
 
 /// Writes the three files into `dir`.
@@ -15,7 +15,32 @@ pub(crate) fn write_all(dir: &Path, report: &CapacityReport, criteria: &[Criteri
     let json = serde_json::to_string_pretty(report).expect("reports serialize") + "\n";
     std::fs::write(dir.join("capacity.json"), json)?;
     std::fs::write(dir.join("report.md"), markdown(report))?;
+    std::fs::write(dir.join("junit.xml"), junit(report))?;
     std::fs::write(dir.join("report.html"), html(report, &charts(report, criteria)))
+}
+
+/// One test case per replica count (a knee was found) and one for the target users.
+fn junit(r: &CapacityReport) -> String {
+    let mut cases: Vec<Case> = r
+        .searches
+        .iter()
+        .map(|s| Case {
+            name: format!("knee at {} gateway replicas", s.gateways),
+            failure: s.knee.rate.is_none().then(|| "no rate held".to_owned()),
+            output: match (s.knee.rate, s.users_at_knee) {
+                (Some(rate), Some(users)) => format!("{rate:.0} req/s, {users:.0} users"),
+                _ => format!("{} steps, none held", s.steps.len()),
+            },
+        })
+        .collect();
+    if let Some(target) = r.target_users {
+        cases.push(Case {
+            name: format!("carries {target:.0} users"),
+            failure: (!r.met).then(|| format!("the largest knee carries fewer than {target:.0} users")),
+            output: r.reasons.join("; "),
+        });
+    }
+    junit::suite(&format!("{}-capacity", r.scenario), &r.started_at, &cases)
 }
 
 fn replicas(n: Option<u64>) -> String {
@@ -173,31 +198,7 @@ fn charts(r: &CapacityReport, criteria: &[Criterion]) -> Vec<Chart> {
 }
 
 fn html(r: &CapacityReport, charts: &[Chart]) -> String {
-    let mut h = String::new();
     let status = if r.met { "MET" } else { "NOT MET" };
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} capacity: {status}</title><style>{}</style></head><body>\n",
-        escape(&r.scenario),
-        crate::report::html::STYLE
-    );
-    let _ = writeln!(
-        h,
-        "<h1>{} capacity <span id=\"verdict\" class=\"{}\">{status}</span></h1>",
-        escape(&r.scenario),
-        if r.met { "GO" } else { "NO-GO" }
-    );
-    h.push_str(&crate::report::html::markdown_tables(&markdown(r)));
-    for chart in charts {
-        match chart.svg() {
-            Some(svg) => {
-                let _ = writeln!(h, "<div class=\"chart\">{svg}</div>");
-            }
-            None => {
-                let _ = writeln!(h, "<p class=\"note\">{}: no data.</p>", escape(&chart.title));
-            }
-        }
-    }
-    h.push_str("</body></html>\n");
-    h
+    let body = crate::report::html::markdown_tables(&markdown(r));
+    crate::report::html::page(&format!("{} capacity", r.scenario), status, r.met, &body, "Plots", charts)
 }

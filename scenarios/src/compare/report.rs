@@ -17,6 +17,7 @@ use super::{Comparison, Measured, Round};
 use crate::capacity::stats::{RatioCi, quantile, ratio_ci, samples};
 use crate::report::charts::Chart;
 use crate::report::escape;
+use crate::report::junit::{self, Case};
 use crate::report::summary::Environment as Machine;
 use crate::scenario::Topology;
 
@@ -120,6 +121,11 @@ pub struct Saturation {
     pub failed: u64,
     /// Median latency from the planned start, ms.
     pub p50_ms: f64,
+    /// Loadgen CPU seconds per 1,000 requests at saturation.
+    pub client_cpu_per_1k: f64,
+    /// Every service's CPU seconds per 1,000 requests at saturation (idle
+    /// costs, such as the broker's polling, weigh least here).
+    pub server_cpu_per_1k: f64,
 }
 
 /// CPU time per 1,000 requests of one protocol.
@@ -241,6 +247,8 @@ impl ComparisonReport {
                     dropped_starts: f.dropped_starts,
                     failed: f.failed,
                     p50_ms: all.filter(|h| !h.is_empty()).map_or(0.0, |h| h.value_at_quantile(0.5) as f64 / 1e3),
+                    client_cpu_per_1k: f.client_cpu_seconds / f.requests.max(1) as f64 * 1000.0,
+                    server_cpu_per_1k: f.server_cpu_seconds / f.requests.max(1) as f64 * 1000.0,
                 }
             })
             .collect();
@@ -363,6 +371,7 @@ pub(crate) fn write_all(dir: &Path, report: &ComparisonReport, measured: &Measur
     let json = serde_json::to_string_pretty(report).expect("reports serialize") + "\n";
     std::fs::write(dir.join("comparison.json"), json)?;
     std::fs::write(dir.join("report.md"), markdown(report))?;
+    std::fs::write(dir.join("junit.xml"), junit(report))?;
     let spectra: Vec<_> = report
         .operations
         .iter()
@@ -377,6 +386,24 @@ pub(crate) fn write_all(dir: &Path, report: &ComparisonReport, measured: &Measur
         })
         .collect();
     std::fs::write(dir.join("report.html"), html(report, &charts(spectra)))
+}
+
+/// One test case per measured round: clean enough to compare, or not.
+fn junit(r: &ComparisonReport) -> String {
+    let cases: Vec<Case> = r
+        .round_figures
+        .iter()
+        .map(|f| {
+            let name = format!("round {} {}", f.round, f.protocol.as_str());
+            let output = format!(
+                "{} requests at {:.1} req/s, {} failed, {} late starts",
+                f.requests, f.achieved_rate, f.failed, f.dropped_starts
+            );
+            let failure = r.reasons.iter().find(|reason| reason.starts_with(&format!("round {} (", f.round))).cloned();
+            Case { name, failure, output }
+        })
+        .collect();
+    junit::suite(&r.name, &r.started_at, &cases)
 }
 
 fn ci(r: Option<RatioCi>) -> String {
@@ -421,19 +448,22 @@ fn markdown(r: &ComparisonReport) -> String {
             o.grpc.count
         );
     }
-    m.push_str("\n## Throughput at saturation\n\n| protocol | offered req/s | ok req/s | p50 ms | failed | dropped starts |\n|---|---|---|---|---|---|\n");
+    m.push_str("\n## Throughput at saturation\n\n| protocol | offered req/s | ok req/s | p50 ms | failed | dropped starts | client CPU s per 1k | server CPU s per 1k |\n|---|---|---|---|---|---|---|---|\n");
     for s in &r.saturation {
         let _ = writeln!(
             m,
-            "| {} | {:.0} | {:.0} | {:.1} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {:.1} | {} | {} | {:.3} | {:.3} |",
             s.protocol.as_str(),
             s.offered_rate,
             s.ok_rate,
             s.p50_ms,
             s.failed,
-            s.dropped_starts
+            s.dropped_starts,
+            s.client_cpu_per_1k,
+            s.server_cpu_per_1k
         );
     }
+    m.push_str("\nThe offered rate is far above what either carries; starts beyond the cap on requests in flight are dropped, so the ok rate is the throughput.\n");
     m.push_str("\n## CPU seconds per 1,000 requests (measured rounds)\n\n| protocol | requests | client (loadgen) | server (all services) | by service |\n|---|---|---|---|---|\n");
     for c in &r.cpu {
         let by: Vec<String> = c.server_per_1k_by_service.iter().map(|(s, v)| format!("{s} {v:.3}")).collect();
@@ -447,6 +477,11 @@ fn markdown(r: &ComparisonReport) -> String {
             by.join(", ")
         );
     }
+    let _ = writeln!(
+        m,
+        "\nAt {} req/s the services' idle work (the broker's polling, timers) is a large share; the saturation rounds above give the cost per request under load.",
+        r.rate
+    );
     m.push_str("\n## Payload bytes per request (bodies only: JSON over REST, encoded protobuf over gRPC)\n\n| operation | REST request | REST answer | gRPC request | gRPC answer |\n|---|---|---|---|---|\n");
     for p in &r.payloads {
         let _ = writeln!(
@@ -476,34 +511,11 @@ fn markdown(r: &ComparisonReport) -> String {
 }
 
 fn html(r: &ComparisonReport, charts: &[Chart]) -> String {
-    let mut h = String::new();
     let status = if r.valid { "VALID" } else { "INVALID" };
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}: {status}</title><style>{}</style></head><body>\n",
-        escape(&r.name),
-        crate::report::html::STYLE
+    let body = format!(
+        "<p id=\"fifty-x\"><strong>{}</strong></p>\n{}",
+        escape(&r.verdict),
+        crate::report::html::markdown_tables(&markdown(r))
     );
-    let _ = writeln!(
-        h,
-        "<h1>{} <span id=\"verdict\" class=\"{}\">{status}</span></h1>\n<p>{}</p>\n<p id=\"fifty-x\"><strong>{}</strong></p>",
-        escape(&r.name),
-        if r.valid { "GO" } else { "NO-GO" },
-        escape(&r.description),
-        escape(&r.verdict)
-    );
-    h.push_str(&crate::report::html::markdown_tables(&markdown(r)));
-    h.push_str("<h2>Latency by percentile</h2>\n");
-    for chart in charts {
-        match chart.svg() {
-            Some(svg) => {
-                let _ = writeln!(h, "<div class=\"chart\">{svg}</div>");
-            }
-            None => {
-                let _ = writeln!(h, "<p class=\"note\">{}: no data.</p>", escape(&chart.title));
-            }
-        }
-    }
-    h.push_str("</body></html>\n");
-    h
+    crate::report::html::page(&r.name, status, r.valid, &body, "Latency by percentile", charts)
 }

@@ -82,16 +82,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
         h.push_str("</ul>\n");
     }
     h.push_str("<h2>Over time</h2>\n");
-    for chart in charts {
-        match chart.svg() {
-            Some(svg) => {
-                let _ = writeln!(h, "<div class=\"chart\">{svg}</div>");
-            }
-            None => {
-                let _ = writeln!(h, "<p class=\"note\">{}: no data in this run.</p>", escape(&chart.title));
-            }
-        }
-    }
+    h.push_str(&charts_html(charts));
     if let Some(load) = &s.load {
         let _ = writeln!(
             h,
@@ -145,8 +136,8 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
 }
 
 /// The sections of a Markdown report of ours as HTML: `## ` headings, pipe
-/// tables, `- ` items and plain lines (the `# ` title and `**` are left to the
-/// caller). The comparison and capacity reports print their tables once, in
+/// tables, `- ` items and plain lines (the `# ` title and `**` lines are left
+/// to the caller). The comparison and capacity reports print their tables once, in
 /// Markdown, and show the same tables in HTML.
 pub(crate) fn markdown_tables(md: &str) -> String {
     let mut h = String::new();
@@ -179,12 +170,59 @@ pub(crate) fn markdown_tables(md: &str) -> String {
             let _ = writeln!(h, "<h2>{}</h2>", escape(title));
         } else if let Some(item) = line.strip_prefix("- ") {
             let _ = writeln!(h, "<p>{}</p>", escape(item));
-        } else if !line.trim().is_empty() && !line.starts_with("# ") {
-            let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(line.trim_matches('*')));
+        } else if !line.trim().is_empty() && !line.starts_with("# ") && !line.starts_with("**") {
+            let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(line));
         }
     }
     if in_table {
         h.push_str("</table>\n");
     }
+    h
+}
+
+/// Each chart as inline SVG, or a line saying it had no data.
+pub(crate) fn charts_html(charts: &[Chart]) -> String {
+    let mut h = String::new();
+    for chart in charts {
+        match chart.svg() {
+            Some(svg) => {
+                let _ = writeln!(h, "<div class=\"chart\">{svg}</div>");
+            }
+            None => {
+                let _ = writeln!(h, "<p class=\"note\">{}: no data in this run.</p>", escape(&chart.title));
+            }
+        }
+    }
+    h
+}
+
+/// A self-contained page: `<h1>` with `heading` and a `status` badge (green
+/// when `good`), then `body` (HTML), then the charts under `charts_heading`.
+pub(crate) fn page(
+    heading: &str,
+    status: &str,
+    good: bool,
+    body: &str,
+    charts_heading: &str,
+    charts: &[Chart],
+) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{heading}: {status}</title><style>{STYLE}</style></head><body>\n",
+        heading = escape(heading),
+        status = escape(status)
+    );
+    let _ = writeln!(
+        h,
+        "<h1>{} <span id=\"verdict\" class=\"{}\">{}</span></h1>",
+        escape(heading),
+        if good { "GO" } else { "NO-GO" },
+        escape(status)
+    );
+    h.push_str(body);
+    let _ = writeln!(h, "<h2>{}</h2>", escape(charts_heading));
+    h.push_str(&charts_html(charts));
+    h.push_str("</body></html>\n");
     h
 }

@@ -58,3 +58,35 @@ pub fn render(summary: &Summary) -> String {
     xml.push_str("  </testsuite>\n</testsuites>\n");
     xml
 }
+
+/// One test case of a plain suite: its name, and the failure message if it failed.
+#[derive(Debug)]
+pub(crate) struct Case {
+    pub(crate) name: String,
+    pub(crate) failure: Option<String>,
+    pub(crate) output: String,
+}
+
+/// A suite of plain cases: the comparison's rounds, the capacity run's knees.
+pub(crate) fn suite(name: &str, timestamp: &str, cases: &[Case]) -> String {
+    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let n = cases.len();
+    let _ = writeln!(xml, "<testsuites name=\"q2o-bench\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\">");
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" timestamp=\"{}\">",
+        escape(name),
+        escape(timestamp)
+    );
+    for case in cases {
+        let _ = writeln!(xml, "    <testcase classname=\"{}\" name=\"{}\">", escape(name), escape(&case.name));
+        if let Some(message) = &case.failure {
+            let _ = writeln!(xml, "      <failure message=\"{}\"/>", escape(message));
+        }
+        let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&case.output));
+        xml.push_str("    </testcase>\n");
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
