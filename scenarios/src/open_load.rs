@@ -87,6 +87,20 @@ impl OpenStep {
     }
 }
 
+/// Runs `steps` at once (one per gateway replica when no load balancer
+/// spreads the load) and merges their results exactly.
+pub async fn run_together(steps: &[OpenStep]) -> Result<StepRun, String> {
+    if let [one] = steps {
+        return one.run().await;
+    }
+    let before = cpu::waited_children_seconds();
+    let runs = futures::future::join_all(steps.iter().map(OpenStep::run)).await;
+    let client_cpu_seconds = cpu::waited_children_seconds() - before;
+    let parts = runs.into_iter().map(|r| r.map(|run| run.results)).collect::<Result<Vec<_>, _>>()?;
+    let results = RunResults::merge(&parts)?;
+    Ok(StepRun { results, client_cpu_seconds })
+}
+
 fn last_lines(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().rev().take(3).collect();

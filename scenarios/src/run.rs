@@ -603,13 +603,15 @@ async fn watch_load(
         let elapsed = started.elapsed();
         while let Some(fault) = pending.next_if(|f| f.at <= elapsed) {
             let done = faults::inject(env, fault, elapsed.as_secs_f64()).await?;
-            bar.println(format!(
-                "fault at {:.1} s: {} {} ({})",
-                elapsed.as_secs_f64(),
-                fault.action.as_str(),
-                fault.service,
-                if done.done { "done" } else { "not running" }
-            ));
+            bar.suspend(|| {
+                eprintln!(
+                    "fault at {:.1} s: {} {} ({})",
+                    elapsed.as_secs_f64(),
+                    fault.action.as_str(),
+                    fault.service,
+                    if done.done { "done" } else { "not running" }
+                )
+            });
             injected.push(done);
         }
         let now = unix(SystemTime::now());

@@ -20,7 +20,7 @@ use crate::capacity::knee::{self, Knee};
 use crate::capacity::usl::{self, Fit};
 use crate::gate;
 use crate::local::{Binaries, EnvKind, Environment};
-use crate::open_load::OpenStep;
+use crate::open_load::{OpenStep, run_together};
 use crate::report::summary::Environment as Machine;
 use crate::run::{RunFailed, link_latest, new_run_dir, rfc3339};
 use crate::scenario::{Criterion, Scenario, Sli};
@@ -241,14 +241,13 @@ impl Search {
 }
 
 /// The scenario's topology at `n` gateway replicas, its agents processes
-/// scaled alike, behind the load balancer (so every count has the same hop).
+/// scaled alike; with the scenario's load balancer, if it has one.
 pub fn at_replicas(scenario: &Scenario, n: usize) -> Scenario {
     let mut scaled = scenario.clone();
     let t = &mut scaled.topology;
     let per_gateway = t.agent_processes as f64 / t.gateways as f64;
     t.agent_processes = ((per_gateway * n as f64).round() as usize).max(1);
     t.gateways = n;
-    t.load_balancer = true;
     scaled.name = format!("{}-capacity", scenario.name);
     scaled
 }
@@ -333,46 +332,74 @@ async fn search_at(
         .await
         .map_err(|e| e.to_string())?;
     let result = async {
-        let rest = env.rest_urls.first().ok_or("the topology has no gateway")?;
-        let mut target = vec!["--rest-url".to_owned(), rest.clone()];
-        if let Some(grpc) = env.grpc_urls.first() {
-            target.extend(["--grpc-url".to_owned(), grpc.clone()]);
+        // One loadgen per address users connect to: the balancer's, or each
+        // replica's with an equal share of the rate.
+        let targets: Vec<Vec<String>> = env
+            .rest_urls
+            .iter()
+            .enumerate()
+            .map(|(i, rest)| {
+                let mut target = vec!["--rest-url".to_owned(), rest.clone()];
+                if let Some(grpc) = env.grpc_urls.get(i) {
+                    target.extend(["--grpc-url".to_owned(), grpc.clone()]);
+                }
+                target.extend(["--api-key".to_owned(), scenario.load.api_key.clone()]);
+                target
+            })
+            .collect();
+        if targets.is_empty() {
+            return Err("the topology has no gateway".to_owned());
         }
-        target.extend(["--api-key".to_owned(), scenario.load.api_key.clone()]);
-        let step = |rate: f64, duration: Duration, out: PathBuf| OpenStep {
-            loadgen: options.binaries.q2o("q2o-loadgen"),
-            target: target.clone(),
-            mix: mix.to_owned(),
-            rate,
-            duration,
-            max_in_flight: None,
-            processes: options.search.loadgen_processes,
-            out,
+        let step = |rate: f64, duration: Duration, out: PathBuf| {
+            let steps: Vec<OpenStep> = targets
+                .iter()
+                .enumerate()
+                .map(|(i, target)| OpenStep {
+                    loadgen: options.binaries.q2o("q2o-loadgen"),
+                    target: target.clone(),
+                    mix: mix.to_owned(),
+                    rate: rate / targets.len() as f64,
+                    duration,
+                    max_in_flight: None,
+                    processes: options.search.loadgen_processes,
+                    out: if targets.len() == 1 { out.clone() } else { out.join(format!("gateway-{i}")) },
+                })
+                .collect();
+            async move { run_together(&steps).await }
         };
         // Warm-up: connections, Redis scripts and caches, not measured.
         let search = &options.search;
-        step(search.start_rate, Duration::from_secs(3), run.join("loadgen/warmup")).run().await?;
+        step(search.start_rate, Duration::from_secs(3), run.join("loadgen/warmup")).await?;
         let figures = Mutex::new(Vec::new());
         let error = Mutex::new(None);
         let knee = knee::search(search.start_rate, search.ceiling, search.resolution, search.max_steps, |rate| {
-            let (figures, error, step, run) = (&figures, &error, &step, &run);
+            let (figures, error, step, run, urls) = (&figures, &error, &step, &run, &env.rest_urls);
             async move {
                 if error.lock().expect("never poisoned").is_some() {
                     return false;
                 }
                 bar.set_message(format!("{n} replicas: {rate:.0} req/s"));
+                // A step that broke may leave a balancer with its replicas marked
+                // down for a moment: each step starts on a system that answers.
+                if let Err(e) = answering(urls, RECOVERY).await {
+                    *error.lock().expect("never poisoned") = Some(format!("before the step at {rate:.0} req/s: {e}"));
+                    return false;
+                }
                 let out = run.join(format!("loadgen/rate-{rate:.0}"));
-                match step(rate, search.step, out).run().await {
+                match step(rate, search.step, out).await {
                     Ok(done) => {
                         let judged = judge_step(&done.results, rate, criteria);
                         let held = judged.held;
-                        bar.println(format!(
-                            "{n} replicas, {rate:.0} req/s: {} ({:.0} ok/s, p95 {:.1} ms){}",
-                            if held { "held" } else { "broke" },
-                            judged.ok_rate,
-                            judged.p95_seconds * 1e3,
-                            if held { String::new() } else { format!(": {}", judged.broke.join("; ")) }
-                        ));
+                        bar.suspend(|| {
+                            eprintln!(
+                                "{n} replica{}, {rate:.0} req/s: {} ({:.0} ok/s, p95 {:.1} ms){}",
+                                if n == 1 { "" } else { "s" },
+                                if held { "held" } else { "broke" },
+                                judged.ok_rate,
+                                judged.p95_seconds * 1e3,
+                                if held { String::new() } else { format!(": {}", judged.broke.join("; ")) }
+                            )
+                        });
                         figures.lock().expect("never poisoned").push(judged);
                         bar.inc(1);
                         held
@@ -396,6 +423,32 @@ async fn search_at(
     .await;
     env.stop().await;
     result
+}
+
+/// How long the system gets to answer again after a step.
+const RECOVERY: Duration = Duration::from_secs(30);
+
+/// Waits until `GET <url>/ready` answers 200 at every URL, for up to `within`.
+async fn answering(urls: &[String], within: Duration) -> Result<(), String> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now() + within;
+    for url in urls {
+        let ready = format!("{url}/ready");
+        loop {
+            match client.get(&ready).send().await {
+                Ok(answer) if answer.status().is_success() => break,
+                last if tokio::time::Instant::now() >= deadline => {
+                    let why = match last {
+                        Ok(answer) => format!("it answered {}", answer.status()),
+                        Err(e) => e.to_string(),
+                    };
+                    return Err(format!("{ready} did not answer 200 within {within:?} ({why})"));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Users → requests per second, at the mean response time measured at the knees.
@@ -456,12 +509,14 @@ impl CapacityReport {
         for s in &searches {
             match (s.knee.rate, s.users_at_knee) {
                 (Some(rate), Some(users)) => reasons.push(format!(
-                    "{} gateway replicas: knee {rate:.0} req/s = {users:.0} users (Z {think:.1} s)",
-                    s.gateways
+                    "{} gateway replica{}: knee {rate:.0} req/s = {users:.0} users (Z {think:.1} s)",
+                    s.gateways,
+                    if s.gateways == 1 { "" } else { "s" }
                 )),
                 _ => reasons.push(format!(
-                    "{} gateway replicas: no rate held, down to {:.0} req/s",
+                    "{} gateway replica{}: no rate held, down to {:.0} req/s",
                     s.gateways,
+                    if s.gateways == 1 { "" } else { "s" },
                     s.knee.steps.iter().map(|k| k.rate).fold(f64::INFINITY, f64::min)
                 )),
             }

@@ -108,6 +108,13 @@ fn markdown(r: &CapacityReport) -> String {
                 );
             }
             match r.peak {
+                Some((n, _)) if n <= 1.0 => {
+                    let _ = writeln!(
+                        m,
+                        "The fit peaks at {n:.1} replicas, below one: on this machine every replica added loses throughput (they share its {} CPUs).",
+                        r.environment.cpus
+                    );
+                }
                 Some((n, x)) => {
                     let _ =
                         writeln!(m, "Predicted peak: {x:.0} req/s at {n:.1} replicas; more replicas lose throughput.");
@@ -126,7 +133,9 @@ fn markdown(r: &CapacityReport) -> String {
     for n in &r.needed {
         let _ = writeln!(m, "{}", needed_line(n));
     }
-    m.push_str("\nThe two fits bracket the answer: the knee search brackets each knee between the last rate that held and the first that broke.\n");
+    m.push_str(
+        "\nThe two fits bracket the answer: the knee search brackets each knee between the last rate that held and the first that broke. \"not reachable\": no number of replicas reaches that rate on the fitted curve.\n",
+    );
     m.push_str("\n## Steps\n\n| gateways | offered req/s | ok req/s | mean ms | p95 ms | held | what broke |\n|---|---|---|---|---|---|---|\n");
     for s in &r.searches {
         for f in &s.steps {
