@@ -233,7 +233,7 @@ impl Search {
         if self.step < Duration::from_secs(2) || self.max_steps == 0 {
             return Err("--step must be at least 2s and --max-steps at least 1".into());
         }
-        if self.target_users.is_some_and(|u| !(u > 0.0)) {
+        if self.target_users.is_some_and(|u| u.is_nan() || u <= 0.0) {
             return Err("--target-users must be positive".into());
         }
         Ok(())

@@ -187,7 +187,7 @@ fn operation(name: &str, rounds: &[Round]) -> OperationFigures {
     let (rest_rounds, grpc_rounds) = (of(Protocol::Rest), of(Protocol::Grpc));
     let (rest, grpc) = (merged(&rest_rounds, keep), merged(&grpc_rounds, keep));
     let (a, b) = (samples(&rest), samples(&grpc));
-    let ci = |q: f64| ratio_ci(&a, &b, q, RESAMPLES, 0x51_0e_2026);
+    let ci = |q: f64| ratio_ci(&a, &b, q, RESAMPLES, 0x510e_2026);
     let pair_ratios: Vec<f64> = rest_rounds
         .iter()
         .zip(&grpc_rounds)
@@ -340,8 +340,11 @@ impl ComparisonReport {
     }
 }
 
+/// An operation's latency by percentile over REST and over gRPC: (percentile, ms) points.
+type Spectrum = (String, Vec<(f64, f64)>, Vec<(f64, f64)>);
+
 /// Latency by percentile, one chart per operation, both protocols.
-fn charts(spectra: Vec<(String, Vec<(f64, f64)>, Vec<(f64, f64)>)>) -> Vec<Chart> {
+fn charts(spectra: Vec<Spectrum>) -> Vec<Chart> {
     spectra
         .into_iter()
         .map(|(op, rest, grpc)| Chart {
