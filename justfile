@@ -36,6 +36,14 @@ capacity scenario *flags: setup
     @file="{{scenario}}"; [ -f "$file" ] || file="scenarios/$file.toml"; \
     "${CARGO_TARGET_DIR:-target}/release/q2o-bench" capacity "$file" {{flags}}
 
+# A run's verdict and report (a run folder, or a scenario name for its latest run); with a baseline
+# (likewise), what regressed beyond 10 %, written to baseline.md in the run folder. Exit 1 on a regression.
+report run baseline="": build
+    @dir() { if [ -d "$1" ]; then echo "$1"; else echo "reports/$1/latest"; fi; }; \
+    bin="${CARGO_TARGET_DIR:-target}/debug/q2o-bench"; \
+    if [ -n "{{baseline}}" ]; then "$bin" report "$(dir "{{run}}")" --baseline "$(dir "{{baseline}}")"; \
+    else "$bin" report "$(dir "{{run}}")"; fi
+
 # Build the docker environment's images from host binaries, FROM scratch (no registry needed).
 images *names: setup
     cargo build --release --bins

@@ -19,6 +19,7 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 * [`dashboards`] generates the Grafana dashboards; the runner asks every panel
   query of the run's Prometheus. [`alert_tests`] counts the alerts that
   promtool tests both fire and keep quiet.
+* [`regression`] holds a run against a baseline run (`q2o-bench report --baseline`).
 * [`compare`] runs REST against gRPC in alternating open-model rounds
   ([`open_load`] drives one step, [`cpu`] reads what each side spent).
 * [`capacity`] holds the knee search, the Universal Scalability Law fit and
@@ -37,6 +38,7 @@ pub mod gate;
 pub mod local;
 pub mod open_load;
 pub mod prometheus;
+pub mod regression;
 pub mod report;
 pub mod rules;
 pub mod run;

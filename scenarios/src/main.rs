@@ -9,6 +9,7 @@ use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_scenarios::capacity::plan::{CapacityOptions, Search, capacity};
 use q2o_scenarios::compare::{CompareOptions, Comparison, compare};
 use q2o_scenarios::local::{Binaries, EnvKind};
+use q2o_scenarios::regression::{self, RunSummary};
 use q2o_scenarios::run::{RunFailed, RunOptions, run};
 use q2o_scenarios::scenario::{Overrides, Scenario};
 use q2o_scenarios::{dashboards, rules, slo};
@@ -58,6 +59,19 @@ enum Cli {
         /// Where reports go.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
+    },
+    /// Print a run's verdict and where its report is; with --baseline, hold it
+    /// against a baseline run of the same scenario and write baseline.md into
+    /// its folder. Exit 1 when something regressed.
+    Report {
+        /// The run's folder (reports/phase2/latest).
+        run: PathBuf,
+        /// A baseline run's folder.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// How much worse a figure may get before it is a regression (0.1 = 10 %).
+        #[arg(long, default_value_t = 0.1)]
+        tolerance: f64,
     },
     /// Write alerts/ (recording rules, gate alerts, their promtool tests) and
     /// dashboards/grafana/ (dashboards, provisioning) from the scenarios.
@@ -147,6 +161,14 @@ async fn main() -> ExitCode {
                 Err(failed) => run_failed(&failed),
             }
         }
+        Cli::Report { run, baseline, tolerance } => match report(&run, baseline.as_deref(), tolerance) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(err) => {
+                eprintln!("q2o-bench: {err}");
+                ExitCode::from(2)
+            }
+        },
         Cli::Rules { scenarios, out, dashboards, check } => match write_rules(scenarios, &out, &dashboards, check) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
@@ -156,6 +178,34 @@ async fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Prints the run's verdict and report; against a baseline, whether anything
+/// regressed (`Ok(false)`).
+fn report(run: &std::path::Path, baseline: Option<&std::path::Path>, tolerance: f64) -> Result<bool, String> {
+    if !(0.0..10.0).contains(&tolerance) {
+        return Err(format!("--tolerance must be a fraction such as 0.1, got {tolerance}"));
+    }
+    let current = RunSummary::read(run)?;
+    println!("{} run {}: {}", current.scenario, current.run_id, current.verdict);
+    println!("report: {}", run.join("report.html").display());
+    let Some(baseline_dir) = baseline else { return Ok(true) };
+    let baseline = RunSummary::read(baseline_dir)?;
+    if baseline.scenario != current.scenario {
+        return Err(format!(
+            "--baseline {} is a run of {}, not of {}",
+            baseline_dir.display(),
+            baseline.scenario,
+            current.scenario
+        ));
+    }
+    let comparison = regression::compare(&baseline, &current, tolerance);
+    let markdown = comparison.markdown(&baseline, &current, tolerance);
+    let path = run.join("baseline.md");
+    std::fs::write(&path, &markdown).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    print!("{markdown}");
+    println!("written to {}", path.display());
+    Ok(!comparison.regressed())
 }
 
 fn run_failed(failed: &RunFailed) -> ExitCode {

@@ -408,3 +408,31 @@ fn ctrl_c_stops_every_process_and_exits_2() {
     let summary: Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["verdict"], "ERROR");
 }
+
+#[test]
+fn a_run_held_against_a_slower_baseline_passes_and_against_a_faster_one_regresses() {
+    let dir = ScratchDir::new("bench-baseline").unwrap();
+    let write = |name: &str, scenario: &str, p95: f64| {
+        let run = dir.path().join(name);
+        std::fs::create_dir_all(&run).unwrap();
+        let summary = serde_json::json!({
+            "scenario": scenario, "run_id": name, "verdict": "GO",
+            "criteria": [{"name": "api_p95", "op": "<", "measured": p95, "verdict": "pass"}],
+            "load": {"steps": [{"protocol": "grpc", "step": "get_project", "p95_ms": p95 * 1e3}]}
+        });
+        std::fs::write(run.join("summary.json"), summary.to_string()).unwrap();
+        run.to_str().unwrap().to_owned()
+    };
+    let (fast, slow, other) =
+        (write("fast", "phase2", 0.010), write("slow", "phase2", 0.020), write("x", "phase3", 0.01));
+    let (code, stdout, stderr) = bench(&["report", &slow, "--baseline", &fast], &[]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2 regressions"), "{stdout}");
+    let written = std::fs::read_to_string(Path::new(&slow).join("baseline.md")).unwrap();
+    assert!(written.contains("| api_p95 | 0.0100 | 0.0200 | +100.0 % | REGRESSION |"), "{written}");
+    let (code, stdout, _) = bench(&["report", &fast, "--baseline", &slow], &[]);
+    assert_eq!(code, Some(0), "faster than the baseline: {stdout}");
+    let (code, _, stderr) = bench(&["report", &fast, "--baseline", &other], &[]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("is a run of phase3, not of phase2"), "{stderr}");
+}

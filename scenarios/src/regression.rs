@@ -1,0 +1,216 @@
+//! A run held against a baseline run of the same scenario: every criterion
+//! and every (protocol, step) latency of the two `summary.json` files side by
+//! side, with what got worse by more than a tolerance called out as a
+//! regression. `q2o-bench report <run> --baseline <run>` writes it as
+//! `baseline.md` into the run's folder.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The parts of `summary.json` a comparison reads.
+#[derive(Debug, Deserialize)]
+pub struct RunSummary {
+    /// The scenario.
+    pub scenario: String,
+    /// The run folder's name.
+    pub run_id: String,
+    /// GO, NO-GO or ERROR.
+    pub verdict: String,
+    /// Judged criteria.
+    pub criteria: Vec<CriterionRow>,
+    /// The loadgen's figures, when the load ran.
+    pub load: Option<LoadRow>,
+}
+
+/// One criterion as judged.
+#[derive(Debug, Deserialize)]
+pub struct CriterionRow {
+    /// Its name.
+    pub name: String,
+    /// `<`, `<=`, `>=` or `>`.
+    pub op: String,
+    /// What was measured, if anything.
+    pub measured: Option<f64>,
+    /// pass, warn, fail or no_data.
+    pub verdict: String,
+}
+
+/// The load's figures.
+#[derive(Debug, Deserialize)]
+pub struct LoadRow {
+    /// By (protocol, step).
+    pub steps: Vec<StepRow>,
+}
+
+/// One (protocol, step).
+#[derive(Debug, Deserialize)]
+pub struct StepRow {
+    /// rest or grpc.
+    pub protocol: String,
+    /// The step.
+    pub step: String,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+}
+
+impl RunSummary {
+    /// Reads `<dir>/summary.json`.
+    pub fn read(dir: &Path) -> Result<RunSummary, String> {
+        let path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a q2o-bench summary: {e}", path.display()))
+    }
+}
+
+/// One figure in both runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// What (a criterion's name, or `p95 rest:list_projects`).
+    pub what: String,
+    /// In the baseline.
+    pub baseline: Option<f64>,
+    /// In this run.
+    pub current: Option<f64>,
+    /// Worse beyond the tolerance, or a criterion that passed and now fails.
+    pub regression: bool,
+}
+
+/// Both runs' figures, and which got worse.
+#[derive(Debug)]
+pub struct Comparison {
+    /// Every figure found in either run.
+    pub changes: Vec<Change>,
+}
+
+/// Whether `current` is worse than `baseline` by more than `tolerance` (a
+/// fraction), where `lower_is_better` says which way is worse. A baseline of
+/// zero tolerates nothing above (or below) it.
+fn worse(baseline: f64, current: f64, lower_is_better: bool, tolerance: f64) -> bool {
+    let allowed = baseline.abs() * tolerance;
+    if lower_is_better { current > baseline + allowed } else { current < baseline - allowed }
+}
+
+/// Holds `current` against `baseline`.
+pub fn compare(baseline: &RunSummary, current: &RunSummary, tolerance: f64) -> Comparison {
+    let mut changes = Vec::new();
+    for c in &current.criteria {
+        let before = baseline.criteria.iter().find(|b| b.name == c.name);
+        let lower_is_better = c.op.starts_with('<');
+        let failing = |v: &str| matches!(v, "fail" | "no_data");
+        let newly_failing = failing(&c.verdict) && before.is_some_and(|b| !failing(&b.verdict));
+        let got_worse = match (before.and_then(|b| b.measured), c.measured) {
+            (Some(b), Some(now)) => worse(b, now, lower_is_better, tolerance),
+            (Some(_), None) => true,
+            _ => false,
+        };
+        changes.push(Change {
+            what: c.name.clone(),
+            baseline: before.and_then(|b| b.measured),
+            current: c.measured,
+            regression: newly_failing || got_worse,
+        });
+    }
+    let before_steps = baseline.load.as_ref().map_or(&[][..], |l| &l.steps[..]);
+    for step in current.load.as_ref().map_or(&[][..], |l| &l.steps[..]) {
+        let before = before_steps.iter().find(|b| b.protocol == step.protocol && b.step == step.step);
+        changes.push(Change {
+            what: format!("p95 ms {}:{}", step.protocol, step.step),
+            baseline: before.map(|b| b.p95_ms),
+            current: Some(step.p95_ms),
+            regression: before.is_some_and(|b| worse(b.p95_ms, step.p95_ms, true, tolerance)),
+        });
+    }
+    Comparison { changes }
+}
+
+impl Comparison {
+    /// Whether anything got worse.
+    pub fn regressed(&self) -> bool {
+        self.changes.iter().any(|c| c.regression)
+    }
+
+    /// `baseline.md`.
+    pub fn markdown(&self, baseline: &RunSummary, current: &RunSummary, tolerance: f64) -> String {
+        let mut m = String::new();
+        let regressions = self.changes.iter().filter(|c| c.regression).count();
+        let _ = writeln!(
+            m,
+            "# {}: run {} ({}) against baseline {} ({})\n",
+            current.scenario, current.run_id, current.verdict, baseline.run_id, baseline.verdict
+        );
+        let _ = writeln!(
+            m,
+            "{regressions} regression{} (worse by more than {:.0} %, or a criterion that passed and now fails).\n",
+            if regressions == 1 { "" } else { "s" },
+            tolerance * 100.0
+        );
+        m.push_str("| figure | baseline | this run | change | |\n|---|---|---|---|---|\n");
+        let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
+        for c in &self.changes {
+            let change = match (c.baseline, c.current) {
+                (Some(b), Some(n)) if b != 0.0 => format!("{:+.1} %", (n - b) / b.abs() * 100.0),
+                (Some(b), Some(n)) => format!("{:+.4}", n - b),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {change} | {} |",
+                c.what,
+                show(c.baseline),
+                show(c.current),
+                if c.regression { "REGRESSION" } else { "" }
+            );
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(run_id: &str, p95: f64, verdict: &str, step_p95: f64) -> RunSummary {
+        serde_json::from_value(serde_json::json!({
+            "scenario": "phase2", "run_id": run_id, "verdict": "GO",
+            "criteria": [
+                {"name": "api_p95", "op": "<", "measured": p95, "verdict": verdict},
+                {"name": "users", "op": ">=", "measured": 200.0, "verdict": "pass"}
+            ],
+            "load": {"steps": [{"protocol": "rest", "step": "list_projects", "p95_ms": step_p95}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn worse_beyond_the_tolerance_or_newly_failing_is_a_regression() {
+        let base = summary("a", 0.020, "pass", 10.0);
+        let same = compare(&base, &summary("b", 0.021, "pass", 10.5), 0.10);
+        assert!(!same.regressed(), "{:?}", same.changes);
+        let slower = compare(&base, &summary("b", 0.030, "pass", 10.0), 0.10);
+        assert_eq!(
+            slower.changes.iter().filter(|c| c.regression).map(|c| c.what.as_str()).collect::<Vec<_>>(),
+            ["api_p95"]
+        );
+        let step = compare(&base, &summary("b", 0.020, "pass", 12.0), 0.10);
+        assert!(step.changes.iter().any(|c| c.regression && c.what == "p95 ms rest:list_projects"));
+        let failing = compare(&base, &summary("b", 0.020, "fail", 10.0), 0.10);
+        assert!(failing.regressed(), "passed before, fails now");
+        let faster = compare(&base, &summary("b", 0.005, "pass", 2.0), 0.10);
+        assert!(!faster.regressed(), "better is never a regression");
+    }
+
+    #[test]
+    fn higher_is_better_for_at_least_criteria_and_the_table_names_regressions() {
+        assert!(worse(200.0, 150.0, false, 0.1));
+        assert!(!worse(200.0, 250.0, false, 0.1));
+        assert!(worse(0.0, 1.0, true, 0.1), "a zero baseline tolerates nothing");
+        let base = summary("a", 0.020, "pass", 10.0);
+        let now = summary("b", 0.030, "pass", 10.0);
+        let comparison = compare(&base, &now, 0.10);
+        let md = comparison.markdown(&base, &now, 0.10);
+        assert!(md.contains("1 regression (worse by more than 10 %"), "{md}");
+        assert!(md.contains("| api_p95 | 0.0200 | 0.0300 | +50.0 % | REGRESSION |"), "{md}");
+    }
+}
