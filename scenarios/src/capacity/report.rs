@@ -43,12 +43,24 @@ fn junit(r: &CapacityReport) -> String {
     junit::suite(&format!("{}-capacity", r.scenario), &r.started_at, &cases)
 }
 
-fn replicas(n: Option<u64>) -> String {
-    n.map_or("not reachable".into(), |n| n.to_string())
+/// A replica count, "not reachable" when the fit never gets there, or
+/// "no fit" when there was none to ask.
+fn replicas(fitted: bool, n: Option<u64>) -> String {
+    match (fitted, n) {
+        (false, _) => "no fit".into(),
+        (true, Some(n)) => n.to_string(),
+        (true, None) => "not reachable".into(),
+    }
 }
 
-fn needed_line(n: &Needed) -> String {
-    format!("| {:.0} | {:.0} | {} | {} |", n.users, n.rate, replicas(n.replicas), replicas(n.replicas_optimistic))
+fn needed_line(r: &CapacityReport, n: &Needed) -> String {
+    format!(
+        "| {:.0} | {:.0} | {} | {} |",
+        n.users,
+        n.rate,
+        replicas(r.fit.is_some(), n.replicas),
+        replicas(r.fit_optimistic.is_some(), n.replicas_optimistic)
+    )
 }
 
 fn markdown(r: &CapacityReport) -> String {
@@ -111,7 +123,7 @@ fn markdown(r: &CapacityReport) -> String {
                 Some((n, _)) if n <= 1.0 => {
                     let _ = writeln!(
                         m,
-                        "The fit peaks at {n:.1} replicas, below one: on this machine every replica added loses throughput (they share its {} CPUs).",
+                        "The fitted curve falls from the first replica on: on this machine every replica added loses throughput (they share its {} CPUs).",
                         r.environment.cpus
                     );
                 }
@@ -131,7 +143,7 @@ fn markdown(r: &CapacityReport) -> String {
     }
     m.push_str("\n## Replicas needed\n\n| users | req/s | replicas (fit through the knees) | replicas (fit through the first breaks) |\n|---|---|---|---|\n");
     for n in &r.needed {
-        let _ = writeln!(m, "{}", needed_line(n));
+        let _ = writeln!(m, "{}", needed_line(r, n));
     }
     m.push_str(
         "\nThe two fits bracket the answer: the knee search brackets each knee between the last rate that held and the first that broke. \"not reachable\": no number of replicas reaches that rate on the fitted curve.\n",
@@ -161,16 +173,21 @@ fn charts(r: &CapacityReport, criteria: &[Criterion]) -> Vec<Chart> {
         v
     };
     let max_offered = r.searches.iter().flat_map(|s| &s.steps).map(|f| f.offered_rate).fold(0.0, f64::max);
+    let slo = criteria.iter().find(|c| c.sli == Sli::ApiLatencyP95).map(|c| c.target * 1e3);
+    // Past the knee latency grows by seconds; clipped at 5x the SLO the line
+    // where it breaks stays readable.
+    let clip = slo.map(|ms| ms * 5.0);
     let mut throughput = Vec::new();
     let mut latency = Vec::new();
     for s in &r.searches {
         let label = format!("{} gateways", s.gateways);
         throughput.push((label.clone(), sorted(s.steps.iter().map(|f| (f.offered_rate, f.ok_rate)).collect())));
-        latency.push((label, sorted(s.steps.iter().map(|f| (f.offered_rate, f.p95_seconds * 1e3)).collect())));
+        let p95 = |f: &super::plan::StepFigures| clip.map_or(f.p95_seconds * 1e3, |c| (f.p95_seconds * 1e3).min(c));
+        latency.push((label, sorted(s.steps.iter().map(|f| (f.offered_rate, p95(f))).collect())));
     }
     throughput.push(("answered = offered".into(), vec![(0.0, 0.0), (max_offered, max_offered)]));
-    if let Some(slo) = criteria.iter().find(|c| c.sli == Sli::ApiLatencyP95) {
-        latency.push(("SLO: API p95".into(), vec![(0.0, slo.target * 1e3), (max_offered, slo.target * 1e3)]));
+    if let Some(ms) = slo {
+        latency.push(("SLO: API p95".into(), vec![(0.0, ms), (max_offered, ms)]));
     }
     let mut usl = Chart {
         title: "Knee throughput by replicas, with the fitted USL".into(),
@@ -196,7 +213,10 @@ fn charts(r: &CapacityReport, criteria: &[Criterion]) -> Vec<Chart> {
             dots: Vec::new(),
         },
         Chart {
-            title: "p95 latency against offered load".into(),
+            title: match clip {
+                Some(c) => format!("p95 latency against offered load (clipped at {c:.0} ms)"),
+                None => "p95 latency against offered load".into(),
+            },
             x_label: "offered requests/s".into(),
             y_label: "ms (from the planned start)".into(),
             lines: latency,

@@ -98,13 +98,37 @@ impl Chart {
                     .configure_series_labels()
                     .background_style(WHITE.mix(0.8))
                     .border_style(BLACK)
-                    .position(SeriesLabelPosition::UpperLeft)
+                    .position(self.legend_corner(x_max, y_max))
                     .draw()
                     .ok()?;
             }
             root.present().ok()?;
         }
         Some(svg)
+    }
+}
+
+impl Chart {
+    /// The corner where the legend hides the fewest points: each corner's box
+    /// is a third of the width and of the height.
+    fn legend_corner(&self, x_max: f64, y_max: f64) -> SeriesLabelPosition {
+        let points: Vec<(f64, f64)> =
+            self.lines.iter().chain(&self.dots).flat_map(|(_, p)| p.iter().copied()).collect();
+        let corners = [
+            (SeriesLabelPosition::UpperLeft, false, true),
+            (SeriesLabelPosition::UpperRight, true, true),
+            (SeriesLabelPosition::LowerRight, true, false),
+            (SeriesLabelPosition::LowerLeft, false, false),
+        ];
+        let hidden = |right: bool, upper: bool| {
+            let in_x = |x: f64| if right { x >= x_max * 2.0 / 3.0 } else { x <= x_max / 3.0 };
+            let in_y = |y: f64| if upper { y >= y_max * 2.0 / 3.0 } else { y <= y_max / 3.0 };
+            points.iter().filter(|(x, y)| in_x(*x) && in_y(*y)).count()
+        };
+        corners
+            .into_iter()
+            .min_by_key(|(_, right, upper)| hidden(*right, *upper))
+            .map_or(SeriesLabelPosition::UpperLeft, |(corner, ..)| corner)
     }
 }
 
@@ -127,5 +151,14 @@ mod tests {
         let svg = dotted.svg().unwrap();
         assert_eq!(svg.matches("<circle").count(), 3, "two dots and the legend's");
         assert!(Chart { lines: vec![("x".into(), vec![])], ..chart }.svg().is_none());
+    }
+
+    #[test]
+    fn the_legend_goes_where_it_hides_the_fewest_points() {
+        let falling =
+            Chart::over_time("usl", "req/s", vec![("fit".into(), vec![(0.0, 10.0), (5.0, 5.0), (10.0, 1.0)])]);
+        assert!(matches!(falling.legend_corner(10.0, 11.0), SeriesLabelPosition::UpperRight));
+        let rising = Chart::over_time("rate", "req/s", vec![("x".into(), vec![(0.0, 0.0), (5.0, 5.0), (10.0, 10.0)])]);
+        assert!(matches!(rising.legend_corner(10.0, 11.0), SeriesLabelPosition::UpperLeft));
     }
 }
