@@ -70,7 +70,7 @@ test: setup build
     fi
 
 # Event throughput produced -> audited on tansu, and produce -> audit latency.
-measure-event-log events="50000":
+measure-event-log events="50000": setup
     cargo bench -p q2o-benches --bench event_log -- {{events}}
 
 # Search p50/p95 at 100k documents, and indexing lag.
@@ -79,7 +79,7 @@ measure-search docs="100000":
 
 # Criterion micro-benchmarks: codecs (JSON vs protobuf), the Redis token bucket, HdrHistogram, code templates,
 # a search on a 100k-document index.
-microbench *flags:
+microbench *flags: setup
     cargo bench -p q2o-benches --bench micro -- {{flags}}
 
 # Lints as CI would.

@@ -37,6 +37,7 @@ pub mod faults;
 pub mod gate;
 pub mod local;
 pub mod open_load;
+mod progress;
 pub mod prometheus;
 pub mod regression;
 pub mod report;

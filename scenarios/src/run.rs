@@ -581,12 +581,7 @@ async fn watch_load(
     total: Duration,
     progress: bool,
 ) -> Result<Vec<Injected>, String> {
-    let bar = if progress { indicatif::ProgressBar::new(total.as_secs()) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
-            .expect("static template is valid")
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(progress, total.as_secs(), "s");
     let started = tokio::time::Instant::now();
     let mut pending: Vec<_> = scenario.faults.iter().collect();
     pending.sort_by_key(|f| f.at);

@@ -89,7 +89,7 @@ fn default_think() -> String {
 fn default_users_per_process() -> usize {
     10_000
 }
-fn default_api_key() -> String {
+pub(crate) fn default_api_key() -> String {
     "demo-key-acme".into()
 }
 fn one() -> usize {

@@ -79,11 +79,12 @@ fn the_knee_of_a_server_with_a_known_capacity_is_found_within_15_percent() {
         let found = knee::search(50.0, 10_000.0, 0.1, 12, |rate| {
             let (run, criteria) = (step(rate), &criteria);
             async move {
-                let done = run.run().await.expect("the loadgen ran");
-                judge_step(&done.results, rate, criteria).held
+                let done = run.run().await?;
+                Ok::<_, String>(judge_step(&done.results, rate, criteria).held)
             }
         })
-        .await;
+        .await
+        .expect("the loadgen ran");
         let knee = found.rate.expect("the lowest rates hold");
         assert!(
             (knee - capacity).abs() <= 0.15 * capacity,

@@ -29,18 +29,24 @@ pub struct Knee {
 /// Searches from `start` (doubling, at most up to `ceiling`) and then bisects
 /// until the bracket is narrower than `resolution` (a fraction of the rate,
 /// e.g. 0.05) or `max_steps` rates were tried. `probe(rate)` runs one step
-/// and says whether every SLO held.
-pub async fn search<F, Fut>(start: f64, ceiling: f64, resolution: f64, max_steps: usize, mut probe: F) -> Knee
+/// and says whether every SLO held; a probe that could not run ends the search.
+pub async fn search<F, Fut, E>(
+    start: f64,
+    ceiling: f64,
+    resolution: f64,
+    max_steps: usize,
+    mut probe: F,
+) -> Result<Knee, E>
 where
     F: FnMut(f64) -> Fut,
-    Fut: Future<Output = bool>,
+    Fut: Future<Output = Result<bool, E>>,
 {
     let mut steps = Vec::new();
     let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
     let mut rate = start.min(ceiling);
     // Doubling.
     while steps.len() < max_steps {
-        let held = probe(rate).await;
+        let held = probe(rate).await?;
         steps.push(Step { rate, held });
         if held {
             good = Some(rate);
@@ -60,7 +66,7 @@ where
             (None, Some(b)) if b > start / 64.0 => b / 2.0,
             _ => break,
         };
-        let held = probe(next).await;
+        let held = probe(next).await?;
         steps.push(Step { rate: next, held });
         if held {
             good = Some(next);
@@ -68,7 +74,7 @@ where
             bad = Some(next);
         }
     }
-    Knee { rate: good, broke_at: bad, steps }
+    Ok(Knee { rate: good, broke_at: bad, steps })
 }
 
 /// Concurrent users that produce `rate` requests per second when each waits
@@ -82,14 +88,14 @@ pub fn users_for(rate: f64, think: f64, response: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn run<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    fn run(f: impl Future<Output = Result<Knee, ()>>) -> Knee {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f).unwrap()
     }
 
     #[test]
     fn doubling_then_bisecting_finds_a_known_capacity_within_its_resolution() {
         let capacity = 1234.0;
-        let knee = run(search(50.0, 100_000.0, 0.05, 30, |rate| async move { rate <= capacity }));
+        let knee = run(search(50.0, 100_000.0, 0.05, 30, |rate| async move { Ok(rate <= capacity) }));
         let found = knee.rate.unwrap();
         assert!(found <= capacity && found >= capacity * 0.95, "{knee:?}");
         assert!(knee.broke_at.unwrap() > capacity);
@@ -99,12 +105,12 @@ mod tests {
 
     #[test]
     fn a_system_that_never_breaks_stops_at_the_ceiling_and_one_that_always_does_halves() {
-        let knee = run(search(100.0, 1000.0, 0.05, 30, |_| async { true }));
+        let knee = run(search(100.0, 1000.0, 0.05, 30, |_| async { Ok(true) }));
         assert_eq!((knee.rate, knee.broke_at), (Some(1000.0), None));
-        let knee = run(search(100.0, 1000.0, 0.05, 30, |rate| async move { rate <= 30.0 }));
+        let knee = run(search(100.0, 1000.0, 0.05, 30, |rate| async move { Ok(rate <= 30.0) }));
         let found = knee.rate.unwrap();
         assert!((28.5..=30.0).contains(&found), "{knee:?}");
-        let knee = run(search(100.0, 1000.0, 0.05, 5, |_| async { false }));
+        let knee = run(search(100.0, 1000.0, 0.05, 5, |_| async { Ok(false) }));
         assert_eq!(knee.rate, None);
         assert_eq!(knee.steps.len(), 5, "bounded by max_steps");
     }

@@ -109,6 +109,13 @@ pub struct ReplicaSearch {
     pub users_at_knee: Option<f64>,
 }
 
+impl ReplicaSearch {
+    /// The step at the knee: the highest rate that held.
+    pub fn knee_step(&self) -> Option<&StepFigures> {
+        self.knee.rate.and_then(|r| self.steps.iter().find(|s| s.offered_rate == r))
+    }
+}
+
 /// Replicas for a number of users.
 #[derive(Clone, Debug, Serialize)]
 pub struct Needed {
@@ -186,16 +193,7 @@ pub async fn capacity(
     let (dir, run_id) = new_run_dir(&base, started).map_err(failed)?;
     let failed_in = |reason: String| RunFailed { reason, dir: Some(dir.clone()) };
     let total_steps = search.replicas.len() * search.max_steps;
-    let bar = if options.progress {
-        indicatif::ProgressBar::new(total_steps as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps (at most) {msg}")
-            .expect("static template is valid")
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(options.progress, total_steps as u64, " steps (at most)");
     let searches = async {
         let mut searches = Vec::new();
         for &n in &search.replicas {
@@ -371,54 +369,42 @@ async fn search_at(
         let search = &options.search;
         step(search.start_rate, Duration::from_secs(3), run.join("loadgen/warmup")).await?;
         let figures = Mutex::new(Vec::new());
-        let error = Mutex::new(None);
         let knee = knee::search(search.start_rate, search.ceiling, search.resolution, search.max_steps, |rate| {
-            let (figures, error, step, run, urls) = (&figures, &error, &step, &run, &env.rest_urls);
+            let (figures, step, run, urls) = (&figures, &step, &run, &env.rest_urls);
             async move {
-                if error.lock().expect("never poisoned").is_some() {
-                    return false;
-                }
                 bar.set_message(format!("{n} replicas: {rate:.0} req/s"));
                 // A step that broke may leave a balancer with its replicas marked
                 // down for a moment: each step starts on a system that answers.
-                if let Err(e) = answering(urls, RECOVERY).await {
-                    *error.lock().expect("never poisoned") = Some(format!("before the step at {rate:.0} req/s: {e}"));
-                    return false;
-                }
-                let out = run.join(format!("loadgen/rate-{rate:.0}"));
-                match step(rate, search.step, out).await {
-                    Ok(done) => {
-                        let judged = judge_step(&done.results, rate, criteria);
-                        let held = judged.held;
-                        bar.suspend(|| {
-                            eprintln!(
-                                "{n} replica{}, {rate:.0} req/s: {} ({:.0} ok/s, p95 {:.1} ms){}",
-                                if n == 1 { "" } else { "s" },
-                                if held { "held" } else { "broke" },
-                                judged.ok_rate,
-                                judged.p95_seconds * 1e3,
-                                if held { String::new() } else { format!(": {}", judged.broke.join("; ")) }
-                            )
-                        });
-                        figures.lock().expect("never poisoned").push(judged);
-                        bar.inc(1);
-                        held
-                    }
-                    Err(e) => {
-                        *error.lock().expect("never poisoned") = Some(e);
-                        false
-                    }
-                }
+                answering(urls, RECOVERY).await.map_err(|e| format!("before the step at {rate:.0} req/s: {e}"))?;
+                let done = step(rate, search.step, run.join(format!("loadgen/rate-{rate:.0}"))).await?;
+                let judged = judge_step(&done.results, rate, criteria);
+                let held = judged.held;
+                bar.suspend(|| {
+                    eprintln!(
+                        "{n} replica{}, {rate:.0} req/s: {} ({:.0} ok/s, p95 {:.1} ms){}",
+                        if n == 1 { "" } else { "s" },
+                        if held { "held" } else { "broke" },
+                        judged.ok_rate,
+                        judged.p95_seconds * 1e3,
+                        if held { String::new() } else { format!(": {}", judged.broke.join("; ")) }
+                    )
+                });
+                figures.lock().expect("never poisoned").push(judged);
+                bar.inc(1);
+                Ok::<_, String>(held)
             }
         })
-        .await;
-        if let Some(e) = error.into_inner().expect("never poisoned") {
-            return Err(e);
-        }
+        .await?;
         let steps = figures.into_inner().expect("never poisoned");
-        let at_knee = knee.rate.and_then(|r| steps.iter().find(|s| s.offered_rate == r));
-        let users_at_knee = at_knee.map(|s| knee::users_for(s.ok_rate, think, s.mean_seconds));
-        Ok(ReplicaSearch { gateways: n, agent_processes: scaled.topology.agent_processes, knee, steps, users_at_knee })
+        let mut search = ReplicaSearch {
+            gateways: n,
+            agent_processes: scaled.topology.agent_processes,
+            knee,
+            steps,
+            users_at_knee: None,
+        };
+        search.users_at_knee = search.knee_step().map(|s| knee::users_for(s.ok_rate, think, s.mean_seconds));
+        Ok(search)
     }
     .await;
     env.stop().await;
@@ -474,11 +460,7 @@ impl CapacityReport {
         let fit_optimistic = usl::fit(&broke);
         let peak = fit.and_then(|f| f.model.peak_units().map(|n| (n, f.model.throughput(n))));
         // R at the knees (the response time users see at capacity), averaged.
-        let at_knees: Vec<f64> = searches
-            .iter()
-            .filter_map(|s| s.knee.rate.and_then(|r| s.steps.iter().find(|f| f.offered_rate == r)))
-            .map(|f| f.mean_seconds)
-            .collect();
+        let at_knees: Vec<f64> = searches.iter().filter_map(ReplicaSearch::knee_step).map(|f| f.mean_seconds).collect();
         let response = if at_knees.is_empty() { 0.0 } else { at_knees.iter().sum::<f64>() / at_knees.len() as f64 };
         let mut wanted = vec![5_000.0, 50_000.0, 100_000.0];
         if let Some(target) = options.target_users.filter(|t| !wanted.contains(t)) {

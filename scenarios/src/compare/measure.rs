@@ -23,14 +23,12 @@ pub struct PayloadRow {
 /// Sends each operation once over each protocol and measures its payload.
 pub(crate) async fn payloads(
     operations: &BTreeMap<String, u32>,
-    gateway_rest: &str,
-    gateway_grpc: &str,
-    agent_rest: &str,
-    agent_grpc: &str,
+    api_key: &str,
+    [gateway_rest, gateway_grpc]: [&str; 2],
+    [agent_rest, agent_grpc]: [&str; 2],
 ) -> Result<Vec<PayloadRow>, String> {
-    let gateway = GatewayTarget::connect(gateway_rest, Some(gateway_grpc), "demo-key-acme", 1)
-        .await
-        .map_err(|e| e.to_string())?;
+    let gateway =
+        GatewayTarget::connect(gateway_rest, Some(gateway_grpc), api_key, 1).await.map_err(|e| e.to_string())?;
     let agents = ReviewTarget::connect(Some(agent_rest), Some(agent_grpc), 1).await.map_err(|e| e.to_string())?;
     let routed = Routed { gateway: Some(gateway), agents: Some(agents) };
     let mut rows = Vec::new();

@@ -19,10 +19,11 @@ pub use file::{Comparison, Rounds};
 use q2o_loadgen::recorder::Protocol;
 use q2o_loadgen::results::RunResults;
 
+use crate::cpu;
 use crate::local::{Binaries, EnvKind, Environment};
 use crate::open_load::OpenStep;
+use crate::report::summary::{Environment as Machine, LoadFigures};
 use crate::run::{RunFailed, link_latest, new_run_dir, rfc3339};
-use crate::{cpu, report::summary::Environment as Machine};
 use report::{ComparisonReport, RoundFigures};
 
 /// What to run.
@@ -80,11 +81,9 @@ pub async fn compare(options: CompareOptions, stop: impl Future<Output = ()>) ->
         comparison.name,
         dir.join("logs").display()
     );
-    let env = Environment::start(&scenario, &options.binaries, &dir, EnvKind::Local, &run_id)
-        .await
-        .map_err(|e| failed_in(e.to_string()));
+    let env = Environment::start(&scenario, &options.binaries, &dir, EnvKind::Local, &run_id).await;
     let outcome = match env {
-        Err(err) => Err(err.reason),
+        Err(err) => Err(err.to_string()),
         Ok(env) => {
             let result = tokio::select! {
                 result = drive(&comparison, &options, &env, &dir) => result,
@@ -99,7 +98,7 @@ pub async fn compare(options: CompareOptions, stop: impl Future<Output = ()>) ->
     let mut report = ComparisonReport::new(&comparison, &measured, &run_id, Machine::here(String::new()));
     report.started_at = rfc3339(started);
     report.finished_at = rfc3339(SystemTime::now());
-    report::write_all(&dir, &report, &measured).map_err(|e| failed_in(format!("cannot write the report: {e}")))?;
+    report::write_all(&dir, &report).map_err(|e| failed_in(format!("cannot write the report: {e}")))?;
     link_latest(&base, &dir);
     Ok(Compared { valid: report.valid, dir, report })
 }
@@ -122,6 +121,7 @@ async fn drive(
     let (agent_rest, agent_grpc) = env.agent_urls.first().cloned().ok_or("the topology started no agents process")?;
     let gateway_rest = env.rest_urls.first().cloned().ok_or("the topology started no gateway")?;
     let gateway_grpc = env.grpc_urls.first().cloned().ok_or("the topology started no gateway gRPC")?;
+    let api_key = crate::scenario::default_api_key();
     let target = vec![
         "--rest-url".to_owned(),
         gateway_rest.clone(),
@@ -131,6 +131,8 @@ async fn drive(
         agent_rest.clone(),
         "--agent-grpc-url".into(),
         agent_grpc.clone(),
+        "--api-key".into(),
+        api_key.clone(),
     ];
     let step = |protocol: Protocol, rate: f64, duration: Duration, out: PathBuf| OpenStep {
         loadgen: options.binaries.q2o("q2o-loadgen"),
@@ -143,13 +145,7 @@ async fn drive(
         out,
     };
     let total = 2 + 2 * c.rounds + 2;
-    let bar =
-        if options.progress { indicatif::ProgressBar::new(total as u64) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")
-            .expect("static template is valid")
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(options.progress, total as u64, " steps");
     let loadgen_dir = dir.join("loadgen");
 
     // Warm-up: connections, caches and the JIT-free but allocation-heavy first seconds.
@@ -159,7 +155,8 @@ async fn drive(
         step(protocol, c.rate, c.warmup, out).run().await?;
         bar.inc(1);
     }
-    let payloads = measure::payloads(&c.operations, &gateway_rest, &gateway_grpc, &agent_rest, &agent_grpc).await?;
+    let payloads =
+        measure::payloads(&c.operations, &api_key, [&gateway_rest, &gateway_grpc], [&agent_rest, &agent_grpc]).await?;
 
     let mut rounds = Vec::new();
     for r in 0..c.rounds {
@@ -199,16 +196,14 @@ async fn measured_round(env: &Environment, protocol: Protocol, step: OpenStep) -
 impl Round {
     pub(crate) fn figures(&self, index: usize) -> RoundFigures {
         let r = &self.results;
-        let (requests, failed) = r.steps.iter().fold((0, 0), |(n, f), s| {
-            (n + s.count, f + s.outcomes.iter().filter(|(o, _)| *o != "ok").map(|(_, n)| n).sum::<u64>())
-        });
+        let load = LoadFigures::of(r);
         RoundFigures {
             round: index,
             protocol: self.protocol,
             offered_rate: r.target_rate.start,
             achieved_rate: r.achieved_rate,
-            requests,
-            failed,
+            requests: load.requests,
+            failed: load.failed,
             dropped_starts: r.dropped_starts,
             client_cpu_seconds: self.client_cpu_seconds,
             server_cpu_seconds: self.server_cpu_seconds.iter().map(|(_, s)| s).sum(),

@@ -9,12 +9,11 @@ use std::path::Path;
 
 use hdrhistogram::Histogram;
 use q2o_loadgen::recorder::Protocol;
-use q2o_loadgen::results::StepResult;
 use serde::Serialize;
 
 use super::measure::PayloadRow;
 use super::{Comparison, Measured, Round};
-use crate::capacity::stats::{RatioCi, quantile, ratio_ci, samples};
+use crate::capacity::stats::{RatioCi, ratio_ci, samples};
 use crate::report::charts::Chart;
 use crate::report::escape;
 use crate::report::junit::{self, Case};
@@ -104,6 +103,9 @@ pub struct OperationFigures {
     /// The p50 ratio of each pair of rounds alone: smallest and largest (how
     /// much the ratio moved from round to round).
     pub round_ratio_p50: Option<(f64, f64)>,
+    /// (percentile, ms) of REST and of gRPC, for the chart.
+    #[serde(skip)]
+    spectra: [Vec<(f64, f64)>; 2],
 }
 
 /// The most one protocol carried.
@@ -166,10 +168,29 @@ pub struct RoundFigures {
     pub server_cpu_seconds: f64,
 }
 
-fn merged(rounds: &[&Round], keep: impl Fn(&StepResult) -> bool) -> Histogram<u64> {
+/// A measured round's latency histograms by operation, decoded once.
+struct Decoded {
+    protocol: Protocol,
+    steps: Vec<(String, Histogram<u64>)>,
+}
+
+impl Decoded {
+    fn of(round: &Round) -> Decoded {
+        let steps = round
+            .results
+            .steps
+            .iter()
+            .filter_map(|s| round.results.latency_where(|x| x.step == s.step).ok().map(|h| (s.step.clone(), h)))
+            .collect();
+        Decoded { protocol: round.protocol, steps }
+    }
+}
+
+/// `operation`'s requests (every operation's for `all`) over `rounds`, in one histogram.
+fn merged<'a>(rounds: impl IntoIterator<Item = &'a Decoded>, operation: &str) -> Histogram<u64> {
     let mut all = q2o_loadgen::recorder::latency_histogram();
     for round in rounds {
-        if let Ok(h) = round.results.latency_where(&keep) {
+        for (_, h) in round.steps.iter().filter(|(step, _)| operation == "all" || step == operation) {
             let _ = all.add(h);
         }
     }
@@ -181,19 +202,26 @@ fn percentiles(h: &Histogram<u64>) -> Percentiles {
     Percentiles { count: h.len(), p50_ms: ms(0.5), p95_ms: ms(0.95), p99_ms: ms(0.99) }
 }
 
-fn operation(name: &str, rounds: &[Round]) -> OperationFigures {
-    let keep = |s: &StepResult| name == "all" || s.step == name;
-    let of = |p: Protocol| rounds.iter().filter(|r| r.protocol == p).collect::<Vec<_>>();
-    let (rest_rounds, grpc_rounds) = (of(Protocol::Rest), of(Protocol::Grpc));
-    let (rest, grpc) = (merged(&rest_rounds, keep), merged(&grpc_rounds, keep));
+/// The percentiles the charts draw.
+const SPECTRUM: [f64; 7] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9];
+
+fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    SPECTRUM.iter().map(|&q| (q, h.value_at_quantile(q / 100.0) as f64 / 1e3)).collect()
+}
+
+fn operation(name: &str, rounds: &[Decoded]) -> OperationFigures {
+    let of = |p: Protocol| rounds.iter().filter(move |r| r.protocol == p);
+    let (rest, grpc) = (merged(of(Protocol::Rest), name), merged(of(Protocol::Grpc), name));
     let (a, b) = (samples(&rest), samples(&grpc));
     let ci = |q: f64| ratio_ci(&a, &b, q, RESAMPLES, 0x510e_2026);
-    let pair_ratios: Vec<f64> = rest_rounds
-        .iter()
-        .zip(&grpc_rounds)
+    let pair_ratios: Vec<f64> = of(Protocol::Rest)
+        .zip(of(Protocol::Grpc))
         .filter_map(|(r, g)| {
-            let (r, g) = (samples(&merged(&[r], keep)), samples(&merged(&[g], keep)));
-            (!r.is_empty() && !g.is_empty()).then(|| quantile(&r, 0.5) / quantile(&g, 0.5))
+            let (r, g) = (merged([r], name), merged([g], name));
+            (!r.is_empty() && !g.is_empty()).then(|| r.value_at_quantile(0.5) as f64 / g.value_at_quantile(0.5) as f64)
         })
         .collect();
     let round_ratio_p50 = (!pair_ratios.is_empty()).then(|| {
@@ -207,6 +235,7 @@ fn operation(name: &str, rounds: &[Round]) -> OperationFigures {
         ratio_p95: ci(0.95),
         ratio_p99: ci(0.99),
         round_ratio_p50,
+        spectra: [spectrum(&rest), spectrum(&grpc)],
     }
 }
 
@@ -214,9 +243,10 @@ impl ComparisonReport {
     /// The report of what was measured.
     pub(crate) fn new(comparison: &Comparison, measured: &Measured, run_id: &str, environment: Machine) -> Self {
         let c = &comparison.compare;
+        let decoded: Vec<Decoded> = measured.rounds.iter().map(Decoded::of).collect();
         let mut operations: Vec<OperationFigures> =
-            c.operations.iter().filter(|(_, w)| **w > 0).map(|(op, _)| operation(op, &measured.rounds)).collect();
-        operations.push(operation("all", &measured.rounds));
+            c.operations.iter().filter(|(_, w)| **w > 0).map(|(op, _)| operation(op, &decoded)).collect();
+        operations.push(operation("all", &decoded));
         let round_figures: Vec<RoundFigures> = measured.rounds.iter().enumerate().map(|(i, r)| r.figures(i)).collect();
         let mut reasons = Vec::new();
         for f in &round_figures {
@@ -340,55 +370,27 @@ impl ComparisonReport {
     }
 }
 
-/// An operation's latency by percentile over REST and over gRPC: (percentile, ms) points.
-type Spectrum = (String, Vec<(f64, f64)>, Vec<(f64, f64)>);
-
 /// Latency by percentile, one chart per operation, both protocols.
-fn charts(spectra: Vec<Spectrum>) -> Vec<Chart> {
-    spectra
-        .into_iter()
-        .map(|(op, rest, grpc)| Chart {
-            title: format!("{op}: latency by percentile"),
+fn charts(operations: &[OperationFigures]) -> Vec<Chart> {
+    operations
+        .iter()
+        .map(|o| Chart {
+            title: format!("{}: latency by percentile", o.operation),
             x_label: "percentile".into(),
             y_label: "ms".into(),
-            lines: vec![("REST".into(), rest), ("gRPC".into(), grpc)],
+            lines: vec![("REST".into(), o.spectra[0].clone()), ("gRPC".into(), o.spectra[1].clone())],
             dots: Vec::new(),
         })
         .collect()
 }
 
-/// The percentiles the charts draw.
-const SPECTRUM: [f64; 7] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9];
-
-fn spectrum(p: &Percentiles, h: Option<&Histogram<u64>>) -> Vec<(f64, f64)> {
-    match h {
-        Some(h) if !h.is_empty() => {
-            SPECTRUM.iter().map(|&q| (q, h.value_at_quantile(q / 100.0) as f64 / 1e3)).collect()
-        }
-        _ => vec![(50.0, p.p50_ms), (95.0, p.p95_ms), (99.0, p.p99_ms)],
-    }
-}
-
-/// Writes `comparison.json`, `report.md` and `report.html` into `dir`.
-pub(crate) fn write_all(dir: &Path, report: &ComparisonReport, measured: &Measured) -> std::io::Result<()> {
+/// Writes `comparison.json`, `report.md`, `report.html` and `junit.xml` into `dir`.
+pub(crate) fn write_all(dir: &Path, report: &ComparisonReport) -> std::io::Result<()> {
     let json = serde_json::to_string_pretty(report).expect("reports serialize") + "\n";
     std::fs::write(dir.join("comparison.json"), json)?;
     std::fs::write(dir.join("report.md"), markdown(report))?;
     std::fs::write(dir.join("junit.xml"), junit(report))?;
-    let spectra: Vec<_> = report
-        .operations
-        .iter()
-        .map(|o| {
-            let keep = |s: &StepResult| o.operation == "all" || s.step == o.operation;
-            let of = |p: Protocol| {
-                let rounds: Vec<&Round> = measured.rounds.iter().filter(|r| r.protocol == p).collect();
-                merged(&rounds, keep)
-            };
-            let (rest, grpc) = (of(Protocol::Rest), of(Protocol::Grpc));
-            (o.operation.clone(), spectrum(&o.rest, Some(&rest)), spectrum(&o.grpc, Some(&grpc)))
-        })
-        .collect();
-    std::fs::write(dir.join("report.html"), html(report, &charts(spectra)))
+    std::fs::write(dir.join("report.html"), html(report, &charts(&report.operations)))
 }
 
 /// One test case per measured round: clean enough to compare, or not.
