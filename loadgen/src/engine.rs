@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use crate::arrival::ArrivalSchedule;
 use crate::metrics::ClientMetrics;
 use crate::recorder::Recorder;
-use crate::target::{Step, Target};
+use crate::step::Call;
+use crate::target::Target;
 
 /// How long requests still in flight get when the schedule (or Ctrl-C) ends.
 pub const DRAIN: Duration = Duration::from_secs(5);
@@ -39,7 +40,7 @@ pub struct EngineSummary {
 /// uses one core; `--processes` spreads a larger rate over several.
 pub async fn run(
     target: Arc<dyn Target>,
-    mix: &[(Arc<Step>, u32)],
+    mix: &[(Call, u32)],
     schedule: ArrivalSchedule,
     max_in_flight: u64,
     recorder: Arc<Recorder>,
@@ -80,7 +81,7 @@ pub async fn run(
             recorder.in_flight(next_interval - Duration::from_millis(1), requests.len() as u64);
             next_interval += Duration::from_secs(1);
         }
-        let (slot, step) = pick(mix, total_weight, n);
+        let (slot, call) = pick(mix, total_weight, n);
         n += 1;
         if requests.len() as u64 >= max_in_flight {
             summary.dropped += 1;
@@ -96,13 +97,13 @@ pub async fn run(
         }
         let (target, recorder, metrics) = (&target, &recorder, &metrics);
         requests.push(async move {
-            let outcome = target.call(step).await;
+            let outcome = target.call(call).await;
             let done = Instant::now();
             // From the planned start: queueing behind a stall counts.
             let latency = done - planned;
-            recorder.record(slot, &outcome, latency, done - start);
+            recorder.record(slot, outcome, latency, done - start);
             if let Some(m) = metrics {
-                m.record(slot, &outcome, latency);
+                m.record(slot, outcome, latency);
             }
         });
     }
@@ -123,15 +124,15 @@ pub async fn run(
 
 /// The step of request `n` and its index in the mix: weights laid out in blocks
 /// over each cycle.
-fn pick(mix: &[(Arc<Step>, u32)], total: u32, n: u64) -> (usize, &Arc<Step>) {
+fn pick(mix: &[(Call, u32)], total: u32, n: u64) -> (usize, Call) {
     let mut slot = (n % u64::from(total)) as u32;
-    for (i, (step, weight)) in mix.iter().enumerate() {
+    for (i, (call, weight)) in mix.iter().enumerate() {
         if slot < *weight {
-            return (i, step);
+            return (i, *call);
         }
         slot -= weight;
     }
-    (mix.len() - 1, &mix[mix.len() - 1].0)
+    (mix.len() - 1, mix[mix.len() - 1].0)
 }
 
 /// Whether `stop` has resolved, without waiting.

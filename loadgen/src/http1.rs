@@ -11,8 +11,8 @@ use hyper::body::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::recorder::Outcome;
-use crate::target::REQUEST_TIMEOUT;
+use crate::connect::REQUEST_TIMEOUT;
+use crate::outcome::{Outcome, Transport};
 
 /// Why a request got no answer.
 #[derive(Debug)]
@@ -25,9 +25,9 @@ pub(crate) enum Failure {
 impl Failure {
     pub(crate) fn outcome(&self) -> Outcome {
         match self {
-            Failure::Connect(_) => "error_connect".into(),
-            Failure::Io(_) => "error_io".into(),
-            Failure::Timeout => "error_timeout".into(),
+            Failure::Connect(_) => Outcome::Transport(Transport::Connect),
+            Failure::Io(_) => Outcome::Transport(Transport::Io),
+            Failure::Timeout => Outcome::Transport(Transport::Timeout),
         }
     }
 }
@@ -140,8 +140,7 @@ impl Pool {
     /// Sends `request`: `ok`, `http_<status>` or the transport error.
     pub(crate) async fn send(&self, request: &[u8]) -> Outcome {
         match self.exchange(request, false).await {
-            Ok(answer) if (200..300).contains(&answer.status) => "ok".into(),
-            Ok(answer) => format!("http_{}", answer.status).into(),
+            Ok(answer) => Outcome::of_http(answer.status),
             Err(failure) => failure.outcome(),
         }
     }
@@ -281,7 +280,7 @@ mod tests {
         assert_eq!((first.status, first.body.as_slice()), (200, &b"hello"[..]));
         let second = pool.exchange(&request, true).await.unwrap();
         assert_eq!((second.status, second.body.as_slice()), (201, &b"abcde"[..]));
-        assert_eq!(pool.send(&request).await, "http_503", "the same connection served all three");
+        assert_eq!(pool.send(&request).await, Outcome::Http(503), "the same connection served all three");
     }
 
     #[test]

@@ -11,9 +11,14 @@ use q2o_proto::v1 as pb;
 use q2o_proto::v1::qa_agent_client::QaAgentClient;
 use tonic::transport::Channel;
 
+use async_trait::async_trait;
+
+use crate::connect::{SetupError, connect_channels};
 use crate::http1::Pool;
+use crate::outcome::{Outcome, Transport};
 use crate::recorder::Protocol;
-use crate::target::{Payload, SetupError, connect_channels, grpc_outcome};
+use crate::step::Call;
+use crate::target::{Payload, Target};
 
 /// The agents' REST review endpoint (`q2o_agents::inter_agent::REVIEW_PATH`;
 /// the loadgen does not link the agents crate and its Kafka client).
@@ -59,19 +64,21 @@ impl ReviewTarget {
     }
 
     /// Reviews the sample code over `protocol`, returning the payload sizes.
-    pub(crate) async fn review(&self, protocol: Protocol, keep_body: bool) -> Result<Payload, String> {
+    async fn review(&self, protocol: Protocol, keep_body: bool) -> Result<Payload, Outcome> {
+        // A protocol without its URL was refused when the run was set up.
+        let no_target = Outcome::Transport(Transport::NoTarget);
         match protocol {
             Protocol::Rest => {
-                let (pool, request, body_len) = self.rest.as_ref().ok_or("no --agent-url for rest:review")?;
-                let answer = pool.exchange(request, keep_body).await.map_err(|f| f.outcome().to_string())?;
-                if !(200..300).contains(&answer.status) {
-                    return Err(format!("http_{}", answer.status));
+                let (pool, request, body_len) = self.rest.as_ref().ok_or(no_target)?;
+                let answer = pool.exchange(request, keep_body).await.map_err(|f| f.outcome())?;
+                match Outcome::of_http(answer.status) {
+                    Outcome::Ok => Ok(Payload { request: *body_len, response: answer.body.len() }),
+                    failed => Err(failed),
                 }
-                Ok(Payload { request: *body_len, response: answer.body.len() })
             }
             Protocol::Grpc => {
                 if self.channels.is_empty() {
-                    return Err("no --agent-grpc-url for grpc:review".into());
+                    return Err(no_target);
                 }
                 let i = self.next_channel.fetch_add(1, Ordering::Relaxed) % self.channels.len();
                 let request = self.message.clone();
@@ -79,11 +86,25 @@ impl ReviewTarget {
                 let review = QaAgentClient::new(self.channels[i].clone())
                     .review_code(request)
                     .await
-                    .map_err(|status| grpc_outcome::<()>(Err(status)).to_string())?
+                    .map_err(|status| Outcome::of_grpc::<()>(&Err(status)))?
                     .into_inner();
                 Ok(Payload { request: request_len, response: review.encoded_len() })
             }
         }
+    }
+}
+
+#[async_trait]
+impl Target for ReviewTarget {
+    async fn call(&self, call: Call) -> Outcome {
+        match self.review(call.protocol, false).await {
+            Ok(_) => Outcome::Ok,
+            Err(outcome) => outcome,
+        }
+    }
+
+    async fn probe(&self, call: Call) -> Result<Payload, Outcome> {
+        self.review(call.protocol, true).await
     }
 }
 

@@ -22,13 +22,19 @@ The q2o load generator.
 */
 
 pub mod arrival;
+pub mod command;
+pub mod connect;
 pub mod engine;
+pub mod fanout;
 mod http1;
 pub mod inter_agent;
 pub mod journeys;
 pub mod metrics;
+pub mod outcome;
 pub mod recorder;
 pub mod results;
+pub mod routed;
+pub mod step;
 pub mod target;
 
 use std::path::PathBuf;
@@ -40,14 +46,15 @@ use crate::engine::EngineSummary;
 use crate::metrics::ClientMetrics;
 use crate::recorder::Recorder;
 use crate::results::{RateSpan, ResultsError, RunResults, write_interval_log};
-use crate::target::{Step, Target};
+use crate::step::Mix;
+use crate::target::Target;
 
 /// One open-model run.
 pub struct OpenRun {
     /// What requests do.
     pub target: Arc<dyn Target>,
-    /// Steps and their weights.
-    pub mix: Vec<(Step, u32)>,
+    /// Calls and their weights.
+    pub mix: Mix,
     /// When requests are due.
     pub schedule: ArrivalSchedule,
     /// Most requests in flight at once; starts beyond it are dropped and counted.
@@ -70,10 +77,9 @@ impl OpenRun {
     /// Runs until the schedule ends or `stop` resolves (partial results are kept),
     /// then writes the results.
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(RunResults, EngineSummary), ResultsError> {
-        let keys: Vec<_> = self.mix.iter().map(|(step, _)| (step.protocol, step.name.clone())).collect();
+        let keys: Vec<_> = self.mix.0.iter().map(|(call, _)| (call.protocol, call.step)).collect();
         let recorder = Arc::new(Recorder::new(&keys));
         let metrics = self.metrics.as_ref().map(|m| m.with_steps(&keys));
-        let mix: Vec<(Arc<Step>, u32)> = self.mix.iter().map(|(step, w)| (Arc::new(step.clone()), *w)).collect();
         let started_at = SystemTime::now();
         let started = std::time::Instant::now();
         if let Some(metrics) = &metrics {
@@ -92,7 +98,7 @@ impl OpenRun {
         });
         let summary = engine::run(
             Arc::clone(&self.target),
-            &mix,
+            &self.mix.0,
             self.schedule,
             self.max_in_flight,
             Arc::clone(&recorder),

@@ -2,30 +2,30 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use q2o_common::config::parse_duration;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_loadgen::OpenRun;
 use q2o_loadgen::arrival::ArrivalSchedule;
-use q2o_loadgen::inter_agent::ReviewTarget;
+use q2o_loadgen::command::{RunCommand, UsersCommand};
+use q2o_loadgen::fanout::{self, part_dir};
 use q2o_loadgen::journeys::ClosedRun;
-use q2o_loadgen::journeys::plan::{ProtocolName, ThinkTime, UserPlan, parse_weights};
 use q2o_loadgen::metrics::{ClientMetrics, serve};
 use q2o_loadgen::recorder::Protocol;
 use q2o_loadgen::results::RunResults;
-use q2o_loadgen::target::{GatewayTarget, Routed, Step, Target, UrlTarget, parse_mix};
+use q2o_loadgen::routed::Routed;
+use q2o_loadgen::step::{Call, Mix, Step};
+use q2o_loadgen::target::{Target, UrlTarget};
 
 /// The q2o load generator.
 #[derive(Debug, Parser)]
 #[command(name = "q2o-loadgen", version)]
 enum Cli {
     /// Open-model run: requests arrive at a planned rate, latency from the planned start.
-    Run(RunArgs),
+    Run(RunCommand),
     /// Closed-model run: goose users log in, then walk journeys with think time.
-    Users(UsersArgs),
+    Users(UsersCommand),
     /// Merge several processes' results.json into one, exactly (HDR histograms added).
     Merge {
         /// results.json files.
@@ -35,99 +35,6 @@ enum Cli {
         #[arg(long)]
         out: PathBuf,
     },
-}
-
-#[derive(Debug, clap::Args)]
-struct RunArgs {
-    /// Gateway REST base URL (e.g. http://127.0.0.1:8080).
-    #[arg(long, conflicts_with = "url")]
-    rest_url: Option<String>,
-    /// Gateway gRPC URL (needed when the mix has grpc: steps).
-    #[arg(long)]
-    grpc_url: Option<String>,
-    /// GET this URL instead of the gateway's operations (step `get`).
-    #[arg(long)]
-    url: Option<String>,
-    /// An agents process's REST base URL, for `rest:review` steps (the inter-agent call).
-    #[arg(long, conflicts_with = "url")]
-    agent_url: Option<String>,
-    /// An agents process's gRPC URL, for `grpc:review` steps.
-    #[arg(long, conflicts_with = "url")]
-    agent_grpc_url: Option<String>,
-    /// API key to log in with.
-    #[arg(long, default_value = "demo-key-acme", env = "Q2O_LOADGEN_API_KEY")]
-    api_key: String,
-    /// Steps and weights, e.g. rest:list_projects=8,grpc:submit_task=2.
-    #[arg(long, default_value = "rest:list_projects=6,rest:get_project=2,rest:submit_task=1,rest:project_status=1")]
-    mix: String,
-    /// Arrival rate in requests per second (at the start, with --ramp-to).
-    #[arg(long, allow_negative_numbers = true)]
-    rate: f64,
-    /// Ramp linearly to this rate by the end of the run.
-    #[arg(long, allow_negative_numbers = true)]
-    ramp_to: Option<f64>,
-    /// How long to run (e.g. 30s, 5m).
-    #[arg(long, value_parser = parse_duration)]
-    duration: Duration,
-    /// Most requests in flight; planned starts beyond it are dropped and counted.
-    #[arg(long, default_value_t = 10_000)]
-    max_in_flight: u64,
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-#[derive(Debug, clap::Args)]
-struct UsersArgs {
-    /// Gateway REST base URL (e.g. http://127.0.0.1:8080).
-    #[arg(long)]
-    rest_url: String,
-    /// Gateway gRPC URL (needed when --protocols has grpc).
-    #[arg(long)]
-    grpc_url: Option<String>,
-    /// API key users log in with.
-    #[arg(long, default_value = "demo-key-acme", env = "Q2O_LOADGEN_API_KEY")]
-    api_key: String,
-    /// Users at the top of the ramp.
-    #[arg(long)]
-    users: usize,
-    /// Users started per second while ramping up.
-    #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
-    ramp_rate: f64,
-    /// How long all users stay (e.g. 60s, 5m).
-    #[arg(long, value_parser = parse_duration)]
-    hold: Duration,
-    /// How long users take to leave at the end.
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
-    ramp_down: Duration,
-    /// Pause between steps: exp:MEAN, uniform:LOW..HIGH, const:D or none.
-    #[arg(long, default_value = "exp:10s")]
-    think: ThinkTime,
-    /// Journeys and weights (browse, create_project, submit_task, search).
-    #[arg(long, default_value = "browse=5,submit_task=3,search=2,create_project=1")]
-    journeys: String,
-    /// Protocols and weights, e.g. rest=1,grpc=1.
-    #[arg(long, default_value = "rest=1")]
-    protocols: String,
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-/// Flags both models take.
-#[derive(Debug, clap::Args)]
-struct CommonArgs {
-    /// gRPC channels (HTTP/2 connections) the requests share.
-    #[arg(long, default_value_t = 4)]
-    grpc_channels: usize,
-    /// Directory for results.json and latency.hlog.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Serve client-side metrics on this address (port 0 picks one).
-    #[arg(long)]
-    metrics_addr: Option<SocketAddr>,
-    /// Split the run over this many processes (each with 1/N of the rate or the
-    /// users) and merge their results exactly into --out. Needs --out.
-    #[arg(long, default_value_t = 1)]
-    processes: u32,
 }
 
 fn main() -> ExitCode {
@@ -163,88 +70,154 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("merged {} results into {}", parts.len(), out.join("results.json").display());
             Ok(ExitCode::SUCCESS)
         }
-        Cli::Run(args) => open_run(args).await,
-        Cli::Users(args) => users_run(args).await,
+        Cli::Run(command) => open_run(command).await,
+        Cli::Users(command) => users_run(command).await,
     }
 }
 
-fn user_plan(args: &UsersArgs) -> anyhow::Result<UserPlan> {
-    let plan = UserPlan {
-        users: args.users,
-        ramp_rate: args.ramp_rate,
-        hold: args.hold,
-        ramp_down: args.ramp_down,
-        think: args.think,
-        journeys: parse_weights("--journeys", &args.journeys).map_err(anyhow::Error::msg)?,
-        protocols: parse_weights::<ProtocolName>("--protocols", &args.protocols)
-            .map_err(anyhow::Error::msg)?
-            .into_iter()
-            .map(|(p, w)| (p.0, w))
-            .collect(),
-    };
-    plan.validate().map_err(anyhow::Error::msg)?;
-    Ok(plan)
-}
-
-async fn users_run(args: UsersArgs) -> anyhow::Result<ExitCode> {
-    let plan = user_plan(&args)?;
-    if args.common.processes == 0 {
+/// Where `--processes` children write, and whether they serve metrics.
+fn split_out(processes: u32, out: &Option<PathBuf>) -> anyhow::Result<Option<&PathBuf>> {
+    if processes == 0 {
         bail!("--processes must be at least 1");
     }
-    if args.common.processes > 1 {
-        let n = args.common.processes as usize;
+    if processes == 1 {
+        return Ok(None);
+    }
+    out.as_ref().context("--processes needs --out (the children's results are merged there)").map(Some)
+}
+
+/// The children's metrics listen on ports of their own.
+const ANY_PORT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
+    let plan = command.plan()?;
+    if let Some(out) = split_out(command.common.processes, &command.common.out)? {
+        let n = command.common.processes as usize;
         if plan.users < n {
             bail!("--users {} cannot be split over --processes {n}", plan.users);
         }
-        let out =
-            args.common.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
-        let users = plan.users;
-        let split = Split {
-            out,
-            processes: args.common.processes,
-            metrics: args.common.metrics_addr.is_some(),
-            scaled: &["--users"],
-        };
-        return split
-            .run(|i, command| {
+        let children = (0..n)
+            .map(|i| {
+                let mut child = command.clone();
                 // Spread the remainder over the first processes.
-                let share = users / n + usize::from(i < users % n);
-                command.arg("--users").arg(share.to_string());
+                child.users = plan.users / n + usize::from(i < plan.users % n);
+                child.common.processes = 1;
+                child.common.out = Some(part_dir(out, i));
+                child.common.metrics_addr = command.common.metrics_addr.map(|_| ANY_PORT);
+                child.to_args()
             })
-            .await;
+            .collect();
+        return fan_out(out, children).await;
     }
     let registry = prometheus::Registry::new();
     let metrics = ClientMetrics::new(&registry);
-    let _server = serve_metrics(args.common.metrics_addr, registry).await?;
+    let _server = serve_metrics(command.common.metrics_addr, registry).await?;
     let run = ClosedRun {
-        rest_url: args.rest_url.clone(),
-        grpc_url: args.grpc_url.clone(),
-        api_key: args.api_key.clone(),
+        rest_url: command.rest_url.clone(),
+        grpc_url: command.grpc_url.clone(),
+        api_key: command.api_key.clone(),
         plan,
-        grpc_channels: args.common.grpc_channels,
-        out: args.common.out.clone(),
+        grpc_channels: command.common.grpc_channels,
+        out: command.common.out.clone(),
         metrics: Some(metrics),
         progress: true,
     };
     let (results, goose) = run.run(shutdown_signal()).await?;
     let all = results.overall_latency().map_err(anyhow::Error::msg)?;
-    let failed: u64 =
-        results.steps.iter().flat_map(|s| s.outcomes.iter()).filter(|(o, _)| *o != "ok").map(|(_, n)| n).sum();
     println!(
-        "{} users (goose's peak {}): {} requests in {:.1} s ({:.1} req/s), {failed} failed; goose counted {} requests, {} failed{}",
-        args.users,
+        "{} users (goose's peak {}): {} requests in {:.1} s ({:.1} req/s), {} failed; goose counted {} requests, {} failed{}",
+        command.users,
         goose.max_users,
         all.len(),
         results.duration_seconds,
         results.achieved_rate,
+        results.failed(),
         goose.requests,
         goose.failures,
         if goose.interrupted { " (interrupted: partial results)" } else { "" }
     );
     print_latency("latency", &all);
-    if let Some(out) = &args.common.out {
+    if let Some(out) = &command.common.out {
         println!("results written to {}", out.join("results.json").display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_run(command: RunCommand) -> anyhow::Result<ExitCode> {
+    // Checked before anything is spawned.
+    let schedule = ArrivalSchedule::new(command.rate, command.ramp_to.unwrap_or(command.rate), command.duration)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(out) = split_out(command.common.processes, &command.common.out)? {
+        let n = command.common.processes;
+        let children = (0..n as usize)
+            .map(|i| {
+                let mut child = command.clone();
+                child.rate = command.rate / f64::from(n);
+                child.ramp_to = command.ramp_to.map(|end| end / f64::from(n));
+                child.common.processes = 1;
+                child.common.out = Some(part_dir(out, i));
+                child.common.metrics_addr = command.common.metrics_addr.map(|_| ANY_PORT);
+                child.to_args()
+            })
+            .collect();
+        return fan_out(out, children).await;
+    }
+    if command.max_in_flight == 0 {
+        bail!("--max-in-flight must be at least 1");
+    }
+    let (target, mix): (Arc<dyn Target>, Mix) = match &command.url {
+        Some(url) => (
+            Arc::new(UrlTarget::new(url).map_err(anyhow::Error::msg)?),
+            Mix(vec![(Call::new(Protocol::Rest, Step::Get), 1)]),
+        ),
+        None => (Arc::new(Routed::connect(&command).await?), command.mix.clone()),
+    };
+    let registry = prometheus::Registry::new();
+    let metrics = ClientMetrics::new(&registry);
+    let _server = serve_metrics(command.common.metrics_addr, registry).await?;
+    let run = OpenRun {
+        target,
+        mix,
+        schedule,
+        max_in_flight: command.max_in_flight,
+        out: command.common.out.clone(),
+        metrics: Some(metrics),
+        progress: true,
+    };
+    let (results, summary) = run.run(shutdown_signal()).await?;
+    let all = results.overall_latency().map_err(anyhow::Error::msg)?;
+    println!(
+        "{} requests in {:.1} s ({:.1} req/s), {} failed, {} dropped starts{}",
+        all.len(),
+        results.duration_seconds,
+        results.achieved_rate,
+        results.failed(),
+        summary.dropped,
+        if summary.interrupted { " (interrupted: partial results)" } else { "" }
+    );
+    print_latency("latency from planned start", &all);
+    if let Some(out) = &command.common.out {
+        println!("results written to {}", out.join("results.json").display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the children of `--processes` and prints their merged figures.
+async fn fan_out(out: &std::path::Path, children: Vec<Vec<String>>) -> anyhow::Result<ExitCode> {
+    let n = children.len();
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    println!("running {n} q2o-loadgen processes; logs in {}/part-*", out.display());
+    let merged = fanout::run(&exe, out, children, shutdown_signal()).await?;
+    let all = merged.overall_latency().map_err(anyhow::Error::msg)?;
+    println!(
+        "{} requests from {n} processes in {:.1} s ({:.1} req/s), {} dropped starts",
+        all.len(),
+        merged.duration_seconds,
+        merged.achieved_rate,
+        merged.dropped_starts,
+    );
+    print_latency("latency", &all);
+    println!("merged results written to {}", out.join("results.json").display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -266,197 +239,6 @@ async fn serve_metrics(
     let (bound, task) = serve(addr, registry).await.with_context(|| format!("--metrics-addr {addr}"))?;
     println!("q2o-loadgen listening: metrics={bound}");
     Ok(Some(AbortOnDrop(task)))
-}
-
-async fn open_run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.common.processes == 0 {
-        bail!("--processes must be at least 1");
-    }
-    if args.common.processes > 1 {
-        let out =
-            args.common.out.as_ref().context("--processes needs --out (the children's results are merged there)")?;
-        let n = args.common.processes;
-        // Validate before spawning anything.
-        ArrivalSchedule::new(args.rate, args.ramp_to.unwrap_or(args.rate), args.duration)
-            .map_err(anyhow::Error::msg)?;
-        let (rate, ramp_to) = (args.rate, args.ramp_to);
-        let split =
-            Split { out, processes: n, metrics: args.common.metrics_addr.is_some(), scaled: &["--rate", "--ramp-to"] };
-        return split
-            .run(|_, command| {
-                command.arg("--rate").arg((rate / f64::from(n)).to_string());
-                if let Some(end) = ramp_to {
-                    command.arg("--ramp-to").arg((end / f64::from(n)).to_string());
-                }
-            })
-            .await;
-    }
-    let schedule = ArrivalSchedule::new(args.rate, args.ramp_to.unwrap_or(args.rate), args.duration)
-        .map_err(anyhow::Error::msg)?;
-    if args.max_in_flight == 0 {
-        bail!("--max-in-flight must be at least 1");
-    }
-    let (target, mix): (Arc<dyn Target>, Vec<(Step, u32)>) = match &args.url {
-        Some(url) => {
-            (Arc::new(UrlTarget::new(url).map_err(anyhow::Error::msg)?), vec![("get".parse().expect("valid"), 1)])
-        }
-        None => {
-            let mix = parse_mix(&args.mix).map_err(anyhow::Error::msg)?;
-            (Arc::new(routed(&args, &mix).await?), mix)
-        }
-    };
-    let registry = prometheus::Registry::new();
-    let metrics = ClientMetrics::new(&registry);
-    let _server = serve_metrics(args.common.metrics_addr, registry).await?;
-    let run = OpenRun {
-        target,
-        mix,
-        schedule,
-        max_in_flight: args.max_in_flight,
-        out: args.common.out.clone(),
-        metrics: Some(metrics),
-        progress: true,
-    };
-    let (results, summary) = run.run(shutdown_signal()).await?;
-    let all = results.overall_latency().map_err(anyhow::Error::msg)?;
-    let failed: u64 =
-        results.steps.iter().flat_map(|s| s.outcomes.iter()).filter(|(o, _)| *o != "ok").map(|(_, n)| n).sum();
-    println!(
-        "{} requests in {:.1} s ({:.1} req/s), {failed} failed, {} dropped starts{}",
-        all.len(),
-        results.duration_seconds,
-        results.achieved_rate,
-        summary.dropped,
-        if summary.interrupted { " (interrupted: partial results)" } else { "" }
-    );
-    print_latency("latency from planned start", &all);
-    if let Some(out) = &args.common.out {
-        println!("results written to {}", out.join("results.json").display());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The gateway and the agents, each connected only if the mix has steps for it.
-async fn routed(args: &RunArgs, mix: &[(Step, u32)]) -> anyhow::Result<Routed> {
-    let has = |review: bool, protocol: Protocol| {
-        mix.iter().any(|(s, _)| (s.name == "review") == review && s.protocol == protocol)
-    };
-    let channels = args.common.grpc_channels;
-    let gateway = if has(false, Protocol::Rest) || has(false, Protocol::Grpc) {
-        let rest = args.rest_url.as_deref().context("--mix has gateway steps; give --rest-url (or --url)")?;
-        if has(false, Protocol::Grpc) && args.grpc_url.is_none() {
-            bail!("--mix has grpc: steps; give --grpc-url");
-        }
-        let grpc = args.grpc_url.as_deref().filter(|_| has(false, Protocol::Grpc));
-        Some(GatewayTarget::connect(rest, grpc, &args.api_key, channels).await?)
-    } else {
-        None
-    };
-    let agents = if has(true, Protocol::Rest) || has(true, Protocol::Grpc) {
-        let rest = args.agent_url.as_deref().filter(|_| has(true, Protocol::Rest));
-        let grpc = args.agent_grpc_url.as_deref().filter(|_| has(true, Protocol::Grpc));
-        if has(true, Protocol::Rest) && rest.is_none() {
-            bail!("--mix has rest:review; give --agent-url");
-        }
-        if has(true, Protocol::Grpc) && grpc.is_none() {
-            bail!("--mix has grpc:review; give --agent-grpc-url");
-        }
-        Some(ReviewTarget::connect(rest, grpc, channels).await?)
-    } else {
-        None
-    };
-    Ok(Routed { gateway, agents })
-}
-
-/// Runs this same command in `--processes` child processes, each with its
-/// share of the load and its own results directory, then merges their results.
-struct Split<'a> {
-    out: &'a PathBuf,
-    processes: u32,
-    /// Whether children serve metrics (each on a port of its own).
-    metrics: bool,
-    /// Flags whose values each child gets its own share of.
-    scaled: &'a [&'a str],
-}
-
-impl Split<'_> {
-    async fn run(&self, share: impl Fn(usize, &mut tokio::process::Command)) -> anyhow::Result<ExitCode> {
-        let (out, n) = (self.out, self.processes);
-        let exe = std::env::current_exe().context("cannot find this executable")?;
-        let dropped: Vec<&str> =
-            ["--processes", "--out", "--metrics-addr"].into_iter().chain(self.scaled.iter().copied()).collect();
-        let mut args = std::env::args().skip(1);
-        let subcommand = args.next().unwrap_or_default();
-        let mut passed: Vec<String> = Vec::new();
-        let mut skip = false;
-        for arg in args {
-            if skip {
-                skip = false;
-                continue;
-            }
-            let flag = arg.split('=').next().unwrap_or_default();
-            if dropped.contains(&flag) {
-                skip = !arg.contains('=');
-                continue;
-            }
-            passed.push(arg);
-        }
-        let mut children = Vec::new();
-        for i in 0..n {
-            let dir = out.join(format!("part-{i}"));
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            let mut command = tokio::process::Command::new(&exe);
-            command.arg(&subcommand).args(&passed);
-            share(i as usize, &mut command);
-            if self.metrics {
-                command.args(["--metrics-addr", "127.0.0.1:0"]);
-            }
-            command.arg("--out").arg(&dir).kill_on_drop(true);
-            command.stdout(std::fs::File::create(dir.join("stdout.log"))?);
-            command.stderr(std::fs::File::create(dir.join("stderr.log"))?);
-            children.push((dir, command.spawn().context("cannot start a loadgen process")?));
-        }
-        println!("running {n} q2o-loadgen processes; logs in {}/part-*", out.display());
-        let pids: Vec<u32> = children.iter().filter_map(|(_, child)| child.id()).collect();
-        let mut interrupted = false;
-        for (_, child) in &mut children {
-            tokio::select! {
-                status = child.wait() => { status?; }
-                () = shutdown_signal(), if !interrupted => {
-                    interrupted = true;
-                    // Ask every child to stop and write its partial results.
-                    for pid in &pids {
-                        // SAFETY: kill(2) on our own children's pids.
-                        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGTERM) };
-                    }
-                    child.wait().await?;
-                }
-            }
-        }
-        let mut parts = Vec::new();
-        for (dir, _) in &children {
-            match RunResults::read(&dir.join("results.json")) {
-                Ok(part) => parts.push(part),
-                Err(err) => {
-                    let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-                    bail!("{err}; that process said: {}", stderr.trim());
-                }
-            }
-        }
-        let merged = RunResults::merge(&parts).map_err(anyhow::Error::msg)?;
-        merged.write(out)?;
-        let all = merged.overall_latency().map_err(anyhow::Error::msg)?;
-        println!(
-            "{} requests from {n} processes in {:.1} s ({:.1} req/s), {} dropped starts",
-            all.len(),
-            merged.duration_seconds,
-            merged.achieved_rate,
-            merged.dropped_starts,
-        );
-        print_latency("latency", &all);
-        println!("merged results written to {}", out.join("results.json").display());
-        Ok(ExitCode::SUCCESS)
-    }
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -8,14 +8,16 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaug
 use q2o_common::metrics::{LATENCY_BUCKETS, names, register};
 use tokio::net::TcpListener;
 
+use crate::outcome::Outcome;
 use crate::recorder::Protocol;
+use crate::step::Step;
 
 /// The `q2o_loadgen_*` series.
 #[derive(Clone, Debug)]
 pub struct ClientMetrics {
     /// Per step of the run (by index): its latency histogram and `ok` counter,
     /// resolved once so that recording does no label lookups.
-    steps: Vec<(prometheus::Histogram, IntCounter, Protocol, String)>,
+    steps: Vec<(prometheus::Histogram, IntCounter, Protocol, Step)>,
     requests: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGauge,
@@ -79,25 +81,25 @@ impl ClientMetrics {
     }
 
     /// These metrics, addressing the given steps by index (as the recorder does).
-    pub fn with_steps(&self, steps: &[(Protocol, String)]) -> ClientMetrics {
+    pub fn with_steps(&self, steps: &[(Protocol, Step)]) -> ClientMetrics {
         let steps = steps
             .iter()
             .map(|(protocol, step)| {
-                let labels = [protocol.as_str(), step.as_str()];
-                let ok = self.requests.with_label_values(&[protocol.as_str(), step, "ok"]);
-                (self.duration.with_label_values(&labels), ok, *protocol, step.clone())
+                let labels = [protocol.as_str(), step.as_label()];
+                let ok = self.requests.with_label_values(&[protocol.as_str(), step.as_label(), "ok"]);
+                (self.duration.with_label_values(&labels), ok, *protocol, *step)
             })
             .collect();
         ClientMetrics { steps, ..self.clone() }
     }
 
-    pub(crate) fn record(&self, slot: usize, outcome: &str, latency: Duration) {
+    pub(crate) fn record(&self, slot: usize, outcome: Outcome, latency: Duration) {
         let (duration, ok, protocol, step) = &self.steps[slot];
         duration.observe(latency.as_secs_f64());
-        if outcome == "ok" {
+        if outcome.is_ok() {
             ok.inc();
         } else {
-            self.requests.with_label_values(&[protocol.as_str(), step, outcome]).inc();
+            self.requests.with_label_values(&[protocol.as_str(), step.as_label(), &outcome.as_label()]).inc();
         }
     }
 

@@ -8,6 +8,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
+use crate::outcome::Outcome;
+use crate::step::Step;
+
 /// Highest latency a histogram tracks: an hour, in microseconds.
 pub const MAX_LATENCY_US: u64 = 3_600_000_000;
 
@@ -26,6 +29,24 @@ pub enum Protocol {
     Grpc,
 }
 
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Protocol, String> {
+        match s {
+            "rest" => Ok(Protocol::Rest),
+            "grpc" => Ok(Protocol::Grpc),
+            other => Err(format!("unknown protocol `{other}` (rest or grpc)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Protocol {
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -36,17 +57,13 @@ impl Protocol {
     }
 }
 
-/// How a request ended: `ok`, an HTTP status (`http_429`), a gRPC code
-/// (`grpc_unavailable`), or a transport error (`error_connect`, `error_timeout`).
-pub type Outcome = std::borrow::Cow<'static, str>;
-
 /// Measurements of one (protocol, step).
 #[derive(Clone, Debug)]
 pub struct StepRecord {
     /// Latency from the planned start, microseconds.
     pub latency: Histogram<u64>,
     /// Requests by outcome.
-    pub outcomes: BTreeMap<String, u64>,
+    pub outcomes: BTreeMap<Outcome, u64>,
 }
 
 impl StepRecord {
@@ -56,7 +73,7 @@ impl StepRecord {
 }
 
 /// Which series a measurement belongs to: (protocol, step).
-pub type StepKey = (Protocol, String);
+pub type StepKey = (Protocol, Step);
 
 /// The histograms of one interval of the interval log: its end (seconds into the
 /// run) and a histogram per step, V2-deflate encoded. A live histogram of our
@@ -111,7 +128,7 @@ impl Recorder {
     pub fn new(steps: &[StepKey]) -> Recorder {
         let slots = steps
             .iter()
-            .map(|key| Mutex::new(Slot { key: key.clone(), record: StepRecord::new(), interval: latency_histogram() }))
+            .map(|key| Mutex::new(Slot { key: *key, record: StepRecord::new(), interval: latency_histogram() }))
             .collect();
         Recorder { slots, timeline: Mutex::default() }
     }
@@ -126,23 +143,18 @@ impl Recorder {
 
     /// Records one finished request of step `slot`: `latency` from its planned
     /// start, finishing `at` after the run started.
-    pub fn record(&self, slot: usize, outcome: &str, latency: Duration, at: Duration) {
+    pub fn record(&self, slot: usize, outcome: Outcome, latency: Duration, at: Duration) {
         let micros = latency.as_micros().clamp(1, u128::from(MAX_LATENCY_US)) as u64;
         {
             let mut slot = self.slots[slot].lock().expect("never poisoned");
             slot.record.latency.saturating_record(micros);
             slot.interval.saturating_record(micros);
-            match slot.record.outcomes.get_mut(outcome) {
-                Some(count) => *count += 1,
-                None => {
-                    slot.record.outcomes.insert(outcome.to_owned(), 1);
-                }
-            }
+            *slot.record.outcomes.entry(outcome).or_default() += 1;
         }
         let mut timeline = self.timeline.lock().expect("never poisoned");
         let second = Self::second(&mut timeline, at);
         second.requests += 1;
-        if outcome != "ok" {
+        if !outcome.is_ok() {
             second.errors += 1;
         }
     }
@@ -186,7 +198,7 @@ impl Recorder {
                     .serialize(&slot.interval, &mut encoded)
                     .expect("in-memory serialization succeeds");
                 slot.interval.reset();
-                interval.insert(slot.key.clone(), encoded);
+                interval.insert(slot.key, encoded);
             }
         }
         self.timeline.lock().expect("never poisoned").intervals.push((at.as_secs_f64(), interval));
@@ -198,7 +210,7 @@ impl Recorder {
         for slot in &self.slots {
             let slot = slot.lock().expect("never poisoned");
             if !slot.record.latency.is_empty() {
-                steps.insert(slot.key.clone(), slot.record.clone());
+                steps.insert(slot.key, slot.record.clone());
             }
         }
         let timeline = self.timeline.lock().expect("never poisoned");
@@ -219,7 +231,7 @@ impl Recorder {
             all.add(&slot.record.latency).expect("same bounds");
             for (outcome, count) in &slot.record.outcomes {
                 requests += count;
-                if outcome != "ok" {
+                if !outcome.is_ok() {
                     errors += count;
                 }
             }
@@ -247,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_missed_users_sample_keeps_the_last_count_and_intervals_stay_small() {
-        let recorder = Recorder::new(&[(Protocol::Rest, "login".into())]);
+        let recorder = Recorder::new(&[(Protocol::Rest, Step::Login)]);
         recorder.users(Duration::from_millis(900), 10);
         // Seconds 1 and 2 were not sampled (the sampler was starved).
         recorder.users(Duration::from_millis(3900), 30);
@@ -255,11 +267,11 @@ mod tests {
         assert_eq!(users, vec![10, 10, 10, 30]);
 
         for i in 0..1000 {
-            recorder.record(0, "ok", Duration::from_micros(100 + i), Duration::from_millis(i));
+            recorder.record(0, Outcome::Ok, Duration::from_micros(100 + i), Duration::from_millis(i));
         }
         recorder.close_interval(Duration::from_secs(1));
         let snapshot = recorder.snapshot();
-        let encoded = &snapshot.intervals[0].1[&(Protocol::Rest, "login".to_owned())];
+        let encoded = &snapshot.intervals[0].1[&(Protocol::Rest, Step::Login)];
         assert!(encoded.len() < 4096, "an interval is stored encoded: {} bytes", encoded.len());
     }
 }

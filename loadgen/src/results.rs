@@ -33,7 +33,9 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::Outcome;
 use crate::recorder::{Protocol, Second, Snapshot, StepKey, latency_histogram};
+use crate::step::Step;
 
 /// The version written to and required from `schema_version`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -102,15 +104,27 @@ pub struct StepResult {
     /// Which API.
     pub protocol: Protocol,
     /// Which operation.
-    pub step: String,
+    pub step: Step,
     /// Requests finished.
     pub count: u64,
     /// Requests by outcome.
-    pub outcomes: BTreeMap<String, u64>,
+    pub outcomes: BTreeMap<Outcome, u64>,
     /// Latency percentiles, microseconds.
     pub latency_us: LatencySummary,
     /// The full histogram, base64 of its V2-deflate encoding.
     pub histogram: String,
+}
+
+impl StepResult {
+    /// Requests whose outcome `which` selects.
+    pub fn outcomes_where(&self, which: impl Fn(Outcome) -> bool) -> u64 {
+        self.outcomes.iter().filter(|(o, _)| which(**o)).map(|(_, n)| n).sum()
+    }
+
+    /// Requests that did not succeed.
+    pub fn failed(&self) -> u64 {
+        self.outcomes_where(|o| !o.is_ok())
+    }
 }
 
 /// Planned arrival rate.
@@ -167,7 +181,7 @@ impl RunResults {
             .iter()
             .map(|((protocol, step), record)| StepResult {
                 protocol: *protocol,
-                step: step.clone(),
+                step: *step,
                 count: record.latency.len(),
                 outcomes: record.outcomes.clone(),
                 latency_us: LatencySummary::of(&record.latency),
@@ -193,7 +207,7 @@ impl RunResults {
     /// their percentiles averaged) and counters summed.
     pub fn merge(parts: &[RunResults]) -> Result<RunResults, String> {
         let first = parts.first().ok_or("nothing to merge")?;
-        let mut histograms: BTreeMap<StepKey, (Histogram<u64>, BTreeMap<String, u64>)> = BTreeMap::new();
+        let mut histograms: BTreeMap<StepKey, (Histogram<u64>, BTreeMap<Outcome, u64>)> = BTreeMap::new();
         let mut seconds: Vec<Second> = Vec::new();
         for part in parts {
             if part.schema_version != SCHEMA_VERSION {
@@ -205,11 +219,11 @@ impl RunResults {
             for step in &part.steps {
                 let h = decode(&step.histogram)?;
                 let entry = histograms
-                    .entry((step.protocol, step.step.clone()))
+                    .entry((step.protocol, step.step))
                     .or_insert_with(|| (latency_histogram(), BTreeMap::new()));
                 entry.0.add(&h).map_err(|e| format!("{e:?}"))?;
                 for (outcome, count) in &step.outcomes {
-                    *entry.1.entry(outcome.clone()).or_default() += count;
+                    *entry.1.entry(*outcome).or_default() += count;
                 }
             }
             if seconds.len() < part.seconds.len() {
@@ -251,6 +265,11 @@ impl RunResults {
             steps,
             seconds,
         })
+    }
+
+    /// Requests of every step that did not succeed.
+    pub fn failed(&self) -> u64 {
+        self.steps.iter().map(StepResult::failed).sum()
     }
 
     /// The latency histogram of every step together.

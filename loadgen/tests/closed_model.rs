@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use q2o_loadgen::journeys::ClosedRun;
 use q2o_loadgen::journeys::plan::{Journey, ThinkTime, UserPlan};
+use q2o_loadgen::outcome::Outcome;
 use q2o_loadgen::recorder::Protocol;
 use q2o_loadgen::results::RunResults;
 use q2o_testkit::{RedisServer, ScratchDir, Service, metric_sum};
@@ -47,7 +48,7 @@ fn plan(protocol: Protocol) -> UserPlan {
 }
 
 fn count(results: &RunResults, protocol: Protocol, step: &str) -> u64 {
-    results.steps.iter().find(|s| s.protocol == protocol && s.step == step).map_or(0, |s| s.count)
+    results.steps.iter().find(|s| s.protocol == protocol && s.step.as_label() == step).map_or(0, |s| s.count)
 }
 
 async fn exposition(gateway: &Service) -> String {
@@ -69,12 +70,12 @@ async fn rest_users_walk_their_journeys_and_every_request_reaches_the_gateway() 
     };
     let (results, goose) = run.run(std::future::pending()).await.unwrap();
     for step in &results.steps {
-        assert_eq!(step.outcomes.get("ok"), Some(&step.count), "{}: {:?}", step.step, step.outcomes);
+        assert_eq!(step.outcomes.get(&Outcome::Ok), Some(&step.count), "{}: {:?}", step.step, step.outcomes);
     }
     assert_eq!(count(&results, Protocol::Rest, "login"), 12, "each user logs in once");
     assert!(count(&results, Protocol::Rest, "list_projects") > 0);
     assert!(count(&results, Protocol::Rest, "await_task") > 0, "some task was followed to its end");
-    let http: u64 = results.steps.iter().filter(|s| s.step != "await_task").map(|s| s.count).sum();
+    let http: u64 = results.steps.iter().filter(|s| s.step.is_api()).map(|s| s.count).sum();
     assert_eq!(goose.requests, http, "goose saw every request the recorder did");
     assert_eq!(goose.failures, 0);
 
@@ -109,11 +110,11 @@ async fn grpc_users_stream_their_tasks_and_goose_records_every_call() {
     };
     let (results, goose) = run.run(std::future::pending()).await.unwrap();
     for step in &results.steps {
-        assert_eq!(step.outcomes.get("ok"), Some(&step.count), "{}: {:?}", step.step, step.outcomes);
+        assert_eq!(step.outcomes.get(&Outcome::Ok), Some(&step.count), "{}: {:?}", step.step, step.outcomes);
     }
     assert_eq!(count(&results, Protocol::Grpc, "login"), 12);
     assert!(count(&results, Protocol::Grpc, "await_task") > 0, "some task's completion arrived on the stream");
-    let calls: u64 = results.steps.iter().filter(|s| s.step != "await_task").map(|s| s.count).sum();
+    let calls: u64 = results.steps.iter().filter(|s| s.step.is_api()).map(|s| s.count).sum();
     assert_eq!(goose.requests, calls, "every gRPC call was handed to goose with record_custom_request_duration");
 
     let metrics = [exposition(&stack.gateway).await];

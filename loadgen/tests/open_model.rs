@@ -3,9 +3,11 @@ use std::time::Duration;
 
 use q2o_loadgen::OpenRun;
 use q2o_loadgen::arrival::ArrivalSchedule;
+use q2o_loadgen::outcome::Outcome;
 use q2o_loadgen::recorder::{Protocol, Recorder, latency_histogram};
 use q2o_loadgen::results::{RateSpan, RunResults};
-use q2o_loadgen::target::{GatewayTarget, UrlTarget, parse_mix};
+use q2o_loadgen::step::{Call, Mix, Step};
+use q2o_loadgen::target::{GatewayTarget, UrlTarget};
 use q2o_testkit::{RedisServer, ScratchDir, Service, metric_value};
 use tokio::sync::RwLock;
 
@@ -41,7 +43,7 @@ async fn the_open_model_counts_a_stall_that_a_closed_loop_hides() {
     let url = stalling_server().await;
     let run = OpenRun {
         target: Arc::new(UrlTarget::new(&url).unwrap()),
-        mix: vec![("get".parse().unwrap(), 1)],
+        mix: Mix(vec![("get".parse().unwrap(), 1)]),
         schedule: ArrivalSchedule::new(200.0, 200.0, Duration::from_secs(4)).unwrap(),
         max_in_flight: 10_000,
         out: None,
@@ -61,10 +63,10 @@ async fn the_open_model_counts_a_stall_that_a_closed_loop_hides() {
     let client = UrlTarget::new(&naive_server).unwrap();
     let mut naive = latency_histogram();
     let until = tokio::time::Instant::now() + Duration::from_secs(4);
-    let step = "get".parse().unwrap();
+    let call: Call = "get".parse().unwrap();
     while tokio::time::Instant::now() < until {
         let sent = tokio::time::Instant::now();
-        q2o_loadgen::target::Target::call(&client, &step).await;
+        q2o_loadgen::target::Target::call(&client, call).await;
         naive.record(sent.elapsed().as_micros().max(1) as u64).unwrap();
     }
     assert!(naive.value_at_quantile(0.99) < 500_000, "the closed loop hides the stall in one sample");
@@ -72,14 +74,14 @@ async fn the_open_model_counts_a_stall_that_a_closed_loop_hides() {
 
 fn feed(recorder: &Recorder, samples: impl Iterator<Item = u64>) {
     for (i, us) in samples.enumerate() {
-        let outcome = if i % 50 == 0 { "http_500" } else { "ok" };
+        let outcome = if i % 50 == 0 { Outcome::Http(500) } else { Outcome::Ok };
         recorder.record(0, outcome, Duration::from_micros(us), Duration::from_millis(i as u64));
     }
 }
 
 #[test]
 fn merged_results_equal_one_histogram_of_all_samples() {
-    let steps = [(Protocol::Rest, "list_projects".to_string())];
+    let steps = [(Protocol::Rest, Step::ListProjects)];
     let (a, b) = (Recorder::new(&steps), Recorder::new(&steps));
     let first = (1..=5_000u64).map(|i| 200 + i * 37 % 9_000);
     let second = (1..=3_000u64).map(|i| 5_000 + i * 91 % 400_000);
@@ -105,7 +107,7 @@ fn merged_results_equal_one_histogram_of_all_samples() {
         assert_eq!(m.value_at_quantile(q), single.value_at_quantile(q), "quantile {q}");
     }
     assert_eq!(merged.processes, 2);
-    assert_eq!(merged.steps[0].outcomes["http_500"], 100 + 60);
+    assert_eq!(merged.steps[0].outcomes[&Outcome::Http(500)], 100 + 60);
     assert_eq!(merged.steps[0].count, 8_000);
     assert_eq!(merged.target_rate.start, 20.0);
 }
@@ -139,7 +141,7 @@ async fn recorded_counts_equal_the_gateways_own_counters() {
             GatewayTarget::connect(&gateway.url("http"), Some(&gateway.url("grpc")), "demo-key-acme", 2).await.unwrap();
         let run = OpenRun {
             target,
-            mix: parse_mix(mix).unwrap(),
+            mix: mix.parse::<Mix>().unwrap(),
             schedule: ArrivalSchedule::new(80.0, 80.0, Duration::from_secs(3)).unwrap(),
             max_in_flight: 1_000,
             out: None,
@@ -148,7 +150,7 @@ async fn recorded_counts_equal_the_gateways_own_counters() {
         };
         let (results, _) = run.run(std::future::pending()).await.unwrap();
         let step = &results.steps[0];
-        assert_eq!(step.outcomes.get("ok").copied(), Some(step.count), "{mix}: {:?}", step.outcomes);
+        assert_eq!(step.outcomes.get(&Outcome::Ok).copied(), Some(step.count), "{mix}: {:?}", step.outcomes);
         assert!(step.count >= 235, "{mix}: {} requests", step.count);
         let exposition = reqwest::get(format!("{}/metrics", gateway.url("http"))).await.unwrap().text().await.unwrap();
         assert_eq!(metric_value(&exposition, series, &labels), Some(step.count as f64), "{mix}");

@@ -2,13 +2,15 @@
 //! each fault's recovery as the supervisor saw it, and the users' view: the
 //! burst of requests that failed after the first fault.
 
+use q2o_env::Environment;
+use q2o_env::backend::Recovery;
 use q2o_loadgen::recorder::Second;
+use q2o_slo::sli::{Criterion, Op, Sli};
 use serde::Serialize;
 
-use crate::gate::{self, Judged};
-use crate::local::Environment;
-use crate::scenario::{Criterion, Fault, FaultAction, Op, Sli};
-use crate::supervisor::Recovery;
+use crate::error::RunError;
+use crate::gate::{self, Judged, Source};
+use crate::scenario::Fault;
 
 /// A fault as injected.
 #[derive(Clone, Debug, Serialize)]
@@ -25,28 +27,15 @@ pub struct Injected {
     pub recovered_after: Option<f64>,
     /// The scenario's `recover_within`, seconds.
     pub expected_within: Option<f64>,
-    /// On the supervisor's clock, to match restarts to faults.
+    /// On the environment's clock, to match restarts to faults.
     #[serde(skip)]
     supervisor_at: f64,
 }
 
 /// Does `fault` to the environment now.
-pub async fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Result<Injected, String> {
-    let supervisor = &env.supervisor;
-    let name = fault.service.as_str();
+pub async fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Result<Injected, RunError> {
     let supervisor_at = env.clock();
-    let done = match (&env.containers, fault.action) {
-        (Some(containers), action) => containers.inject(action, name).await.map_err(|e| e.to_string())?,
-        (None, FaultAction::Kill) => supervisor.kill(name),
-        (None, FaultAction::Pause) => supervisor.pause(name),
-        (None, FaultAction::Unpause) => supervisor.unpause(name),
-        (None, FaultAction::Stop) => supervisor.hold(name),
-        (None, FaultAction::Start) => supervisor.resume(name),
-        // Refused before the run starts (`FaultAction::needs_docker`); kept as an error all the same.
-        (None, FaultAction::Disconnect | FaultAction::Reconnect) => {
-            return Err(format!("fault `{}` of {name} needs the docker environment", fault.action.as_str()));
-        }
-    };
+    let done = env.inject(fault.action, &fault.service).await?;
     Ok(Injected {
         action: fault.action.as_str(),
         service: fault.service.clone(),
@@ -93,7 +82,7 @@ pub fn judge(injected: &[Injected]) -> Vec<Judged> {
                 target: within,
                 warning: None,
             };
-            Some(gate::judge(&criterion, None, None, f.recovered_after.map(|v| (v, "supervisor"))))
+            Some(gate::judge_one(&criterion, None, None, f.recovered_after.map(|v| (v, Source::Supervisor))))
         })
         .collect()
 }

@@ -1,14 +1,17 @@
 //! The gate: each criterion's measured value, where it came from, and its
-//! verdict. Latency and error figures come from the loadgen's exact HDR
-//! histograms and counters when the SLI has them, and from Prometheus
-//! otherwise; when both exist and disagree beyond the width of the Prometheus
-//! histogram bucket, the criterion says so.
+//! verdict, decided by [`judge`] from the run's [`Evidence`] alone (no server
+//! is asked here). Latency and error figures come from the loadgen's exact
+//! HDR histograms and counters when the SLI has them, and from Prometheus
+//! otherwise; when both exist and disagree beyond the width of the
+//! Prometheus histogram bucket, the criterion says so.
+
+use std::collections::BTreeMap;
 
 use q2o_common::metrics::LATENCY_BUCKETS;
-use q2o_loadgen::results::RunResults;
+use q2o_loadgen::results::{RunResults, StepResult};
+use q2o_loadgen::step::Step;
+use q2o_slo::sli::{Criterion, Sli, Unit};
 use serde::Serialize;
-
-use crate::scenario::{Criterion, Sli};
 
 /// A criterion's verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -22,6 +25,49 @@ pub enum Verdict {
     Fail,
     /// Nothing measured it: the gate cannot pass on faith.
     NoData,
+}
+
+/// Who measured the value a verdict rests on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Source {
+    /// The loadgen's exact histograms and counters.
+    #[serde(rename = "loadgen-hdr")]
+    LoadgenHdr,
+    /// A query of the run's Prometheus.
+    #[serde(rename = "prometheus")]
+    Prometheus,
+    /// The environment's record of deaths and restarts.
+    #[serde(rename = "supervisor")]
+    Supervisor,
+    /// The tasks' own record in Redis.
+    #[serde(rename = "redis")]
+    Redis,
+    /// promtool's unit tests.
+    #[serde(rename = "promtool")]
+    Promtool,
+    /// Nothing.
+    #[serde(rename = "none")]
+    None,
+}
+
+impl Source {
+    /// The name in `summary.json` and the reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::LoadgenHdr => "loadgen-hdr",
+            Source::Prometheus => "prometheus",
+            Source::Supervisor => "supervisor",
+            Source::Redis => "redis",
+            Source::Promtool => "promtool",
+            Source::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One judged criterion.
@@ -39,8 +85,8 @@ pub struct Judged {
     pub warning: Option<f64>,
     /// The value the verdict rests on.
     pub measured: Option<f64>,
-    /// `loadgen-hdr`, `prometheus`, `supervisor`, `redis`, `promtool` or `none`.
-    pub source: &'static str,
+    /// Who measured it.
+    pub source: Source,
     /// What Prometheus said, when it could.
     pub prometheus: Option<f64>,
     /// What the loadgen's exact records said, when they could.
@@ -51,56 +97,94 @@ pub struct Judged {
     pub note: Option<String>,
 }
 
+/// Everything a gate run measured that its criteria are judged by.
+#[derive(Clone, Debug, Default)]
+pub struct Evidence {
+    /// The loadgen's merged results (exact histograms and counters).
+    pub results: Option<RunResults>,
+    /// What Prometheus said of each SLI over the run.
+    pub prometheus: BTreeMap<Sli, f64>,
+    /// Share of dashboard panel queries that returned data.
+    pub dashboard_coverage: Option<f64>,
+    /// Share of SLI and SLO recording rules that had data.
+    pub sli_coverage: Option<f64>,
+    /// Share of the run's alerts that promtool tests fire and keep quiet.
+    pub alert_test_coverage: Option<f64>,
+    /// Tasks that never reached a final state, asked of Redis.
+    pub tasks_unfinished: Option<f64>,
+    /// Every restart's time to ready; `None` for one that never was.
+    pub recoveries: Vec<Option<f64>>,
+    /// The users' error burst after the first fault, seconds.
+    pub error_burst_seconds: Option<f64>,
+}
+
+/// Judges every criterion from `evidence`, in order.
+pub fn judge(evidence: &Evidence, criteria: &[Criterion]) -> Vec<Judged> {
+    criteria
+        .iter()
+        .map(|criterion| {
+            let prometheus = evidence.prometheus.get(&criterion.sli).copied();
+            let exact = match criterion.sli {
+                Sli::ErrorBurstSeconds => evidence.error_burst_seconds,
+                sli => evidence.results.as_ref().and_then(|r| exact(sli, r)),
+            };
+            // What neither Prometheus nor the loadgen can say, and who said it.
+            let other = match criterion.sli {
+                Sli::DashboardCoverage => evidence.dashboard_coverage.map(|v| (v, Source::Prometheus)),
+                Sli::SliCoverage => evidence.sli_coverage.map(|v| (v, Source::Prometheus)),
+                Sli::TasksUnfinished => evidence.tasks_unfinished.map(|v| (v, Source::Redis)),
+                Sli::AlertTestCoverage => evidence.alert_test_coverage.map(|v| (v, Source::Promtool)),
+                // A restart that never became ready counts as never: no value, so NO-GO.
+                Sli::RecoverySeconds => evidence
+                    .recoveries
+                    .iter()
+                    .copied()
+                    .collect::<Option<Vec<f64>>>()
+                    .and_then(|times| times.into_iter().reduce(f64::max))
+                    .map(|v| (v, Source::Supervisor)),
+                _ => None,
+            };
+            judge_one(criterion, prometheus, exact, other)
+        })
+        .collect()
+}
+
 /// The loadgen's exact value of an SLI, when its records hold one.
 pub fn exact(sli: Sli, results: &RunResults) -> Option<f64> {
-    let api = |s: &q2o_loadgen::results::StepResult| s.step != "await_task";
-    let quantile = |keep: &dyn Fn(&q2o_loadgen::results::StepResult) -> bool, q: f64| {
+    let api = |s: &StepResult| s.step.is_api();
+    let quantile = |keep: &dyn Fn(&StepResult) -> bool, q: f64| {
         let h = results.latency_where(keep).ok()?;
         (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1e6)
     };
-    let counts = |fault: &dyn Fn(&str) -> bool| {
-        let (mut total, mut bad) = (0u64, 0u64);
-        for step in results.steps.iter().filter(|s| api(s)) {
-            for (outcome, n) in &step.outcomes {
-                total += n;
-                if fault(outcome) {
-                    bad += n;
-                }
-            }
-        }
+    let share = |bad: &dyn Fn(q2o_loadgen::outcome::Outcome) -> bool| {
+        let steps = results.steps.iter().filter(|s| api(s));
+        let (total, bad) = steps.fold((0, 0), |(t, b), s| (t + s.outcomes_where(|_| true), b + s.outcomes_where(bad)));
         (total > 0).then(|| bad as f64 / total as f64)
     };
     match sli {
         Sli::ApiLatencyP95 => quantile(&api, 0.95),
         Sli::ApiLatencyP99 => quantile(&api, 0.99),
-        Sli::SearchLatencyP95 => quantile(&|s| s.step == "search", 0.95),
-        Sli::ErrorRate => counts(&|o| o != "ok"),
-        Sli::Availability => counts(&server_fault).map(|bad| 1.0 - bad),
+        Sli::SearchLatencyP95 => quantile(&|s| s.step == Step::Search, 0.95),
+        Sli::ErrorRate => share(&|o| !o.is_ok()),
+        Sli::Availability => share(&|o| o.is_server_fault()).map(|bad| 1.0 - bad),
         Sli::UsersReached => results.seconds.iter().map(|s| s.users).max().map(|u| u as f64),
         _ => None,
     }
 }
 
-/// Outcomes that are the server's failure (not a refusal of bad input).
-fn server_fault(outcome: &str) -> bool {
-    (outcome.starts_with("http_5"))
-        || outcome.starts_with("error_")
-        || matches!(outcome, "grpc_unavailable" | "grpc_internal" | "grpc_unknown" | "grpc_deadlineexceeded")
-}
-
-/// Judges one criterion from what was measured.
-/// `other` is a value from elsewhere with its source (`supervisor`, `redis`, `promtool`).
-pub fn judge(
+/// Judges one criterion from what was measured; `other` is a value from
+/// neither Prometheus nor the loadgen, with who measured it.
+pub fn judge_one(
     criterion: &Criterion,
     prometheus: Option<f64>,
     exact: Option<f64>,
-    other: Option<(f64, &'static str)>,
+    other: Option<(f64, Source)>,
 ) -> Judged {
     let (measured, source) = match (exact, prometheus, other) {
-        (Some(v), _, _) => (Some(v), "loadgen-hdr"),
-        (None, Some(v), _) => (Some(v), "prometheus"),
+        (Some(v), _, _) => (Some(v), Source::LoadgenHdr),
+        (None, Some(v), _) => (Some(v), Source::Prometheus),
         (None, None, Some((v, source))) => (Some(v), source),
-        (None, None, None) => (None, "none"),
+        (None, None, None) => (None, Source::None),
     };
     let verdict = match measured {
         None => Verdict::NoData,
@@ -132,7 +216,7 @@ pub fn judge(
 /// buckets (latency) or a scrape's timing (ratios) explain.
 fn disagreement(sli: Sli, exact: f64, prometheus: f64) -> Option<String> {
     match sli.unit() {
-        crate::scenario::Unit::Seconds => {
+        Unit::Seconds => {
             let upper = LATENCY_BUCKETS.iter().copied().find(|b| *b >= exact);
             let lower = LATENCY_BUCKETS.iter().copied().rev().find(|b| *b < exact).unwrap_or(0.0);
             let inside = prometheus >= lower - 1e-9 && upper.is_none_or(|u| prometheus <= u + 1e-9);
@@ -146,12 +230,12 @@ fn disagreement(sli: Sli, exact: f64, prometheus: f64) -> Option<String> {
                 )
             })
         }
-        crate::scenario::Unit::Ratio => ((exact - prometheus).abs() > 0.001 + 0.01 * exact.abs()).then(|| {
+        Unit::Ratio => ((exact - prometheus).abs() > 0.001 + 0.01 * exact.abs()).then(|| {
             format!(
                 "Prometheus says {prometheus:.5}, the loadgen's counters {exact:.5} (scrape timing at the run's edges)"
             )
         }),
-        crate::scenario::Unit::Count => ((exact - prometheus).abs() > 0.5).then(|| {
+        Unit::Count => ((exact - prometheus).abs() > 0.5).then(|| {
             format!("Prometheus says {prometheus:.0}, the loadgen's records {exact:.0} (scraped once a second)")
         }),
     }
@@ -162,10 +246,33 @@ pub fn decide(judged: &[Judged]) -> bool {
     judged.iter().all(|j| matches!(j.verdict, Verdict::Pass | Verdict::Warn))
 }
 
+/// One sentence per criterion that failed or had no data.
+pub fn reasons(judged: &[Judged]) -> Vec<String> {
+    judged
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::NoData))
+        .map(|c| {
+            let unit = c.sli.unit();
+            match c.measured {
+                Some(v) => format!(
+                    "{} missed: {} was {}, the target is {} {}",
+                    c.name,
+                    c.sli.as_str(),
+                    unit.format(v),
+                    c.op,
+                    unit.format(c.target)
+                ),
+                None => format!("{}: no data for {}", c.name, c.sli.as_str()),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use q2o_slo::sli::Op;
+
     use super::*;
-    use crate::scenario::Op;
 
     fn criterion(sli: Sli, op: Op, target: f64, warning: Option<f64>) -> Criterion {
         Criterion { name: "c".into(), sli, op, target, warning }
@@ -174,10 +281,10 @@ mod tests {
     #[test]
     fn verdicts_follow_target_and_warning_and_no_data_fails() {
         let c = criterion(Sli::ApiLatencyP95, Op::Lt, 0.050, Some(0.020));
-        assert_eq!(judge(&c, None, Some(0.010), None).verdict, Verdict::Pass);
-        assert_eq!(judge(&c, None, Some(0.030), None).verdict, Verdict::Warn);
-        assert_eq!(judge(&c, Some(0.010), Some(0.060), None).verdict, Verdict::Fail, "exact wins over Prometheus");
-        let none = judge(&c, None, None, None);
+        assert_eq!(judge_one(&c, None, Some(0.010), None).verdict, Verdict::Pass);
+        assert_eq!(judge_one(&c, None, Some(0.030), None).verdict, Verdict::Warn);
+        assert_eq!(judge_one(&c, Some(0.010), Some(0.060), None).verdict, Verdict::Fail, "exact wins over Prometheus");
+        let none = judge_one(&c, None, None, None);
         assert_eq!(none.verdict, Verdict::NoData);
         assert!(!decide(&[none]));
     }
@@ -186,8 +293,41 @@ mod tests {
     fn sources_disagreeing_beyond_a_bucket_are_called_out() {
         let c = criterion(Sli::ApiLatencyP95, Op::Lt, 0.050, None);
         // 4 ms lies in the (3 ms, 5 ms] bucket: Prometheus may interpolate anywhere in it.
-        assert!(judge(&c, Some(0.0045), Some(0.004), None).note.is_none());
-        let note = judge(&c, Some(0.020), Some(0.004), None).note.unwrap();
+        assert!(judge_one(&c, Some(0.0045), Some(0.004), None).note.is_none());
+        let note = judge_one(&c, Some(0.020), Some(0.004), None).note.unwrap();
         assert!(note.contains("outside the bucket"), "{note}");
+    }
+
+    #[test]
+    fn evidence_is_judged_without_any_server() {
+        let criteria = [
+            Criterion { name: "lost".into(), ..criterion(Sli::EventsLost, Op::Le, 0.0, None) },
+            Criterion { name: "tasks".into(), ..criterion(Sli::TasksUnfinished, Op::Le, 0.0, None) },
+            Criterion { name: "recovery".into(), ..criterion(Sli::RecoverySeconds, Op::Lt, 10.0, None) },
+            Criterion { name: "p95".into(), ..criterion(Sli::ApiLatencyP95, Op::Lt, 0.05, None) },
+        ];
+        let evidence = Evidence {
+            prometheus: BTreeMap::from([(Sli::EventsLost, 0.0)]),
+            tasks_unfinished: Some(3.0),
+            recoveries: vec![Some(1.5), Some(4.0)],
+            ..Evidence::default()
+        };
+        let judged = judge(&evidence, &criteria);
+        let verdicts: Vec<_> = judged.iter().map(|j| (j.verdict, j.source)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                (Verdict::Pass, Source::Prometheus),
+                (Verdict::Fail, Source::Redis),
+                (Verdict::Pass, Source::Supervisor),
+                (Verdict::NoData, Source::None),
+            ]
+        );
+        assert_eq!(judged[2].measured, Some(4.0), "the slowest recovery");
+        let never = Evidence { recoveries: vec![Some(1.0), None], ..Evidence::default() };
+        assert_eq!(judge(&never, &criteria[2..3])[0].verdict, Verdict::NoData, "a restart that never came back");
+        let reasons = reasons(&judged);
+        assert_eq!(reasons[0], "tasks missed: tasks_unfinished was 3, the target is <= 0");
+        assert_eq!(reasons[1], "p95: no data for api_latency_p95");
     }
 }

@@ -3,46 +3,41 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 
 # Brief overview
 
-* [`scenario::Scenario`] is a scenario file: the users, the topology, the
-  faults and the gate criteria; [`scenario::Overrides`] are the sizes a
-  command line changes.
-* [`local::Environment`] starts the topology as child processes on 127.0.0.1
-  under a [`supervisor::Supervisor`], which restarts what dies and stops
-  everything at the end, on failure and on Ctrl-C; [`balancer`] configures
-  the nginx in front of the gateway replicas. [`docker::Containers`] is the
-  same topology as containers (`--env docker`).
-* [`prometheus::Prometheus`] is the run's real Prometheus; [`rules`] holds the
-  SLIs as PromQL and generates the recording and gate alert rules in `alerts/`.
-* [`run::run`] drives one run and [`faults`] injects its faults on time; [`gate`] judges each criterion from Prometheus
-  and the loadgen's exact HDR records; [`report`] writes `summary.json`,
-  `report.md`, `report.html` (plotters charts inline) and `junit.xml`.
-* [`dashboards`] generates the Grafana dashboards; the runner asks every panel
-  query of the run's Prometheus. [`alert_tests`] counts the alerts that
-  promtool tests both fire and keep quiet.
-* [`regression`] holds a run against a baseline run (`q2o-bench report --baseline`).
+* [`scenario::Scenario`] is a gate scenario file: the users, the topology,
+  the faults and the gate criteria; [`scenario::Overrides`] are the sizes a
+  command line changes. [`scenario_file::ScenarioFile`] tells a gate file
+  from a comparison file by parsing it.
+* A [`session::Session`] is what every kind of run shares: the topology
+  started by `q2o-env`, optionally the run's [`prometheus::Prometheus`], and
+  the command's [`session::Interrupt`]; a [`run_folder::RunFolder`] is where
+  it writes. [`error::RunError`] says why a run failed.
+* [`gate_run::run`] drives one gate run: [`loadgen::Users`], the faults on
+  time ([`faults`]), the [`gate::Evidence`] gathered from Prometheus, Redis
+  and promtool ([`evidence`]), the verdicts ([`gate::judge`], pure), and
+  [`report`]: `summary.json`, `report.md`, `report.html` (plotters charts
+  inline) and `junit.xml`.
 * [`compare`] runs REST against gRPC in alternating open-model rounds
-  ([`open_load`] drives one step, [`cpu`] reads what each side spent).
-* [`capacity`] holds the knee search, the Universal Scalability Law fit and
-  the bootstrap confidence intervals of capacity planning.
+  ([`loadgen::OpenStep`]); [`capacity`] searches the knee at several replica
+  counts and fits the Universal Scalability Law.
+* [`regression`] holds a run against a baseline run (`q2o-bench report --baseline`).
+* [`rules`] hands the scenarios' gates to `q2o-slo`, which generates `alerts/`,
+  `dashboards/grafana/` and the `PrometheusRule` manifest.
 */
 
-pub mod alert_tests;
-pub mod balancer;
 pub mod capacity;
 pub mod compare;
-pub mod cpu;
-pub mod dashboards;
-pub mod docker;
+pub mod error;
+pub mod evidence;
 pub mod faults;
 pub mod gate;
-pub mod local;
-pub mod open_load;
+pub mod gate_run;
+pub mod loadgen;
 mod progress;
 pub mod prometheus;
 pub mod regression;
 pub mod report;
 pub mod rules;
-pub mod run;
+pub mod run_folder;
 pub mod scenario;
-pub mod slo;
-pub mod supervisor;
+pub mod scenario_file;
+pub mod session;

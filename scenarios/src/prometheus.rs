@@ -8,8 +8,20 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::local::ScrapeTarget;
-use crate::supervisor::{Readiness, ServiceSpec, StartError, Supervisor};
+use q2o_env::EnvError;
+use q2o_env::endpoints::ScrapeTarget;
+use q2o_env::ports::free_addr;
+use q2o_env::supervisor::{Readiness, ServiceSpec, Supervisor};
+
+/// `t` in the seconds since the epoch that Prometheus's API speaks.
+pub fn unix(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Now, in Prometheus's seconds.
+pub fn unix_now() -> f64 {
+    unix(std::time::SystemTime::now())
+}
 
 /// Scrape and rule evaluation interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -108,7 +120,7 @@ struct TargetState {
 pub type Series = (std::collections::BTreeMap<String, String>, Vec<(f64, f64)>);
 
 impl Prometheus {
-    /// Writes the config into `dir` and starts Prometheus under `supervisor`.
+    /// Writes the config into `dir` and starts Prometheus under `supervisor`, on a free port.
     pub async fn start(
         supervisor: &Supervisor,
         program: &Path,
@@ -116,14 +128,11 @@ impl Prometheus {
         targets: &[ScrapeTarget],
         rule_files: &[PathBuf],
         labels: &[(&str, &str)],
-        addr: SocketAddr,
-    ) -> Result<Prometheus, StartError> {
+    ) -> Result<Prometheus, EnvError> {
+        let addr: SocketAddr = free_addr()?;
         let config_path = dir.join("prometheus.yml");
-        std::fs::write(&config_path, config(targets, rule_files, labels)).map_err(|source| StartError::Spawn {
-            name: "prometheus".into(),
-            program: config_path.display().to_string(),
-            source,
-        })?;
+        std::fs::write(&config_path, config(targets, rule_files, labels))
+            .map_err(|source| EnvError::Io { path: config_path.display().to_string(), source })?;
         let args = vec![
             format!("--config.file={}", config_path.display()),
             format!("--storage.tsdb.path={}", dir.join("data/prometheus").display()),

@@ -5,9 +5,11 @@
 //! `baseline.md` into the run's folder.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::error::RunError;
 
 /// The parts of `summary.json` a comparison reads.
 #[derive(Debug, Deserialize)]
@@ -57,11 +59,50 @@ pub struct StepRow {
 
 impl RunSummary {
     /// Reads `<dir>/summary.json`.
-    pub fn read(dir: &Path) -> Result<RunSummary, String> {
+    pub fn read(dir: &Path) -> Result<RunSummary, RunError> {
         let path = dir.join("summary.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a q2o-bench summary: {e}", path.display()))
+        let text = std::fs::read_to_string(&path).map_err(RunError::io(&path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| RunError::Io { source: std::io::Error::other(format!("not a q2o-bench summary: {e}")), path })
     }
+}
+
+/// A run held against its baseline, written as `baseline.md` into the run's folder.
+#[derive(Debug)]
+pub struct Held {
+    /// The current run.
+    pub current: RunSummary,
+    /// The table, in Markdown.
+    pub markdown: String,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Whether anything regressed.
+    pub regressed: bool,
+}
+
+/// Holds the run in `run` against the one in `baseline` (of the same scenario)
+/// and writes `baseline.md` into `run`.
+pub fn hold(run: &Path, baseline: &Path, tolerance: f64) -> Result<Held, RunError> {
+    if !(0.0..10.0).contains(&tolerance) {
+        return Err(crate::scenario::FlagError {
+            flag: "--tolerance",
+            reason: format!("must be a fraction such as 0.1, got {tolerance}"),
+        }
+        .into());
+    }
+    let current = RunSummary::read(run)?;
+    let before = RunSummary::read(baseline)?;
+    if before.scenario != current.scenario {
+        return Err(RunError::Unsupported {
+            key: "--baseline".into(),
+            reason: format!("{} is a run of {}, not of {}", baseline.display(), before.scenario, current.scenario),
+        });
+    }
+    let regressions = hold_against(&before, &current, tolerance);
+    let markdown = regressions.markdown(&before, &current, tolerance);
+    let path = run.join("baseline.md");
+    std::fs::write(&path, &markdown).map_err(RunError::io(&path))?;
+    Ok(Held { current, markdown, path, regressed: regressions.regressed() })
 }
 
 /// One figure in both runs.
@@ -79,7 +120,7 @@ pub struct Change {
 
 /// Both runs' figures, and which got worse.
 #[derive(Debug)]
-pub struct Comparison {
+pub struct Regressions {
     /// Every figure found in either run.
     pub changes: Vec<Change>,
 }
@@ -93,7 +134,7 @@ fn worse(baseline: f64, current: f64, lower_is_better: bool, tolerance: f64) -> 
 }
 
 /// Holds `current` against `baseline`.
-pub fn compare(baseline: &RunSummary, current: &RunSummary, tolerance: f64) -> Comparison {
+pub fn hold_against(baseline: &RunSummary, current: &RunSummary, tolerance: f64) -> Regressions {
     let mut changes = Vec::new();
     for c in &current.criteria {
         let before = baseline.criteria.iter().find(|b| b.name == c.name);
@@ -122,10 +163,10 @@ pub fn compare(baseline: &RunSummary, current: &RunSummary, tolerance: f64) -> C
             regression: before.is_some_and(|b| worse(b.p95_ms, step.p95_ms, true, tolerance)),
         });
     }
-    Comparison { changes }
+    Regressions { changes }
 }
 
-impl Comparison {
+impl Regressions {
     /// Whether anything got worse.
     pub fn regressed(&self) -> bool {
         self.changes.iter().any(|c| c.regression)
@@ -186,18 +227,18 @@ mod tests {
     #[test]
     fn worse_beyond_the_tolerance_or_newly_failing_is_a_regression() {
         let base = summary("a", 0.020, "pass", 10.0);
-        let same = compare(&base, &summary("b", 0.021, "pass", 10.5), 0.10);
+        let same = hold_against(&base, &summary("b", 0.021, "pass", 10.5), 0.10);
         assert!(!same.regressed(), "{:?}", same.changes);
-        let slower = compare(&base, &summary("b", 0.030, "pass", 10.0), 0.10);
+        let slower = hold_against(&base, &summary("b", 0.030, "pass", 10.0), 0.10);
         assert_eq!(
             slower.changes.iter().filter(|c| c.regression).map(|c| c.what.as_str()).collect::<Vec<_>>(),
             ["api_p95"]
         );
-        let step = compare(&base, &summary("b", 0.020, "pass", 12.0), 0.10);
+        let step = hold_against(&base, &summary("b", 0.020, "pass", 12.0), 0.10);
         assert!(step.changes.iter().any(|c| c.regression && c.what == "p95 ms rest:list_projects"));
-        let failing = compare(&base, &summary("b", 0.020, "fail", 10.0), 0.10);
+        let failing = hold_against(&base, &summary("b", 0.020, "fail", 10.0), 0.10);
         assert!(failing.regressed(), "passed before, fails now");
-        let faster = compare(&base, &summary("b", 0.005, "pass", 2.0), 0.10);
+        let faster = hold_against(&base, &summary("b", 0.005, "pass", 2.0), 0.10);
         assert!(!faster.regressed(), "better is never a regression");
     }
 
@@ -208,7 +249,7 @@ mod tests {
         assert!(worse(0.0, 1.0, true, 0.1), "a zero baseline tolerates nothing");
         let base = summary("a", 0.020, "pass", 10.0);
         let now = summary("b", 0.030, "pass", 10.0);
-        let comparison = compare(&base, &now, 0.10);
+        let comparison = hold_against(&base, &now, 0.10);
         let md = comparison.markdown(&base, &now, 0.10);
         assert!(md.contains("1 regression (worse by more than 10 %"), "{md}");
         assert!(md.contains("| api_p95 | 0.0200 | 0.0300 | +50.0 % | REGRESSION |"), "{md}");

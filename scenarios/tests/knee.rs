@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use q2o_loadgen::command::{Endpoints, RunCommand};
 use q2o_scenarios::capacity::knee;
-use q2o_scenarios::capacity::plan::judge_step;
-use q2o_scenarios::open_load::OpenStep;
-use q2o_scenarios::scenario::{Criterion, Op, Sli};
+use q2o_scenarios::capacity::search::judge_step;
+use q2o_scenarios::error::RunError;
+use q2o_scenarios::loadgen::OpenStep;
+use q2o_slo::sli::{Criterion, Op, Sli};
 use q2o_testkit::ScratchDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -66,21 +68,18 @@ fn the_knee_of_a_server_with_a_known_capacity_is_found_within_15_percent() {
         let dir = ScratchDir::new("knee").unwrap();
         let criteria =
             [Criterion { name: "p95".into(), sli: Sli::ApiLatencyP95, op: Op::Lt, target: 0.050, warning: None }];
-        let step = |rate: f64| OpenStep {
-            loadgen: q2o_testkit::bin_dir().join("q2o-loadgen"),
-            target: vec!["--url".into(), format!("http://{addr}/")],
-            mix: "get".into(),
-            rate,
-            duration: Duration::from_secs(3),
-            max_in_flight: None,
-            processes: 1,
-            out: dir.path().join(format!("rate-{rate:.0}")),
+        let step = |rate: f64| {
+            let mut command =
+                RunCommand::new(Endpoints::default(), "get".parse().unwrap(), rate, Duration::from_secs(3));
+            command.url = Some(format!("http://{addr}/"));
+            let out = dir.path().join(format!("rate-{rate:.0}"));
+            OpenStep::new(q2o_testkit::bin_dir().join("q2o-loadgen"), command, out)
         };
         let found = knee::search(50.0, 10_000.0, 0.1, 12, |rate| {
             let (run, criteria) = (step(rate), &criteria);
             async move {
                 let done = run.run().await?;
-                Ok::<_, String>(judge_step(&done.results, rate, criteria).held)
+                Ok::<_, RunError>(judge_step(&done.results, rate, criteria).held)
             }
         })
         .await

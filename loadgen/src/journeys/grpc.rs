@@ -11,31 +11,26 @@ use tonic::Status;
 use crate::journeys::plan::Journey;
 use crate::journeys::shared::{Session, Shared, TASK_DEADLINE, session};
 use crate::journeys::work;
+use crate::outcome::Outcome;
 use crate::recorder::Protocol;
-
-/// The outcome label of a finished call: `ok` or `grpc_<code>`.
-fn outcome<T>(result: &Result<T, Status>) -> String {
-    match result {
-        Ok(_) => "ok".to_owned(),
-        Err(status) => format!("grpc_{:?}", status.code()).to_lowercase(),
-    }
-}
+use crate::step::Step;
 
 /// Times `call`, records it in both places and hands back its answer.
 async fn timed<T>(
     user: &mut GooseUser,
     shared: &Shared,
-    step: &str,
+    step: Step,
     call: impl Future<Output = Result<tonic::Response<T>, Status>>,
 ) -> Option<T> {
     let started = Instant::now();
     let result = call.await;
     let elapsed = started.elapsed();
-    let outcome = outcome(&result);
-    shared.record(Protocol::Grpc, step, &outcome, elapsed);
+    shared.record(Protocol::Grpc, step, Outcome::of_grpc(&result), elapsed);
     let error = result.as_ref().err().map(|s| s.message().to_owned());
     // A refused report (the run is ending) changes nothing about the measurement.
-    let _ = user.record_custom_request_duration("GRPC", step, elapsed, result.is_ok(), None, error.as_deref()).await;
+    let _ = user
+        .record_custom_request_duration("GRPC", step.as_label(), elapsed, result.is_ok(), None, error.as_deref())
+        .await;
     result.ok().map(tonic::Response::into_inner)
 }
 
@@ -51,12 +46,12 @@ fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
 pub(crate) async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     let mut auth = pb::auth_client::AuthClient::new(shared.channel());
     let login = pb::LoginRequest { api_key: shared.api_key.clone() };
-    let Some(login) = timed(user, shared, "login", auth.login(login)).await else { return Ok(()) };
+    let Some(login) = timed(user, shared, Step::Login, auth.login(login)).await else { return Ok(()) };
     let mut projects = pb::projects_client::ProjectsClient::new(shared.channel());
     let create =
         pb::CreateProjectRequest { name: "loadgen user".into(), tags: vec!["loadgen".into()], ..Default::default() };
     if let Some(project) =
-        timed(user, shared, "create_project", projects.create_project(authed(&login.token, create))).await
+        timed(user, shared, Step::CreateProject, projects.create_project(authed(&login.token, create))).await
     {
         user.set_session_data(Session { token: login.token, project: project.id });
     }
@@ -79,17 +74,17 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
     match journey {
         Journey::Browse => {
             let list = authed(&token, pb::ListProjectsRequest { limit: 10, offset: 0 });
-            timed(user, shared, "list_projects", projects.list_projects(list)).await;
+            timed(user, shared, Step::ListProjects, projects.list_projects(list)).await;
             if !shared.think().await {
                 return Ok(());
             }
             let get = authed(&token, pb::GetProjectRequest { project_id: project.clone() });
-            timed(user, shared, "get_project", projects.get_project(get)).await;
+            timed(user, shared, Step::GetProject, projects.get_project(get)).await;
             if !shared.think().await {
                 return Ok(());
             }
             let status = authed(&token, pb::GetProjectStatusRequest { project_id: project });
-            timed(user, shared, "project_status", orchestrator.get_project_status(status)).await;
+            timed(user, shared, Step::ProjectStatus, orchestrator.get_project_status(status)).await;
         }
         Journey::CreateProject => {
             let create = pb::CreateProjectRequest {
@@ -98,13 +93,13 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
                 ..Default::default()
             };
             if let Some(created) =
-                timed(user, shared, "create_project", projects.create_project(authed(&token, create))).await
+                timed(user, shared, Step::CreateProject, projects.create_project(authed(&token, create))).await
             {
                 if !shared.think().await {
                     return Ok(());
                 }
                 let get = authed(&token, pb::GetProjectRequest { project_id: created.id });
-                timed(user, shared, "get_project", projects.get_project(get)).await;
+                timed(user, shared, Step::GetProject, projects.get_project(get)).await;
             }
         }
         Journey::SubmitTask => submit_and_stream(user, shared, &token, &project, &mut orchestrator).await,
@@ -127,14 +122,15 @@ async fn submit_and_stream(
     // Subscribe first: an update sent before the stream opened would be missed.
     let open = pb::StreamProjectUpdatesRequest { project_id: project.to_owned() };
     let Ok(stream) = orchestrator.stream_project_updates(authed(token, open)).await else {
-        shared.record(Protocol::Grpc, "await_task", "grpc_stream_refused", submitted.elapsed());
+        shared.record(Protocol::Grpc, Step::AwaitTask, Outcome::StreamRefused, submitted.elapsed());
         return;
     };
     let mut stream = stream.into_inner();
     let (agent_type, description) = work::task();
     let distribute =
         pb::DistributeTaskRequest { project_id: project.to_owned(), agent_type: agent_type.to_owned(), description };
-    let Some(task) = timed(user, shared, "submit_task", orchestrator.distribute_task(authed(token, distribute))).await
+    let Some(task) =
+        timed(user, shared, Step::SubmitTask, orchestrator.distribute_task(authed(token, distribute))).await
     else {
         return;
     };
@@ -143,24 +139,24 @@ async fn submit_and_stream(
             match stream.message().await {
                 Ok(Some(update)) if update.task_id == task.id => {
                     if update.status == pb::TaskStatus::Completed as i32 {
-                        return "ok";
+                        return Outcome::Ok;
                     }
                     if update.status == pb::TaskStatus::Failed as i32 {
-                        return "task_failed";
+                        return Outcome::TaskFailed;
                     }
                 }
                 Ok(Some(_)) => {}
-                Ok(None) => return "grpc_stream_ended",
-                Err(_) => return "grpc_stream_error",
+                Ok(None) => return Outcome::StreamEnded,
+                Err(_) => return Outcome::StreamError,
             }
         }
     };
     let deadline = TASK_DEADLINE.saturating_sub(submitted.elapsed());
     let outcome = tokio::select! {
         outcome = finished => outcome,
-        () = tokio::time::sleep(deadline) => "task_timeout",
+        () = tokio::time::sleep(deadline) => Outcome::TaskTimeout,
         // The run ended while the task ran: not the system's failure, not recorded.
         () = shared.stopped() => return,
     };
-    shared.record(Protocol::Grpc, "await_task", outcome, submitted.elapsed());
+    shared.record(Protocol::Grpc, Step::AwaitTask, outcome, submitted.elapsed());
 }

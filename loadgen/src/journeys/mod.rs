@@ -97,7 +97,7 @@ impl ClosedRun {
     /// Runs the plan to its end, or until `stop` resolves (partial results are
     /// kept), then writes the results.
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(RunResults, GooseCounts), ClosedError> {
-        self.plan.validate().map_err(ClosedError::Invalid)?;
+        self.plan.validate().map_err(|e| ClosedError::Invalid(e.to_string()))?;
         let rest_url = self.rest_url.trim_end_matches('/').to_owned();
         check_reachable(&rest_url).await?;
         let protocols: Vec<Protocol> = self.plan.protocols.iter().map(|(p, _)| *p).collect();
@@ -229,7 +229,7 @@ impl ClosedRun {
         }
         let client = goose::client::GooseClientBuilder::new()
             .without_cookies()
-            .timeout(crate::target::REQUEST_TIMEOUT)
+            .timeout(crate::connect::REQUEST_TIMEOUT)
             .user_agent(concat!("q2o-loadgen/", env!("CARGO_PKG_VERSION")));
         let plan = self.plan.goose_test_plan();
         let attack = attack
@@ -319,7 +319,7 @@ async fn connect_channels(url: &str, n: usize) -> Result<Vec<Channel>, ClosedErr
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| ClosedError::Invalid(format!("--grpc-url `{url}`: {e}")))?
         .tcp_nodelay(true)
-        .timeout(crate::target::REQUEST_TIMEOUT);
+        .timeout(crate::connect::REQUEST_TIMEOUT);
     let mut channels = Vec::with_capacity(n.max(1));
     for _ in 0..n.max(1) {
         let channel = endpoint

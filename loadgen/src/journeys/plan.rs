@@ -1,14 +1,17 @@
 //! What a closed-model run does: how many users, how fast they arrive and
 //! leave, which journeys they walk and how long they think between steps.
 
+use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use q2o_common::config::parse_duration;
 use rand::RngExt;
 use rand_distr::{Distribution, Exp};
+use serde::{Deserialize, Deserializer};
 
 use crate::recorder::Protocol;
+use crate::step::Step;
 
 /// A user's way through the platform; each runs after the user logged in and
 /// created a project of its own.
@@ -38,6 +41,37 @@ impl Journey {
             Journey::Search => "search",
         }
     }
+
+    /// The journey's API calls as open-model steps: what an open-model mix
+    /// offers for it. `create_project` has no open-model step and counts as
+    /// the `get_project` that follows it; the task's polls are left out.
+    pub fn open_steps(self) -> &'static [Step] {
+        match self {
+            Journey::Browse => &[Step::ListProjects, Step::GetProject, Step::ProjectStatus],
+            Journey::CreateProject => &[Step::GetProject],
+            Journey::SubmitTask => &[Step::SubmitTask],
+            Journey::Search => &[Step::Search],
+        }
+    }
+}
+
+// Ordered by name, as the string keys they replace were.
+impl Ord for Journey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for Journey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Journey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FromStr for Journey {
@@ -51,45 +85,38 @@ impl FromStr for Journey {
     }
 }
 
-/// Parses `NAME=WEIGHT,NAME=WEIGHT` (a name without `=N` weighs 1) for `flag`,
-/// keeping only positive weights.
-pub fn parse_weights<T: FromStr<Err = String>>(flag: &str, text: &str) -> Result<Vec<(T, u32)>, String> {
-    let mut weights = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
-        let weight: u32 = weight
-            .trim()
-            .parse()
-            .map_err(|_| format!("{flag}: weight `{weight}` of `{name}` is not a whole number"))?;
-        let item = name.trim().parse().map_err(|e| format!("{flag}: {e}"))?;
-        if weight > 0 {
-            weights.push((item, weight));
-        }
-    }
-    if weights.is_empty() {
-        return Err(format!("{flag}: nothing with a positive weight in `{text}`"));
-    }
-    Ok(weights)
-}
+/// Weighted choices: `NAME=WEIGHT,NAME=WEIGHT` (a name without `=N` weighs 1);
+/// only positive weights are kept, and at least one is needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Weights<T>(pub Vec<(T, u32)>);
 
-/// Parses a protocol name for [`parse_weights`].
-pub fn parse_protocol(s: &str) -> Result<Protocol, String> {
-    match s {
-        "rest" => Ok(Protocol::Rest),
-        "grpc" => Ok(Protocol::Grpc),
-        other => Err(format!("unknown protocol `{other}` (rest or grpc)")),
-    }
-}
-
-/// A protocol that parses with [`FromStr`], for weight lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProtocolName(pub Protocol);
-
-impl FromStr for ProtocolName {
+impl<T: FromStr<Err = String>> FromStr for Weights<T> {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        parse_protocol(s).map(ProtocolName)
+    fn from_str(text: &str) -> Result<Weights<T>, String> {
+        let mut weights = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
+            let weight: u32 =
+                weight.trim().parse().map_err(|_| format!("weight `{weight}` of `{name}` is not a whole number"))?;
+            let item = name.trim().parse()?;
+            if weight > 0 {
+                weights.push((item, weight));
+            }
+        }
+        if weights.is_empty() {
+            return Err(format!("nothing with a positive weight in `{text}`"));
+        }
+        Ok(Weights(weights))
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Weights<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (item, weight)) in self.0.iter().enumerate() {
+            write!(f, "{}{item}={weight}", if i == 0 { "" } else { "," })?;
+        }
+        Ok(())
     }
 }
 
@@ -172,6 +199,73 @@ impl FromStr for ThinkTime {
     }
 }
 
+/// A duration as `q2o_common::config::parse_duration` reads it back exactly.
+pub(crate) fn format_duration(d: Duration) -> String {
+    match (d.subsec_nanos(), d.subsec_micros()) {
+        (0, _) => format!("{}s", d.as_secs()),
+        (n, _) if n % 1_000_000 == 0 => format!("{}ms", d.as_millis()),
+        _ => format!("{}us", d.as_micros()),
+    }
+}
+
+impl fmt::Display for ThinkTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ThinkTime::None => f.write_str("none"),
+            ThinkTime::Constant(d) => write!(f, "const:{}", format_duration(d)),
+            ThinkTime::Uniform(low, high) => write!(f, "uniform:{}..{}", format_duration(low), format_duration(high)),
+            ThinkTime::Exponential(mean) => write!(f, "exp:{}", format_duration(mean)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ThinkTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ThinkTime, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A field of a [`UserPlan`] that a user got wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanField {
+    /// The users at the top of the ramp.
+    Users,
+    /// Users started per second.
+    RampRate,
+    /// How long the users stay.
+    Hold,
+}
+
+impl PlanField {
+    /// The command-line flag.
+    pub fn flag(self) -> &'static str {
+        match self {
+            PlanField::Users => "--users",
+            PlanField::RampRate => "--ramp-rate",
+            PlanField::Hold => "--hold",
+        }
+    }
+
+    /// The key in a scenario's `[load]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            PlanField::Users => "users",
+            PlanField::RampRate => "ramp_rate",
+            PlanField::Hold => "hold",
+        }
+    }
+}
+
+/// A plan that cannot run.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{} {reason}", field.flag())]
+pub struct PlanError {
+    /// What is wrong.
+    pub field: PlanField,
+    /// Why, after the field's name.
+    pub reason: String,
+}
+
 /// The shape of a closed-model run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserPlan {
@@ -193,15 +287,19 @@ pub struct UserPlan {
 
 impl UserPlan {
     /// Checks the numbers a user could get wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let bad = |field, reason: String| Err(PlanError { field, reason });
         if self.users == 0 {
-            return Err("--users must be at least 1".into());
+            return bad(PlanField::Users, "must be at least 1".into());
         }
         if !(self.ramp_rate.is_finite() && self.ramp_rate > 0.0) {
-            return Err(format!("--ramp-rate must be a positive number of users per second, got {}", self.ramp_rate));
+            return bad(
+                PlanField::RampRate,
+                format!("must be a positive number of users per second, got {}", self.ramp_rate),
+            );
         }
         if self.hold.is_zero() {
-            return Err("--hold must be positive".into());
+            return bad(PlanField::Hold, "must be positive".into());
         }
         Ok(())
     }
@@ -245,6 +343,9 @@ mod tests {
         for bad in ["exp:0s", "uniform:3s..1s", "gauss:1s", "10"] {
             assert!(bad.parse::<ThinkTime>().unwrap_err().starts_with("--think"), "{bad}");
         }
+        for think in ["exp:10s", "uniform:250ms..1500ms", "const:1s", "none", "exp:1500us"] {
+            assert_eq!(think.parse::<ThinkTime>().unwrap().to_string(), think, "prints as it parses");
+        }
     }
 
     #[test]
@@ -259,10 +360,12 @@ mod tests {
 
     #[test]
     fn weights_parse_and_the_plan_becomes_a_goose_test_plan() {
-        let journeys: Vec<(Journey, u32)> = parse_weights("--journeys", "browse=5,submit_task=2,search").unwrap();
-        assert_eq!(journeys, vec![(Journey::Browse, 5), (Journey::SubmitTask, 2), (Journey::Search, 1)]);
-        assert!(parse_weights::<Journey>("--journeys", "dance=1").unwrap_err().contains("unknown journey `dance`"));
-        assert!(parse_weights::<Journey>("--journeys", "browse=0").unwrap_err().contains("positive weight"));
+        let journeys: Weights<Journey> = "browse=5,submit_task=2,search".parse().unwrap();
+        assert_eq!(journeys.0, vec![(Journey::Browse, 5), (Journey::SubmitTask, 2), (Journey::Search, 1)]);
+        assert_eq!(journeys.to_string(), "browse=5,submit_task=2,search=1");
+        assert!("dance=1".parse::<Weights<Journey>>().unwrap_err().contains("unknown journey `dance`"));
+        assert!("browse=0".parse::<Weights<Journey>>().unwrap_err().contains("positive weight"));
+        let journeys = journeys.0;
         let plan = UserPlan {
             users: 250,
             ramp_rate: 100.0,
@@ -274,7 +377,9 @@ mod tests {
         };
         assert_eq!(plan.goose_test_plan(), "250,3s;250,30s;0,2s");
         assert_eq!(plan.total(), Duration::from_secs(35));
-        assert!(UserPlan { users: 0, ..plan.clone() }.validate().unwrap_err().contains("--users"));
-        assert!(UserPlan { ramp_rate: 0.0, ..plan }.validate().unwrap_err().contains("--ramp-rate"));
+        assert!(UserPlan { users: 0, ..plan.clone() }.validate().unwrap_err().to_string().contains("--users"));
+        let err = UserPlan { ramp_rate: 0.0, ..plan }.validate().unwrap_err();
+        assert_eq!(err.field, PlanField::RampRate);
+        assert!(err.to_string().starts_with("--ramp-rate must be a positive number"), "{err}");
     }
 }

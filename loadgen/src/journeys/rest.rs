@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use crate::journeys::plan::Journey;
 use crate::journeys::shared::{Session, Shared, TASK_DEADLINE, session};
 use crate::journeys::work;
+use crate::outcome::{Outcome, Transport};
 use crate::recorder::Protocol;
+use crate::step::Step;
 
 /// Between two polls of a running task.
 const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -22,12 +24,12 @@ async fn call(
     shared: &Shared,
     method: GooseMethod,
     path: &str,
-    step: &str,
+    step: Step,
     token: Option<&str>,
     body: Option<Value>,
 ) -> Option<Value> {
     let Ok(mut builder) = user.get_request_builder(&method, path) else {
-        shared.record(Protocol::Rest, step, "error_request", Duration::ZERO);
+        shared.record(Protocol::Rest, step, Outcome::Transport(Transport::Request), Duration::ZERO);
         return None;
     };
     if let Some(token) = token {
@@ -36,25 +38,26 @@ async fn call(
     if let Some(body) = &body {
         builder = builder.json(body);
     }
-    let request = GooseRequest::builder().method(method).path(path).name(step).set_request_builder(builder).build();
+    let request =
+        GooseRequest::builder().method(method).path(path).name(step.as_label()).set_request_builder(builder).build();
     let started = Instant::now();
     let (outcome, value) = match user.request(request).await {
-        Err(_) => ("error_io".to_owned(), None),
+        Err(_) => (Outcome::Transport(Transport::Io), None),
         Ok(goose) => match goose.response {
-            Err(err) if err.is_timeout() => ("error_timeout".to_owned(), None),
-            Err(err) if err.is_connect() => ("error_connect".to_owned(), None),
-            Err(_) => ("error_io".to_owned(), None),
+            Err(err) if err.is_timeout() => (Outcome::Transport(Transport::Timeout), None),
+            Err(err) if err.is_connect() => (Outcome::Transport(Transport::Connect), None),
+            Err(_) => (Outcome::Transport(Transport::Io), None),
             Ok(response) => {
                 let status = response.status();
                 match response.bytes().await {
-                    Err(_) => ("error_io".to_owned(), None),
-                    Ok(_) if !status.is_success() => (format!("http_{}", status.as_u16()), None),
-                    Ok(bytes) => ("ok".to_owned(), Some(serde_json::from_slice(&bytes).unwrap_or(Value::Null))),
+                    Err(_) => (Outcome::Transport(Transport::Io), None),
+                    Ok(_) if !status.is_success() => (Outcome::Http(status.as_u16()), None),
+                    Ok(bytes) => (Outcome::Ok, Some(serde_json::from_slice(&bytes).unwrap_or(Value::Null))),
                 }
             }
         },
     };
-    shared.record(Protocol::Rest, step, &outcome, started.elapsed());
+    shared.record(Protocol::Rest, step, outcome, started.elapsed());
     value
 }
 
@@ -62,7 +65,8 @@ async fn call(
 /// journeys work on. A user whose start failed retries at its next journey.
 pub(crate) async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     let login = json!({ "api_key": shared.api_key });
-    let Some(answer) = call(user, shared, GooseMethod::Post, "/api/v1/auth/login", "login", None, Some(login)).await
+    let Some(answer) =
+        call(user, shared, GooseMethod::Post, "/api/v1/auth/login", Step::Login, None, Some(login)).await
     else {
         return Ok(());
     };
@@ -70,7 +74,7 @@ pub(crate) async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionR
     let project = json!({ "name": "loadgen user", "tags": ["loadgen"] });
     let path = "/api/v1/projects";
     if let Some(created) =
-        call(user, shared, GooseMethod::Post, path, "create_project", Some(&token), Some(project)).await
+        call(user, shared, GooseMethod::Post, path, Step::CreateProject, Some(&token), Some(project)).await
         && let Some(id) = created["id"].as_str()
     {
         user.set_session_data(Session { token, project: id.to_owned() });
@@ -88,34 +92,34 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
     let token = Some(token.as_str());
     match journey {
         Journey::Browse => {
-            call(user, shared, GooseMethod::Get, "/api/v1/projects?limit=10", "list_projects", token, None).await;
+            call(user, shared, GooseMethod::Get, "/api/v1/projects?limit=10", Step::ListProjects, token, None).await;
             if !shared.think().await {
                 return Ok(());
             }
             let path = format!("/api/v1/projects/{project}");
-            call(user, shared, GooseMethod::Get, &path, "get_project", token, None).await;
+            call(user, shared, GooseMethod::Get, &path, Step::GetProject, token, None).await;
             if !shared.think().await {
                 return Ok(());
             }
             let path = format!("/api/v1/projects/{project}/status");
-            call(user, shared, GooseMethod::Get, &path, "project_status", token, None).await;
+            call(user, shared, GooseMethod::Get, &path, Step::ProjectStatus, token, None).await;
         }
         Journey::CreateProject => {
             let body = json!({ "name": "loadgen journey", "tags": ["loadgen"] });
             let created =
-                call(user, shared, GooseMethod::Post, "/api/v1/projects", "create_project", token, Some(body)).await;
+                call(user, shared, GooseMethod::Post, "/api/v1/projects", Step::CreateProject, token, Some(body)).await;
             if let Some(id) = created.as_ref().and_then(|c| c["id"].as_str()) {
                 if !shared.think().await {
                     return Ok(());
                 }
                 let path = format!("/api/v1/projects/{id}");
-                call(user, shared, GooseMethod::Get, &path, "get_project", token, None).await;
+                call(user, shared, GooseMethod::Get, &path, Step::GetProject, token, None).await;
             }
         }
         Journey::SubmitTask => submit_and_poll(user, shared, token, &project).await,
         Journey::Search => {
             let path = format!("/api/v1/search?q={}", work::term());
-            call(user, shared, GooseMethod::Get, &path, "search", token, None).await;
+            call(user, shared, GooseMethod::Get, &path, Step::Search, token, None).await;
         }
     }
     shared.think().await;
@@ -129,26 +133,26 @@ async fn submit_and_poll(user: &mut GooseUser, shared: &Shared, token: Option<&s
     let body = json!({ "agent_type": agent_type, "description": description });
     let path = format!("/api/v1/projects/{project}/tasks");
     let submitted = Instant::now();
-    let Some(task) = call(user, shared, GooseMethod::Post, &path, "submit_task", token, Some(body)).await else {
+    let Some(task) = call(user, shared, GooseMethod::Post, &path, Step::SubmitTask, token, Some(body)).await else {
         return;
     };
     let Some(id) = task["id"].as_str() else { return };
     let path = format!("/api/v1/tasks/{id}");
     let outcome = loop {
         if submitted.elapsed() > TASK_DEADLINE {
-            break "task_timeout";
+            break Outcome::TaskTimeout;
         }
         if !shared.pause(POLL_EVERY).await {
             // The run ended while the task ran: not the system's failure, not recorded.
             return;
         }
-        if let Some(task) = call(user, shared, GooseMethod::Get, &path, "poll_task", token, None).await {
+        if let Some(task) = call(user, shared, GooseMethod::Get, &path, Step::PollTask, token, None).await {
             match task["status"].as_str() {
-                Some("completed") => break "ok",
-                Some("failed") => break "task_failed",
+                Some("completed") => break Outcome::Ok,
+                Some("failed") => break Outcome::TaskFailed,
                 _ => {}
             }
         }
     };
-    shared.record(Protocol::Rest, "await_task", outcome, submitted.elapsed());
+    shared.record(Protocol::Rest, Step::AwaitTask, outcome, submitted.elapsed());
 }

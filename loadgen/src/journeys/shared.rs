@@ -12,37 +12,46 @@ use tonic::transport::Channel;
 
 use crate::journeys::plan::ThinkTime;
 use crate::metrics::ClientMetrics;
+use crate::outcome::Outcome;
 use crate::recorder::{Protocol, Recorder, StepKey};
+use crate::step::Step;
 
 /// The steps a closed-model run records, by protocol. Both protocols search
 /// over REST (the gateway has no gRPC search); `await_task` is the time from
 /// submitting a task until the user sees it finished (polls or stream).
-pub const REST_STEPS: &[&str] = &[
-    "login",
-    "create_project",
-    "list_projects",
-    "get_project",
-    "project_status",
-    "submit_task",
-    "poll_task",
-    "await_task",
-    "search",
+pub const REST_STEPS: &[Step] = &[
+    Step::Login,
+    Step::CreateProject,
+    Step::ListProjects,
+    Step::GetProject,
+    Step::ProjectStatus,
+    Step::SubmitTask,
+    Step::PollTask,
+    Step::AwaitTask,
+    Step::Search,
 ];
 /// See [`REST_STEPS`].
-pub const GRPC_STEPS: &[&str] =
-    &["login", "create_project", "list_projects", "get_project", "project_status", "submit_task", "await_task"];
+pub const GRPC_STEPS: &[Step] = &[
+    Step::Login,
+    Step::CreateProject,
+    Step::ListProjects,
+    Step::GetProject,
+    Step::ProjectStatus,
+    Step::SubmitTask,
+    Step::AwaitTask,
+];
 
 /// The step keys of a run over `protocols`, in recorder order.
 pub fn step_keys(protocols: &[Protocol]) -> Vec<StepKey> {
     let mut keys: Vec<StepKey> = Vec::new();
     if protocols.contains(&Protocol::Rest) {
-        keys.extend(REST_STEPS.iter().map(|s| (Protocol::Rest, (*s).to_owned())));
+        keys.extend(REST_STEPS.iter().map(|s| (Protocol::Rest, *s)));
     } else {
         // Search goes over REST for every user.
-        keys.push((Protocol::Rest, "search".to_owned()));
+        keys.push((Protocol::Rest, Step::Search));
     }
     if protocols.contains(&Protocol::Grpc) {
-        keys.extend(GRPC_STEPS.iter().map(|s| (Protocol::Grpc, (*s).to_owned())));
+        keys.extend(GRPC_STEPS.iter().map(|s| (Protocol::Grpc, *s)));
     }
     keys
 }
@@ -94,11 +103,11 @@ impl Shared {
     }
 
     /// Records one finished step into the HDR recorder and the client metrics.
-    pub(crate) fn record(&self, protocol: Protocol, step: &str, outcome: &str, latency: Duration) {
+    pub(crate) fn record(&self, protocol: Protocol, step: Step, outcome: Outcome, latency: Duration) {
         let slot = self
             .keys
             .iter()
-            .position(|(p, s)| *p == protocol && s == step)
+            .position(|(p, s)| *p == protocol && *s == step)
             .expect("every step a journey takes is in step_keys");
         self.recorder.record(slot, outcome, latency, self.started.elapsed());
         if let Some(metrics) = &self.metrics {
@@ -154,8 +163,8 @@ mod tests {
     #[test]
     fn step_keys_cover_rest_search_for_grpc_only_runs() {
         let keys = step_keys(&[Protocol::Grpc]);
-        assert!(keys.contains(&(Protocol::Rest, "search".to_owned())));
-        assert!(keys.contains(&(Protocol::Grpc, "await_task".to_owned())));
-        assert!(!keys.contains(&(Protocol::Rest, "poll_task".to_owned())), "no REST polling in a gRPC run");
+        assert!(keys.contains(&(Protocol::Rest, Step::Search)));
+        assert!(keys.contains(&(Protocol::Grpc, Step::AwaitTask)));
+        assert!(!keys.contains(&(Protocol::Rest, Step::PollTask)), "no REST polling in a gRPC run");
     }
 }

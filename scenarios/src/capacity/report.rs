@@ -5,10 +5,10 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::plan::{CapacityReport, Needed};
+use super::figures::{CapacityReport, Needed};
 use crate::report::charts::Chart;
 use crate::report::junit::{self, Case};
-use crate::scenario::{Criterion, Sli};
+use q2o_slo::sli::{Criterion, Sli};
 
 /// Writes the three files into `dir`.
 pub(crate) fn write_all(dir: &Path, report: &CapacityReport, criteria: &[Criterion]) -> std::io::Result<()> {
@@ -182,7 +182,7 @@ fn charts(r: &CapacityReport, criteria: &[Criterion]) -> Vec<Chart> {
     for s in &r.searches {
         let label = format!("{} gateways", s.gateways);
         throughput.push((label.clone(), sorted(s.steps.iter().map(|f| (f.offered_rate, f.ok_rate)).collect())));
-        let p95 = |f: &super::plan::StepFigures| clip.map_or(f.p95_seconds * 1e3, |c| (f.p95_seconds * 1e3).min(c));
+        let p95 = |f: &super::figures::StepFigures| clip.map_or(f.p95_seconds * 1e3, |c| (f.p95_seconds * 1e3).min(c));
         latency.push((label, sorted(s.steps.iter().map(|f| (f.offered_rate, p95(f))).collect())));
     }
     throughput.push(("answered = offered".into(), vec![(0.0, 0.0), (max_offered, max_offered)]));

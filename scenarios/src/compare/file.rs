@@ -1,22 +1,24 @@
 //! The comparison file (`scenarios/rest-vs-grpc.toml`): the topology, and
 //! the rounds' rate, length and operations. A scenario file has `[load]`; a
-//! comparison file has `[compare]` instead, and `q2o-bench run` takes either.
+//! comparison file has `[compare]` instead, and `q2o-bench run` takes either
+//! ([`crate::scenario_file::ScenarioFile`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use q2o_common::config::{duration, parse_toml};
+use q2o_env::topology::Topology;
 use q2o_loadgen::recorder::Protocol;
-use q2o_loadgen::target::Q2O_STEPS;
-use serde::{Deserialize, Serialize};
+use q2o_loadgen::step::{Call, Mix, Step};
+use serde::{Deserialize, Deserializer};
 
-use crate::scenario::{Scenario, ScenarioError, Topology};
+use crate::scenario::{FlagError, ScenarioError, located};
 
 /// One comparison file.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Comparison {
+pub struct ComparisonFile {
     /// Short name: the report folder.
     pub name: String,
     /// One line for the report.
@@ -28,7 +30,7 @@ pub struct Comparison {
 }
 
 /// How the protocols are driven.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rounds {
     /// Requests per second offered in every round, to either protocol.
@@ -42,7 +44,8 @@ pub struct Rounds {
     #[serde(with = "duration", default = "default_warmup")]
     pub warmup: Duration,
     /// Operation weights: the gateway's steps and `review` (the inter-agent call).
-    pub operations: BTreeMap<String, u32>,
+    #[serde(deserialize_with = "operations")]
+    pub operations: BTreeMap<Step, u32>,
     /// Rate offered in the saturation rounds: well above what either protocol carries.
     pub saturation_rate: f64,
     /// Length of each saturation round.
@@ -74,25 +77,41 @@ fn default_max_error_ratio() -> f64 {
     0.01
 }
 
-impl Comparison {
-    /// Reads and checks a comparison file.
-    pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
-        let invalid = |message: String| ScenarioError::Invalid { path: path.to_owned(), message };
-        let comparison: Comparison = parse_toml(&text).map_err(invalid)?;
-        comparison.check().map_err(|(key, reason)| invalid(format!("`{key}`: {reason}")))?;
-        Ok(comparison)
-    }
+/// Operations that exist over both protocols; a bad one names itself as `compare.operations.<name>`.
+fn operations<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<Step, u32>, D::Error> {
+    let raw = BTreeMap::<String, u32>::deserialize(deserializer)?;
+    let open: Vec<&str> = Step::OPEN.iter().map(|s| s.as_label()).collect();
+    raw.into_iter()
+        .map(|(name, weight)| {
+            let bad = |why: String| serde::de::Error::custom(format!("`compare.operations.{name}`: {why}"));
+            let step: Step = name
+                .parse()
+                .ok()
+                .filter(|s: &Step| s.is_open())
+                .ok_or_else(|| bad(format!("unknown operation (one of {})", open.join(", "))))?;
+            if !step.has_grpc() {
+                return Err(bad(format!("{step} has no gRPC route on the gateway, so it cannot be compared")));
+            }
+            Ok((step, weight))
+        })
+        .collect()
+}
 
-    /// Whether the TOML text is a comparison file (it has a `[compare]` table).
-    pub fn is_comparison(text: &str) -> bool {
-        text.lines().any(|line| line.trim() == "[compare]")
+impl ComparisonFile {
+    /// Parses and checks the text of the comparison file `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<ComparisonFile, ScenarioError> {
+        let invalid = |message: String| ScenarioError::Invalid { path: path.to_owned(), message };
+        let comparison: ComparisonFile = parse_toml(text).map_err(invalid)?;
+        comparison.check().map_err(|(key, reason)| invalid(located(text, &key, &reason)))?;
+        Ok(comparison)
     }
 
     fn check(&self) -> Result<(), (String, String)> {
         let bad = |key: &str, reason: &str| Err((key.to_owned(), reason.to_owned()));
-        self.scenario().check()?;
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return bad("name", "use letters, digits, - and _ (it names the report folder)");
+        }
+        self.topology.check()?;
         if self.topology.monolith {
             return bad("topology.monolith", "the monolith serves REST only: nothing to compare");
         }
@@ -120,42 +139,20 @@ impl Comparison {
         if !c.operations.values().any(|w| *w > 0) {
             return bad("compare.operations", "needs an operation with a positive weight");
         }
-        for name in c.operations.keys() {
-            if name == "search" {
-                return Err((
-                    format!("compare.operations.{name}"),
-                    "search has no gRPC route on the gateway, so it cannot be compared".into(),
-                ));
-            }
-            if !Q2O_STEPS.contains(&name.as_str()) {
-                return Err((
-                    format!("compare.operations.{name}"),
-                    format!("unknown operation (one of {})", Q2O_STEPS.join(", ")),
-                ));
-            }
-        }
         Ok(())
-    }
-
-    /// The services to start.
-    pub fn scenario(&self) -> Scenario {
-        Scenario::of_topology(&self.name, &self.description, self.topology.clone())
     }
 }
 
 impl Rounds {
-    /// The loadgen's `--mix` for `protocol`: every operation over it.
-    pub fn mix(&self, protocol: Protocol) -> String {
-        let p = protocol.as_str();
-        let parts: Vec<String> =
-            self.operations.iter().filter(|(_, w)| **w > 0).map(|(op, w)| format!("{p}:{op}={w}")).collect();
-        parts.join(",")
+    /// The loadgen's mix for `protocol`: every operation over it.
+    pub fn mix(&self, protocol: Protocol) -> Mix {
+        Mix(self.operations.iter().filter(|(_, w)| **w > 0).map(|(op, w)| (Call::new(protocol, *op), *w)).collect())
     }
 
     /// Multiplies every length by `scale` (a quick run keeps the rounds' count and rates).
-    pub fn scale_time(&mut self, scale: f64) -> Result<(), String> {
+    pub fn scale_time(&mut self, scale: f64) -> Result<(), FlagError> {
         if !(scale.is_finite() && scale > 0.0) {
-            return Err(format!("--scale must be a positive number, got {scale}"));
+            return Err(FlagError { flag: "--scale", reason: format!("must be a positive number, got {scale}") });
         }
         let scaled = |d: Duration| Duration::from_secs_f64((d.as_secs_f64() * scale).max(1.0));
         self.round = scaled(self.round);
@@ -169,14 +166,15 @@ impl Rounds {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Comparison, String> {
-        let dir = std::env::temp_dir().join(format!("q2o-compare-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("c-{}.toml", text.len()));
-        std::fs::write(&path, text).unwrap();
-        let result = Comparison::load(&path).map_err(|e| e.to_string());
-        let _ = std::fs::remove_file(path);
-        result
+    fn parse(text: &str) -> Result<ComparisonFile, String> {
+        ComparisonFile::parse(Path::new("c.toml"), text).map_err(|e| e.to_string())
+    }
+
+    fn load(path: &Path) -> ComparisonFile {
+        match crate::scenario_file::ScenarioFile::load(path).unwrap() {
+            crate::scenario_file::ScenarioFile::Comparison(c) => c,
+            crate::scenario_file::ScenarioFile::Gate(_) => panic!("{} is a comparison", path.display()),
+        }
     }
 
     const GOOD: &str = r#"
@@ -196,13 +194,16 @@ redis = true
     #[test]
     fn the_committed_file_and_a_small_one_load_and_mix_per_protocol() {
         let c = parse(GOOD).unwrap();
-        assert_eq!(c.compare.mix(Protocol::Grpc), "grpc:list_projects=3,grpc:review=1");
+        assert_eq!(c.compare.mix(Protocol::Grpc).to_string(), "grpc:list_projects=3,grpc:review=1");
         assert_eq!(c.compare.warmup, Duration::from_secs(3));
-        assert!(Comparison::is_comparison(GOOD));
         let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("rest-vs-grpc.toml");
-        let c = Comparison::load(&committed).unwrap();
-        assert!(c.compare.operations.contains_key("review"), "the inter-agent call is compared");
-        assert!(!Comparison::is_comparison(&std::fs::read_to_string(committed.with_file_name("phase2.toml")).unwrap()));
+        let c = load(&committed);
+        assert!(c.compare.operations.contains_key(&Step::Review), "the inter-agent call is compared");
+        let phase2 = committed.with_file_name("phase2.toml");
+        assert!(matches!(
+            crate::scenario_file::ScenarioFile::load(&phase2).unwrap(),
+            crate::scenario_file::ScenarioFile::Gate(_)
+        ));
     }
 
     #[test]

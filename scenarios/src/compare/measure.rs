@@ -6,14 +6,18 @@ use std::collections::BTreeMap;
 
 use q2o_loadgen::inter_agent::ReviewTarget;
 use q2o_loadgen::recorder::Protocol;
-use q2o_loadgen::target::{GatewayTarget, Payload, Routed, Step, Target};
+use q2o_loadgen::routed::Routed;
+use q2o_loadgen::step::{Call, Step};
+use q2o_loadgen::target::{GatewayTarget, Payload, Target};
 use serde::Serialize;
+
+use crate::error::RunError;
 
 /// One operation's payloads.
 #[derive(Clone, Debug, Serialize)]
 pub struct PayloadRow {
     /// The operation.
-    pub operation: String,
+    pub operation: Step,
     /// Request and answer bodies over REST (JSON).
     pub rest: Payload,
     /// Request and answer messages over gRPC (protobuf).
@@ -22,25 +26,26 @@ pub struct PayloadRow {
 
 /// Sends each operation once over each protocol and measures its payload.
 pub(crate) async fn payloads(
-    operations: &BTreeMap<String, u32>,
+    operations: &BTreeMap<Step, u32>,
     api_key: &str,
     [gateway_rest, gateway_grpc]: [&str; 2],
     [agent_rest, agent_grpc]: [&str; 2],
-) -> Result<Vec<PayloadRow>, String> {
-    let gateway =
-        GatewayTarget::connect(gateway_rest, Some(gateway_grpc), api_key, 1).await.map_err(|e| e.to_string())?;
-    let agents = ReviewTarget::connect(Some(agent_rest), Some(agent_grpc), 1).await.map_err(|e| e.to_string())?;
+) -> Result<Vec<PayloadRow>, RunError> {
+    let system = |e: q2o_loadgen::connect::SetupError| RunError::System(e.to_string());
+    let gateway = GatewayTarget::connect(gateway_rest, Some(gateway_grpc), api_key, 1).await.map_err(system)?;
+    let agents = ReviewTarget::connect(Some(agent_rest), Some(agent_grpc), 1).await.map_err(system)?;
     let routed = Routed { gateway: Some(gateway), agents: Some(agents) };
     let mut rows = Vec::new();
     for operation in operations.keys() {
         let mut sizes = [Payload::default(); 2];
         for (slot, protocol) in sizes.iter_mut().zip([Protocol::Rest, Protocol::Grpc]) {
-            let step = Step { protocol, name: operation.clone() };
-            *slot = routed.probe(&step).await.map_err(|outcome| {
-                format!("{}:{operation} failed while measuring its payload: {outcome}", protocol.as_str())
-            })?;
+            let call = Call::new(protocol, *operation);
+            *slot = routed
+                .probe(call)
+                .await
+                .map_err(|outcome| RunError::System(format!("{call} failed while measuring its payload: {outcome}")))?;
         }
-        rows.push(PayloadRow { operation: operation.clone(), rest: sizes[0], grpc: sizes[1] });
+        rows.push(PayloadRow { operation: *operation, rest: sizes[0], grpc: sizes[1] });
     }
     Ok(rows)
 }

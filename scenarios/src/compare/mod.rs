@@ -8,29 +8,34 @@
 //! usual run folder; exit 0 when every round was clean enough to compare
 //! (errors and late starts under the file's bound), 1 when not.
 
-mod file;
+pub mod file;
 mod measure;
 pub mod report;
+pub mod rounds;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-pub use file::{Comparison, Rounds};
+use q2o_env::binaries::Binaries;
+use q2o_env::{EnvKind, Environment, cpu};
+use q2o_loadgen::command::{Endpoints, RunCommand};
 use q2o_loadgen::recorder::Protocol;
-use q2o_loadgen::results::RunResults;
 
-use crate::cpu;
-use crate::local::{Binaries, EnvKind, Environment};
-use crate::open_load::OpenStep;
-use crate::report::summary::{Environment as Machine, LoadFigures};
-use crate::run::{RunFailed, link_latest, new_run_dir, rfc3339};
-use report::{ComparisonReport, RoundFigures};
+use crate::error::{RunError, RunFailed};
+use crate::loadgen::OpenStep;
+use crate::report::summary::Machine;
+use crate::run_folder::{RunFolder, rfc3339};
+use crate::scenario::default_api_key;
+use crate::session::{Interrupt, Session, SessionPlan};
+use file::ComparisonFile;
+use report::ComparisonReport;
+use rounds::{Measured, Round};
 
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct CompareOptions {
-    /// The comparison file.
-    pub file: PathBuf,
+    /// The comparison, loaded.
+    pub file: ComparisonFile,
     /// Where `<name>/<run-id>/` goes.
     pub reports: PathBuf,
     /// Programs.
@@ -52,128 +57,98 @@ pub struct Compared {
     pub report: ComparisonReport,
 }
 
-/// One round as measured.
-#[derive(Debug)]
-pub(crate) struct Round {
-    pub(crate) protocol: Protocol,
-    pub(crate) results: RunResults,
-    pub(crate) client_cpu_seconds: f64,
-    /// CPU seconds of every service process over the round, by service.
-    pub(crate) server_cpu_seconds: Vec<(String, f64)>,
-}
-
-/// Runs a comparison. `stop` (Ctrl-C) ends it: the services and the loadgen
-/// are stopped and the run counts as failed.
-pub async fn compare(options: CompareOptions, stop: impl Future<Output = ()>) -> Result<Compared, RunFailed> {
-    let failed = |reason: String| RunFailed { reason, dir: None };
-    let mut comparison = Comparison::load(&options.file).map_err(|e| failed(e.to_string()))?;
+/// Runs a comparison. `interrupt` (Ctrl-C) ends it: the services and the
+/// loadgen are stopped and the run counts as failed.
+pub async fn run(options: CompareOptions, interrupt: &Interrupt) -> Result<Compared, RunFailed> {
+    let mut comparison = options.file.clone();
     if let Some(scale) = options.time_scale {
-        comparison.compare.scale_time(scale).map_err(failed)?;
+        comparison.compare.scale_time(scale).map_err(RunError::from)?;
     }
-    let scenario = comparison.scenario();
-    options.binaries.check(&scenario).map_err(failed)?;
-    let started = SystemTime::now();
-    let base = options.reports.join(&comparison.name);
-    let (dir, run_id) = new_run_dir(&base, started).map_err(failed)?;
-    let failed_in = |reason: String| RunFailed { reason, dir: Some(dir.clone()) };
+    let mut programs = vec![options.binaries.q2o("q2o-loadgen")];
+    programs.extend(options.binaries.of_topology(&comparison.topology));
+    Binaries::check(&programs).map_err(RunError::from)?;
+    let folder = RunFolder::create(&options.reports, &comparison.name)?;
+    let failed = |error: RunError| RunFailed { error, dir: Some(folder.dir.clone()) };
     eprintln!(
         "q2o-bench: {} — starting the local environment (logs in {})",
         comparison.name,
-        dir.join("logs").display()
+        folder.dir.join("logs").display()
     );
-    let env = Environment::start(&scenario, &options.binaries, &dir, EnvKind::Local, &run_id).await;
-    let outcome = match env {
-        Err(err) => Err(err.to_string()),
-        Ok(env) => {
-            let result = tokio::select! {
-                result = drive(&comparison, &options, &env, &dir) => result,
-                () = stop => Err("interrupted: the run was stopped by a signal".to_owned()),
-            };
-            env.stop().await;
-            result
-        }
+    let plan = SessionPlan {
+        topology: &comparison.topology,
+        kind: EnvKind::Local,
+        binaries: &options.binaries,
+        dir: &folder.dir,
+        run_id: &folder.id,
+        prometheus: None,
     };
-    let _ = std::fs::remove_dir_all(dir.join("data"));
-    let measured = outcome.map_err(failed_in)?;
-    let mut report = ComparisonReport::new(&comparison, &measured, &run_id, Machine::here(String::new()));
-    report.started_at = rfc3339(started);
+    let measured = Session::run(plan, interrupt, async |session: &Session| {
+        drive(&comparison, &options, &session.env, &folder).await
+    })
+    .await;
+    folder.remove_data();
+    let measured = measured.map_err(failed)?;
+    let mut report = ComparisonReport::new(&comparison, &measured, &folder.id, Machine::here(String::new()));
+    report.started_at = rfc3339(folder.started);
     report.finished_at = rfc3339(SystemTime::now());
-    report::write_all(&dir, &report).map_err(|e| failed_in(format!("cannot write the report: {e}")))?;
-    link_latest(&base, &dir);
-    Ok(Compared { valid: report.valid, dir, report })
-}
-
-/// Everything the report is made from.
-#[derive(Debug)]
-pub(crate) struct Measured {
-    pub(crate) rounds: Vec<Round>,
-    pub(crate) saturation: Vec<Round>,
-    pub(crate) payloads: Vec<measure::PayloadRow>,
+    report::write_all(&folder.dir, &report).map_err(|e| failed(RunError::io(&folder.dir)(e)))?;
+    folder.link_latest();
+    Ok(Compared { valid: report.valid, dir: folder.dir, report })
 }
 
 async fn drive(
-    comparison: &Comparison,
+    comparison: &ComparisonFile,
     options: &CompareOptions,
     env: &Environment,
-    dir: &std::path::Path,
-) -> Result<Measured, String> {
+    folder: &RunFolder,
+) -> Result<Measured, RunError> {
     let c = &comparison.compare;
-    let (agent_rest, agent_grpc) = env.agent_urls.first().cloned().ok_or("the topology started no agents process")?;
-    let gateway_rest = env.rest_urls.first().cloned().ok_or("the topology started no gateway")?;
-    let gateway_grpc = env.grpc_urls.first().cloned().ok_or("the topology started no gateway gRPC")?;
-    let api_key = crate::scenario::default_api_key();
-    let target = vec![
-        "--rest-url".to_owned(),
-        gateway_rest.clone(),
-        "--grpc-url".into(),
-        gateway_grpc.clone(),
-        "--agent-url".into(),
-        agent_rest.clone(),
-        "--agent-grpc-url".into(),
-        agent_grpc.clone(),
-        "--api-key".into(),
-        api_key.clone(),
-    ];
-    let step = |protocol: Protocol, rate: f64, duration: Duration, out: PathBuf| OpenStep {
-        loadgen: options.binaries.q2o("q2o-loadgen"),
-        target: target.clone(),
-        mix: c.mix(protocol),
-        rate,
-        duration,
-        max_in_flight: None,
-        processes: c.loadgen_processes,
-        out,
+    let missing = |what: &str| RunError::System(format!("the topology started no {what}"));
+    let e = &env.endpoints;
+    let agent = e.agents.first().ok_or_else(|| missing("agents process"))?;
+    let gateway_rest = e.rest_urls.first().ok_or_else(|| missing("gateway"))?;
+    let gateway_grpc = e.grpc_urls.first().ok_or_else(|| missing("gateway gRPC"))?;
+    let api_key = default_api_key();
+    let endpoints = Endpoints {
+        rest_url: Some(gateway_rest.clone()),
+        grpc_url: Some(gateway_grpc.clone()),
+        agent_url: Some(agent.rest.clone()),
+        agent_grpc_url: Some(agent.grpc.clone()),
+    };
+    let loadgen_dir = folder.dir.join("loadgen");
+    let step = |protocol: Protocol, rate: f64, duration: Duration, out: &str| {
+        let mut command = RunCommand::new(endpoints.clone(), c.mix(protocol), rate, duration);
+        command.api_key = api_key.clone();
+        command.common.processes = c.loadgen_processes;
+        OpenStep::new(options.binaries.q2o("q2o-loadgen"), command, loadgen_dir.join(out))
     };
     let total = 2 + 2 * c.rounds + 2;
     let bar = crate::progress::bar(options.progress, total as u64, " steps");
-    let loadgen_dir = dir.join("loadgen");
 
     // Warm-up: connections, caches and the JIT-free but allocation-heavy first seconds.
     for protocol in [Protocol::Rest, Protocol::Grpc] {
-        bar.set_message(format!("warm-up, {}", protocol.as_str()));
-        let out = loadgen_dir.join(format!("warmup-{}", protocol.as_str()));
-        step(protocol, c.rate, c.warmup, out).run().await?;
+        bar.set_message(format!("warm-up, {protocol}"));
+        step(protocol, c.rate, c.warmup, &format!("warmup-{protocol}")).run().await?;
         bar.inc(1);
     }
     let payloads =
-        measure::payloads(&c.operations, &api_key, [&gateway_rest, &gateway_grpc], [&agent_rest, &agent_grpc]).await?;
+        measure::payloads(&c.operations, &api_key, [gateway_rest, gateway_grpc], [&agent.rest, &agent.grpc]).await?;
 
     let mut rounds = Vec::new();
     for r in 0..c.rounds {
         let order = if r % 2 == 0 { [Protocol::Rest, Protocol::Grpc] } else { [Protocol::Grpc, Protocol::Rest] };
         for protocol in order {
-            bar.set_message(format!("round {} of {}, {} at {} req/s", r + 1, c.rounds, protocol.as_str(), c.rate));
-            let out = loadgen_dir.join(format!("round-{r}-{}", protocol.as_str()));
-            rounds.push(measured_round(env, protocol, step(protocol, c.rate, c.round, out)).await?);
+            bar.set_message(format!("round {} of {}, {protocol} at {} req/s", r + 1, c.rounds, c.rate));
+            let run = step(protocol, c.rate, c.round, &format!("round-{r}-{protocol}"));
+            rounds.push(measured_round(env, protocol, run).await?);
             bar.inc(1);
         }
     }
     let mut saturation = Vec::new();
     for protocol in [Protocol::Rest, Protocol::Grpc] {
-        bar.set_message(format!("saturation, {} offered {} req/s", protocol.as_str(), c.saturation_rate));
-        let out = loadgen_dir.join(format!("saturation-{}", protocol.as_str()));
-        let mut run = step(protocol, c.saturation_rate, c.saturation, out);
-        run.max_in_flight = Some(c.saturation_in_flight);
+        bar.set_message(format!("saturation, {protocol} offered {} req/s", c.saturation_rate));
+        let mut run = step(protocol, c.saturation_rate, c.saturation, &format!("saturation-{protocol}"));
+        run.command.max_in_flight = c.saturation_in_flight;
         saturation.push(measured_round(env, protocol, run).await?);
         bar.inc(1);
     }
@@ -182,8 +157,8 @@ async fn drive(
 }
 
 /// Runs `step`, with the CPU time of every service process across it.
-async fn measured_round(env: &Environment, protocol: Protocol, step: OpenStep) -> Result<Round, String> {
-    let services = env.supervisor.named_pids();
+async fn measured_round(env: &Environment, protocol: Protocol, step: OpenStep) -> Result<Round, RunError> {
+    let services = env.service_pids().await;
     let cpu_now = || services.iter().map(|(name, pid)| (name.clone(), cpu::process_seconds(*pid))).collect::<Vec<_>>();
     let before = cpu_now();
     let run = step.run().await?;
@@ -191,22 +166,4 @@ async fn measured_round(env: &Environment, protocol: Protocol, step: OpenStep) -
     let server_cpu_seconds =
         before.into_iter().zip(after).filter_map(|((name, b), (_, a))| Some((name, (a? - b?).max(0.0)))).collect();
     Ok(Round { protocol, results: run.results, client_cpu_seconds: run.client_cpu_seconds, server_cpu_seconds })
-}
-
-impl Round {
-    pub(crate) fn figures(&self, index: usize) -> RoundFigures {
-        let r = &self.results;
-        let load = LoadFigures::of(r);
-        RoundFigures {
-            round: index,
-            protocol: self.protocol,
-            offered_rate: r.target_rate.start,
-            achieved_rate: r.achieved_rate,
-            requests: load.requests,
-            failed: load.failed,
-            dropped_starts: r.dropped_starts,
-            client_cpu_seconds: self.client_cpu_seconds,
-            server_cpu_seconds: self.server_cpu_seconds.iter().map(|(_, s)| s).sum(),
-        }
-    }
 }

@@ -8,17 +8,19 @@ use std::fmt::Write;
 use std::path::Path;
 
 use hdrhistogram::Histogram;
+use q2o_env::topology::Topology;
 use q2o_loadgen::recorder::Protocol;
+use q2o_loadgen::step::Step;
 use serde::Serialize;
 
+use super::file::ComparisonFile;
 use super::measure::PayloadRow;
-use super::{Comparison, Measured, Round};
+use super::rounds::{Measured, Round};
 use crate::capacity::stats::{RatioCi, ratio_ci, samples};
 use crate::report::charts::Chart;
-use crate::report::escape;
 use crate::report::junit::{self, Case};
-use crate::report::summary::Environment as Machine;
-use crate::scenario::Topology;
+use crate::report::summary::{LoadFigures, Machine};
+use crate::report::xml::escape;
 
 /// The version of `comparison.json`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -171,7 +173,7 @@ pub struct RoundFigures {
 /// A measured round's latency histograms by operation, decoded once.
 struct Decoded {
     protocol: Protocol,
-    steps: Vec<(String, Histogram<u64>)>,
+    steps: Vec<(Step, Histogram<u64>)>,
 }
 
 impl Decoded {
@@ -180,17 +182,17 @@ impl Decoded {
             .results
             .steps
             .iter()
-            .filter_map(|s| round.results.latency_where(|x| x.step == s.step).ok().map(|h| (s.step.clone(), h)))
+            .filter_map(|s| round.results.latency_where(|x| x.step == s.step).ok().map(|h| (s.step, h)))
             .collect();
         Decoded { protocol: round.protocol, steps }
     }
 }
 
-/// `operation`'s requests (every operation's for `all`) over `rounds`, in one histogram.
-fn merged<'a>(rounds: impl IntoIterator<Item = &'a Decoded>, operation: &str) -> Histogram<u64> {
+/// `operation`'s requests (every operation's for `None`) over `rounds`, in one histogram.
+fn merged<'a>(rounds: impl IntoIterator<Item = &'a Decoded>, operation: Option<Step>) -> Histogram<u64> {
     let mut all = q2o_loadgen::recorder::latency_histogram();
     for round in rounds {
-        for (_, h) in round.steps.iter().filter(|(step, _)| operation == "all" || step == operation) {
+        for (_, h) in round.steps.iter().filter(|(step, _)| operation.is_none_or(|op| op == *step)) {
             let _ = all.add(h);
         }
     }
@@ -212,7 +214,8 @@ fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     SPECTRUM.iter().map(|&q| (q, h.value_at_quantile(q / 100.0) as f64 / 1e3)).collect()
 }
 
-fn operation(name: &str, rounds: &[Decoded]) -> OperationFigures {
+/// One operation's figures; `None` is every operation together (`all`).
+fn operation(name: Option<Step>, rounds: &[Decoded]) -> OperationFigures {
     let of = |p: Protocol| rounds.iter().filter(move |r| r.protocol == p);
     let (rest, grpc) = (merged(of(Protocol::Rest), name), merged(of(Protocol::Grpc), name));
     let (a, b) = (samples(&rest), samples(&grpc));
@@ -228,7 +231,7 @@ fn operation(name: &str, rounds: &[Decoded]) -> OperationFigures {
         (pair_ratios.iter().copied().fold(f64::INFINITY, f64::min), pair_ratios.iter().copied().fold(0.0, f64::max))
     });
     OperationFigures {
-        operation: name.to_owned(),
+        operation: name.map_or("all", Step::as_label).to_owned(),
         rest: percentiles(&rest),
         grpc: percentiles(&grpc),
         ratio_p50: ci(0.5),
@@ -241,13 +244,13 @@ fn operation(name: &str, rounds: &[Decoded]) -> OperationFigures {
 
 impl ComparisonReport {
     /// The report of what was measured.
-    pub(crate) fn new(comparison: &Comparison, measured: &Measured, run_id: &str, environment: Machine) -> Self {
+    pub(crate) fn new(comparison: &ComparisonFile, measured: &Measured, run_id: &str, environment: Machine) -> Self {
         let c = &comparison.compare;
         let decoded: Vec<Decoded> = measured.rounds.iter().map(Decoded::of).collect();
         let mut operations: Vec<OperationFigures> =
-            c.operations.iter().filter(|(_, w)| **w > 0).map(|(op, _)| operation(op, &decoded)).collect();
-        operations.push(operation("all", &decoded));
-        let round_figures: Vec<RoundFigures> = measured.rounds.iter().enumerate().map(|(i, r)| r.figures(i)).collect();
+            c.operations.iter().filter(|(_, w)| **w > 0).map(|(op, _)| operation(Some(*op), &decoded)).collect();
+        operations.push(operation(None, &decoded));
+        let round_figures: Vec<RoundFigures> = measured.rounds.iter().enumerate().map(|(i, r)| figures(r, i)).collect();
         let mut reasons = Vec::new();
         for f in &round_figures {
             let planned = (f.offered_rate * c.round.as_secs_f64()).max(1.0);
@@ -268,7 +271,7 @@ impl ComparisonReport {
             .saturation
             .iter()
             .map(|r| {
-                let f = r.figures(0);
+                let f = figures(r, 0);
                 let all = r.results.overall_latency().ok();
                 Saturation {
                     protocol: r.protocol,
@@ -286,7 +289,7 @@ impl ComparisonReport {
             .into_iter()
             .map(|p| {
                 let rounds: Vec<&Round> = measured.rounds.iter().filter(|r| r.protocol == p).collect();
-                let requests: u64 = rounds.iter().map(|r| r.figures(0).requests).sum();
+                let requests: u64 = rounds.iter().map(|r| figures(r, 0).requests).sum();
                 let per_1k = |seconds: f64| seconds / requests.max(1) as f64 * 1000.0;
                 let mut by_service = BTreeMap::new();
                 for (service, seconds) in rounds.iter().flat_map(|r| &r.server_cpu_seconds) {
@@ -523,4 +526,21 @@ fn html(r: &ComparisonReport, charts: &[Chart]) -> String {
         crate::report::html::markdown_tables(&markdown(r))
     );
     crate::report::html::page(&r.name, status, r.valid, &body, "Latency by percentile", charts)
+}
+
+/// One round's line of the report.
+fn figures(round: &Round, index: usize) -> RoundFigures {
+    let r = &round.results;
+    let load = LoadFigures::of(r);
+    RoundFigures {
+        round: index,
+        protocol: round.protocol,
+        offered_rate: r.target_rate.start,
+        achieved_rate: r.achieved_rate,
+        requests: load.requests,
+        failed: load.failed,
+        dropped_starts: r.dropped_starts,
+        client_cpu_seconds: round.client_cpu_seconds,
+        server_cpu_seconds: round.server_cpu_seconds.iter().map(|(_, s)| s).sum(),
+    }
 }

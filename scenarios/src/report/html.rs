@@ -5,7 +5,8 @@ use std::fmt::Write;
 
 use crate::gate::Verdict;
 use crate::report::charts::Chart;
-use crate::report::{Summary, escape};
+use crate::report::summary::Summary;
+use crate::report::xml::escape;
 
 pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1000px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
@@ -62,7 +63,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
             escape(c.op),
             escape(&unit.format(c.target)),
             c.measured.map_or("-".into(), |v| escape(&unit.format(v))),
-            escape(c.source),
+            escape(c.source.as_str()),
             c.prometheus.map_or("-".into(), |v| escape(&unit.format(v))),
             escape(c.note.as_deref().unwrap_or(""))
         );
@@ -106,7 +107,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
         }
         h.push_str("</table>\n");
     }
-    for line in super::coverage_lines(s) {
+    for line in crate::report::lines::coverage_lines(s) {
         let _ = write!(h, "<p id=\"{}\">{}</p>", line.id, escape(&line.sentence));
         if !line.missing.is_empty() {
             h.push_str("<ul>");
@@ -116,7 +117,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
             h.push_str("</ul>\n");
         }
     }
-    let faults = super::fault_lines(s);
+    let faults = crate::report::lines::fault_lines(s);
     if !faults.is_empty() {
         h.push_str("<h2>Faults and restarts</h2><ul id=\"faults\">");
         for line in faults {

@@ -3,7 +3,8 @@
 use std::fmt::Write;
 
 use crate::gate::Verdict;
-use crate::report::{Summary, escape};
+use crate::report::summary::Summary;
+use crate::report::xml::escape;
 
 /// The JUnit XML of a summary.
 pub fn render(summary: &Summary) -> String {

@@ -5,14 +5,15 @@
 pub mod charts;
 pub mod html;
 pub mod junit;
+pub mod lines;
 pub mod markdown;
 pub mod summary;
+pub mod xml;
 
 use std::path::Path;
 
-pub use summary::Summary;
-
-use crate::report::charts::Chart;
+use charts::Chart;
+use summary::Summary;
 
 /// Writes every report file into `dir`.
 pub fn write_all(dir: &Path, summary: &Summary, charts: &[Chart]) -> std::io::Result<()> {
@@ -21,100 +22,4 @@ pub fn write_all(dir: &Path, summary: &Summary, charts: &[Chart]) -> std::io::Re
     std::fs::write(dir.join("report.html"), html::render(summary, charts))?;
     std::fs::write(dir.join("junit.xml"), junit::render(summary))?;
     Ok(())
-}
-
-/// `text` with XML's five special characters escaped.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// One coverage figure of a run, as both reports print it: an HTML id, the
-/// sentence, and what is missing.
-pub(crate) struct CoverageLine {
-    pub(crate) id: &'static str,
-    pub(crate) sentence: String,
-    pub(crate) missing: Vec<String>,
-}
-
-/// The run's coverage figures: scrape targets, recording rules, dashboard queries, alert tests.
-pub(crate) fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
-    let mut lines = Vec::new();
-    if let Some(t) = &s.scrape {
-        lines.push(CoverageLine {
-            id: "scrape",
-            sentence: format!("Scrape targets: {} of {} up at the end of the hold.", t.up, t.targets),
-            missing: Vec::new(),
-        });
-    }
-    if let Some(c) = &s.slis {
-        lines.push(CoverageLine {
-            id: "slis",
-            sentence: format!("Recording rules: {} of {} had data for this run.", c.with_data, c.recorded),
-            missing: c.empty.iter().map(|name| format!("no data: {name}")).collect(),
-        });
-    }
-    if let Some(d) = &s.dashboards {
-        lines.push(CoverageLine {
-            id: "dashboards",
-            sentence: format!("Dashboards: {} of {} panel queries returned data for this run.", d.with_data, d.queries),
-            missing: d.empty.iter().map(|e| format!("no data: {} / {}", e.dashboard, e.panel)).collect(),
-        });
-    }
-    if let Some(a) = &s.alert_tests {
-        lines.push(CoverageLine {
-            id: "alert-tests",
-            sentence: format!(
-                "Alert unit tests: {} of {} alerts loaded by this run fire and stay quiet under promtool.",
-                a.tested, a.alerts
-            ),
-            missing: a
-                .failed_files
-                .iter()
-                .map(|f| format!("failed: {f}"))
-                .chain(a.untested.iter().map(|name| format!("untested: {name}")))
-                .collect(),
-        });
-    }
-    lines
-}
-
-/// The "Faults and restarts" section as lines, empty when nothing happened.
-pub(crate) fn fault_lines(s: &Summary) -> Vec<String> {
-    let mut lines = Vec::new();
-    for f in &s.faults {
-        let outcome = match (f.done, f.recovered_after) {
-            (false, _) => "not done: the service was not running".to_owned(),
-            (true, Some(t)) => format!("ready again after {t:.2} s"),
-            (true, None) if matches!(f.action, "kill" | "start") => "never ready again".to_owned(),
-            (true, None) => "done".to_owned(),
-        };
-        let expected = f.expected_within.map_or(String::new(), |t| format!(" (expected within {t:.0} s)"));
-        lines.push(format!("at {:.1} s: {} {}, {outcome}{expected}", f.at, f.action, f.service));
-    }
-    if let Some(b) = &s.error_burst {
-        lines.push(match (b.first_failure_at, b.last_failure_at) {
-            (Some(first), Some(last)) => format!(
-                "users' view: {} failed in the burst after the first fault, over {:.0} s (seconds {first:.0} to {last:.0} of the load)",
-                if b.failed_requests == 1 { "1 request".to_owned() } else { format!("{} requests", b.failed_requests) },
-                b.seconds
-            ),
-            _ => "users' view: no request failed from the first fault on".to_owned(),
-        });
-    }
-    for r in &s.recoveries {
-        let after = r.recovered_after.map_or("never ready again".into(), |t| format!("ready again after {t:.2} s"));
-        lines.push(format!("restart: {} died at {:.1} s of the run, {after}", r.service, r.died_at));
-    }
-    lines
 }

@@ -37,11 +37,13 @@
 
 use serde::Serialize;
 
-pub use crate::alert_tests::AlertTestCoverage;
+use q2o_env::backend::Recovery;
+use q2o_env::topology::Topology;
+pub use q2o_slo::alert_tests::AlertTestCoverage;
+
 use crate::faults::{ErrorBurst, Injected};
 use crate::gate::Judged;
-use crate::scenario::{Overrides, Topology};
-use crate::supervisor::Recovery;
+use crate::scenario::Overrides;
 
 /// The version written to `schema_version`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -66,7 +68,7 @@ pub struct Summary {
     /// Why not GO.
     pub reasons: Vec<String>,
     /// Where it ran.
-    pub environment: Environment,
+    pub environment: Machine,
     /// The sizes actually run.
     pub sizes: Sizes,
     /// What ran.
@@ -97,7 +99,7 @@ pub struct Summary {
 
 /// The machine.
 #[derive(Clone, Debug, Serialize)]
-pub struct Environment {
+pub struct Machine {
     /// `local` or `docker`.
     pub kind: String,
     /// Operating system and kernel.
@@ -110,9 +112,9 @@ pub struct Environment {
     pub prometheus: String,
 }
 
-impl Environment {
+impl Machine {
     /// This machine.
-    pub fn here(prometheus: String) -> Environment {
+    pub fn here(prometheus: String) -> Machine {
         let os = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|r| format!("{} {}", std::env::consts::OS, r.trim()))
             .unwrap_or_else(|_| std::env::consts::OS.to_owned());
@@ -122,7 +124,7 @@ impl Environment {
                 m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<u64>().ok())
             })
             .map_or(0, |kb| kb * 1024);
-        Environment {
+        Machine {
             kind: "local".into(),
             os,
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
@@ -248,9 +250,9 @@ impl LoadFigures {
             .iter()
             .map(|s| StepFigures {
                 protocol: s.protocol.as_str().to_owned(),
-                step: s.step.clone(),
+                step: s.step.as_label().to_owned(),
                 count: s.count,
-                failed: s.outcomes.iter().filter(|(o, _)| *o != "ok").map(|(_, n)| n).sum(),
+                failed: s.failed(),
                 p50_ms: s.latency_us.p50 as f64 / 1e3,
                 p95_ms: s.latency_us.p95 as f64 / 1e3,
                 p99_ms: s.latency_us.p99 as f64 / 1e3,

@@ -12,7 +12,7 @@
 
 use std::fmt::Write;
 
-use crate::rules::camel;
+use crate::gates::camel;
 
 /// One SLO: the ratio of bad events to all events over a window.
 #[derive(Debug)]

@@ -13,6 +13,9 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use crate::backend::Recovery;
+use crate::error::EnvError;
+
 /// How to tell that a service is ready.
 #[derive(Clone, Debug)]
 pub enum Readiness {
@@ -43,47 +46,6 @@ pub struct ServiceSpec {
     pub restart: bool,
 }
 
-/// A service could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The program could not be executed.
-    #[error("cannot start {name} ({program}): {source}")]
-    Spawn {
-        /// The service.
-        name: String,
-        /// The program.
-        program: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A container could not be started or became not ready.
-    #[error("{0}")]
-    Docker(crate::docker::DockerError),
-    /// It exited or never became ready.
-    #[error("{name} did not become ready within {seconds} s ({why}); last log lines:\n{tail}")]
-    NotReady {
-        /// The service.
-        name: String,
-        /// How long we waited.
-        seconds: u64,
-        /// `exited with ...` or `timed out`.
-        why: String,
-        /// The end of its log.
-        tail: String,
-    },
-}
-
-/// A restart after a death: when it died and how long it took to be ready again.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Recovery {
-    /// The service.
-    pub service: String,
-    /// Seconds after the supervisor started when the death was noticed.
-    pub died_at: f64,
-    /// Seconds until the restarted process was ready; `None` if it never was.
-    pub recovered_after: Option<f64>,
-}
-
 #[derive(Debug)]
 struct Supervised {
     spec: ServiceSpec,
@@ -112,21 +74,21 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 impl Supervisor {
-    /// A supervisor writing logs into `logs`.
-    pub fn new(logs: PathBuf) -> std::io::Result<Supervisor> {
-        std::fs::create_dir_all(&logs)?;
+    /// A supervisor writing logs into `logs`, timing recoveries from `epoch`.
+    pub fn new(logs: PathBuf, epoch: Instant) -> Result<Supervisor, EnvError> {
+        std::fs::create_dir_all(&logs).map_err(EnvError::io(&logs))?;
         Ok(Supervisor {
             logs,
             services: Mutex::default(),
             recoveries: Arc::default(),
             stopping: Arc::default(),
-            started: Instant::now(),
+            started: epoch,
             watchers: Mutex::default(),
         })
     }
 
     /// Starts `spec`, waits until it is ready, and watches it from then on.
-    pub async fn start(&self, spec: ServiceSpec) -> Result<(), StartError> {
+    pub async fn start(&self, spec: ServiceSpec) -> Result<(), EnvError> {
         let log = self.logs.join(format!("{}.log", spec.name));
         let child = spawn(&spec, &log)?;
         let service = Arc::new(Supervised {
@@ -221,7 +183,7 @@ impl Supervisor {
         services.iter().map(|s| (s.spec.name.clone(), s.restarts.load(Ordering::Relaxed))).collect()
     }
 
-    /// Seconds since the supervisor started: the clock of [`Recovery::died_at`].
+    /// Seconds since its epoch: the clock of [`Recovery::died_at`].
     pub fn elapsed(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
@@ -275,9 +237,9 @@ impl Drop for Supervisor {
     }
 }
 
-fn spawn(spec: &ServiceSpec, log: &PathBuf) -> Result<Child, StartError> {
+fn spawn(spec: &ServiceSpec, log: &PathBuf) -> Result<Child, EnvError> {
     let spawn_error =
-        |source| StartError::Spawn { name: spec.name.clone(), program: spec.program.display().to_string(), source };
+        |source| EnvError::Spawn { name: spec.name.clone(), program: spec.program.display().to_string(), source };
     let file = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(spawn_error)?;
     let mut command = Command::new(&spec.program);
     command
@@ -301,7 +263,7 @@ fn spawn(spec: &ServiceSpec, log: &PathBuf) -> Result<Child, StartError> {
     command.spawn().map_err(spawn_error)
 }
 
-async fn wait_ready(service: &Supervised, log_offset: u64) -> Result<(), StartError> {
+async fn wait_ready(service: &Supervised, log_offset: u64) -> Result<(), EnvError> {
     let started = Instant::now();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().expect("static client config");
     loop {
@@ -328,11 +290,11 @@ async fn wait_ready(service: &Supervised, log_offset: u64) -> Result<(), StartEr
     }
 }
 
-fn not_ready(service: &Supervised, started: Instant, why: String) -> StartError {
+fn not_ready(service: &Supervised, started: Instant, why: String) -> EnvError {
     let text = std::fs::read_to_string(&service.log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(10)..].join("\n");
-    StartError::NotReady { name: service.spec.name.clone(), seconds: started.elapsed().as_secs(), why, tail }
+    EnvError::NotReady { name: service.spec.name.clone(), seconds: started.elapsed().as_secs(), why, tail }
 }
 
 fn log_since(log: &PathBuf, offset: u64) -> String {

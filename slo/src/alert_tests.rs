@@ -1,13 +1,13 @@
 //! Which alerts are unit-tested: every alert a run's Prometheus loads must
 //! have a promtool test case where it fires and one where it stays quiet,
-//! in a test file that passes `promtool test rules`. Phase 3's gate counts them.
+//! in a test file that passes `promtool test rules`. Phase 3's gate counts
+//! them; the runner runs promtool and hands its verdicts to [`coverage`].
 //!
 //! The rule and test files are Prometheus YAML in the shapes promtool
 //! documents; only the few keys needed here are read, by indentation, so that
 //! no YAML library joins the build for two keys.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -104,39 +104,24 @@ fn unquote(s: &str) -> &str {
     s.trim_matches(|c| c == '"' || c == '\'')
 }
 
-/// Runs promtool on every `*.test.yml` in `tests_dir` (from that folder, as
-/// the tests' relative `rule_files` expect) and counts which of `alerts`
-/// have a firing and a quiet case in a file that passed.
-pub async fn coverage(promtool: &Path, tests_dir: &Path, alerts: &[String]) -> Result<AlertTestCoverage, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(tests_dir)
-        .map_err(|e| format!("cannot read the alert tests in {}: {e}", tests_dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".test.yml")))
-        .collect();
-    files.sort();
+/// Test files as promtool judged them: each file's name, and its text if it
+/// passed or promtool's last line if it failed.
+pub type JudgedFiles = Vec<(String, Result<String, String>)>;
+
+/// Which of `alerts` have a firing and a quiet case in a test file that passed.
+pub fn coverage(alerts: &[String], files: &JudgedFiles) -> AlertTestCoverage {
     let mut coverage = AlertTestCoverage { alerts: alerts.len(), ..AlertTestCoverage::default() };
     let mut passing: BTreeMap<String, (bool, bool)> = BTreeMap::new();
-    for file in files {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let output = tokio::process::Command::new(promtool)
-            .args(["test", "rules", &name])
-            .current_dir(tests_dir)
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| format!("cannot run {}: {e}", promtool.display()))?;
-        if !output.status.success() {
-            let said = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
-            let last = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed").trim().to_owned();
-            coverage.failed_files.push(format!("{name}: {last}"));
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        for (alert, (fires, quiet)) in cases_in(&text) {
-            let entry = passing.entry(alert).or_default();
-            entry.0 |= fires;
-            entry.1 |= quiet;
+    for (name, judged) in files {
+        match judged {
+            Err(last) => coverage.failed_files.push(format!("{name}: {last}")),
+            Ok(text) => {
+                for (alert, (fires, quiet)) in cases_in(text) {
+                    let entry = passing.entry(alert).or_default();
+                    entry.0 |= fires;
+                    entry.1 |= quiet;
+                }
+            }
         }
     }
     for alert in alerts {
@@ -146,7 +131,7 @@ pub async fn coverage(promtool: &Path, tests_dir: &Path, alerts: &[String]) -> R
             coverage.untested.push(alert.clone());
         }
     }
-    Ok(coverage)
+    coverage
 }
 
 #[cfg(test)]
@@ -196,7 +181,7 @@ tests:
 
     #[test]
     fn the_committed_tests_cover_every_committed_alert() {
-        let alerts_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../alerts");
+        let alerts_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../alerts");
         let mut alerts = Vec::new();
         let mut cases: BTreeMap<String, (bool, bool)> = BTreeMap::new();
         for entry in std::fs::read_dir(&alerts_dir).unwrap().flatten() {

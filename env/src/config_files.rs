@@ -1,0 +1,128 @@
+//! The services' config files, rendered once a backend knows the addresses:
+//! TOML tables for our own binaries, nginx's config for the load balancer.
+
+use std::path::Path;
+
+use q2o_common::domain::AgentType;
+use toml::{Table, Value};
+
+use crate::balancer::Balancer;
+use crate::plan::{ConfigFile, PortKind, Resolve, ServicePlan};
+
+/// No tenant may be throttled by the gateway's token bucket during a load test
+/// (all users share one API key); the bucket's script still runs on every request.
+fn unthrottled() -> Table {
+    let mut bucket = Table::new();
+    bucket.insert("capacity".into(), Value::Integer(100_000_000));
+    bucket.insert("refill_per_second".into(), Value::Float(100_000_000.0));
+    bucket
+}
+
+fn table(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Table {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// The text of `service`'s config file.
+pub fn render(config: &ConfigFile, service: &ServicePlan, resolve: &dyn Resolve) -> String {
+    let toml = |table: Table| toml::to_string(&table).expect("a TOML table serializes");
+    match config {
+        ConfigFile::Gateway => toml(table([("rate_limit", Value::Table(unthrottled()))])),
+        ConfigFile::Monolith => {
+            let grpc = resolve.listen(&service.name, PortKind::Grpc).to_string();
+            let gateway = table([("grpc_addr", Value::String(grpc)), ("rate_limit", Value::Table(unthrottled()))]);
+            toml(table([("gateway", Value::Table(gateway))]))
+        }
+        ConfigFile::Agents { inter_agent, kafka, workers_per_type } => {
+            let mut agents = table([("inter_agent", Value::String(inter_agent.as_str().into()))]);
+            if let Some(broker) = kafka {
+                let groups = ["analytics", "audit"].map(|g| Value::String(g.into()));
+                agents.insert("consumer_groups".into(), Value::Array(groups.to_vec()));
+                let bootstrap = table([("bootstrap_servers", Value::String(resolve.peer(broker)))]);
+                agents.insert("kafka".into(), Value::Table(bootstrap));
+            }
+            if let Some(workers) = workers_per_type {
+                let pools = AgentType::ALL
+                    .iter()
+                    .map(|agent_type| {
+                        let large = matches!(agent_type.as_str(), "coder" | "researcher" | "qa" | "security");
+                        Value::Table(table([
+                            ("agent_type", Value::String(agent_type.as_str().into())),
+                            ("workers", Value::Integer(*workers as i64)),
+                            ("model", Value::String(if large { "sim-large" } else { "sim-small" }.into())),
+                        ]))
+                    })
+                    .collect();
+                agents.insert("pools".into(), Value::Array(pools));
+            }
+            toml(agents)
+        }
+        ConfigFile::Balancer { rest, grpc } => {
+            let upstreams = |ports: &[crate::plan::PortRef]| ports.iter().map(|p| resolve.peer(p)).collect::<Vec<_>>();
+            let (rest_upstreams, grpc_upstreams) = (upstreams(rest), upstreams(grpc));
+            let work_dir = resolve.scratch_dir(&service.name);
+            Balancer {
+                rest: resolve.listen(&service.name, PortKind::Http),
+                grpc: resolve.listen(&service.name, PortKind::Grpc),
+                rest_upstreams: &rest_upstreams,
+                grpc_upstreams: &grpc_upstreams,
+                work_dir: Path::new(&work_dir),
+            }
+            .config()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::plan::{PortRef, plan};
+    use crate::topology::Topology;
+
+    struct Fixed;
+
+    impl Resolve for Fixed {
+        fn listen(&self, _: &str, port: PortKind) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], port.container_port()))
+        }
+        fn peer(&self, to: &PortRef) -> String {
+            format!("{}:{}", to.service, to.port.container_port())
+        }
+        fn config_path(&self, s: &ServicePlan) -> String {
+            format!("/cfg/{}", s.name)
+        }
+        fn data_dir(&self, s: &str) -> String {
+            format!("/data/{s}")
+        }
+        fn scratch_dir(&self, s: &str) -> String {
+            format!("/tmp/{s}")
+        }
+    }
+
+    #[test]
+    fn configs_are_the_services_own_schemas() {
+        let t: Topology = toml::from_str(
+            "redis = true\nkafka = true\ngateways = 2\nload_balancer = true\nworkers_per_type = 3\ninter_agent = \"grpc\"",
+        )
+        .unwrap();
+        let plans = plan(&t);
+        let rendered = |name: &str| {
+            let service = plans.iter().find(|s| s.name == name).unwrap();
+            render(service.config.as_ref().unwrap(), service, &Fixed)
+        };
+        let agents: Table = toml::from_str(&rendered("agents-0")).unwrap();
+        assert_eq!(agents["inter_agent"].as_str(), Some("grpc"));
+        assert_eq!(agents["kafka"]["bootstrap_servers"].as_str(), Some("broker:9092"));
+        assert_eq!(agents["pools"].as_array().unwrap().len(), AgentType::ALL.len());
+        let gateway: Table = toml::from_str(&rendered("gateway-0")).unwrap();
+        assert_eq!(gateway["rate_limit"]["capacity"].as_integer(), Some(100_000_000));
+        let nginx = rendered("load-balancer");
+        assert!(nginx.contains("server gateway-1:9090 max_fails=1"), "{nginx}");
+        assert!(nginx.contains("pid /tmp/load-balancer/nginx.pid;"), "{nginx}");
+        let monolith = plan(&toml::from_str("monolith = true").unwrap()).remove(0);
+        let text = render(monolith.config.as_ref().unwrap(), &monolith, &Fixed);
+        let config: Table = toml::from_str(&text).unwrap();
+        assert_eq!(config["gateway"]["grpc_addr"].as_str(), Some("127.0.0.1:9090"));
+    }
+}

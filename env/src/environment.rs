@@ -1,0 +1,106 @@
+//! A started topology, whichever backend runs it: the endpoints the harness
+//! uses, a supervisor for the harness's own processes (Prometheus, the load
+//! generator), and the backend behind one interface.
+
+use std::path::Path;
+
+use tokio::time::Instant;
+
+use crate::backend::{Backend, Recovery};
+use crate::binaries::Binaries;
+use crate::docker::DockerBackend;
+use crate::endpoints::Endpoints;
+use crate::error::EnvError;
+use crate::local::LocalBackend;
+use crate::plan::plan;
+use crate::supervisor::Supervisor;
+use crate::topology::{FaultAction, Topology};
+
+/// Where the services run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvKind {
+    /// Child processes on 127.0.0.1.
+    Local,
+    /// Containers on a network of the run's own.
+    Docker,
+}
+
+impl EnvKind {
+    /// `local` or `docker`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvKind::Local => "local",
+            EnvKind::Docker => "docker",
+        }
+    }
+}
+
+/// A running topology.
+#[derive(Debug)]
+pub struct Environment {
+    /// Which backend runs the services.
+    pub kind: EnvKind,
+    /// Where the harness reaches them.
+    pub endpoints: Endpoints,
+    /// The harness's own processes, in both environments: they measure, so
+    /// they stay on the host (and outside the containers' limits).
+    pub harness: Supervisor,
+    backend: Box<dyn Backend>,
+    epoch: Instant,
+}
+
+impl Environment {
+    /// Starts `topology` as `kind` says, with logs in `run/logs` and local
+    /// configs and data under `run/data`. Nothing is left running on failure.
+    pub async fn start(
+        topology: &Topology,
+        kind: EnvKind,
+        binaries: &Binaries,
+        run: &Path,
+        run_id: &str,
+    ) -> Result<Environment, EnvError> {
+        let epoch = Instant::now();
+        let harness = Supervisor::new(run.join("logs"), epoch)?;
+        let plans = plan(topology);
+        let (backend, endpoints): (Box<dyn Backend>, Endpoints) = match kind {
+            EnvKind::Local => {
+                let (backend, endpoints) = LocalBackend::start(&plans, binaries, run, epoch).await?;
+                (Box::new(backend), endpoints)
+            }
+            EnvKind::Docker => {
+                let (backend, endpoints) = DockerBackend::start(&plans, topology, run, run_id, epoch).await?;
+                (Box::new(backend), endpoints)
+            }
+        };
+        Ok(Environment { kind, endpoints, harness, backend, epoch })
+    }
+
+    /// Does `action` to `service` (a service of the topology, not of the
+    /// harness); `false` if it does not run.
+    pub async fn inject(&self, action: FaultAction, service: &str) -> Result<bool, EnvError> {
+        self.backend.inject(action, service).await
+    }
+
+    /// Every death and restart so far, of the services and of the harness's processes.
+    pub fn recoveries(&self) -> Vec<Recovery> {
+        let mut all = self.harness.recoveries();
+        all.extend(self.backend.recoveries());
+        all
+    }
+
+    /// Seconds since the environment started: the clock of [`Recovery::died_at`].
+    pub fn clock(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+
+    /// The host process of each running service, by name.
+    pub async fn service_pids(&self) -> Vec<(String, u32)> {
+        self.backend.pids().await
+    }
+
+    /// Stops the harness's processes, then the services; removes what the backend made.
+    pub async fn stop(&self) {
+        self.harness.stop().await;
+        self.backend.stop().await;
+    }
+}

@@ -1,0 +1,433 @@
+//! The topology as data, before anything runs: which services start in
+//! which order, with which arguments, config files, ports, readiness checks
+//! and scrape jobs. Addresses are symbolic ([`PortKind`], [`PortRef`]): a
+//! backend resolves them ([`Resolve`]) into free loopback ports for local
+//! processes, or fixed container ports and container names in docker. So the
+//! topology is walked once, here, and both backends start the same thing.
+
+use std::net::SocketAddr;
+
+use crate::topology::{InterAgent, Topology};
+
+/// What a service is: its program (locally) or image (in docker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// redis-server.
+    Redis,
+    /// The Kafka-protocol broker (tansu).
+    Broker,
+    /// q2o-search.
+    Search,
+    /// q2o-agents.
+    Agents,
+    /// q2o-gateway.
+    Gateway,
+    /// nginx in front of the gateway replicas.
+    LoadBalancer,
+    /// q2o-monolith (phase0).
+    Monolith,
+}
+
+impl ServiceKind {
+    /// The image's name, `q2o/<image>:local`.
+    pub fn image(self) -> &'static str {
+        match self {
+            ServiceKind::Redis => "redis",
+            ServiceKind::Broker => "broker",
+            ServiceKind::Search => "search",
+            ServiceKind::Agents => "agents",
+            ServiceKind::Gateway => "gateway",
+            ServiceKind::LoadBalancer => "load-balancer",
+            ServiceKind::Monolith => "monolith",
+        }
+    }
+}
+
+/// A port a service listens on, by role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortKind {
+    /// HTTP: the API, `/ready` and `/metrics`.
+    Http,
+    /// The monolith's second HTTP listener, its agents' `/metrics`.
+    AgentsHttp,
+    /// gRPC.
+    Grpc,
+    /// Redis's protocol.
+    Redis,
+    /// Kafka's protocol.
+    Kafka,
+}
+
+impl PortKind {
+    /// The port inside a container.
+    pub fn container_port(self) -> u16 {
+        match self {
+            PortKind::Http => 8080,
+            PortKind::AgentsHttp => 8081,
+            PortKind::Grpc => 9090,
+            PortKind::Redis => 6379,
+            PortKind::Kafka => 9092,
+        }
+    }
+}
+
+/// Another service's port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortRef {
+    /// The service (`broker`, `gateway-0`).
+    pub service: String,
+    /// Which of its ports.
+    pub port: PortKind,
+}
+
+fn port(service: &str, port: PortKind) -> PortRef {
+    PortRef { service: service.to_owned(), port }
+}
+
+/// How an address is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `host:port`.
+    Bare,
+    /// `http://host:port`.
+    Http,
+    /// `tcp://host:port`.
+    Tcp,
+    /// `redis://host:port`.
+    Redis,
+}
+
+impl Scheme {
+    fn write(self, address: &str) -> String {
+        match self {
+            Scheme::Bare => address.to_owned(),
+            Scheme::Http => format!("http://{address}"),
+            Scheme::Tcp => format!("tcp://{address}"),
+            Scheme::Redis => format!("redis://{address}"),
+        }
+    }
+}
+
+/// One command-line argument or environment value, before addresses exist.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arg {
+    /// As written.
+    Text(String),
+    /// The address this service listens on for a port.
+    Listen(PortKind, Scheme),
+    /// Only the port number of a listener (redis-server's `--port`).
+    ListenPort(PortKind),
+    /// Only the host of the listeners (redis-server's `--bind`).
+    ListenHost,
+    /// Where another service's port is reached from this one.
+    Peer(PortRef, Scheme),
+    /// The path of this service's config file.
+    ConfigFile,
+    /// A folder for this service's data (kept across its restarts).
+    DataDir,
+    /// A writable folder for temporary files.
+    ScratchDir,
+}
+
+fn text(values: &[&str]) -> Vec<Arg> {
+    values.iter().map(|v| Arg::Text((*v).to_owned())).collect()
+}
+
+/// A service's config file, by what it holds; rendered once addresses exist.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigFile {
+    /// The gateway's: no tenant is throttled during a load test.
+    Gateway,
+    /// The monolith's: its gRPC listener, unthrottled.
+    Monolith,
+    /// The agents': the inter-agent protocol, pool sizes, the broker and consumer groups.
+    Agents {
+        /// How the coder calls QA.
+        inter_agent: InterAgent,
+        /// The broker, when the topology has one.
+        kafka: Option<PortRef>,
+        /// Workers per agent type.
+        workers_per_type: Option<usize>,
+    },
+    /// nginx's, in front of these gateway replicas.
+    Balancer {
+        /// The replicas' REST ports.
+        rest: Vec<PortRef>,
+        /// The replicas' gRPC ports.
+        grpc: Vec<PortRef>,
+    },
+}
+
+impl ConfigFile {
+    /// Where the file goes in a container.
+    pub fn container_path(&self) -> &'static str {
+        match self {
+            ConfigFile::Gateway => "/etc/q2o/gateway.toml",
+            ConfigFile::Monolith => "/etc/q2o/monolith.toml",
+            ConfigFile::Agents { .. } => "/etc/q2o/agents.toml",
+            ConfigFile::Balancer { .. } => "/etc/nginx/nginx.conf",
+        }
+    }
+
+    /// The file's name.
+    pub fn file_name(&self) -> &'static str {
+        let path = self.container_path();
+        &path[path.rfind('/').map_or(0, |i| i + 1)..]
+    }
+}
+
+/// How a backend tells that a service is ready.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// `GET <path>` on a port answers 2xx.
+    Http(PortKind, &'static str),
+    /// A port accepts a TCP connection.
+    Tcp(PortKind),
+    /// The service's output contains this text (since its last start).
+    LogLine(&'static str),
+}
+
+/// One service to start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServicePlan {
+    /// Its name in scenarios, logs and reports (`gateway-0`).
+    pub name: String,
+    /// What it is.
+    pub kind: ServiceKind,
+    /// Its arguments.
+    pub args: Vec<Arg>,
+    /// Extra environment variables.
+    pub env: Vec<(&'static str, Arg)>,
+    /// Its config file, if it has one.
+    pub config: Option<ConfigFile>,
+    /// The ports it listens on.
+    pub ports: Vec<PortKind>,
+    /// When it counts as started.
+    pub ready: Ready,
+    /// What Prometheus scrapes of it: (job, port of `/metrics`).
+    pub scrape: Vec<(&'static str, PortKind)>,
+    /// Whether the topology's CPU and memory limits apply to it (the q2o replicas).
+    pub limited: bool,
+    /// Whether it runs in its data folder (tansu resolves its sqlite path there).
+    pub runs_in_data_dir: bool,
+}
+
+impl ServicePlan {
+    fn new(name: impl Into<String>, kind: ServiceKind, ready: Ready) -> ServicePlan {
+        ServicePlan {
+            name: name.into(),
+            kind,
+            args: Vec::new(),
+            env: Vec::new(),
+            config: None,
+            ports: Vec::new(),
+            ready,
+            scrape: Vec::new(),
+            limited: false,
+            runs_in_data_dir: false,
+        }
+    }
+}
+
+/// Every service of `topology`, in start order: each finds the ones before it ready.
+pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
+    let t = topology;
+    if t.monolith {
+        let mut monolith = ServicePlan::new("monolith", ServiceKind::Monolith, Ready::Http(PortKind::Http, "/ready"));
+        monolith.args = vec![
+            Arg::Text("--config".into()),
+            Arg::ConfigFile,
+            Arg::Text("--http-addr".into()),
+            Arg::Listen(PortKind::Http, Scheme::Bare),
+            Arg::Text("--agents-http-addr".into()),
+            Arg::Listen(PortKind::AgentsHttp, Scheme::Bare),
+        ];
+        monolith.config = Some(ConfigFile::Monolith);
+        monolith.ports = vec![PortKind::Http, PortKind::AgentsHttp, PortKind::Grpc];
+        monolith.scrape = vec![("gateway", PortKind::Http), ("agents", PortKind::AgentsHttp)];
+        monolith.limited = true;
+        return vec![monolith];
+    }
+    let mut plans = Vec::new();
+    let redis_url = Arg::Peer(port("redis", PortKind::Redis), Scheme::Redis);
+
+    let mut redis = ServicePlan::new("redis", ServiceKind::Redis, Ready::Tcp(PortKind::Redis));
+    redis.args = vec![Arg::Text("--port".into()), Arg::ListenPort(PortKind::Redis)];
+    redis.args.extend([Arg::Text("--bind".into()), Arg::ListenHost]);
+    redis.args.extend(text(&["--protected-mode", "no", "--save", ""]));
+    redis.args.extend(text(&["--appendonly", if t.redis_aof { "yes" } else { "no" }, "--appendfsync", "everysec"]));
+    redis.args.extend([Arg::Text("--dir".into()), Arg::DataDir]);
+    redis.ports = vec![PortKind::Redis];
+    plans.push(redis);
+
+    if t.kafka {
+        let mut broker = ServicePlan::new("broker", ServiceKind::Broker, Ready::LogLine("ready in"));
+        broker.args = vec![
+            Arg::Text("broker".into()),
+            Arg::Text("--listener-url".into()),
+            Arg::Listen(PortKind::Kafka, Scheme::Tcp),
+            Arg::Text("--advertised-listener-url".into()),
+            Arg::Peer(port("broker", PortKind::Kafka), Scheme::Tcp),
+        ];
+        broker.args.extend(text(&["--storage-engine", "sqlite://broker.db"]));
+        broker.ports = vec![PortKind::Kafka];
+        broker.runs_in_data_dir = true;
+        plans.push(broker);
+    }
+    let kafka = t.kafka.then(|| port("broker", PortKind::Kafka));
+
+    if t.search {
+        let mut search = ServicePlan::new("search", ServiceKind::Search, Ready::Http(PortKind::Http, "/ready"));
+        search.args = vec![
+            Arg::Text("--http-addr".into()),
+            Arg::Listen(PortKind::Http, Scheme::Bare),
+            Arg::Text("--data-dir".into()),
+            Arg::DataDir,
+            Arg::Text("--kafka-bootstrap".into()),
+            Arg::Peer(port("broker", PortKind::Kafka), Scheme::Bare),
+        ];
+        search.ports = vec![PortKind::Http];
+        search.scrape = vec![("search", PortKind::Http)];
+        search.limited = true;
+        plans.push(search);
+    }
+
+    for i in 0..t.agent_processes {
+        let mut agents =
+            ServicePlan::new(format!("agents-{i}"), ServiceKind::Agents, Ready::Http(PortKind::Http, "/ready"));
+        agents.args = vec![
+            Arg::Text("--config".into()),
+            Arg::ConfigFile,
+            Arg::Text("--http-addr".into()),
+            Arg::Listen(PortKind::Http, Scheme::Bare),
+            Arg::Text("--grpc-addr".into()),
+            Arg::Listen(PortKind::Grpc, Scheme::Bare),
+        ];
+        agents.env = vec![("Q2O_REDIS_URL", redis_url.clone())];
+        agents.config = Some(ConfigFile::Agents {
+            inter_agent: t.inter_agent,
+            kafka: kafka.clone(),
+            workers_per_type: t.workers_per_type,
+        });
+        agents.ports = vec![PortKind::Http, PortKind::Grpc];
+        agents.scrape = vec![("agents", PortKind::Http)];
+        agents.limited = true;
+        plans.push(agents);
+    }
+
+    let gateways: Vec<String> = (0..t.gateways).map(|i| format!("gateway-{i}")).collect();
+    for name in &gateways {
+        let mut gateway = ServicePlan::new(name.clone(), ServiceKind::Gateway, Ready::Http(PortKind::Http, "/ready"));
+        gateway.args = vec![
+            Arg::Text("--config".into()),
+            Arg::ConfigFile,
+            Arg::Text("--http-addr".into()),
+            Arg::Listen(PortKind::Http, Scheme::Bare),
+            Arg::Text("--grpc-addr".into()),
+            Arg::Listen(PortKind::Grpc, Scheme::Bare),
+        ];
+        if t.search {
+            gateway.args.push(Arg::Text("--search-url".into()));
+            gateway.args.push(Arg::Peer(port("search", PortKind::Http), Scheme::Http));
+        }
+        gateway.env = vec![("Q2O_REDIS_URL", redis_url.clone())];
+        gateway.config = Some(ConfigFile::Gateway);
+        gateway.ports = vec![PortKind::Http, PortKind::Grpc];
+        gateway.scrape = vec![("gateway", PortKind::Http)];
+        gateway.limited = true;
+        plans.push(gateway);
+    }
+
+    if t.load_balancer {
+        let mut balancer = ServicePlan::new("load-balancer", ServiceKind::LoadBalancer, Ready::Tcp(PortKind::Http));
+        // `-e`: nginx opens its default error log before reading the config's.
+        balancer.args = vec![Arg::Text("-c".into()), Arg::ConfigFile];
+        balancer.args.extend(text(&["-e", "stderr", "-p"]));
+        balancer.args.push(Arg::ScratchDir);
+        balancer.config = Some(ConfigFile::Balancer {
+            rest: gateways.iter().map(|g| port(g, PortKind::Http)).collect(),
+            grpc: gateways.iter().map(|g| port(g, PortKind::Grpc)).collect(),
+        });
+        balancer.ports = vec![PortKind::Http, PortKind::Grpc];
+        plans.push(balancer);
+    }
+    plans
+}
+
+/// What a backend knows of addresses and folders, for one service at a time.
+pub trait Resolve {
+    /// The address `service` listens on for `port`.
+    fn listen(&self, service: &str, port: PortKind) -> SocketAddr;
+    /// Where `to` is reached from another service (`host:port`).
+    fn peer(&self, to: &PortRef) -> String;
+    /// The path of `service`'s config file.
+    fn config_path(&self, service: &ServicePlan) -> String;
+    /// `service`'s data folder.
+    fn data_dir(&self, service: &str) -> String;
+    /// `service`'s scratch folder.
+    fn scratch_dir(&self, service: &str) -> String;
+}
+
+impl Arg {
+    /// The argument's text for `service`.
+    pub fn resolve(&self, service: &ServicePlan, resolve: &dyn Resolve) -> String {
+        match self {
+            Arg::Text(text) => text.clone(),
+            Arg::Listen(port, scheme) => scheme.write(&resolve.listen(&service.name, *port).to_string()),
+            Arg::ListenPort(port) => resolve.listen(&service.name, *port).port().to_string(),
+            Arg::ListenHost => {
+                service.ports.first().map(|p| resolve.listen(&service.name, *p).ip().to_string()).unwrap_or_default()
+            }
+            Arg::Peer(to, scheme) => scheme.write(&resolve.peer(to)),
+            Arg::ConfigFile => resolve.config_path(service),
+            Arg::DataDir => resolve.data_dir(&service.name),
+            Arg::ScratchDir => resolve.scratch_dir(&service.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(text: &str) -> Topology {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn phase_topologies_start_their_dependencies_first() {
+        let t = topology(
+            "redis = true\nkafka = true\nsearch = true\ngateways = 2\nagent_processes = 2\nload_balancer = true",
+        );
+        let names: Vec<String> = plan(&t).into_iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            ["redis", "broker", "search", "agents-0", "agents-1", "gateway-0", "gateway-1", "load-balancer"]
+        );
+        let monolith = plan(&topology("monolith = true"));
+        assert_eq!(monolith.len(), 1);
+        assert_eq!(monolith[0].scrape, [("gateway", PortKind::Http), ("agents", PortKind::AgentsHttp)]);
+    }
+
+    #[test]
+    fn every_peer_is_a_port_of_a_service_started_before() {
+        let t = topology("redis = true\nkafka = true\nsearch = true\ngateways = 3\nload_balancer = true");
+        let plans = plan(&t);
+        for (i, service) in plans.iter().enumerate() {
+            let mut peers: Vec<&PortRef> = service
+                .args
+                .iter()
+                .chain(service.env.iter().map(|(_, a)| a))
+                .filter_map(|a| if let Arg::Peer(to, _) = a { Some(to) } else { None })
+                .collect();
+            if let Some(ConfigFile::Balancer { rest, grpc }) = &service.config {
+                peers.extend(rest.iter().chain(grpc));
+            }
+            for peer in peers {
+                let target = plans[..=i].iter().find(|s| s.name == peer.service);
+                let target = target.unwrap_or_else(|| panic!("{} needs {} before it", service.name, peer.service));
+                assert!(target.ports.contains(&peer.port), "{}: {} has no {:?}", service.name, peer.service, peer.port);
+            }
+        }
+    }
+}

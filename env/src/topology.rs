@@ -1,0 +1,163 @@
+//! What a run starts: the services of a phase ([`Topology`], a scenario's
+//! `[topology]` table) and what a fault does to one of them ([`FaultAction`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::plan;
+
+/// The services a phase runs.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Phase 0: gateway and agents in one process over an in-memory queue.
+    #[serde(default)]
+    pub monolith: bool,
+    /// Gateway replicas (the users are spread over them).
+    #[serde(default = "one")]
+    pub gateways: usize,
+    /// q2o-agents processes.
+    #[serde(default = "one")]
+    pub agent_processes: usize,
+    /// Workers per agent type in each agents process (the agents' default when absent).
+    #[serde(default)]
+    pub workers_per_type: Option<usize>,
+    /// How the coder calls QA.
+    #[serde(default)]
+    pub inter_agent: InterAgent,
+    /// Redis (sessions, rate limits, queues); required unless `monolith`.
+    #[serde(default)]
+    pub redis: bool,
+    /// The Kafka-protocol broker and the event consumers.
+    #[serde(default)]
+    pub kafka: bool,
+    /// q2o-search, fed from Kafka.
+    #[serde(default)]
+    pub search: bool,
+    /// An nginx load balancer in front of the gateway replicas (REST and gRPC),
+    /// with passive health checks; the users go through it.
+    #[serde(default)]
+    pub load_balancer: bool,
+    /// Redis with its append-only file on (`appendfsync everysec`), so that a
+    /// restart keeps sessions, queues and task states.
+    #[serde(default)]
+    pub redis_aof: bool,
+    /// Docker environment: CPUs each q2o replica's container may use (like a
+    /// pod's limit); unlimited when absent. The local environment ignores it.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Docker environment: memory limit of each q2o replica's container, MiB.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// How the coder agent calls the QA agent: the REST-versus-gRPC experiment.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InterAgent {
+    /// JSON over HTTP/1.1.
+    #[default]
+    Rest,
+    /// Protobuf over HTTP/2.
+    Grpc,
+}
+
+impl InterAgent {
+    /// `rest` or `grpc`, as the agents' config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterAgent::Rest => "rest",
+            InterAgent::Grpc => "grpc",
+        }
+    }
+}
+
+impl Topology {
+    /// Values that parse but make no sense, as (dotted key, reason).
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, reason: &str| Err((key.to_owned(), reason.to_owned()));
+        if !self.monolith && !self.redis {
+            return bad("topology.redis", "the services share state in Redis; only a monolith runs without");
+        }
+        if self.monolith && (self.redis || self.kafka || self.search || self.gateways != 1 || self.agent_processes != 1)
+        {
+            return bad("topology.monolith", "a monolith is one process: no redis, kafka, search or replicas");
+        }
+        if self.search && !self.kafka {
+            return bad("topology.search", "the search index is fed from Kafka: set kafka = true");
+        }
+        if self.gateways == 0 || self.agent_processes == 0 {
+            return bad("topology.gateways", "gateways and agent_processes must be at least 1");
+        }
+        if self.workers_per_type == Some(0) {
+            return bad("topology.workers_per_type", "must be at least 1");
+        }
+        if self.load_balancer && self.monolith {
+            return bad("topology.load_balancer", "balances gateway replicas; a monolith has none");
+        }
+        if self.cpus.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+            return bad("topology.cpus", "must be a positive number of CPUs");
+        }
+        if self.memory_mib.is_some_and(|m| m < 16) {
+            return bad("topology.memory_mib", "must be at least 16");
+        }
+        if self.redis_aof && !self.redis {
+            return bad("topology.redis_aof", "needs redis = true");
+        }
+        Ok(())
+    }
+
+    /// The services by name, in start order (`redis`, `broker`, `gateway-0`, ...).
+    pub fn service_names(&self) -> Vec<String> {
+        plan(self).into_iter().map(|s| s.name).collect()
+    }
+
+    /// The same topology at `n` gateway replicas, its agents processes scaled alike.
+    pub fn at_replicas(&self, n: usize) -> Topology {
+        let per_gateway = self.agent_processes as f64 / self.gateways as f64;
+        Topology { agent_processes: ((per_gateway * n as f64).round() as usize).max(1), gateways: n, ..self.clone() }
+    }
+}
+
+/// What a fault does.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultAction {
+    /// SIGKILL the process (the container): it is restarted, as Kubernetes would.
+    Kill,
+    /// Freeze it (SIGSTOP; `docker pause`): it keeps its sockets and answers nothing.
+    Pause,
+    /// Thaw a paused service.
+    Unpause,
+    /// Stop it gracefully (SIGTERM; `docker stop`) and keep it down until `start`.
+    Stop,
+    /// Start a stopped service again.
+    Start,
+    /// Cut it off the network (docker only: `docker network disconnect`).
+    Disconnect,
+    /// Put it back on the network (docker only).
+    Reconnect,
+}
+
+impl FaultAction {
+    /// The name in scenario files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultAction::Kill => "kill",
+            FaultAction::Pause => "pause",
+            FaultAction::Unpause => "unpause",
+            FaultAction::Stop => "stop",
+            FaultAction::Start => "start",
+            FaultAction::Disconnect => "disconnect",
+            FaultAction::Reconnect => "reconnect",
+        }
+    }
+
+    /// Network faults: only the docker environment has a network to cut.
+    pub fn needs_docker(self) -> bool {
+        matches!(self, FaultAction::Disconnect | FaultAction::Reconnect)
+    }
+}

@@ -1,0 +1,294 @@
+//! The loadgen's command line as types: `q2o-loadgen users` is a
+//! [`UsersCommand`], `q2o-loadgen run` a [`RunCommand`]. The binary parses
+//! them with clap; the runner (and `--processes`) builds them and renders them
+//! with `to_args`, so that a command line is written in one place and reads
+//! back as the same command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use q2o_common::config::parse_duration;
+
+use crate::journeys::plan::{Journey, PlanError, ThinkTime, UserPlan, Weights, format_duration};
+use crate::recorder::Protocol;
+use crate::step::Mix;
+
+/// Flags both models take.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
+pub struct CommonArgs {
+    /// gRPC channels (HTTP/2 connections) the requests share.
+    #[arg(long, default_value_t = 4)]
+    pub grpc_channels: usize,
+    /// Directory for results.json and latency.hlog.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Serve client-side metrics on this address (port 0 picks one).
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Split the run over this many processes (each with 1/N of the rate or the
+    /// users) and merge their results exactly into --out. Needs --out.
+    #[arg(long, default_value_t = 1)]
+    pub processes: u32,
+}
+
+impl Default for CommonArgs {
+    fn default() -> CommonArgs {
+        CommonArgs { grpc_channels: 4, out: None, metrics_addr: None, processes: 1 }
+    }
+}
+
+impl CommonArgs {
+    fn push_args(&self, args: &mut Vec<String>) {
+        args.extend(["--grpc-channels".into(), self.grpc_channels.to_string()]);
+        if let Some(out) = &self.out {
+            args.extend(["--out".into(), out.display().to_string()]);
+        }
+        if let Some(addr) = self.metrics_addr {
+            args.extend(["--metrics-addr".into(), addr.to_string()]);
+        }
+        args.extend(["--processes".into(), self.processes.to_string()]);
+    }
+}
+
+/// `q2o-loadgen users`: goose users log in, then walk journeys with think time.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
+pub struct UsersCommand {
+    /// Gateway REST base URL (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    pub rest_url: String,
+    /// Gateway gRPC URL (needed when --protocols has grpc).
+    #[arg(long)]
+    pub grpc_url: Option<String>,
+    /// API key users log in with.
+    #[arg(long, default_value = "demo-key-acme", env = "Q2O_LOADGEN_API_KEY")]
+    pub api_key: String,
+    /// Users at the top of the ramp.
+    #[arg(long)]
+    pub users: usize,
+    /// Users started per second while ramping up.
+    #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
+    pub ramp_rate: f64,
+    /// How long all users stay (e.g. 60s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    pub hold: Duration,
+    /// How long users take to leave at the end.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub ramp_down: Duration,
+    /// Pause between steps: exp:MEAN, uniform:LOW..HIGH, const:D or none.
+    #[arg(long, default_value = "exp:10s")]
+    pub think: ThinkTime,
+    /// Journeys and weights (browse, create_project, submit_task, search).
+    #[arg(long, default_value = "browse=5,submit_task=3,search=2,create_project=1")]
+    pub journeys: Weights<Journey>,
+    /// Protocols and weights, e.g. rest=1,grpc=1.
+    #[arg(long, default_value = "rest=1")]
+    pub protocols: Weights<Protocol>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl UsersCommand {
+    /// A command for `plan` against `rest_url`, the other flags at their defaults.
+    pub fn new(rest_url: String, plan: &UserPlan) -> UsersCommand {
+        UsersCommand {
+            rest_url,
+            grpc_url: None,
+            api_key: "demo-key-acme".into(),
+            users: plan.users,
+            ramp_rate: plan.ramp_rate,
+            hold: plan.hold,
+            ramp_down: plan.ramp_down,
+            think: plan.think,
+            journeys: Weights(plan.journeys.clone()),
+            protocols: Weights(plan.protocols.clone()),
+            common: CommonArgs::default(),
+        }
+    }
+
+    /// The users' plan, checked.
+    pub fn plan(&self) -> Result<UserPlan, PlanError> {
+        let plan = UserPlan {
+            users: self.users,
+            ramp_rate: self.ramp_rate,
+            hold: self.hold,
+            ramp_down: self.ramp_down,
+            think: self.think,
+            journeys: self.journeys.0.clone(),
+            protocols: self.protocols.0.clone(),
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// The command line after `q2o-loadgen`, starting with `users`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec!["users".into(), "--rest-url".into(), self.rest_url.clone()];
+        if let Some(grpc) = &self.grpc_url {
+            args.extend(["--grpc-url".into(), grpc.clone()]);
+        }
+        args.extend([
+            "--api-key".into(),
+            self.api_key.clone(),
+            "--users".into(),
+            self.users.to_string(),
+            "--ramp-rate".into(),
+            self.ramp_rate.to_string(),
+            "--hold".into(),
+            format_duration(self.hold),
+            "--ramp-down".into(),
+            format_duration(self.ramp_down),
+            "--think".into(),
+            self.think.to_string(),
+            "--journeys".into(),
+            self.journeys.to_string(),
+            "--protocols".into(),
+            self.protocols.to_string(),
+        ]);
+        self.common.push_args(&mut args);
+        args
+    }
+}
+
+/// `q2o-loadgen run`: requests arrive at a planned rate, latency from the planned start.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
+pub struct RunCommand {
+    /// Gateway REST base URL (e.g. http://127.0.0.1:8080).
+    #[arg(long, conflicts_with = "url")]
+    pub rest_url: Option<String>,
+    /// Gateway gRPC URL (needed when the mix has grpc: steps).
+    #[arg(long)]
+    pub grpc_url: Option<String>,
+    /// GET this URL instead of the gateway's operations (step `get`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// An agents process's REST base URL, for `rest:review` steps (the inter-agent call).
+    #[arg(long, conflicts_with = "url")]
+    pub agent_url: Option<String>,
+    /// An agents process's gRPC URL, for `grpc:review` steps.
+    #[arg(long, conflicts_with = "url")]
+    pub agent_grpc_url: Option<String>,
+    /// API key to log in with.
+    #[arg(long, default_value = "demo-key-acme", env = "Q2O_LOADGEN_API_KEY")]
+    pub api_key: String,
+    /// Steps and weights, e.g. rest:list_projects=8,grpc:submit_task=2.
+    #[arg(long, default_value = "rest:list_projects=6,rest:get_project=2,rest:submit_task=1,rest:project_status=1")]
+    pub mix: Mix,
+    /// Arrival rate in requests per second (at the start, with --ramp-to).
+    #[arg(long, allow_negative_numbers = true)]
+    pub rate: f64,
+    /// Ramp linearly to this rate by the end of the run.
+    #[arg(long, allow_negative_numbers = true)]
+    pub ramp_to: Option<f64>,
+    /// How long to run (e.g. 30s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Most requests in flight; planned starts beyond it are dropped and counted.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_in_flight: u64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Where an open-model run sends its requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// The gateway's REST base URL.
+    pub rest_url: Option<String>,
+    /// The gateway's gRPC URL.
+    pub grpc_url: Option<String>,
+    /// An agents process's REST base URL.
+    pub agent_url: Option<String>,
+    /// An agents process's gRPC URL.
+    pub agent_grpc_url: Option<String>,
+}
+
+impl RunCommand {
+    /// `mix` at `rate` for `duration` against `endpoints`, the other flags at their defaults.
+    pub fn new(endpoints: Endpoints, mix: Mix, rate: f64, duration: Duration) -> RunCommand {
+        RunCommand {
+            rest_url: endpoints.rest_url,
+            grpc_url: endpoints.grpc_url,
+            url: None,
+            agent_url: endpoints.agent_url,
+            agent_grpc_url: endpoints.agent_grpc_url,
+            api_key: "demo-key-acme".into(),
+            mix,
+            rate,
+            ramp_to: None,
+            duration,
+            max_in_flight: 10_000,
+            common: CommonArgs::default(),
+        }
+    }
+
+    /// The command line after `q2o-loadgen`, starting with `run`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec!["run".into()];
+        for (flag, value) in [
+            ("--rest-url", &self.rest_url),
+            ("--grpc-url", &self.grpc_url),
+            ("--url", &self.url),
+            ("--agent-url", &self.agent_url),
+            ("--agent-grpc-url", &self.agent_grpc_url),
+        ] {
+            if let Some(value) = value {
+                args.extend([flag.to_owned(), value.clone()]);
+            }
+        }
+        args.extend(["--api-key".into(), self.api_key.clone(), "--mix".into(), self.mix.to_string()]);
+        args.extend(["--rate".into(), self.rate.to_string()]);
+        if let Some(end) = self.ramp_to {
+            args.extend(["--ramp-to".into(), end.to_string()]);
+        }
+        args.extend(["--duration".into(), format_duration(self.duration)]);
+        args.extend(["--max-in-flight".into(), self.max_in_flight.to_string()]);
+        self.common.push_args(&mut args);
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    enum Cli {
+        Users(UsersCommand),
+        Run(RunCommand),
+    }
+
+    #[test]
+    fn commands_read_back_as_they_were_written() {
+        let plan = UserPlan {
+            users: 1234,
+            ramp_rate: 12.5,
+            hold: Duration::from_millis(90_500),
+            ramp_down: Duration::from_secs(5),
+            think: "uniform:1s..3s".parse().unwrap(),
+            journeys: vec![(Journey::Browse, 5), (Journey::Search, 2)],
+            protocols: vec![(Protocol::Rest, 1), (Protocol::Grpc, 3)],
+        };
+        let mut users = UsersCommand::new("http://127.0.0.1:1".into(), &plan);
+        users.grpc_url = Some("http://127.0.0.1:2".into());
+        users.common.out = Some("/tmp/x y".into());
+        users.common.metrics_addr = Some("127.0.0.1:9100".parse().unwrap());
+        let parsed = Cli::try_parse_from(std::iter::once("q2o-loadgen".to_owned()).chain(users.to_args())).unwrap();
+        assert!(matches!(&parsed, Cli::Users(u) if *u == users), "{parsed:?}");
+        assert_eq!(users.plan().unwrap(), plan);
+
+        let endpoints = Endpoints {
+            rest_url: Some("http://127.0.0.1:1".into()),
+            agent_grpc_url: Some("http://127.0.0.1:3".into()),
+            ..Endpoints::default()
+        };
+        let mix: Mix = "rest:list_projects=3,grpc:review=1".parse().unwrap();
+        let mut run = RunCommand::new(endpoints, mix, 250.5, Duration::from_millis(1500));
+        run.ramp_to = Some(900.0);
+        run.common.processes = 3;
+        let parsed = Cli::try_parse_from(std::iter::once("q2o-loadgen".to_owned()).chain(run.to_args())).unwrap();
+        assert!(matches!(&parsed, Cli::Run(r) if *r == run), "{parsed:?}");
+    }
+}

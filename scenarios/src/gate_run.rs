@@ -1,0 +1,472 @@
+//! One gate run from start to report: a session (the topology, and a
+//! Prometheus that loads the SLI rules and this run's gate rules), the users,
+//! the faults on time, then the evidence ([`measure`]), the verdicts
+//! ([`gate::judge`]) and the report.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use q2o_env::binaries::Binaries;
+use q2o_env::endpoints::ScrapeTarget;
+use q2o_env::ports::free_addr;
+use q2o_env::{EnvKind, Environment};
+use q2o_loadgen::results::RunResults;
+use q2o_slo::alert_tests::{AlertTestCoverage, alerts_in};
+use q2o_slo::gates::{Gate, gate_rules};
+use q2o_slo::promql::sli_rules;
+use q2o_slo::rule_files::{GATES_FILE, SLIS_FILE};
+use q2o_slo::sli::Sli;
+
+use crate::error::{RunError, RunFailed};
+use crate::evidence;
+use crate::faults::{self, ErrorBurst, Injected};
+use crate::gate::{self, Evidence};
+use crate::loadgen::Users;
+use crate::prometheus::{self, Prometheus, unix, unix_now};
+use crate::report::charts::Chart;
+use crate::report::summary::{
+    DashboardCoverage, FiringAlert, LoadFigures, Machine, SCHEMA_VERSION, ScrapeCoverage, Sizes, SliCoverage, Summary,
+};
+use crate::run_folder::{RunFolder, rfc3339};
+use crate::scenario::{Overrides, Scenario};
+use crate::session::{Interrupt, PrometheusPlan, Session, SessionPlan};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The scenario, loaded.
+    pub scenario: Scenario,
+    /// Processes or containers.
+    pub env: EnvKind,
+    /// Sizes from the command line.
+    pub overrides: Overrides,
+    /// Where `<scenario>/<run-id>/` goes.
+    pub reports: PathBuf,
+    /// Rule files Prometheus loads (every `*.yml` but the generated gates of all phases).
+    pub rules_dir: PathBuf,
+    /// Grafana dashboards whose queries are checked against the run.
+    pub dashboards_dir: PathBuf,
+    /// Programs.
+    pub binaries: Binaries,
+    /// Whether to draw a progress bar.
+    pub progress: bool,
+}
+
+/// How a run ended, when it ran.
+#[derive(Debug)]
+pub struct Finished {
+    /// Every criterion passed (or only warned).
+    pub go: bool,
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The summary written there.
+    pub summary: Summary,
+}
+
+/// Everything a run measured, before any verdict.
+#[derive(Debug)]
+struct Measured {
+    evidence: Evidence,
+    results: RunResults,
+    faults: Vec<Injected>,
+    error_burst: Option<ErrorBurst>,
+    scrape: ScrapeCoverage,
+    slis: SliCoverage,
+    dashboards: DashboardCoverage,
+    alert_tests: Option<AlertTestCoverage>,
+    alerts_firing: Vec<FiringAlert>,
+    prometheus: String,
+    charts: Vec<Chart>,
+}
+
+/// Runs a scenario. `interrupt` (Ctrl-C) ends it early: everything is stopped
+/// and the run counts as failed.
+pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished, RunFailed> {
+    let mut scenario = options.scenario.clone();
+    let users_in_file = scenario.load.users;
+    options.overrides.apply(&mut scenario).map_err(RunError::from)?;
+    check_programs(&scenario, &options.binaries)?;
+    if let Some((i, fault)) =
+        scenario.faults.iter().enumerate().find(|(_, f)| f.action.needs_docker() && options.env == EnvKind::Local)
+    {
+        let reason = format!("`{}` needs the docker environment (--env docker)", fault.action.as_str());
+        return Err(RunError::Unsupported { key: format!("faults[{i}].action"), reason }.into());
+    }
+
+    let folder = RunFolder::create(&options.reports, &scenario.name)?;
+    let mut summary = Summary::started(&scenario, &folder, options.env, sizes(&scenario, users_in_file, &options));
+    eprintln!(
+        "q2o-bench: {} — starting the {} environment (logs in {})",
+        scenario.name,
+        options.env.as_str(),
+        folder.dir.join("logs").display()
+    );
+    let outcome = measure(&scenario, &options, &folder, interrupt).await;
+    folder.remove_data();
+    summary.finished_at = rfc3339(SystemTime::now());
+    match outcome {
+        Ok((measured, recoveries)) => {
+            let mut judged = gate::judge(&measured.evidence, &scenario.criteria);
+            judged.extend(faults::judge(&measured.faults));
+            let go = gate::decide(&judged);
+            summary.verdict = if go { "GO" } else { "NO-GO" }.into();
+            summary.reasons = gate::reasons(&judged);
+            summary.criteria = judged;
+            summary.recoveries = recoveries;
+            summary.environment.prometheus = measured.prometheus;
+            summary.load = Some(LoadFigures::of(&measured.results));
+            summary.faults = measured.faults;
+            summary.error_burst = measured.error_burst;
+            summary.scrape = Some(measured.scrape);
+            summary.slis = Some(measured.slis);
+            summary.dashboards = Some(measured.dashboards);
+            summary.alert_tests = measured.alert_tests;
+            summary.alerts_firing = measured.alerts_firing;
+            write(&folder, &mut summary, &measured.charts)?;
+            Ok(Finished { go, dir: folder.dir, summary })
+        }
+        Err(error) => {
+            summary.reasons = vec![error.to_string()];
+            write(&folder, &mut summary, &[])?;
+            Err(RunFailed { error, dir: Some(folder.dir) })
+        }
+    }
+}
+
+/// Names the first program the run needs that is missing, before anything starts.
+fn check_programs(scenario: &Scenario, binaries: &Binaries) -> Result<(), RunError> {
+    let mut programs = vec![binaries.q2o("q2o-loadgen"), binaries.prometheus.clone()];
+    programs.extend(binaries.of_topology(&scenario.topology));
+    if scenario.criteria.iter().any(|c| c.sli == Sli::AlertTestCoverage) {
+        programs.push(binaries.promtool.clone());
+    }
+    Ok(Binaries::check(&programs)?)
+}
+
+fn sizes(scenario: &Scenario, users_in_file: usize, options: &RunOptions) -> Sizes {
+    Sizes {
+        users: scenario.load.users,
+        users_in_file,
+        ramp_rate: scenario.load.ramp_rate,
+        hold_seconds: scenario.load.hold.as_secs_f64(),
+        ramp_down_seconds: scenario.load.ramp_down.as_secs_f64(),
+        loadgen_processes: scenario.loadgen_processes(),
+        scaled: options.overrides.any(),
+        overrides: options.overrides.clone(),
+    }
+}
+
+/// Writes the report files and points `latest` at the run.
+fn write(folder: &RunFolder, summary: &mut Summary, charts: &[Chart]) -> Result<(), RunFailed> {
+    summary.files = summary_files(&folder.dir);
+    crate::report::write_all(&folder.dir, summary, charts).map_err(|source| RunFailed {
+        error: RunError::Io { path: folder.dir.clone(), source },
+        dir: Some(folder.dir.clone()),
+    })?;
+    folder.link_latest();
+    Ok(())
+}
+
+/// The report files and every log, loadgen result and rule file, relative to the run folder.
+fn summary_files(dir: &Path) -> Vec<String> {
+    let mut files = vec!["summary.json".to_owned(), "report.md".into(), "report.html".into(), "junit.xml".into()];
+    for sub in ["logs", "loadgen", "rules"] {
+        let mut found: Vec<String> = walk(&dir.join(sub))
+            .into_iter()
+            .filter_map(|p| p.strip_prefix(dir).ok().map(|p| p.display().to_string()))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    files.push("prometheus.yml".into());
+    files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The rule files this run's Prometheus loads: the SLI and SLO rules from
+/// `alerts/`, and the gate rules of the scenario as run (a custom or
+/// overridden scenario has its own targets).
+fn rule_files(scenario: &Scenario, rules_dir: &Path, run: &Path) -> Result<Vec<PathBuf>, RunError> {
+    let dir = run.join("rules");
+    std::fs::create_dir_all(&dir).map_err(RunError::io(&dir))?;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(rules_dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if name.ends_with(".yml") && name != GATES_FILE {
+            let copy = dir.join(&name);
+            std::fs::copy(&path, &copy).map_err(RunError::io(&path))?;
+            files.push(copy);
+        }
+    }
+    if files.is_empty() {
+        let generated = dir.join(SLIS_FILE);
+        std::fs::write(&generated, sli_rules()).map_err(RunError::io(&generated))?;
+        files.push(generated);
+    }
+    let gates = dir.join(format!("gate-{}.rules.yml", scenario.name));
+    let gate = Gate { phase: &scenario.name, description: &scenario.description, criteria: &scenario.criteria };
+    std::fs::write(&gates, gate_rules(&[gate])).map_err(RunError::io(&gates))?;
+    files.push(gates);
+    Ok(files)
+}
+
+/// The session of one run and everything it measured, with the recoveries the environment saw.
+async fn measure(
+    scenario: &Scenario,
+    options: &RunOptions,
+    folder: &RunFolder,
+    interrupt: &Interrupt,
+) -> Result<(Measured, Vec<q2o_env::backend::Recovery>), RunError> {
+    let rule_files = rule_files(scenario, &options.rules_dir, &folder.dir)?;
+    let alert_tests = if q2o_env::binaries::is_executable(&options.binaries.promtool) {
+        let mut alerts = Vec::new();
+        for file in &rule_files {
+            alerts.extend(alerts_in(&std::fs::read_to_string(file).map_err(RunError::io(file))?));
+        }
+        Some(evidence::alert_tests(&options.binaries.promtool, &options.rules_dir.join("tests"), &alerts).await?)
+    } else {
+        None
+    };
+    let loadgen_addrs = (0..scenario.loadgen_processes()).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
+    let plan = SessionPlan {
+        topology: &scenario.topology,
+        kind: options.env,
+        binaries: &options.binaries,
+        dir: &folder.dir,
+        run_id: &folder.id,
+        prometheus: Some(PrometheusPlan {
+            extra_targets: loadgen_addrs
+                .iter()
+                .map(|addr| ScrapeTarget { job: "loadgen".into(), addr: *addr })
+                .collect(),
+            rule_files,
+            labels: vec![("phase".into(), scenario.name.clone()), ("run_id".into(), folder.id.clone())],
+        }),
+    };
+    Session::run(plan, interrupt, async |session: &Session| {
+        let mut measured = drive(scenario, options, folder, session, &loadgen_addrs).await?;
+        measured.evidence.alert_test_coverage = alert_tests.as_ref().and_then(AlertTestCoverage::ratio);
+        measured.alert_tests = alert_tests;
+        Ok((measured, session.env.recoveries()))
+    })
+    .await
+}
+
+/// Users, faults and evidence on a started session.
+async fn drive(
+    scenario: &Scenario,
+    options: &RunOptions,
+    folder: &RunFolder,
+    session: &Session,
+    loadgen_addrs: &[std::net::SocketAddr],
+) -> Result<Measured, RunError> {
+    let (env, prometheus) = (&session.env, session.prometheus());
+    let plan = scenario.user_plan();
+    let endpoints = &env.endpoints;
+    let users = Users::new(
+        &plan,
+        &scenario.load.api_key,
+        (&endpoints.rest_urls, &endpoints.grpc_urls),
+        loadgen_addrs,
+        &folder.dir.join("loadgen"),
+    );
+    let load_started = SystemTime::now();
+    users.start(&env.harness, &options.binaries.q2o("q2o-loadgen")).await?;
+    let mut injected = watch_load(scenario, env, prometheus, plan.total(), options.progress).await?;
+    // Bounded: the users' own plan plus the time goose needs to let them go.
+    if !users.wait(&env.harness, Duration::from_secs(60)).await {
+        tracing::warn!("a loadgen process outlived its plan by a minute and was stopped; its results are partial");
+    }
+    let load_ended = SystemTime::now();
+
+    // One more scrape and rule evaluation after the last request.
+    tokio::time::sleep(prometheus::INTERVAL * 3).await;
+    if scenario.topology.kafka {
+        evidence::wait_for_audit(prometheus).await;
+    }
+    let at = unix_now();
+    let window = format!("{}s", (at - unix(load_started)).ceil() as u64);
+
+    let results = users.results(&folder.dir.join("logs"))?;
+    results.write(&folder.dir.join("loadgen"))?;
+    let recoveries = env.recoveries();
+    faults::attach_recoveries(&mut injected, &recoveries);
+    let tasks_unfinished = match (&endpoints.redis_url, evidence::tenant_of(&scenario.load.api_key)) {
+        (Some(url), Some(tenant)) if scenario.criteria.iter().any(|c| c.sli == Sli::TasksUnfinished) => {
+            Some(evidence::tasks_unfinished(url, &tenant).await?)
+        }
+        _ => None,
+    };
+    let error_burst = injected.first().map(|first| faults::error_burst(&results.seconds, first.at));
+
+    // Coverage is asked at the end of the hold, when every loadgen still ran.
+    let hold_end = unix(load_started) + (plan.ramp_up() + plan.hold).as_secs_f64() - 2.0;
+    let dashboards =
+        evidence::dashboard_coverage(prometheus, &options.dashboards_dir, &scenario.name, &folder.id, hold_end).await?;
+    let slis = evidence::sli_coverage(prometheus, hold_end).await?;
+    let ratio = |n: usize, of: usize| (of > 0).then(|| n as f64 / of as f64);
+    let evidence = Evidence {
+        prometheus: evidence::slis(prometheus, &scenario.criteria, &window, at).await?,
+        dashboard_coverage: ratio(dashboards.with_data, dashboards.queries),
+        sli_coverage: ratio(slis.with_data, slis.recorded),
+        alert_test_coverage: None,
+        tasks_unfinished,
+        recoveries: recoveries.iter().map(|r| r.recovered_after).collect(),
+        error_burst_seconds: error_burst.as_ref().map(|b| b.seconds),
+        results: Some(results.clone()),
+    };
+    let load_end = unix(load_ended);
+    let alerts_firing = prometheus
+        .firing(&scenario.name, load_end)
+        .await?
+        .into_iter()
+        .map(|(alert, criterion, severity)| FiringAlert { alert, criterion, severity })
+        .collect();
+    Ok(Measured {
+        charts: charts(prometheus, &results, unix(load_started), load_end).await,
+        scrape: evidence::scrape_coverage(prometheus, hold_end).await?,
+        evidence,
+        results,
+        faults: injected,
+        error_burst,
+        slis,
+        dashboards,
+        alert_tests: None,
+        alerts_firing,
+        prometheus: prometheus.url().to_owned(),
+    })
+}
+
+/// The live p95 the progress bar shows: the last 10 seconds of API calls.
+const LIVE_P95: &str = r#"histogram_quantile(0.95, sum by (le) (rate(q2o_loadgen_request_duration_seconds_bucket{step!="await_task"}[10s])))"#;
+
+/// The load phase: a progress bar with live figures from Prometheus, and the faults on time.
+async fn watch_load(
+    scenario: &Scenario,
+    env: &Environment,
+    prometheus: &Prometheus,
+    total: Duration,
+    progress: bool,
+) -> Result<Vec<Injected>, RunError> {
+    let bar = crate::progress::bar(progress, total.as_secs(), "s");
+    let started = tokio::time::Instant::now();
+    let mut pending: Vec<_> = scenario.faults.iter().collect();
+    pending.sort_by_key(|f| f.at);
+    let mut pending = pending.into_iter().peekable();
+    let mut injected = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while started.elapsed() < total {
+        // Faults are due to the second; the figures refresh every second.
+        let next_fault = pending.peek().map(|f| started + f.at);
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = async { tokio::time::sleep_until(next_fault.expect("guarded")).await }, if next_fault.is_some() => {}
+        }
+        let elapsed = started.elapsed();
+        while let Some(fault) = pending.next_if(|f| f.at <= elapsed) {
+            let done = faults::inject(env, fault, elapsed.as_secs_f64()).await?;
+            bar.suspend(|| {
+                eprintln!(
+                    "fault at {:.1} s: {} {} ({})",
+                    elapsed.as_secs_f64(),
+                    fault.action.as_str(),
+                    fault.service,
+                    if done.done { "done" } else { "not running" }
+                )
+            });
+            injected.push(done);
+        }
+        let now = unix_now();
+        let live = async |query: &str| prometheus.scalar(query, now).await.ok().flatten();
+        let users = live("sum(q2o_loadgen_active_users)").await.unwrap_or(0.0);
+        let rate = live("sum(rate(q2o_loadgen_requests_total[5s]))").await.unwrap_or(0.0);
+        let p95 = live(LIVE_P95).await;
+        bar.set_position(elapsed.as_secs().min(total.as_secs()));
+        bar.set_message(format!(
+            "{users:.0} users, {rate:.0} req/s, p95 {}",
+            p95.map_or("-".into(), |p| format!("{:.1} ms", p * 1e3))
+        ));
+    }
+    bar.finish_and_clear();
+    Ok(injected)
+}
+
+/// The report's charts: latency percentiles and agent task rates from
+/// Prometheus, throughput, errors and users from the loadgen's per-second records.
+async fn charts(prometheus: &Prometheus, results: &RunResults, start: f64, end: f64) -> Vec<Chart> {
+    let step = ((end - start) / 300.0).max(1.0).ceil();
+    let mut latency = Vec::new();
+    for q in ["0.5", "0.95", "0.99"] {
+        let query = format!(
+            "histogram_quantile({q}, sum by (le) (rate(q2o_loadgen_request_duration_seconds_bucket{{step!=\"await_task\"}}[5s]))) * 1000"
+        );
+        if let Ok(series) = prometheus.range(&query, start, end, step).await {
+            for (_, points) in series {
+                latency.push((format!("p{}", &q[2..]), points.into_iter().map(|(t, v)| (t - start, v)).collect()));
+            }
+        }
+    }
+    let mut agents = Vec::new();
+    let query = "sum by (agent_type) (rate(q2o_agent_tasks_total{status=\"completed\"}[5s]))";
+    if let Ok(series) = prometheus.range(query, start, end, step).await {
+        for (labels, points) in series {
+            let name = labels.get("agent_type").cloned().unwrap_or_default();
+            agents.push((name, points.into_iter().map(|(t, v)| (t - start, v)).collect()));
+        }
+    }
+    let per_second = |f: &dyn Fn(&q2o_loadgen::recorder::Second) -> u64| -> Vec<(f64, f64)> {
+        results.seconds.iter().enumerate().map(|(i, s)| (i as f64, f(s) as f64)).collect()
+    };
+    vec![
+        Chart::over_time("API latency percentiles (client side)", "ms", latency),
+        Chart::over_time("Throughput", "requests/s", vec![("requests".into(), per_second(&|s| s.requests))]),
+        Chart::over_time("Errors", "failed requests/s", vec![("errors".into(), per_second(&|s| s.errors))]),
+        Chart::over_time("Users", "active users", vec![("users".into(), per_second(&|s| s.users))]),
+        Chart::over_time("Agent tasks completed", "tasks/s", agents),
+    ]
+}
+
+impl Summary {
+    /// The summary of a run that has just started: verdict `ERROR` until judged.
+    fn started(scenario: &Scenario, folder: &RunFolder, kind: EnvKind, sizes: Sizes) -> Summary {
+        let mut environment = Machine::here(String::new());
+        environment.kind = kind.as_str().into();
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            run_id: folder.id.clone(),
+            started_at: rfc3339(folder.started),
+            finished_at: String::new(),
+            verdict: "ERROR".into(),
+            reasons: Vec::new(),
+            environment,
+            sizes,
+            topology: scenario.topology.clone(),
+            criteria: Vec::new(),
+            alerts_firing: Vec::new(),
+            faults: Vec::new(),
+            error_burst: None,
+            recoveries: Vec::new(),
+            scrape: None,
+            slis: None,
+            dashboards: None,
+            alert_tests: None,
+            load: None,
+            files: Vec::new(),
+        }
+    }
+}
