@@ -285,7 +285,7 @@ async fn wait_ready(docker: &Docker, service: &Service, logged: usize) -> Result
     loop {
         let ready = match &service.ready {
             HostReady::Http(url) => client.get(url).send().await.is_ok_and(|r| r.status().is_success()),
-            HostReady::Tcp(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+            HostReady::Tcp(addr) => accepts(*addr).await,
             HostReady::LogLine(text) => log_text(docker, service.container.id()).await.matches(text).count() > logged,
         };
         if ready {
@@ -298,6 +298,19 @@ async fn wait_ready(docker: &Docker, service: &Service, logged: usize) -> Result
             return Err(format!("timed out; last log lines:\n{}", log_tail(docker, service.container.id()).await));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a server listens behind a published port. Docker's proxy accepts
+/// on the host before the container listens, then closes the connection: a
+/// server keeps it open (or greets), the proxy alone ends it at once.
+async fn accepts(addr: SocketAddr) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return false };
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut byte)).await {
+        Err(_) => true,
+        Ok(read) => read.is_ok_and(|n| n > 0),
     }
 }
 

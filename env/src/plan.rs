@@ -339,7 +339,9 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
     }
 
     if t.load_balancer {
-        let mut balancer = ServicePlan::new("load-balancer", ServiceKind::LoadBalancer, Ready::Tcp(PortKind::Http));
+        // Ready once it answers a replica's `/ready` through itself.
+        let ready = Ready::Http(PortKind::Http, "/ready");
+        let mut balancer = ServicePlan::new("load-balancer", ServiceKind::LoadBalancer, ready);
         // `-e`: nginx opens its default error log before reading the config's.
         balancer.args = vec![Arg::Text("-c".into()), Arg::ConfigFile];
         balancer.args.extend(text(&["-e", "stderr", "-p"]));

@@ -10,9 +10,33 @@ use q2o_common::metrics::names;
 /// Series Prometheus makes itself.
 const BUILT_IN: &[&str] = &["up", "ALERTS", "ALERTS_FOR_STATE"];
 
-/// PromQL words that are not series.
-const KEYWORDS: &[&str] =
-    &["and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"];
+/// PromQL words that are not series: operators, modifiers, and the
+/// aggregations (which may be followed by `by (...)` rather than their argument).
+const KEYWORDS: &[&str] = &[
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+];
 
 /// The series names a PromQL expression selects: identifiers that are not
 /// functions, keywords, label names or values, durations or numbers.
