@@ -16,6 +16,8 @@ are started, hurt and stopped.
 * [`environment::Environment`] is a started topology: its
   [`endpoints::Endpoints`], the backend, and a supervisor for the harness's
   own processes.
+* [`prometheus::Prometheus`] is a run's own Prometheus, a harness process
+  like the load generator: its config, its lifecycle, its HTTP API.
 * [`cpu`] reads what processes spent from the kernel's accounting.
 
 This crate knows nothing about gates, SLOs, load or reports.
@@ -33,6 +35,7 @@ pub mod error;
 pub mod local;
 pub mod plan;
 pub mod ports;
+pub mod prometheus;
 pub mod supervisor;
 pub mod topology;
 

@@ -356,6 +356,11 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
     plans
 }
 
+/// The services of `topology` by name, in start order (`redis`, `broker`, `gateway-0`, ...).
+pub fn service_names(topology: &Topology) -> Vec<String> {
+    plan(topology).into_iter().map(|s| s.name).collect()
+}
+
 /// What a backend knows of addresses and folders, for one service at a time.
 pub trait Resolve {
     /// The address `service` listens on for `port`.

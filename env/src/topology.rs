@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::plan;
-
 /// The services a phase runs.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -108,11 +106,6 @@ impl Topology {
             return bad("topology.redis_aof", "needs redis = true");
         }
         Ok(())
-    }
-
-    /// The services by name, in start order (`redis`, `broker`, `gateway-0`, ...).
-    pub fn service_names(&self) -> Vec<String> {
-        plan(self).into_iter().map(|s| s.name).collect()
     }
 
     /// The same topology at `n` gateway replicas, its agents processes scaled alike.

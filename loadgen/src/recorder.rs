@@ -19,43 +19,9 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static bounds are valid")
 }
 
-/// Which API a request used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// JSON over HTTP/1.1.
-    Rest,
-    /// Protobuf over HTTP/2.
-    Grpc,
-}
-
-impl std::str::FromStr for Protocol {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Protocol, String> {
-        match s {
-            "rest" => Ok(Protocol::Rest),
-            "grpc" => Ok(Protocol::Grpc),
-            other => Err(format!("unknown protocol `{other}` (rest or grpc)")),
-        }
-    }
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Protocol {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Rest => "rest",
-            Protocol::Grpc => "grpc",
-        }
-    }
-}
+// The protocol is part of a step's identity; kept reachable here, where
+// the recorder's keys name it.
+pub use crate::step::Protocol;
 
 /// Measurements of one (protocol, step).
 #[derive(Clone, Debug)]

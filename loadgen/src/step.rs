@@ -11,7 +11,43 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::recorder::Protocol;
+/// Which API a request used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// JSON over HTTP/1.1.
+    Rest,
+    /// Protobuf over HTTP/2.
+    Grpc,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Protocol, String> {
+        match s {
+            "rest" => Ok(Protocol::Rest),
+            "grpc" => Ok(Protocol::Grpc),
+            other => Err(format!("unknown protocol `{other}` (rest or grpc)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Protocol {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Rest => "rest",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
 
 /// One kind of request a user or the open model makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

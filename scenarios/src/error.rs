@@ -7,8 +7,8 @@ use q2o_env::EnvError;
 use q2o_env::binaries::Missing;
 use q2o_loadgen::results::ResultsError;
 
-use crate::prometheus::QueryError;
 use crate::scenario::{FlagError, ScenarioError};
+use q2o_env::prometheus::QueryError;
 
 /// The run itself failed (exit code 2).
 #[derive(Debug, thiserror::Error)]

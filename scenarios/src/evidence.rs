@@ -16,8 +16,8 @@ use q2o_slo::sli::{Criterion, Sli};
 use q2o_slo::slos::recorded_one_minute;
 
 use crate::error::RunError;
-use crate::prometheus::{Prometheus, unix_now};
-use crate::report::summary::{DashboardCoverage, EmptyPanel, ScrapeCoverage, SliCoverage};
+use q2o_env::prometheus::{Prometheus, unix_now};
+use q2o_report::summary::{DashboardCoverage, EmptyPanel, ScrapeCoverage, SliCoverage};
 
 /// What Prometheus says of each criterion's SLI over the last `window`, at `at`.
 pub async fn slis(

@@ -5,36 +5,16 @@
 use q2o_env::Environment;
 use q2o_env::backend::Recovery;
 use q2o_loadgen::recorder::Second;
+pub use q2o_report::faults::{ErrorBurst, Injected};
 use q2o_slo::sli::{Criterion, Op, Sli};
-use serde::Serialize;
 
 use crate::error::RunError;
 use crate::gate::{self, Judged, Source};
 use crate::scenario::Fault;
 
-/// A fault as injected.
-#[derive(Clone, Debug, Serialize)]
-pub struct Injected {
-    /// `kill`, `pause`, ...
-    pub action: &'static str,
-    /// The service.
-    pub service: String,
-    /// Seconds after the load started.
-    pub at: f64,
-    /// Whether the environment could do it (the service was running).
-    pub done: bool,
-    /// Seconds until the service was ready again (after `kill`, or after the `start` of a `stop`).
-    pub recovered_after: Option<f64>,
-    /// The scenario's `recover_within`, seconds.
-    pub expected_within: Option<f64>,
-    /// On the environment's clock, to match restarts to faults.
-    #[serde(skip)]
-    supervisor_at: f64,
-}
-
 /// Does `fault` to the environment now.
 pub async fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Result<Injected, RunError> {
-    let supervisor_at = env.clock();
+    let clock_at = env.clock();
     let done = env.inject(fault.action, &fault.service).await?;
     Ok(Injected {
         action: fault.action.as_str(),
@@ -43,7 +23,7 @@ pub async fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Resu
         done,
         recovered_after: None,
         expected_within: fault.recover_within.map(|d| d.as_secs_f64()),
-        supervisor_at,
+        clock_at,
     })
 }
 
@@ -51,11 +31,11 @@ pub async fn inject(env: &Environment, fault: &Fault, load_elapsed: f64) -> Resu
 pub fn attach_recoveries(injected: &mut [Injected], recoveries: &[Recovery]) {
     for i in 0..injected.len() {
         let since = match injected[i].action {
-            "kill" => injected[i].supervisor_at,
+            "kill" => injected[i].clock_at,
             // The restart of a stopped service is recorded from its stop.
             "start" => {
                 match injected[..i].iter().rev().find(|f| f.action == "stop" && f.service == injected[i].service) {
-                    Some(stop) => stop.supervisor_at,
+                    Some(stop) => stop.clock_at,
                     None => continue,
                 }
             }
@@ -85,22 +65,6 @@ pub fn judge(injected: &[Injected]) -> Vec<Judged> {
             Some(gate::judge_one(&criterion, None, None, f.recovered_after.map(|v| (v, Source::Supervisor))))
         })
         .collect()
-}
-
-/// The users' view of the faults: the burst of failures that begins at the
-/// first failure after the first fault and ends at the last failure before
-/// [`QUIET`] seconds pass without one (a lone failure long after is not the
-/// fault's).
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct ErrorBurst {
-    /// Requests that failed in the burst.
-    pub failed_requests: u64,
-    /// The second (after the load started) of the first of them.
-    pub first_failure_at: Option<f64>,
-    /// The second of the last of them.
-    pub last_failure_at: Option<f64>,
-    /// From the start of the first failing second to the end of the last: 0 when none failed.
-    pub seconds: f64,
 }
 
 /// Seconds without a failure that end a burst.
@@ -140,7 +104,7 @@ mod tests {
             done: true,
             recovered_after: None,
             expected_within: Some(10.0),
-            supervisor_at,
+            clock_at: supervisor_at,
         }
     }
 

@@ -22,14 +22,14 @@ use crate::evidence;
 use crate::faults::{self, ErrorBurst, Injected};
 use crate::gate::{self, Evidence};
 use crate::loadgen::Users;
-use crate::prometheus::{self, Prometheus, unix, unix_now};
-use crate::report::charts::Chart;
-use crate::report::summary::{
-    DashboardCoverage, FiringAlert, LoadFigures, Machine, SCHEMA_VERSION, ScrapeCoverage, Sizes, SliCoverage, Summary,
-};
 use crate::run_folder::{RunFolder, rfc3339};
 use crate::scenario::{Overrides, Scenario};
 use crate::session::{Interrupt, PrometheusPlan, Session, SessionPlan};
+use q2o_env::prometheus::{self, Prometheus, unix, unix_now};
+use q2o_report::charts::Chart;
+use q2o_report::summary::{
+    DashboardCoverage, FiringAlert, LoadFigures, Machine, SCHEMA_VERSION, ScrapeCoverage, Sizes, SliCoverage, Summary,
+};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -84,7 +84,7 @@ struct Measured {
 pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished, RunFailed> {
     let mut scenario = options.scenario.clone();
     let users_in_file = scenario.load.users;
-    options.overrides.apply(&mut scenario).map_err(RunError::from)?;
+    scenario.apply(&options.overrides).map_err(RunError::from)?;
     check_programs(&scenario, &options.binaries)?;
     if let Some((i, fault)) =
         scenario.faults.iter().enumerate().find(|(_, f)| f.action.needs_docker() && options.env == EnvKind::Local)
@@ -94,7 +94,7 @@ pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished,
     }
 
     let folder = RunFolder::create(&options.reports, &scenario.name)?;
-    let mut summary = Summary::started(&scenario, &folder, options.env, sizes(&scenario, users_in_file, &options));
+    let mut summary = started(&scenario, &folder, options.env, sizes(&scenario, users_in_file, &options));
     eprintln!(
         "q2o-bench: {} — starting the {} environment (logs in {})",
         scenario.name,
@@ -159,7 +159,7 @@ fn sizes(scenario: &Scenario, users_in_file: usize, options: &RunOptions) -> Siz
 /// Writes the report files and points `latest` at the run.
 fn write(folder: &RunFolder, summary: &mut Summary, charts: &[Chart]) -> Result<(), RunFailed> {
     summary.files = summary_files(&folder.dir);
-    crate::report::write_all(&folder.dir, summary, charts).map_err(|source| RunFailed {
+    q2o_report::write_all(&folder.dir, summary, charts).map_err(|source| RunFailed {
         error: RunError::Io { path: folder.dir.clone(), source },
         dir: Some(folder.dir.clone()),
     })?;
@@ -439,34 +439,32 @@ async fn charts(prometheus: &Prometheus, results: &RunResults, start: f64, end: 
     ]
 }
 
-impl Summary {
-    /// The summary of a run that has just started: verdict `ERROR` until judged.
-    fn started(scenario: &Scenario, folder: &RunFolder, kind: EnvKind, sizes: Sizes) -> Summary {
-        let mut environment = Machine::here(String::new());
-        environment.kind = kind.as_str().into();
-        Summary {
-            schema_version: SCHEMA_VERSION,
-            scenario: scenario.name.clone(),
-            description: scenario.description.clone(),
-            run_id: folder.id.clone(),
-            started_at: rfc3339(folder.started),
-            finished_at: String::new(),
-            verdict: "ERROR".into(),
-            reasons: Vec::new(),
-            environment,
-            sizes,
-            topology: scenario.topology.clone(),
-            criteria: Vec::new(),
-            alerts_firing: Vec::new(),
-            faults: Vec::new(),
-            error_burst: None,
-            recoveries: Vec::new(),
-            scrape: None,
-            slis: None,
-            dashboards: None,
-            alert_tests: None,
-            load: None,
-            files: Vec::new(),
-        }
+/// The summary of a run that has just started: verdict `ERROR` until judged.
+fn started(scenario: &Scenario, folder: &RunFolder, kind: EnvKind, sizes: Sizes) -> Summary {
+    let mut environment = Machine::here(String::new());
+    environment.kind = kind.as_str().into();
+    Summary {
+        schema_version: SCHEMA_VERSION,
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        run_id: folder.id.clone(),
+        started_at: rfc3339(folder.started),
+        finished_at: String::new(),
+        verdict: "ERROR".into(),
+        reasons: Vec::new(),
+        environment,
+        sizes,
+        topology: scenario.topology.clone(),
+        criteria: Vec::new(),
+        alerts_firing: Vec::new(),
+        faults: Vec::new(),
+        error_burst: None,
+        recoveries: Vec::new(),
+        scrape: None,
+        slis: None,
+        dashboards: None,
+        alert_tests: None,
+        load: None,
+        files: Vec::new(),
     }
 }

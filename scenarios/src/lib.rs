@@ -8,14 +8,14 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
   command line changes. [`scenario_file::ScenarioFile`] tells a gate file
   from a comparison file by parsing it.
 * A [`session::Session`] is what every kind of run shares: the topology
-  started by `q2o-env`, optionally the run's [`prometheus::Prometheus`], and
+  started by `q2o-env`, optionally the run's Prometheus, and
   the command's [`session::Interrupt`]; a [`run_folder::RunFolder`] is where
   it writes. [`error::RunError`] says why a run failed.
 * [`gate_run::run`] drives one gate run: [`loadgen::Users`], the faults on
   time ([`faults`]), the [`gate::Evidence`] gathered from Prometheus, Redis
-  and promtool ([`evidence`]), the verdicts ([`gate::judge`], pure), and
-  [`report`]: `summary.json`, `report.md`, `report.html` (plotters charts
-  inline) and `junit.xml`.
+  and promtool ([`evidence`]), the verdicts ([`gate::judge`], pure), and the
+  report that `q2o-report` writes: `summary.json`, `report.md`, `report.html`
+  and `junit.xml`.
 * [`compare`] runs REST against gRPC in alternating open-model rounds
   ([`loadgen::OpenStep`]); [`capacity`] searches the knee at several replica
   counts and fits the Universal Scalability Law.
@@ -33,9 +33,7 @@ pub mod gate;
 pub mod gate_run;
 pub mod loadgen;
 mod progress;
-pub mod prometheus;
 pub mod regression;
-pub mod report;
 pub mod rules;
 pub mod run_folder;
 pub mod scenario;

@@ -188,7 +188,7 @@ impl Scenario {
         if self.load.protocols.get(&Protocol::Grpc).is_some_and(|w| *w > 0) && t.monolith {
             return bad("load.protocols", "the monolith serves REST only (phase0)".into());
         }
-        let services = t.service_names();
+        let services = q2o_env::plan::service_names(t);
         for (i, fault) in self.faults.iter().enumerate() {
             if !services.contains(&fault.service) {
                 return bad(
@@ -277,52 +277,28 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// Sizes set on the command line; the report says plainly that they were.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Overrides {
-    /// `--users`.
-    pub users: Option<usize>,
-    /// `--duration` (the hold).
-    #[serde(with = "option_seconds")]
-    pub duration: Option<Duration>,
-    /// `--scale`: multiplies the users.
-    pub scale: Option<f64>,
-}
+/// Sizes set on the command line (the report's own record of them).
+pub use q2o_report::summary::Overrides;
 
-mod option_seconds {
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&d.as_secs_f64()),
-            None => s.serialize_none(),
-        }
-    }
-}
-
-impl Overrides {
-    /// Whether any size was changed.
-    pub fn any(&self) -> bool {
-        self.users.is_some() || self.duration.is_some() || self.scale.is_some()
-    }
-
-    /// Applies the overrides. The ramp rate stays the file's (a smaller run
+impl Scenario {
+    /// Applies `overrides`. The ramp rate stays the file's (a smaller run
     /// ramps up sooner), and a `users_reached` target that asked for the file's
     /// users asks for the users run instead.
-    pub fn apply(&self, scenario: &mut Scenario) -> Result<(), FlagError> {
+    pub fn apply(&mut self, overrides: &Overrides) -> Result<(), FlagError> {
+        let (scenario, this) = (self, overrides);
         let original = scenario.load.users;
         let planned = |s: &Scenario| {
             let plan = s.user_plan();
             plan.ramp_up() + plan.hold
         };
         let original_span = planned(scenario);
-        if let Some(scale) = self.scale {
+        if let Some(scale) = this.scale {
             if !(scale.is_finite() && scale > 0.0) {
                 return Err(FlagError { flag: "--scale", reason: format!("must be a positive number, got {scale}") });
             }
             scenario.load.users = ((original as f64 * scale).round() as usize).max(1);
         }
-        if let Some(users) = self.users {
+        if let Some(users) = this.users {
             if users == 0 {
                 return Err(FlagError { flag: "--users", reason: "must be at least 1".into() });
             }
@@ -333,7 +309,7 @@ impl Overrides {
                 criterion.target = scenario.load.users as f64;
             }
         }
-        if let Some(duration) = self.duration {
+        if let Some(duration) = this.duration {
             if duration.is_zero() {
                 return Err(FlagError { flag: "--duration", reason: "must be positive".into() });
             }
@@ -437,11 +413,11 @@ target = 0.05
         let (_d, path) = write(&text);
         let mut scenario = Scenario::load(&path).unwrap();
         let overrides = Overrides { scale: Some(0.1), duration: Some(Duration::from_secs(5)), users: None };
-        overrides.apply(&mut scenario).unwrap();
+        scenario.apply(&overrides).unwrap();
         assert_eq!(scenario.load.users, 10);
         assert_eq!(scenario.criteria[1].target, 10.0, "users_reached follows the users run");
         assert_eq!(scenario.load.hold, Duration::from_secs(5));
-        let err = Overrides { scale: Some(-1.0), ..Default::default() }.apply(&mut scenario).unwrap_err();
+        let err = scenario.apply(&Overrides { scale: Some(-1.0), ..Default::default() }).unwrap_err();
         assert!(err.to_string().contains("--scale"));
     }
 
@@ -455,7 +431,7 @@ target = 0.05
         let mut scenario = Scenario::load(&path).unwrap();
         let before = scenario.user_plan();
         let span = (before.ramp_up() + before.hold).as_secs_f64();
-        Overrides { duration: Some(Duration::from_secs(10)), ..Default::default() }.apply(&mut scenario).unwrap();
+        scenario.apply(&Overrides { duration: Some(Duration::from_secs(10)), ..Default::default() }).unwrap();
         let after = scenario.user_plan();
         let factor = (after.ramp_up() + after.hold).as_secs_f64() / span;
         let at: Vec<f64> = scenario.faults.iter().map(|f| f.at.as_secs_f64()).collect();

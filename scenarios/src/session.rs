@@ -13,7 +13,7 @@ use q2o_env::{EnvKind, Environment};
 use tokio::sync::watch;
 
 use crate::error::RunError;
-use crate::prometheus::Prometheus;
+use q2o_env::prometheus::Prometheus;
 
 /// The command's stop signal (Ctrl-C, SIGTERM), which any number of waits share.
 #[derive(Clone, Debug)]

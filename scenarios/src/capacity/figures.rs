@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::capacity::knee::Knee;
 use crate::capacity::usl::{self, Fit};
-use crate::report::summary::Machine;
+use q2o_report::summary::Machine;
 
 /// Share of the offered rate a step must answer to hold.
 pub const MIN_ANSWERED: f64 = 0.95;

@@ -6,8 +6,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::figures::{CapacityReport, Needed};
-use crate::report::charts::Chart;
-use crate::report::junit::{self, Case};
+use q2o_report::charts::Chart;
+use q2o_report::junit::{self, Case};
 use q2o_slo::sli::{Criterion, Sli};
 
 /// Writes the three files into `dir`.
@@ -228,6 +228,6 @@ fn charts(r: &CapacityReport, criteria: &[Criterion]) -> Vec<Chart> {
 
 fn html(r: &CapacityReport, charts: &[Chart]) -> String {
     let status = if r.met { "MET" } else { "NOT MET" };
-    let body = crate::report::html::markdown_tables(&markdown(r));
-    crate::report::html::page(&format!("{} capacity", r.scenario), status, r.met, &body, "Plots", charts)
+    let body = q2o_report::html::markdown_tables(&markdown(r));
+    q2o_report::html::page(&format!("{} capacity", r.scenario), status, r.met, &body, "Plots", charts)
 }

@@ -1,7 +1,7 @@
 //! The comparison file (`scenarios/rest-vs-grpc.toml`): the topology, and
 //! the rounds' rate, length and operations. A scenario file has `[load]`; a
 //! comparison file has `[compare]` instead, and `q2o-bench run` takes either
-//! ([`crate::scenario_file::ScenarioFile`]).
+//! (`ScenarioFile` tells them apart by parsing).
 
 use std::collections::BTreeMap;
 use std::path::Path;

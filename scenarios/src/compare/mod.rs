@@ -23,11 +23,11 @@ use q2o_loadgen::recorder::Protocol;
 
 use crate::error::{RunError, RunFailed};
 use crate::loadgen::OpenStep;
-use crate::report::summary::Machine;
 use crate::run_folder::{RunFolder, rfc3339};
 use crate::scenario::default_api_key;
 use crate::session::{Interrupt, Session, SessionPlan};
 use file::ComparisonFile;
+use q2o_report::summary::Machine;
 use report::ComparisonReport;
 use rounds::{Measured, Round};
 

@@ -17,10 +17,10 @@ use super::file::ComparisonFile;
 use super::measure::PayloadRow;
 use super::rounds::{Measured, Round};
 use crate::capacity::stats::{RatioCi, ratio_ci, samples};
-use crate::report::charts::Chart;
-use crate::report::junit::{self, Case};
-use crate::report::summary::{LoadFigures, Machine};
-use crate::report::xml::escape;
+use q2o_report::charts::Chart;
+use q2o_report::junit::{self, Case};
+use q2o_report::summary::{LoadFigures, Machine};
+use q2o_report::xml::escape;
 
 /// The version of `comparison.json`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -523,9 +523,9 @@ fn html(r: &ComparisonReport, charts: &[Chart]) -> String {
     let body = format!(
         "<p id=\"fifty-x\"><strong>{}</strong></p>\n{}",
         escape(&r.verdict),
-        crate::report::html::markdown_tables(&markdown(r))
+        q2o_report::html::markdown_tables(&markdown(r))
     );
-    crate::report::html::page(&r.name, status, r.valid, &body, "Latency by percentile", charts)
+    q2o_report::html::page(&r.name, status, r.valid, &body, "Latency by percentile", charts)
 }
 
 /// One round's line of the report.

@@ -37,13 +37,14 @@
 
 use serde::Serialize;
 
+use std::time::Duration;
+
 use q2o_env::backend::Recovery;
 use q2o_env::topology::Topology;
 pub use q2o_slo::alert_tests::AlertTestCoverage;
 
 use crate::faults::{ErrorBurst, Injected};
-use crate::gate::Judged;
-use crate::scenario::Overrides;
+use crate::judged::Judged;
 
 /// The version written to `schema_version`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -153,6 +154,36 @@ pub struct Sizes {
     pub scaled: bool,
     /// The changes.
     pub overrides: Overrides,
+}
+
+/// Sizes set on the command line; the report says plainly that they were.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Overrides {
+    /// `--users`.
+    pub users: Option<usize>,
+    /// `--duration` (the hold).
+    #[serde(with = "option_seconds")]
+    pub duration: Option<Duration>,
+    /// `--scale`: multiplies the users.
+    pub scale: Option<f64>,
+}
+
+impl Overrides {
+    /// Whether any size was changed.
+    pub fn any(&self) -> bool {
+        self.users.is_some() || self.duration.is_some() || self.scale.is_some()
+    }
+}
+
+mod option_seconds {
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// Prometheus's scrape targets at the end of the hold.

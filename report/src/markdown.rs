@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use crate::gate::Verdict;
-use crate::report::summary::Summary;
+use crate::judged::Verdict;
+use crate::summary::Summary;
 
 /// The Markdown report of a summary.
 pub fn render(s: &Summary) -> String {
@@ -70,7 +70,7 @@ pub fn render(s: &Summary) -> String {
         }
         md.push('\n');
     }
-    for line in crate::report::lines::coverage_lines(s) {
+    for line in crate::lines::coverage_lines(s) {
         let _ = writeln!(md, "{}\n", line.sentence);
         for missing in &line.missing {
             let _ = writeln!(md, "- {missing}");
@@ -79,7 +79,7 @@ pub fn render(s: &Summary) -> String {
             md.push('\n');
         }
     }
-    let faults = crate::report::lines::fault_lines(s);
+    let faults = crate::lines::fault_lines(s);
     if !faults.is_empty() {
         md.push_str("## Faults and restarts\n\n");
         for line in faults {

@@ -3,12 +3,12 @@
 
 use std::fmt::Write;
 
-use crate::gate::Verdict;
-use crate::report::charts::Chart;
-use crate::report::summary::Summary;
-use crate::report::xml::escape;
+use crate::charts::Chart;
+use crate::judged::Verdict;
+use crate::summary::Summary;
+use crate::xml::escape;
 
-pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1000px;color:#222}\
+pub const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1000px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
 th{background:#f4f4f4}.GO{color:#1a7f37}.NO-GO,.ERROR{color:#cf222e}.fail{background:#ffebe9}\
 .warn{background:#fff8c5}.chart{margin:1em 0}.note{color:#555;font-size:90%}p,td{overflow-wrap:anywhere}";
@@ -107,7 +107,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
         }
         h.push_str("</table>\n");
     }
-    for line in crate::report::lines::coverage_lines(s) {
+    for line in crate::lines::coverage_lines(s) {
         let _ = write!(h, "<p id=\"{}\">{}</p>", line.id, escape(&line.sentence));
         if !line.missing.is_empty() {
             h.push_str("<ul>");
@@ -117,7 +117,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
             h.push_str("</ul>\n");
         }
     }
-    let faults = crate::report::lines::fault_lines(s);
+    let faults = crate::lines::fault_lines(s);
     if !faults.is_empty() {
         h.push_str("<h2>Faults and restarts</h2><ul id=\"faults\">");
         for line in faults {
@@ -140,7 +140,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
 /// tables, `- ` items and plain lines (the `# ` title and `**` lines are left
 /// to the caller). The comparison and capacity reports print their tables once, in
 /// Markdown, and show the same tables in HTML.
-pub(crate) fn markdown_tables(md: &str) -> String {
+pub fn markdown_tables(md: &str) -> String {
     let mut h = String::new();
     let mut in_table = false;
     let mut header = false;
@@ -182,7 +182,7 @@ pub(crate) fn markdown_tables(md: &str) -> String {
 }
 
 /// Each chart as inline SVG, or a line saying it had no data.
-pub(crate) fn charts_html(charts: &[Chart]) -> String {
+pub fn charts_html(charts: &[Chart]) -> String {
     let mut h = String::new();
     for chart in charts {
         match chart.svg() {
@@ -199,14 +199,7 @@ pub(crate) fn charts_html(charts: &[Chart]) -> String {
 
 /// A self-contained page: `<h1>` with `heading` and a `status` badge (green
 /// when `good`), then `body` (HTML), then the charts under `charts_heading`.
-pub(crate) fn page(
-    heading: &str,
-    status: &str,
-    good: bool,
-    body: &str,
-    charts_heading: &str,
-    charts: &[Chart],
-) -> String {
+pub fn page(heading: &str, status: &str, good: bool, body: &str, charts_heading: &str, charts: &[Chart]) -> String {
     let mut h = String::new();
     let _ = write!(
         h,

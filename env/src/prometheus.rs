@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use q2o_env::EnvError;
-use q2o_env::endpoints::ScrapeTarget;
-use q2o_env::ports::free_addr;
-use q2o_env::supervisor::{Readiness, ServiceSpec, Supervisor};
+use crate::endpoints::ScrapeTarget;
+use crate::error::EnvError;
+use crate::ports::free_addr;
+use crate::supervisor::{Readiness, ServiceSpec, Supervisor};
 
 /// `t` in the seconds since the epoch that Prometheus's API speaks.
 pub fn unix(t: std::time::SystemTime) -> f64 {

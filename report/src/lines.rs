@@ -1,18 +1,19 @@
 //! The sentences both gate reports print: the run's coverage figures and
 //! what its faults did.
 
-use crate::report::summary::Summary;
+use crate::summary::Summary;
 
 /// One coverage figure of a run, as both reports print it: an HTML id, the
 /// sentence, and what is missing.
-pub(crate) struct CoverageLine {
-    pub(crate) id: &'static str,
-    pub(crate) sentence: String,
-    pub(crate) missing: Vec<String>,
+#[derive(Debug)]
+pub struct CoverageLine {
+    pub id: &'static str,
+    pub sentence: String,
+    pub missing: Vec<String>,
 }
 
 /// The run's coverage figures: scrape targets, recording rules, dashboard queries, alert tests.
-pub(crate) fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
+pub fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
     let mut lines = Vec::new();
     if let Some(t) = &s.scrape {
         lines.push(CoverageLine {
@@ -54,7 +55,7 @@ pub(crate) fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
 }
 
 /// The "Faults and restarts" section as lines, empty when nothing happened.
-pub(crate) fn fault_lines(s: &Summary) -> Vec<String> {
+pub fn fault_lines(s: &Summary) -> Vec<String> {
     let mut lines = Vec::new();
     for f in &s.faults {
         let outcome = match (f.done, f.recovered_after) {

@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::gate::Verdict;
-use crate::report::summary::Summary;
-use crate::report::xml::escape;
+use crate::judged::Verdict;
+use crate::summary::Summary;
+use crate::xml::escape;
 
 /// The JUnit XML of a summary.
 pub fn render(summary: &Summary) -> String {
@@ -62,14 +62,14 @@ pub fn render(summary: &Summary) -> String {
 
 /// One test case of a plain suite: its name, and the failure message if it failed.
 #[derive(Debug)]
-pub(crate) struct Case {
-    pub(crate) name: String,
-    pub(crate) failure: Option<String>,
-    pub(crate) output: String,
+pub struct Case {
+    pub name: String,
+    pub failure: Option<String>,
+    pub output: String,
 }
 
 /// A suite of plain cases: the comparison's rounds, the capacity run's knees.
-pub(crate) fn suite(name: &str, timestamp: &str, cases: &[Case]) -> String {
+pub fn suite(name: &str, timestamp: &str, cases: &[Case]) -> String {
     let failures = cases.iter().filter(|c| c.failure.is_some()).count();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let n = cases.len();
