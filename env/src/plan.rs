@@ -133,6 +133,19 @@ fn text(values: &[&str]) -> Vec<Arg> {
     values.iter().map(|v| Arg::Text((*v).to_owned())).collect()
 }
 
+/// `--config <file> --http-addr <listen> --grpc-addr <listen>`: how our
+/// gateway and agents are told where to listen.
+fn config_http_grpc() -> Vec<Arg> {
+    vec![
+        Arg::Text("--config".into()),
+        Arg::ConfigFile,
+        Arg::Text("--http-addr".into()),
+        Arg::Listen(PortKind::Http, Scheme::Bare),
+        Arg::Text("--grpc-addr".into()),
+        Arg::Listen(PortKind::Grpc, Scheme::Bare),
+    ]
+}
+
 /// A service's config file, by what it holds; rendered once addresses exist.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConfigFile {
@@ -295,14 +308,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
     for i in 0..t.agent_processes {
         let mut agents =
             ServicePlan::new(format!("agents-{i}"), ServiceKind::Agents, Ready::Http(PortKind::Http, "/ready"));
-        agents.args = vec![
-            Arg::Text("--config".into()),
-            Arg::ConfigFile,
-            Arg::Text("--http-addr".into()),
-            Arg::Listen(PortKind::Http, Scheme::Bare),
-            Arg::Text("--grpc-addr".into()),
-            Arg::Listen(PortKind::Grpc, Scheme::Bare),
-        ];
+        agents.args = config_http_grpc();
         agents.env = vec![("Q2O_REDIS_URL", redis_url.clone())];
         agents.config = Some(ConfigFile::Agents {
             inter_agent: t.inter_agent,
@@ -318,14 +324,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
     let gateways: Vec<String> = (0..t.gateways).map(|i| format!("gateway-{i}")).collect();
     for name in &gateways {
         let mut gateway = ServicePlan::new(name.clone(), ServiceKind::Gateway, Ready::Http(PortKind::Http, "/ready"));
-        gateway.args = vec![
-            Arg::Text("--config".into()),
-            Arg::ConfigFile,
-            Arg::Text("--http-addr".into()),
-            Arg::Listen(PortKind::Http, Scheme::Bare),
-            Arg::Text("--grpc-addr".into()),
-            Arg::Listen(PortKind::Grpc, Scheme::Bare),
-        ];
+        gateway.args = config_http_grpc();
         if t.search {
             gateway.args.push(Arg::Text("--search-url".into()));
             gateway.args.push(Arg::Peer(port("search", PortKind::Http), Scheme::Http));

@@ -39,6 +39,17 @@ impl Default for CommonArgs {
 }
 
 impl CommonArgs {
+    /// The flags of child `i` of a `--processes` run whose results go to
+    /// `out/part-<i>`: one process each, its metrics (if any) on a port of its own.
+    pub fn child(&self, out: &std::path::Path, i: usize) -> CommonArgs {
+        CommonArgs {
+            processes: 1,
+            out: Some(crate::fanout::part_dir(out, i)),
+            metrics_addr: self.metrics_addr.map(|_| SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..self.clone()
+        }
+    }
+
     fn push_args(&self, args: &mut Vec<String>) {
         args.extend(["--grpc-channels".into(), self.grpc_channels.to_string()]);
         if let Some(out) = &self.out {

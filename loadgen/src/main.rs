@@ -9,7 +9,7 @@ use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_loadgen::OpenRun;
 use q2o_loadgen::arrival::ArrivalSchedule;
 use q2o_loadgen::command::{RunCommand, UsersCommand};
-use q2o_loadgen::fanout::{self, part_dir};
+use q2o_loadgen::fanout;
 use q2o_loadgen::journeys::ClosedRun;
 use q2o_loadgen::metrics::{ClientMetrics, serve};
 use q2o_loadgen::recorder::Protocol;
@@ -86,9 +86,6 @@ fn split_out(processes: u32, out: &Option<PathBuf>) -> anyhow::Result<Option<&Pa
     out.as_ref().context("--processes needs --out (the children's results are merged there)").map(Some)
 }
 
-/// The children's metrics listen on ports of their own.
-const ANY_PORT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
-
 async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
     let plan = command.plan()?;
     if let Some(out) = split_out(command.common.processes, &command.common.out)? {
@@ -101,9 +98,7 @@ async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
                 let mut child = command.clone();
                 // Spread the remainder over the first processes.
                 child.users = plan.users / n + usize::from(i < plan.users % n);
-                child.common.processes = 1;
-                child.common.out = Some(part_dir(out, i));
-                child.common.metrics_addr = command.common.metrics_addr.map(|_| ANY_PORT);
+                child.common = command.common.child(out, i);
                 child.to_args()
             })
             .collect();
@@ -154,9 +149,7 @@ async fn open_run(command: RunCommand) -> anyhow::Result<ExitCode> {
                 let mut child = command.clone();
                 child.rate = command.rate / f64::from(n);
                 child.ramp_to = command.ramp_to.map(|end| end / f64::from(n));
-                child.common.processes = 1;
-                child.common.out = Some(part_dir(out, i));
-                child.common.metrics_addr = command.common.metrics_addr.map(|_| ANY_PORT);
+                child.common = command.common.child(out, i);
                 child.to_args()
             })
             .collect();

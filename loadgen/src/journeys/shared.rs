@@ -16,42 +16,28 @@ use crate::outcome::Outcome;
 use crate::recorder::{Protocol, Recorder, StepKey};
 use crate::step::Step;
 
-/// The steps a closed-model run records, by protocol. Both protocols search
-/// over REST (the gateway has no gRPC search); `await_task` is the time from
-/// submitting a task until the user sees it finished (polls or stream).
-pub const REST_STEPS: &[Step] = &[
-    Step::Login,
-    Step::CreateProject,
-    Step::ListProjects,
-    Step::GetProject,
-    Step::ProjectStatus,
-    Step::SubmitTask,
-    Step::PollTask,
-    Step::AwaitTask,
-    Step::Search,
-];
-/// See [`REST_STEPS`].
-pub const GRPC_STEPS: &[Step] = &[
-    Step::Login,
-    Step::CreateProject,
-    Step::ListProjects,
-    Step::GetProject,
-    Step::ProjectStatus,
-    Step::SubmitTask,
-    Step::AwaitTask,
-];
+/// The steps a closed-model user takes over `protocol`: every journey's but
+/// the open model's own (`review`, `get`), and over gRPC only those with a
+/// gRPC route (users poll and search over REST). `await_task` is the time
+/// from submitting a task until the user sees it finished (polls or stream).
+fn closed_steps(protocol: Protocol) -> impl Iterator<Item = Step> {
+    Step::ALL
+        .into_iter()
+        .filter(|s| !matches!(s, Step::Review | Step::Get))
+        .filter(move |s| protocol == Protocol::Rest || s.has_grpc())
+}
 
 /// The step keys of a run over `protocols`, in recorder order.
 pub fn step_keys(protocols: &[Protocol]) -> Vec<StepKey> {
     let mut keys: Vec<StepKey> = Vec::new();
     if protocols.contains(&Protocol::Rest) {
-        keys.extend(REST_STEPS.iter().map(|s| (Protocol::Rest, *s)));
+        keys.extend(closed_steps(Protocol::Rest).map(|s| (Protocol::Rest, s)));
     } else {
         // Search goes over REST for every user.
         keys.push((Protocol::Rest, Step::Search));
     }
     if protocols.contains(&Protocol::Grpc) {
-        keys.extend(GRPC_STEPS.iter().map(|s| (Protocol::Grpc, *s)));
+        keys.extend(closed_steps(Protocol::Grpc).map(|s| (Protocol::Grpc, s)));
     }
     keys
 }
