@@ -54,6 +54,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
             Verdict::Warn => ("warn", "warn"),
             Verdict::Fail => ("fail", "FAIL"),
             Verdict::NoData => ("fail", "NO DATA"),
+            Verdict::Recorded => ("", "recorded"),
         };
         let _ = writeln!(
             h,

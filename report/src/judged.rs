@@ -16,6 +16,8 @@ pub enum Verdict {
     Fail,
     /// Nothing measured it: the gate cannot pass on faith.
     NoData,
+    /// Measured for the baseline and not judged (a `record_only` criterion).
+    Recorded,
 }
 
 /// Who measured the value a verdict rests on.

@@ -45,7 +45,7 @@ pub fn render(summary: &Summary) -> String {
                     escape(c.note.as_deref().unwrap_or(""))
                 );
             }
-            Verdict::Warn | Verdict::Pass => {
+            Verdict::Warn | Verdict::Pass | Verdict::Recorded => {
                 let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&line));
             }
         }

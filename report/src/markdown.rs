@@ -33,6 +33,7 @@ pub fn render(s: &Summary) -> String {
             Verdict::Warn => "WARN",
             Verdict::Fail => "**FAIL**",
             Verdict::NoData => "**NO DATA**",
+            Verdict::Recorded => "recorded",
         };
         let _ = writeln!(
             md,

@@ -61,6 +61,7 @@ pub fn judge(injected: &[Injected]) -> Vec<Judged> {
                 op: Op::Lt,
                 target: within,
                 warning: None,
+                record_only: false,
             };
             Some(gate::judge_one(&criterion, None, None, f.recovered_after.map(|v| (v, Source::Supervisor))))
         })

@@ -49,6 +49,7 @@ pub fn judge(evidence: &Evidence, criteria: &[Criterion]) -> Vec<Judged> {
                 Sli::DashboardCoverage => evidence.dashboard_coverage.map(|v| (v, Source::Prometheus)),
                 Sli::SliCoverage => evidence.sli_coverage.map(|v| (v, Source::Prometheus)),
                 Sli::TasksUnfinished => evidence.tasks_unfinished.map(|v| (v, Source::Redis)),
+                Sli::TaskSuccess => None,
                 Sli::AlertTestCoverage => evidence.alert_test_coverage.map(|v| (v, Source::Promtool)),
                 // A restart that never became ready counts as never: no value, so NO-GO.
                 Sli::RecoverySeconds => evidence
@@ -84,6 +85,12 @@ pub fn exact(sli: Sli, results: &RunResults) -> Option<f64> {
         Sli::ErrorRate => share(&|o| !o.is_ok()),
         Sli::Availability => share(&|o| o.is_server_fault()).map(|bad| 1.0 - bad),
         Sli::UsersReached => results.seconds.iter().map(|s| s.users).max().map(|u| u as f64),
+        Sli::TaskSuccess => {
+            let waits = results.steps.iter().filter(|s| s.step == Step::AwaitTask);
+            let (total, ok) =
+                waits.fold((0, 0), |(t, k), s| (t + s.outcomes_where(|_| true), k + s.outcomes_where(|o| o.is_ok())));
+            (total > 0).then(|| ok as f64 / total as f64)
+        }
         _ => None,
     }
 }
@@ -103,6 +110,7 @@ pub fn judge_one(
         (None, None, None) => (None, Source::None),
     };
     let verdict = match measured {
+        _ if criterion.record_only => Verdict::Recorded,
         None => Verdict::NoData,
         Some(v) if !criterion.op.holds(v, criterion.target) => Verdict::Fail,
         Some(v) if criterion.warning.is_some_and(|w| !criterion.op.holds(v, w)) => Verdict::Warn,
@@ -157,9 +165,9 @@ fn disagreement(sli: Sli, exact: f64, prometheus: f64) -> Option<String> {
     }
 }
 
-/// GO when every criterion passed or only warned.
+/// GO when every criterion passed, only warned, or was only recorded.
 pub fn decide(judged: &[Judged]) -> bool {
-    judged.iter().all(|j| matches!(j.verdict, Verdict::Pass | Verdict::Warn))
+    judged.iter().all(|j| matches!(j.verdict, Verdict::Pass | Verdict::Warn | Verdict::Recorded))
 }
 
 /// One sentence per criterion that failed or had no data.
@@ -191,7 +199,7 @@ mod tests {
     use super::*;
 
     fn criterion(sli: Sli, op: Op, target: f64, warning: Option<f64>) -> Criterion {
-        Criterion { name: "c".into(), sli, op, target, warning }
+        Criterion { name: "c".into(), sli, op, target, warning, record_only: false }
     }
 
     #[test]

@@ -66,8 +66,14 @@ fn the_knee_of_a_server_with_a_known_capacity_is_found_within_15_percent() {
         let capacity = 400.0;
         let addr = fixed_rate_server(capacity).await;
         let dir = ScratchDir::new("knee").unwrap();
-        let criteria =
-            [Criterion { name: "p95".into(), sli: Sli::ApiLatencyP95, op: Op::Lt, target: 0.050, warning: None }];
+        let criteria = [Criterion {
+            name: "p95".into(),
+            sli: Sli::ApiLatencyP95,
+            op: Op::Lt,
+            target: 0.050,
+            warning: None,
+            record_only: false,
+        }];
         let step = |rate: f64| {
             let mut command =
                 RunCommand::new(Endpoints::default(), "get".parse().unwrap(), rate, Duration::from_secs(3));

@@ -77,13 +77,17 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
 
     // Every criterion measured, by this run: the values agree with this run's loadgen records.
     let criteria = summary["criteria"].as_array().unwrap();
-    assert_eq!(criteria.len(), 5);
+    assert_eq!(criteria.len(), 8);
     for c in criteria {
         assert!(c["measured"].is_number(), "{} has no value: {c}", c["name"]);
     }
     let by_name = |n: &str| criteria.iter().find(|c| c["name"] == n).unwrap();
     assert_eq!(by_name("users")["exact"], 200.0, "all 200 users were active at once");
     assert_eq!(by_name("events_lost")["source"], "prometheus");
+    // Errors and tasks are judged: from the loadgen's exact counts, and from Redis.
+    assert_eq!(by_name("availability")["source"], "loadgen-hdr");
+    assert_eq!(by_name("task_success")["source"], "loadgen-hdr");
+    assert_eq!(by_name("tasks_unfinished")["source"], "redis");
     assert!(by_name("inter_agent_p95")["prometheus"].as_f64().unwrap() > 0.0, "coder tasks called QA over gRPC");
     let results: Value = serde_json::from_slice(&std::fs::read(dir.join("loadgen/results.json")).unwrap()).unwrap();
     let requests: u64 = results["steps"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).sum();
@@ -112,7 +116,7 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     assert!(html.contains("<svg"), "charts are inline SVG");
     assert!(!html.contains("<script") && !html.contains("src=\"http"), "the page is self-contained");
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert_eq!(junit.matches("<testcase").count(), 5, "one test case per criterion");
+    assert_eq!(junit.matches("<testcase").count(), 8, "one test case per criterion");
 
     assert!(processes_mentioning(&dir).is_empty(), "left running: {:?}", processes_mentioning(&dir));
     let prometheus_yml = std::fs::read_to_string(dir.join("prometheus.yml")).unwrap();

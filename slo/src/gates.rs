@@ -70,7 +70,8 @@ impl GateAlert<'_> {
 /// The gate alerts of a scenario, in rule order.
 fn gate_alerts(scenario: Gate<'_>) -> Vec<GateAlert<'_>> {
     let mut alerts = Vec::new();
-    for criterion in scenario.criteria.iter().filter(|c| alerting(c.sli)) {
+    // A criterion recorded for a baseline is not a gate, so it has no alert.
+    for criterion in scenario.criteria.iter().filter(|c| alerting(c.sli) && !c.record_only) {
         let name = format!("Q2OGate{}{}", camel(scenario.phase), camel(&criterion.name));
         alerts.push(GateAlert {
             name: name.clone(),

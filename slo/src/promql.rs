@@ -47,6 +47,12 @@ pub fn promql(sli: Sli, window: &str) -> Option<String> {
             requests("")
         ),
         Sli::Availability => format!("1 - ({} or vector(0)) / {}", requests(&server_faults()), requests("")),
+        Sli::TaskSuccess => {
+            let tasks = |extra: &str| {
+                format!("sum(increase(q2o_loadgen_requests_total{{step=\"{}\"{extra}}}[{window}]))", Step::AwaitTask)
+            };
+            format!("({} or vector(0)) / {}", tasks(&format!(",outcome=\"{}\"", Outcome::Ok)), tasks(""))
+        }
         Sli::InterAgentLatencyP95 => format!(
             "histogram_quantile(0.95, sum by (le) (increase(q2o_inter_agent_request_duration_seconds_bucket[{window}])))"
         ),
@@ -88,6 +94,7 @@ pub const RECORDED: &[Sli] = &[
     Sli::EventsLost,
     Sli::UsersReached,
     Sli::ScrapeCoverage,
+    Sli::TaskSuccess,
 ];
 
 /// `alerts/slis.rules.yml`: one recording rule per SLI over 1 minute.

@@ -42,6 +42,9 @@ pub enum Sli {
     /// Tasks of the users' tenant in Redis that never reached a final state
     /// (completed or failed) once the queues drained: a task lost on the way.
     TasksUnfinished,
+    /// Share of the tasks the users followed to their end that completed
+    /// within the users' deadline: a failed task and a timeout both count against it.
+    TaskSuccess,
 }
 
 impl Sli {
@@ -64,6 +67,7 @@ impl Sli {
             Sli::BurnRateAlerts => "burn_rate_alerts",
             Sli::ErrorBurstSeconds => "error_burst_seconds",
             Sli::TasksUnfinished => "tasks_unfinished",
+            Sli::TaskSuccess => "task_success",
         }
     }
 
@@ -81,7 +85,8 @@ impl Sli {
             | Sli::ScrapeCoverage
             | Sli::DashboardCoverage
             | Sli::SliCoverage
-            | Sli::AlertTestCoverage => Unit::Ratio,
+            | Sli::AlertTestCoverage
+            | Sli::TaskSuccess => Unit::Ratio,
             Sli::EventsLost | Sli::UsersReached | Sli::BurnRateAlerts | Sli::TasksUnfinished => Unit::Count,
         }
     }
@@ -174,4 +179,7 @@ pub struct Criterion {
     /// A softer threshold: missing it warns without failing the gate.
     #[serde(default)]
     pub warning: Option<f64>,
+    /// Recorded for the baseline, not judged (phase0's errors and tasks).
+    #[serde(default)]
+    pub record_only: bool,
 }

@@ -244,3 +244,106 @@ async fn the_librdkafka_mock_cluster_conforms() {
     };
     conformance(config, MOCK_EVENTS, false, None).await;
 }
+
+/// Records every event in a ledger except the ones `skip` names (a consumer
+/// that lost them), up to `stop_after` events.
+struct Recording {
+    store: Arc<dyn q2o_common::store::Store>,
+    ledger: &'static str,
+    skip: std::collections::HashSet<uuid::Uuid>,
+    stop_after: usize,
+    handled: AtomicU64,
+    done: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl EventHandler for Recording {
+    async fn handle(&self, event: &AgentEvent, _at: Position) -> Result<(), HandleError> {
+        if !self.skip.contains(&event.event_id) {
+            self.store.record_event(self.ledger, event.event_id).await.map_err(|e| HandleError(e.to_string()))?;
+        }
+        if self.handled.fetch_add(1, Ordering::SeqCst) as usize + 1 >= self.stop_after {
+            self.done.notify_one();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_census_tells_events_missing_from_the_ledger_apart_from_events_not_yet_consumed() {
+    use q2o_common::kafka::census::{event_ids, group_offsets};
+    let broker = Broker::start().expect("tansu starts");
+    let redis = q2o_testkit::RedisServer::start().unwrap();
+    let store: Arc<dyn q2o_common::store::Store> = Arc::new(
+        q2o_common::store::RedisStore::connect(q2o_common::store::RedisStoreOptions::new(redis.url())).await.unwrap(),
+    );
+    let config = KafkaConfig {
+        bootstrap_servers: broker.bootstrap(),
+        topic: "census".into(),
+        partitions: 2,
+        ..KafkaConfig::default()
+    };
+    ensure_topic(&config).await.unwrap();
+    let producer = EventProducer::new(&config, KafkaMetrics::new(&prometheus::Registry::new())).unwrap();
+    let events: Vec<AgentEvent> = (0..300).map(event).collect();
+    for e in &events {
+        producer.send(e);
+    }
+    producer.flush(Duration::from_secs(30));
+    let offsets = |group: &'static str| {
+        let config = config.clone();
+        async move {
+            tokio::task::spawn_blocking(move || group_offsets(&config, group, Duration::from_secs(10)))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    eventually(Duration::from_secs(30), "all 300 events are in the log", || async {
+        (offsets("audit").await.high.values().sum::<i64>() == 300).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // The group consumes everything but fails to record 7 events: once its
+    // lag is zero, exactly those 7 are missing from the ledger.
+    let lost: std::collections::HashSet<uuid::Uuid> = events.iter().step_by(40).map(|e| e.event_id).collect();
+    assert_eq!(lost.len(), 8);
+    let handler = Recording {
+        store: Arc::clone(&store),
+        ledger: "audit",
+        skip: lost.clone(),
+        stop_after: 300,
+        handled: AtomicU64::new(0),
+        done: tokio::sync::Notify::new(),
+    };
+    let consumer =
+        EventConsumer::new(&config, "audit", Start::Group, KafkaMetrics::new(&prometheus::Registry::new())).unwrap();
+    tokio::time::timeout(WITHIN, consumer.run(&handler, handler.done.notified())).await.expect("consumed in time");
+    let audit = offsets("audit").await;
+    assert_eq!(audit.unconsumed(), 0, "{audit:?}");
+    let ids = event_ids(&config, "census-reader", &audit.committed, WITHIN).await.unwrap().expect("read in time");
+    assert_eq!(ids.len(), 300, "every event's id, once");
+    let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
+    assert_eq!(store.ledger_absent("audit", &ids).await.unwrap(), lost.len() as u64);
+
+    // A group that stopped half-way has lag, not loss: what it committed is all in its ledger.
+    let handler = Recording {
+        store: Arc::clone(&store),
+        ledger: "analytics",
+        skip: Default::default(),
+        stop_after: 120,
+        handled: AtomicU64::new(0),
+        done: tokio::sync::Notify::new(),
+    };
+    let halfway =
+        EventConsumer::new(&config, "analytics", Start::Group, KafkaMetrics::new(&prometheus::Registry::new()))
+            .unwrap();
+    tokio::time::timeout(WITHIN, halfway.run(&handler, handler.done.notified())).await.expect("consumed in time");
+    let analytics = offsets("analytics").await;
+    assert!(analytics.unconsumed() > 0 && analytics.unconsumed() <= 180, "{analytics:?}");
+    let ids = event_ids(&config, "census-reader-2", &analytics.committed, WITHIN).await.unwrap().expect("read in time");
+    assert_eq!(ids.len() as u64 + analytics.unconsumed(), 300, "read up to the commits, the rest unconsumed");
+    let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
+    assert_eq!(store.ledger_absent("analytics", &ids).await.unwrap(), 0, "nothing consumed is missing");
+}

@@ -238,3 +238,19 @@ async fn notifications_reach_subscribers_of_their_project_only() {
         assert!(other.try_recv().is_err(), "{backend}");
     }
 }
+
+#[tokio::test]
+async fn a_ledger_counts_each_event_once_and_names_what_it_lacks() {
+    let (_redis, stores) = backends().await;
+    for store in &stores {
+        let ids: Vec<uuid::Uuid> = (0..2_500).map(|_| uuid::Uuid::new_v4()).collect();
+        for id in &ids[..2_000] {
+            assert!(store.record_event("audit", *id).await.unwrap());
+        }
+        assert!(!store.record_event("audit", ids[0]).await.unwrap(), "a duplicate");
+        assert_eq!(store.ledger_size("audit").await.unwrap(), 2_000);
+        // Three chunks of SMISMEMBER in Redis; the last 500 were never recorded.
+        assert_eq!(store.ledger_absent("audit", &ids).await.unwrap(), 500);
+        assert_eq!(store.ledger_absent("analytics", &ids[..10]).await.unwrap(), 10, "another group's ledger");
+    }
+}

@@ -4,6 +4,7 @@
 //! Any Kafka-protocol broker works; the local environment runs tansu (see the
 //! README's known limitations), and tests also use librdkafka's mock cluster.
 
+pub mod census;
 mod consumer;
 mod metrics;
 mod producer;

@@ -307,6 +307,12 @@ impl Store for MemoryStore {
         Ok(self.state().ledgers.get(ledger).map_or(0, |l| l.len() as u64))
     }
 
+    async fn ledger_absent(&self, ledger: &str, event_ids: &[uuid::Uuid]) -> Result<u64, StoreError> {
+        let state = self.state();
+        let held = state.ledgers.get(ledger);
+        Ok(event_ids.iter().filter(|id| !held.is_some_and(|l| l.contains(id))).count() as u64)
+    }
+
     async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {
         self.hub.dispatch(notification.clone());
         Ok(())

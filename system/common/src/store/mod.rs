@@ -172,6 +172,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn record_event(&self, ledger: &str, event_id: uuid::Uuid) -> Result<bool, StoreError>;
     /// How many distinct event ids `ledger` holds.
     async fn ledger_size(&self, ledger: &str) -> Result<u64, StoreError>;
+    /// How many of `event_ids` `ledger` does not hold.
+    async fn ledger_absent(&self, ledger: &str, event_ids: &[uuid::Uuid]) -> Result<u64, StoreError>;
 
     // ---- notifications
 

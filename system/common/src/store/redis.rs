@@ -519,6 +519,18 @@ impl Store for RedisStore {
         Ok(self.conn().scard(keys::ledger(ledger)).await?)
     }
 
+    async fn ledger_absent(&self, ledger: &str, event_ids: &[uuid::Uuid]) -> Result<u64, StoreError> {
+        let key = keys::ledger(ledger);
+        let mut absent = 0;
+        // One SMISMEMBER per thousand ids: a round trip each, bounded replies.
+        for chunk in event_ids.chunks(1000) {
+            let members: Vec<&[u8]> = chunk.iter().map(|id| id.as_bytes().as_slice()).collect();
+            let held: Vec<bool> = self.conn().smismember(&key, members).await?;
+            absent += held.iter().filter(|h| !**h).count() as u64;
+        }
+        Ok(absent)
+    }
+
     async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {
         let json = serde_json::to_string(notification).expect("notifications serialize");
         let _: i64 = self.conn().publish(keys::notify(notification.tenant()), json).await?;
