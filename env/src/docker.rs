@@ -168,7 +168,9 @@ impl DockerBackend {
                 return Err(err);
             }
         }
-        let endpoints = Endpoints::of(plans, |service, port| layout.host(service, port));
+        let mut endpoints = Endpoints::of(plans, |service, port| layout.host(service, port));
+        // The broker advertises its container's name, which only the run's network resolves.
+        endpoints.kafka = None;
         Ok((backend, endpoints))
     }
 

@@ -36,6 +36,9 @@ pub struct Endpoints {
     pub grpc_urls: Vec<String>,
     /// Redis, which holds the tasks (none for the monolith).
     pub redis_url: Option<String>,
+    /// The broker's bootstrap address, where the host can use it (a broker
+    /// that advertises a container's name cannot be: none in docker).
+    pub kafka: Option<String>,
     /// Each agents process's APIs.
     pub agents: Vec<AgentUrls>,
 }
@@ -66,7 +69,8 @@ impl Endpoints {
                     endpoints.rest_urls = vec![http(service, PortKind::Http)];
                     endpoints.grpc_urls = vec![http(service, PortKind::Grpc)];
                 }
-                ServiceKind::Broker | ServiceKind::Search => {}
+                ServiceKind::Broker => endpoints.kafka = Some(host(&service.name, PortKind::Kafka).to_string()),
+                ServiceKind::Search => {}
             }
         }
         endpoints

@@ -38,6 +38,9 @@ pub enum Source {
     /// promtool's unit tests.
     #[serde(rename = "promtool")]
     Promtool,
+    /// The event log's census: the broker's log against the audit ledger.
+    #[serde(rename = "census")]
+    Census,
     /// Nothing.
     #[serde(rename = "none")]
     None,
@@ -52,6 +55,7 @@ impl Source {
             Source::Supervisor => "supervisor",
             Source::Redis => "redis",
             Source::Promtool => "promtool",
+            Source::Census => "census",
             Source::None => "none",
         }
     }

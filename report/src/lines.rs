@@ -36,6 +36,20 @@ pub fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
             missing: d.empty.iter().map(|e| format!("no data: {} / {}", e.dashboard, e.panel)).collect(),
         });
     }
+    if let Some(e) = &s.events {
+        let unconsumed = match e.unconsumed {
+            0 => "none was left unconsumed".to_owned(),
+            n => format!("{n} messages were still unconsumed after {:.0} s (not counted as lost)", e.waited_seconds),
+        };
+        lines.push(CoverageLine {
+            id: "events",
+            sentence: format!(
+                "Events: {} distinct ids in the log up to the audit group's commits; {} lost ({} missing from the audit ledger, {} given up by the producers); {unconsumed}.",
+                e.checked, e.lost, e.missing_from_ledger, e.given_up
+            ),
+            missing: Vec::new(),
+        });
+    }
     if let Some(a) = &s.alert_tests {
         lines.push(CoverageLine {
             id: "alert-tests",

@@ -1,4 +1,4 @@
-//! `summary.json`, the machine-readable report (schema version 1).
+//! `summary.json`, the machine-readable report (schema version 2).
 //!
 //! ```text
 //! schema_version    1
@@ -12,9 +12,9 @@
 //!                    loadgen_processes, scaled: bool, overrides {users, duration, scale}}
 //! topology          the scenario's [topology] as run
 //! criteria[]        {name, sli, op, target, warning, measured, source, prometheus, exact,
-//!                    verdict: pass|warn|fail|no_data, note}
+//!                    verdict: pass|warn|fail|no_data|recorded, note}
 //!                   values in the SLI's unit: seconds, ratio 0..1, or a count;
-//!                   source: loadgen-hdr | prometheus | supervisor | redis | promtool | none
+//!                   source: loadgen-hdr | prometheus | supervisor | redis | promtool | census | none
 //! alerts_firing[]   {alert, criterion, severity}: gate alerts firing when the load ended
 //! faults[]          {action, service, at, done, recovered_after, expected_within}: the
 //!                   scenario's faults as injected, seconds after the load started
@@ -30,6 +30,8 @@
 //!                   dashboards/grafana asked of this run's Prometheus at the end of the hold
 //! alert_tests       {alerts, tested, untested[], failed_files[]}: the alerts the run loaded
 //!                   with a firing and a quiet case in a test file promtool passed
+//! events            {checked, missing_from_ledger, given_up, lost, unconsumed, waited_seconds}:
+//!                   the event log's census against the audit ledger (null without one)
 //! load              {requests, failed, achieved_rate, duration_seconds,
 //!                    steps[] {protocol, step, count, failed, p50_ms, p95_ms, p99_ms, max_ms}}
 //! files[]           report files and logs, relative to the run folder
@@ -47,7 +49,7 @@ use crate::faults::{ErrorBurst, Injected};
 use crate::judged::Judged;
 
 /// The version written to `schema_version`.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The whole summary.
 #[derive(Clone, Debug, Serialize)]
@@ -92,6 +94,9 @@ pub struct Summary {
     pub dashboards: Option<DashboardCoverage>,
     /// Which of the run's alerts are unit-tested.
     pub alert_tests: Option<AlertTestCoverage>,
+    /// What the event log's census found (null without Kafka, or where the
+    /// broker cannot be reached from the host).
+    pub events: Option<EventCensus>,
     /// What the users did.
     pub load: Option<LoadFigures>,
     /// Files in the run folder.
@@ -154,6 +159,25 @@ pub struct Sizes {
     pub scaled: bool,
     /// The changes.
     pub overrides: Overrides,
+}
+
+/// The event log against the audit ledger, once the audit group's lag (from
+/// the broker) reached zero or the census gave up waiting.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EventCensus {
+    /// Distinct event ids in the log up to the audit group's commits.
+    pub checked: u64,
+    /// Of those, ids the audit ledger never recorded.
+    pub missing_from_ledger: u64,
+    /// Events the producers gave up delivering (never in the log).
+    pub given_up: u64,
+    /// Proven lost: missing from the ledger plus given up. Never negative.
+    pub lost: u64,
+    /// Messages past the audit group's commits when the census ended: not
+    /// yet consumed, so neither counted nor lost.
+    pub unconsumed: u64,
+    /// Seconds the census waited for the lag to reach zero.
+    pub waited_seconds: f64,
 }
 
 /// Sizes set on the command line; the report says plainly that they were.

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use q2o_common::domain::{Page, TenantId};
+use q2o_common::kafka::census::{event_ids, group_offsets};
+use q2o_common::kafka::{AGENT_ACTIVITY_TOPIC, KafkaConfig};
 use q2o_common::store::{RedisStore, RedisStoreOptions, Store};
 use q2o_slo::alert_tests::{self, AlertTestCoverage};
 use q2o_slo::dashboards::{self, Dashboard};
@@ -17,7 +19,7 @@ use q2o_slo::slos::recorded_one_minute;
 
 use crate::error::RunError;
 use q2o_env::prometheus::{Prometheus, unix_now};
-use q2o_report::summary::{DashboardCoverage, EmptyPanel, ScrapeCoverage, SliCoverage};
+use q2o_report::summary::{DashboardCoverage, EmptyPanel, EventCensus, ScrapeCoverage, SliCoverage};
 
 /// What Prometheus says of each criterion's SLI over the last `window`, at `at`.
 pub async fn slis(
@@ -136,6 +138,56 @@ pub async fn wait_for_audit(prometheus: &Prometheus) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// How long the census waits for the audit group's lag to reach zero.
+const CENSUS_LAG_BOUND: Duration = Duration::from_secs(60);
+/// How long it may take to read the log up to the audit group's commits.
+const CENSUS_READ_BOUND: Duration = Duration::from_secs(180);
+
+/// The event log against the audit ledger. Waits (up to a minute) until the
+/// audit group's lag, asked of the broker, is zero; then reads the log's event
+/// ids up to the group's commits and counts those the ledger lacks. Events
+/// the producers gave up on (their own count, through Prometheus) are lost
+/// too; what is past the commits when the wait ends is unconsumed, not lost.
+pub async fn event_census(kafka: &str, redis_url: &str, prometheus: &Prometheus) -> Result<EventCensus, RunError> {
+    let config = KafkaConfig { bootstrap_servers: kafka.to_owned(), ..KafkaConfig::default() };
+    let broker = |e: q2o_common::kafka::ConsumeError| RunError::System(format!("the event census at {kafka}: {e}"));
+    let started = tokio::time::Instant::now();
+    let offsets = loop {
+        let probe = config.clone();
+        let offsets = tokio::task::spawn_blocking(move || group_offsets(&probe, "audit", Duration::from_secs(10)))
+            .await
+            .map_err(|e| RunError::System(format!("the event census: {e}")))?
+            .map_err(broker)?;
+        if offsets.unconsumed() == 0 || started.elapsed() >= CENSUS_LAG_BOUND {
+            break offsets;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let waited_seconds = started.elapsed().as_secs_f64();
+    let ids = event_ids(&config, "q2o-bench-census", &offsets.committed, CENSUS_READ_BOUND)
+        .await
+        .map_err(broker)?
+        .ok_or_else(|| {
+            RunError::System(format!(
+                "the event census could not read {AGENT_ACTIVITY_TOPIC} up to the audit group's commits within {} s",
+                CENSUS_READ_BOUND.as_secs()
+            ))
+        })?;
+    let ids: Vec<_> = ids.into_iter().collect();
+    let store = RedisStore::connect(RedisStoreOptions::new(redis_url)).await?;
+    let missing_from_ledger = store.ledger_absent("audit", &ids).await?;
+    let given_up = r#"sum(q2o_kafka_messages_sent_total{topic="agent_activity",status="failed"})"#;
+    let given_up = prometheus.scalar(given_up, unix_now()).await?.unwrap_or(0.0) as u64;
+    Ok(EventCensus {
+        checked: ids.len() as u64,
+        missing_from_ledger,
+        given_up,
+        lost: missing_from_ledger + given_up,
+        unconsumed: offsets.unconsumed(),
+        waited_seconds,
+    })
 }
 
 /// The users' tenant, when they log in with a demo key (`demo-key-<tenant>`).

@@ -28,6 +28,8 @@ pub struct Evidence {
     pub alert_test_coverage: Option<f64>,
     /// Tasks that never reached a final state, asked of Redis.
     pub tasks_unfinished: Option<f64>,
+    /// Events proven lost by the census of the log against the audit ledger.
+    pub events_lost: Option<f64>,
     /// Every restart's time to ready; `None` for one that never was.
     pub recoveries: Vec<Option<f64>>,
     /// The users' error burst after the first fault, seconds.
@@ -40,6 +42,16 @@ pub fn judge(evidence: &Evidence, criteria: &[Criterion]) -> Vec<Judged> {
         .iter()
         .map(|criterion| {
             let prometheus = evidence.prometheus.get(&criterion.sli).copied();
+            // The census proves loss; Prometheus's counters, taken at the
+            // cut-off, cannot tell it from lag and are only shown beside it.
+            if let (Sli::EventsLost, Some(lost)) = (criterion.sli, evidence.events_lost) {
+                let mut judged = judge_one(criterion, None, None, Some((lost, Source::Census)));
+                judged.prometheus = prometheus;
+                judged.note = prometheus.filter(|p| (p - lost).abs() > 0.5).map(|p| {
+                    format!("Prometheus's counters said {p:.0} at the cut-off (delivered minus audited: lag, not loss)")
+                });
+                return judged;
+            }
             let exact = match criterion.sli {
                 Sli::ErrorBurstSeconds => evidence.error_burst_seconds,
                 sli => evidence.results.as_ref().and_then(|r| exact(sli, r)),

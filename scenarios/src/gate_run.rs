@@ -28,7 +28,8 @@ use crate::session::{Interrupt, PrometheusPlan, Session, SessionPlan};
 use q2o_env::prometheus::{self, Prometheus, unix, unix_now};
 use q2o_report::charts::Chart;
 use q2o_report::summary::{
-    DashboardCoverage, FiringAlert, LoadFigures, Machine, SCHEMA_VERSION, ScrapeCoverage, Sizes, SliCoverage, Summary,
+    DashboardCoverage, EventCensus, FiringAlert, LoadFigures, Machine, SCHEMA_VERSION, ScrapeCoverage, Sizes,
+    SliCoverage, Summary,
 };
 
 /// What to run.
@@ -70,6 +71,7 @@ struct Measured {
     results: RunResults,
     faults: Vec<Injected>,
     error_burst: Option<ErrorBurst>,
+    events: Option<EventCensus>,
     scrape: ScrapeCoverage,
     slis: SliCoverage,
     dashboards: DashboardCoverage,
@@ -117,6 +119,7 @@ pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished,
             summary.load = Some(LoadFigures::of(&measured.results));
             summary.faults = measured.faults;
             summary.error_burst = measured.error_burst;
+            summary.events = measured.events;
             summary.scrape = Some(measured.scrape);
             summary.slis = Some(measured.slis);
             summary.dashboards = Some(measured.dashboards);
@@ -294,9 +297,16 @@ async fn drive(
 
     // One more scrape and rule evaluation after the last request.
     tokio::time::sleep(prometheus::INTERVAL * 3).await;
-    if scenario.topology.kafka {
-        evidence::wait_for_audit(prometheus).await;
-    }
+    // Where the broker can be read, the census waits for the audit group
+    // itself; elsewhere (docker) Prometheus's counters are waited on.
+    let events = match (&endpoints.kafka, &endpoints.redis_url) {
+        (Some(kafka), Some(redis)) => Some(evidence::event_census(kafka, redis, prometheus).await?),
+        _ if scenario.topology.kafka => {
+            evidence::wait_for_audit(prometheus).await;
+            None
+        }
+        _ => None,
+    };
     let at = unix_now();
     let window = format!("{}s", (at - unix(load_started)).ceil() as u64);
 
@@ -324,6 +334,7 @@ async fn drive(
         sli_coverage: ratio(slis.with_data, slis.recorded),
         alert_test_coverage: None,
         tasks_unfinished,
+        events_lost: events.as_ref().map(|e| e.lost as f64),
         recoveries: recoveries.iter().map(|r| r.recovered_after).collect(),
         error_burst_seconds: error_burst.as_ref().map(|b| b.seconds),
         results: Some(results.clone()),
@@ -342,6 +353,7 @@ async fn drive(
         results,
         faults: injected,
         error_burst,
+        events,
         slis,
         dashboards,
         alert_tests: None,
@@ -459,6 +471,7 @@ fn started(scenario: &Scenario, folder: &RunFolder, kind: EnvKind, sizes: Sizes)
         alerts_firing: Vec::new(),
         faults: Vec::new(),
         error_burst: None,
+        events: None,
         recoveries: Vec::new(),
         scrape: None,
         slis: None,

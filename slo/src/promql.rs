@@ -59,8 +59,11 @@ pub fn promql(sli: Sli, window: &str) -> Option<String> {
         // Counters since the services started: a whole-run figure, no window.
         // Every event the agents produced counts, delivered or given up on:
         // one the producer dropped (a broker down too long) is lost too.
+        // Counters cannot tell loss from lag (nor see a duplicate delivery):
+        // this is a bound at the moment asked, never below zero; the gate's
+        // figure is the runner's census of the log against the ledger.
         Sli::EventsLost => {
-            r#"sum(q2o_kafka_messages_sent_total{topic="agent_activity"}) - (sum(q2o_audit_events_total{group="audit",outcome="unique"}) or vector(0))"#.to_owned()
+            r#"clamp_min(sum(q2o_kafka_messages_sent_total{topic="agent_activity"}) - (sum(q2o_audit_events_total{group="audit",outcome="unique"}) or vector(0)), 0)"#.to_owned()
         }
         Sli::UsersReached => format!("max_over_time(sum(q2o_loadgen_active_users)[{window}:1s])"),
         Sli::ScrapeCoverage => format!("avg(max_over_time(up[{window}]))"),
