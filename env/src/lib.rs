@@ -18,7 +18,9 @@ are started, hurt and stopped.
   own processes.
 * [`prometheus::Prometheus`] is a run's own Prometheus, a harness process
   like the load generator: its config, its lifecycle, its HTTP API.
-* [`cpu`] reads what processes spent from the kernel's accounting.
+* [`cpu`] reads what processes spent from the kernel's accounting;
+  [`resources`] samples every process tree and the machine once a second
+  and says where the capacity went and what saturated first.
 
 This crate knows nothing about gates, SLOs, load or reports.
 */
@@ -36,6 +38,7 @@ pub mod local;
 pub mod plan;
 pub mod ports;
 pub mod prometheus;
+pub mod resources;
 pub mod supervisor;
 pub mod topology;
 

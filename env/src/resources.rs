@@ -8,7 +8,6 @@
 //! their host pids, and they are read the same way.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -117,38 +116,246 @@ fn process(pid: u32) -> Option<TreeSample> {
 /// Samples each of `roots`' process trees now (`None` for a root that is gone).
 pub fn sample_trees(roots: &[u32]) -> Vec<Option<TreeSample>> {
     let parents = parents();
-    roots
-        .iter()
-        .map(|root| {
-            let members = tree(*root, &parents);
-            let mut total = process(*root)?;
-            for member in &members[1..] {
-                if let Some(s) = process(*member) {
-                    total.cpu_seconds += s.cpu_seconds;
-                    total.rss_bytes += s.rss_bytes;
-                    total.open_files += s.open_files;
-                }
-            }
-            Some(total)
-        })
-        .collect()
+    roots.iter().map(|root| tree_sample(*root, &parents)).collect()
+}
+
+/// What a watched process is to the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Part of the system under test.
+    Service,
+    /// Part of the harness: the loadgen, Prometheus, the runner itself.
+    Harness,
+}
+
+/// A process to watch: its name, its role, the most cores it can use, and
+/// whether its children count (a service's workers) or not (the runner,
+/// whose children are everything else).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Watched {
+    /// Its name in reports (`gateway-0`, `loadgen-0`, `runner`).
+    pub name: String,
+    /// Service or harness.
+    pub role: Role,
+    /// Cores it can use at most: a container's limit, one for a
+    /// single-threaded server, else the machine's.
+    pub core_limit: f64,
+    /// Whether its descendants are part of it.
+    pub with_children: bool,
 }
 
 /// One watched process over a run, second by second.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Series {
-    /// Cores used in each second (CPU seconds over wall seconds).
+    /// Cores used in each second (CPU seconds over wall seconds), from the second second on.
     pub cores: Vec<f64>,
     /// Resident memory at each sample, bytes.
     pub rss_bytes: Vec<u64>,
     /// Open files at each sample.
     pub open_files: Vec<u64>,
-    /// CPU seconds used from the first sample to the last.
-    pub cpu_seconds: f64,
+    /// The most files it may open.
+    pub open_files_limit: Option<u64>,
+    last: Option<(u32, f64)>,
 }
 
-/// How often samples are taken.
-pub const INTERVAL: Duration = Duration::from_secs(1);
+/// Everything watched over a run: per process and for the machine, one entry a second.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// The processes, in the order first seen.
+    pub processes: Vec<(Watched, Series)>,
+    /// The machine's busy share of all its cores, each second.
+    pub machine_busy: Vec<f64>,
+    last_machine: Option<MachineSample>,
+}
+
+impl Timeline {
+    /// Adds one sample of each of `watched` (with its pid now; a pid that
+    /// changed is a restart, whose CPU time starts again from zero).
+    pub fn sample(&mut self, watched: &[(Watched, u32)]) {
+        let parents = parents();
+        if let Some(now) = MachineSample::now() {
+            if let Some(busy) = self.last_machine.and_then(|before| now.busy_since(&before)) {
+                self.machine_busy.push(busy);
+            }
+            self.last_machine = Some(now);
+        }
+        for (who, pid) in watched {
+            let sample = if who.with_children { tree_sample(*pid, &parents) } else { process(*pid) };
+            let Some(sample) = sample else { continue };
+            let index = match self.processes.iter().position(|(w, _)| w.name == who.name) {
+                Some(i) => i,
+                None => {
+                    let series = Series { open_files_limit: open_files_limit(*pid), ..Series::default() };
+                    self.processes.push((who.clone(), series));
+                    self.processes.len() - 1
+                }
+            };
+            let series = &mut self.processes[index].1;
+            match series.last {
+                Some((last_pid, cpu)) if last_pid == *pid => series.cores.push((sample.cpu_seconds - cpu).max(0.0)),
+                // A restarted process: this second's use is unknown, not negative.
+                Some(_) => series.cores.push(0.0),
+                None => {}
+            }
+            series.last = Some((*pid, sample.cpu_seconds));
+            series.rss_bytes.push(sample.rss_bytes);
+            series.open_files.push(sample.open_files);
+        }
+    }
+}
+
+fn tree_sample(root: u32, parents: &HashMap<u32, u32>) -> Option<TreeSample> {
+    let members = tree(root, parents);
+    let mut total = process(root)?;
+    for member in &members[1..] {
+        if let Some(s) = process(*member) {
+            total.cpu_seconds += s.cpu_seconds;
+            total.rss_bytes += s.rss_bytes;
+            total.open_files += s.open_files;
+        }
+    }
+    Some(total)
+}
+
+/// One process's figures over a span of the run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProcessFigures {
+    /// Its name.
+    pub name: String,
+    /// `service` or `harness`.
+    pub role: Role,
+    /// Mean cores used over the span.
+    pub cpu_cores_mean: f64,
+    /// The most cores used in one second of the span.
+    pub cpu_cores_peak: f64,
+    /// CPU microseconds per request finished in the span (null without requests).
+    pub cpu_us_per_request: Option<f64>,
+    /// Largest resident memory, bytes.
+    pub rss_peak_bytes: u64,
+    /// Most files open at once.
+    pub open_files_peak: u64,
+}
+
+/// The machine over the span.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MachineFigures {
+    /// Logical cores.
+    pub cores: usize,
+    /// Memory, bytes.
+    pub memory_bytes: u64,
+    /// Mean busy share of all cores over the span.
+    pub cpu_busy_mean: f64,
+    /// Busiest second's share.
+    pub cpu_busy_peak: f64,
+}
+
+/// Where the machine's capacity went over a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Resources {
+    /// The machine.
+    pub machine: MachineFigures,
+    /// Every watched process, services first.
+    pub processes: Vec<ProcessFigures>,
+}
+
+/// The first resource to reach [`SATURATED`] of what it has.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Saturation {
+    /// What saturated: `machine cpu`, `cpu of <process>`, `open files of <process>`, `memory`.
+    pub resource: String,
+    /// Seconds after the first sample.
+    pub at_seconds: f64,
+    /// Users active in that second (closed model), when known.
+    pub users: Option<u64>,
+    /// The figure and the limit, in words.
+    pub detail: String,
+}
+
+/// The share of a resource at which it counts as saturated.
+pub const SATURATED: f64 = 0.9;
+
+impl Timeline {
+    /// The figures over seconds `span` of the run (indices into the per-second
+    /// series), with `requests` finished in each second of the run.
+    pub fn figures(&self, span: std::ops::Range<usize>, requests: &[u64]) -> Resources {
+        let window = |v: &[f64]| v.get(span.start.min(v.len())..span.end.min(v.len())).unwrap_or_default().to_vec();
+        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let peak = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        let busy = window(&self.machine_busy);
+        let in_span: u64 =
+            requests.get(span.start.min(requests.len())..span.end.min(requests.len())).unwrap_or_default().iter().sum();
+        let mut processes: Vec<ProcessFigures> = self
+            .processes
+            .iter()
+            .map(|(who, series)| {
+                let cores = window(&series.cores);
+                let cpu: f64 = cores.iter().sum();
+                ProcessFigures {
+                    name: who.name.clone(),
+                    role: who.role,
+                    cpu_cores_mean: mean(&cores),
+                    cpu_cores_peak: peak(&cores),
+                    cpu_us_per_request: (in_span > 0).then(|| cpu * 1e6 / in_span as f64),
+                    rss_peak_bytes: series.rss_bytes.iter().copied().max().unwrap_or(0),
+                    open_files_peak: series.open_files.iter().copied().max().unwrap_or(0),
+                }
+            })
+            .collect();
+        processes.sort_by_key(|p| p.role == Role::Harness);
+        Resources {
+            machine: MachineFigures {
+                cores: cores(),
+                memory_bytes: memory_bytes(),
+                cpu_busy_mean: mean(&busy),
+                cpu_busy_peak: peak(&busy),
+            },
+            processes,
+        }
+    }
+
+    /// The first of [`SUSTAINED`] seconds in a row in which one resource
+    /// stayed at [`SATURATED`] or above: the machine's CPU, a process's cores
+    /// against its limit, a process's open files against its limit, or the
+    /// machine's memory. `users[i]` are the users active in second `i`.
+    pub fn saturation(&self, users: &[u64]) -> Option<Saturation> {
+        let seconds = self.machine_busy.len().max(self.processes.iter().map(|(_, s)| s.cores.len()).max().unwrap_or(0));
+        let hits: Vec<Option<(String, String)>> = (0..seconds).map(|i| self.saturated_in(i)).collect();
+        let first = (0..seconds).find(|&i| {
+            let resource = hits[i].as_ref().map(|(r, _)| r);
+            resource.is_some()
+                && (i..i + SUSTAINED).all(|j| hits.get(j).and_then(|h| h.as_ref()).map(|(r, _)| r) == resource)
+        })?;
+        let (resource, detail) = hits[first].clone()?;
+        Some(Saturation { resource, at_seconds: (first + 1) as f64, users: users.get(first + 1).copied(), detail })
+    }
+
+    /// The first resource at [`SATURATED`] in second `i`, with its figure in words.
+    fn saturated_in(&self, i: usize) -> Option<(String, String)> {
+        if let Some(busy) = self.machine_busy.get(i).filter(|b| **b >= SATURATED) {
+            return Some(("machine cpu".into(), format!("{:.0} % of {} cores busy", busy * 100.0, cores())));
+        }
+        for (who, series) in &self.processes {
+            if let Some(used) = series.cores.get(i).filter(|c| **c >= SATURATED * who.core_limit) {
+                return Some((format!("cpu of {}", who.name), format!("{used:.2} cores of its {:.2}", who.core_limit)));
+            }
+            let limit = series.open_files_limit.unwrap_or(u64::MAX) as f64;
+            if let Some(open) = series.open_files.get(i + 1).filter(|n| **n as f64 >= SATURATED * limit) {
+                return Some((format!("open files of {}", who.name), format!("{open} of {limit:.0}")));
+            }
+        }
+        let memory = memory_bytes() as f64;
+        let resident: u64 = self.processes.iter().filter_map(|(_, s)| s.rss_bytes.get(i + 1)).sum();
+        (memory > 0.0 && resident as f64 >= SATURATED * memory).then(|| {
+            let gib = |b: f64| b / (1u64 << 30) as f64;
+            ("memory".into(), format!("{:.1} GiB resident of {:.1} GiB", gib(resident as f64), gib(memory)))
+        })
+    }
+}
+
+/// Seconds in a row a resource must stay saturated to count: one busy
+/// second (a start-up, a garbage collection) is not saturation.
+pub const SUSTAINED: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -160,6 +367,33 @@ mod tests {
         let b = parse_machine("cpu  200 0 100 900 50 0 0 0 0 0").unwrap();
         assert_eq!(b.busy_since(&a), Some(0.6), "150 of 250 ticks busy");
         assert!(parse_machine("intr 1 2 3").is_none());
+    }
+
+    #[test]
+    fn saturation_is_the_first_resource_held_at_ninety_percent_for_three_seconds() {
+        let watched = Watched { name: "redis".into(), role: Role::Service, core_limit: 1.0, with_children: true };
+        let series = |cores: &[f64]| Series {
+            cores: cores.to_vec(),
+            rss_bytes: vec![1; cores.len() + 1],
+            open_files: vec![10; cores.len() + 1],
+            open_files_limit: Some(1024),
+            last: None,
+        };
+        let timeline = Timeline {
+            processes: vec![(watched, series(&[0.2, 0.95, 0.3, 0.92, 0.97, 0.99, 0.5]))],
+            machine_busy: vec![0.95, 0.3, 0.4, 0.5, 0.6, 0.6, 0.6],
+            last_machine: None,
+        };
+        let found = timeline.saturation(&[0, 10, 20, 30, 40, 50, 60, 70]).expect("redis held one core from second 4");
+        assert_eq!((found.resource.as_str(), found.at_seconds, found.users), ("cpu of redis", 4.0, Some(40)));
+        assert!(found.detail.contains("0.92 cores of its 1.00"), "{}", found.detail);
+        let calm = Timeline { machine_busy: vec![0.95, 0.2, 0.95], ..timeline.clone() };
+        let calm = Timeline { processes: Vec::new(), ..calm };
+        assert_eq!(calm.saturation(&[]), None, "single busy seconds are not saturation");
+        let figures = timeline.figures(1..4, &[100, 100, 100, 100, 100]);
+        assert!((figures.processes[0].cpu_cores_mean - (0.95 + 0.3 + 0.92) / 3.0).abs() < 1e-9);
+        let per_request = figures.processes[0].cpu_us_per_request.unwrap();
+        assert!((per_request - (0.95 + 0.3 + 0.92) * 1e6 / 300.0).abs() < 1e-6, "{per_request}");
     }
 
     #[test]

@@ -118,6 +118,26 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
             h.push_str("</ul>\n");
         }
     }
+    let (sentences, rows) = crate::lines::resource_lines(s);
+    if !sentences.is_empty() {
+        h.push_str("<h2>Where the machine's capacity went</h2>\n");
+        for line in sentences {
+            let _ = writeln!(h, "<p class=\"resources\">{}</p>", escape(&line));
+        }
+        h.push_str("<table id=\"resources\"><tr>");
+        for title in crate::lines::RESOURCE_COLUMNS {
+            let _ = write!(h, "<th>{}</th>", escape(title));
+        }
+        h.push_str("</tr>\n");
+        for row in rows {
+            h.push_str("<tr>");
+            for cell in row {
+                let _ = write!(h, "<td>{}</td>", escape(&cell));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+    }
     let faults = crate::lines::fault_lines(s);
     if !faults.is_empty() {
         h.push_str("<h2>Faults and restarts</h2><ul id=\"faults\">");

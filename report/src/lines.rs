@@ -68,6 +68,62 @@ pub fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
     lines
 }
 
+/// Where the machine's capacity went: a sentence on the harness's share, the
+/// saturation line, and warnings; then the table's rows (name, role, mean and
+/// peak cores, CPU-µs per request, peak RSS MiB, peak open files).
+pub fn resource_lines(s: &Summary) -> (Vec<String>, Vec<[String; 7]>) {
+    let Some(r) = &s.resources else { return (Vec::new(), Vec::new()) };
+    let cores = r.machine.cores as f64;
+    let share = |role| r.processes.iter().filter(|p| p.role == role).map(|p| p.cpu_cores_mean).sum::<f64>() / cores;
+    let harness: Vec<&str> =
+        r.processes.iter().filter(|p| p.role == q2o_env::resources::Role::Harness).map(|p| p.name.as_str()).collect();
+    let mut sentences = vec![format!(
+        "Over the hold the machine's {} cores were {:.0} % busy on average ({:.0} % in its busiest second); the system used {:.0} % of them and the harness ({}) {:.0} %.",
+        r.machine.cores,
+        r.machine.cpu_busy_mean * 100.0,
+        r.machine.cpu_busy_peak * 100.0,
+        share(q2o_env::resources::Role::Service) * 100.0,
+        harness.join(", "),
+        share(q2o_env::resources::Role::Harness) * 100.0
+    )];
+    sentences.push(match &s.saturation {
+        Some(sat) => format!(
+            "Saturation: {} reached 90 % at {:.0} s{} ({}).",
+            sat.resource,
+            sat.at_seconds,
+            sat.users.map_or(String::new(), |u| format!(", with {u} users")),
+            sat.detail
+        ),
+        None => "Saturation: no resource reached 90 % of what it has.".into(),
+    });
+    if s.saturation.as_ref().is_some_and(|sat| sat.resource.starts_with("cpu of loadgen")) {
+        sentences.push(
+            "Warning: the load generator itself saturated; latencies past that point measure it as much as the system."
+                .into(),
+        );
+    }
+    let rows = r
+        .processes
+        .iter()
+        .map(|p| {
+            [
+                p.name.clone(),
+                format!("{:?}", p.role).to_lowercase(),
+                format!("{:.2}", p.cpu_cores_mean),
+                format!("{:.2}", p.cpu_cores_peak),
+                p.cpu_us_per_request.map_or("-".into(), |us| format!("{us:.0}")),
+                format!("{:.0}", p.rss_peak_bytes as f64 / (1u64 << 20) as f64),
+                p.open_files_peak.to_string(),
+            ]
+        })
+        .collect();
+    (sentences, rows)
+}
+
+/// The column titles of [`resource_lines`]'s rows.
+pub const RESOURCE_COLUMNS: [&str; 7] =
+    ["process", "role", "cores (mean)", "cores (peak)", "CPU-µs per request", "RSS peak (MiB)", "open files (peak)"];
+
 /// The "Faults and restarts" section as lines, empty when nothing happened.
 pub fn fault_lines(s: &Summary) -> Vec<String> {
     let mut lines = Vec::new();

@@ -80,6 +80,19 @@ pub fn render(s: &Summary) -> String {
             md.push('\n');
         }
     }
+    let (sentences, rows) = crate::lines::resource_lines(s);
+    if !sentences.is_empty() {
+        md.push_str("## Where the machine's capacity went\n\n");
+        for line in sentences {
+            let _ = writeln!(md, "{line}\n");
+        }
+        let _ = writeln!(md, "| {} |", crate::lines::RESOURCE_COLUMNS.join(" | "));
+        let _ = writeln!(md, "|{}", "---|".repeat(crate::lines::RESOURCE_COLUMNS.len()));
+        for row in rows {
+            let _ = writeln!(md, "| {} |", row.join(" | "));
+        }
+        md.push('\n');
+    }
     let faults = crate::lines::fault_lines(s);
     if !faults.is_empty() {
         md.push_str("## Faults and restarts\n\n");

@@ -32,6 +32,10 @@
 //!                   with a firing and a quiet case in a test file promtool passed
 //! events            {checked, missing_from_ledger, given_up, lost, unconsumed, waited_seconds}:
 //!                   the event log's census against the audit ledger (null without one)
+//! resources         {machine {cores, memory_bytes, cpu_busy_mean, cpu_busy_peak},
+//!                    processes[] {name, role: service|harness, cpu_cores_mean, cpu_cores_peak,
+//!                    cpu_us_per_request, rss_peak_bytes, open_files_peak}}: over the hold
+//! saturation        {resource, at_seconds, users, detail}: the first resource at 90 %, or null
 //! load              {requests, failed, achieved_rate, duration_seconds,
 //!                    steps[] {protocol, step, count, failed, p50_ms, p95_ms, p99_ms, max_ms}}
 //! files[]           report files and logs, relative to the run folder
@@ -42,6 +46,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 use q2o_env::backend::Recovery;
+pub use q2o_env::resources::{Resources, Saturation};
 use q2o_env::topology::Topology;
 pub use q2o_slo::alert_tests::AlertTestCoverage;
 
@@ -97,6 +102,10 @@ pub struct Summary {
     /// What the event log's census found (null without Kafka, or where the
     /// broker cannot be reached from the host).
     pub events: Option<EventCensus>,
+    /// Where the machine's capacity went over the hold.
+    pub resources: Option<Resources>,
+    /// The first resource that reached 90 % of what it has, and when.
+    pub saturation: Option<Saturation>,
     /// What the users did.
     pub load: Option<LoadFigures>,
     /// Files in the run folder.

@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 use q2o_env::binaries::Binaries;
 use q2o_env::endpoints::ScrapeTarget;
 use q2o_env::ports::free_addr;
+use q2o_env::resources::{Resources, Role, Saturation, Timeline, Watched};
+use q2o_env::topology::Topology;
 use q2o_env::{EnvKind, Environment};
 use q2o_loadgen::results::RunResults;
 use q2o_slo::alert_tests::{AlertTestCoverage, alerts_in};
@@ -72,6 +74,8 @@ struct Measured {
     faults: Vec<Injected>,
     error_burst: Option<ErrorBurst>,
     events: Option<EventCensus>,
+    resources: Resources,
+    saturation: Option<Saturation>,
     scrape: ScrapeCoverage,
     slis: SliCoverage,
     dashboards: DashboardCoverage,
@@ -120,6 +124,11 @@ pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished,
             summary.faults = measured.faults;
             summary.error_burst = measured.error_burst;
             summary.events = measured.events;
+            if !go && let Some(sat) = &measured.saturation {
+                summary.reasons.insert(0, saturated_reason(sat, &options.reports, &scenario.name));
+            }
+            summary.resources = Some(measured.resources);
+            summary.saturation = measured.saturation;
             summary.scrape = Some(measured.scrape);
             summary.slis = Some(measured.slis);
             summary.dashboards = Some(measured.dashboards);
@@ -288,11 +297,18 @@ async fn drive(
     );
     let load_started = SystemTime::now();
     users.start(&env.harness, &options.binaries.q2o("q2o-loadgen")).await?;
-    let mut injected = watch_load(scenario, env, prometheus, plan.total(), options.progress).await?;
-    // Bounded: the users' own plan plus the time goose needs to let them go.
-    if !users.wait(&env.harness, Duration::from_secs(60)).await {
-        tracing::warn!("a loadgen process outlived its plan by a minute and was stopped; its results are partial");
-    }
+    let (stop_sampling, sampling_stopped) = tokio::sync::oneshot::channel();
+    let load = async {
+        let injected = watch_load(scenario, env, prometheus, plan.total(), options.progress).await;
+        // Bounded: the users' own plan plus the time goose needs to let them go.
+        if !users.wait(&env.harness, Duration::from_secs(60)).await {
+            tracing::warn!("a loadgen process outlived its plan by a minute and was stopped; its results are partial");
+        }
+        let _ = stop_sampling.send(());
+        injected
+    };
+    let (injected, timeline) = tokio::join!(load, sample_resources(env, &scenario.topology, sampling_stopped));
+    let mut injected = injected?;
     let load_ended = SystemTime::now();
 
     // One more scrape and rule evaluation after the last request.
@@ -321,6 +337,10 @@ async fn drive(
         _ => None,
     };
     let error_burst = injected.first().map(|first| faults::error_burst(&results.seconds, first.at));
+    let per_second = |f: fn(&q2o_loadgen::recorder::Second) -> u64| results.seconds.iter().map(f).collect::<Vec<_>>();
+    let hold = plan.ramp_up().as_secs() as usize..(plan.ramp_up() + plan.hold).as_secs() as usize;
+    let resources = timeline.figures(hold, &per_second(|s| s.requests));
+    let saturation = timeline.saturation(&per_second(|s| s.users));
 
     // Coverage is asked at the end of the hold, when every loadgen still ran.
     let hold_end = unix(load_started) + (plan.ramp_up() + plan.hold).as_secs_f64() - 2.0;
@@ -346,8 +366,12 @@ async fn drive(
         .into_iter()
         .map(|(alert, criterion, severity)| FiringAlert { alert, criterion, severity })
         .collect();
+    let mut charts = charts(prometheus, &results, unix(load_started), load_end).await;
+    charts.push(cpu_chart(&timeline));
     Ok(Measured {
-        charts: charts(prometheus, &results, unix(load_started), load_end).await,
+        charts,
+        resources,
+        saturation,
         scrape: evidence::scrape_coverage(prometheus, hold_end).await?,
         evidence,
         results,
@@ -360,6 +384,93 @@ async fn drive(
         alerts_firing,
         prometheus: prometheus.url().to_owned(),
     })
+}
+
+/// Samples every service and harness process (and this runner, without the
+/// children it started) once a second until `stop`.
+async fn sample_resources(
+    env: &Environment,
+    topology: &Topology,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Timeline {
+    let cores = q2o_env::resources::cores() as f64;
+    let limited = env.kind == EnvKind::Docker;
+    // What a service can use: a container's limit, one core for the
+    // single-threaded redis-server and nginx's one worker, else the machine.
+    let limit = |name: &str| match name {
+        "redis" | "load-balancer" => 1.0,
+        _ if limited => topology.cpus.unwrap_or(cores),
+        _ => cores,
+    };
+    let mut timeline = Timeline::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stop => break,
+        }
+        let watched = |name: &str, role, core_limit, with_children| Watched {
+            name: name.to_owned(),
+            role,
+            core_limit,
+            with_children,
+        };
+        let mut now: Vec<(Watched, u32)> = env
+            .service_pids()
+            .await
+            .into_iter()
+            .map(|(name, pid)| (watched(&name, Role::Service, limit(&name), true), pid))
+            .collect();
+        now.extend(
+            env.harness.named_pids().into_iter().map(|(name, pid)| (watched(&name, Role::Harness, cores, true), pid)),
+        );
+        now.push((watched("runner", Role::Harness, cores, false), std::process::id()));
+        // Reading /proc is blocking work: off the runtime's threads.
+        timeline = match tokio::task::spawn_blocking(move || {
+            timeline.sample(&now);
+            timeline
+        })
+        .await
+        {
+            Ok(timeline) => timeline,
+            // The sampling task panicked: the figures are gone, and the report will say none were taken.
+            Err(_) => return Timeline::default(),
+        };
+    }
+    timeline
+}
+
+/// Cores used by each process, second by second.
+fn cpu_chart(timeline: &Timeline) -> Chart {
+    let lines = timeline
+        .processes
+        .iter()
+        .map(|(who, series)| {
+            (who.name.clone(), series.cores.iter().enumerate().map(|(i, c)| ((i + 1) as f64, *c)).collect())
+        })
+        .collect();
+    Chart::over_time("CPU by process", "cores", lines)
+}
+
+/// The first reason of a NO-GO run whose machine saturated, pointing to the
+/// scenario's latest capacity figure when there is one.
+fn saturated_reason(sat: &Saturation, reports: &Path, scenario: &str) -> String {
+    let users = sat.users.map_or(String::new(), |u| format!(" with {u} users"));
+    let mut reason = format!(
+        "the machine saturated before the system was judged: {} reached 90 % at {:.0} s{users} ({})",
+        sat.resource, sat.at_seconds, sat.detail
+    );
+    let capacity = reports.join(format!("{scenario}-capacity/latest/capacity.json"));
+    let knee = std::fs::read_to_string(&capacity)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|c| c["searches"].as_array()?.iter().filter_map(|s| s["users_at_knee"].as_f64()).reduce(f64::max));
+    if let Some(users) = knee {
+        reason
+            .push_str(&format!("; the latest capacity run puts the knee at {users:.0} users ({})", capacity.display()));
+    }
+    reason
 }
 
 /// The live p95 the progress bar shows: the last 10 seconds of API calls.
@@ -472,6 +583,8 @@ fn started(scenario: &Scenario, folder: &RunFolder, kind: EnvKind, sizes: Sizes)
         faults: Vec::new(),
         error_burst: None,
         events: None,
+        resources: None,
+        saturation: None,
         recoveries: Vec::new(),
         scrape: None,
         slis: None,

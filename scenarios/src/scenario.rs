@@ -254,9 +254,14 @@ impl Scenario {
         }
     }
 
-    /// How many loadgen processes carry the users.
+    /// How many loadgen processes carry the users: enough for
+    /// `users_per_process` each, and without a balancer at least one per
+    /// gateway replica (process `i` talks to replica `i mod n`; fewer
+    /// processes would leave replicas idle).
     pub fn loadgen_processes(&self) -> usize {
-        self.load.users.div_ceil(self.load.users_per_process).max(1)
+        let t = &self.topology;
+        let addresses = if t.load_balancer || t.monolith { 1 } else { t.gateways };
+        self.load.users.div_ceil(self.load.users_per_process).max(addresses).min(self.load.users).max(1)
     }
 }
 

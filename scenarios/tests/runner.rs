@@ -99,6 +99,29 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     let requests: u64 = results["steps"].as_array().unwrap().iter().map(|s| s["count"].as_u64().unwrap()).sum();
     assert_eq!(summary["load"]["requests"], requests);
     assert!(requests > 200, "every user logged in and did more: {requests}");
+    // Where the machine's capacity went: every service and harness process, measured.
+    let resources = &summary["resources"];
+    assert_eq!(
+        resources["machine"]["cores"].as_u64().unwrap() as usize,
+        std::thread::available_parallelism().unwrap().get()
+    );
+    let processes = resources["processes"].as_array().unwrap();
+    let names: Vec<&str> = processes.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for name in ["redis", "broker", "search", "agents-0", "gateway-1", "prometheus", "loadgen-0", "loadgen-1", "runner"]
+    {
+        assert!(names.contains(&name), "{name} is not in {names:?}");
+    }
+    let gateway = processes.iter().find(|p| p["name"] == "gateway-0").unwrap();
+    assert_eq!(gateway["role"], "service");
+    assert!(
+        gateway["cpu_cores_mean"].as_f64().unwrap() > 0.0 && gateway["rss_peak_bytes"].as_u64().unwrap() > 0,
+        "{gateway}"
+    );
+    assert!(gateway["cpu_us_per_request"].as_f64().unwrap() > 0.0, "{gateway}");
+    assert!(processes.iter().any(|p| p["role"] == "harness" && p["name"] == "loadgen-0"));
+    assert!(summary.as_object().unwrap().contains_key("saturation"));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("## Where the machine's capacity went") && md.contains("| gateway-0 | service |"), "{md}");
     let verdict = summary["verdict"].as_str().unwrap();
     assert_eq!(code == Some(0), verdict == "GO");
 
@@ -110,9 +133,11 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     let dashboards = &summary["dashboards"];
     assert!(dashboards["queries"].as_u64().unwrap() >= 20, "{dashboards}");
     assert_eq!(dashboards["with_data"], dashboards["queries"], "panels without data: {}", dashboards["empty"]);
-    // Every service and the loadgen were scraped: 2 gateways, 2 agents, search, 1 loadgen.
-    assert_eq!(summary["scrape"]["targets"], 6, "{}", summary["scrape"]);
-    assert_eq!(summary["scrape"]["up"], 6, "{}", summary["scrape"]);
+    // Every service and the loadgen were scraped: 2 gateways, 2 agents, search,
+    // and one loadgen per gateway (phase2 has no balancer).
+    assert_eq!(summary["sizes"]["loadgen_processes"], 2);
+    assert_eq!(summary["scrape"]["targets"], 7, "{}", summary["scrape"]);
+    assert_eq!(summary["scrape"]["up"], 7, "{}", summary["scrape"]);
     // Every alert the run loaded (SLO, operational and this phase's gate) is unit-tested.
     let alert_tests = &summary["alert_tests"];
     assert!(alert_tests["alerts"].as_u64().unwrap() >= 40, "{alert_tests}");
