@@ -145,13 +145,7 @@ impl DockerBackend {
         docker.ping().await.map_err(|e| docker_error(format!("the docker engine does not answer: {e}")))?;
         let logs = run.join("logs");
         std::fs::create_dir_all(&logs).map_err(EnvError::io(&logs))?;
-        let mut hosts = BTreeMap::new();
-        for service in plans {
-            for port in &service.ports {
-                hosts.insert((service.name.clone(), *port), free_addr()?);
-            }
-        }
-        let layout = Layout { network: format!("q2o-{}", run_id.to_lowercase()), hosts };
+        let mut layout = Layout { network: format!("q2o-{}", run_id.to_lowercase()), hosts: BTreeMap::new() };
         let backend = DockerBackend {
             docker,
             network: layout.network.clone(),
@@ -163,7 +157,7 @@ impl DockerBackend {
         };
         let limits = (topology.cpus.map(|c| (c * 1e9) as i64), topology.memory_mib.map(|m| (m * 1024 * 1024) as i64));
         for service in plans {
-            if let Err(err) = backend.run(service, &layout, run_id, limits).await {
+            if let Err(err) = backend.run_with_free_ports(service, &mut layout, run_id, limits).await {
                 backend.stop().await;
                 return Err(err);
             }
@@ -172,6 +166,35 @@ impl DockerBackend {
         // The broker advertises its container's name, which only the run's network resolves.
         endpoints.kafka = None;
         Ok((backend, endpoints))
+    }
+
+    /// Picks host ports for `plan` just before starting it; a port another
+    /// process took in between is picked again (twice at most).
+    async fn run_with_free_ports(
+        &self,
+        plan: &ServicePlan,
+        layout: &mut Layout,
+        run_id: &str,
+        limits: (Option<i64>, Option<i64>),
+    ) -> Result<(), EnvError> {
+        let mut tries = 0;
+        loop {
+            for port in &plan.ports {
+                layout.hosts.insert((plan.name.clone(), *port), free_addr()?);
+            }
+            match self.run(plan, layout, run_id, limits).await {
+                Err(EnvError::Docker(why)) if why.contains("address already in use") && tries < 2 => {
+                    tries += 1;
+                    // The container was made but not started: it goes before its name is used again.
+                    let options = testcontainers::bollard::query_parameters::RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    };
+                    let _ = self.docker.remove_container(&layout.container_name(&plan.name), Some(options)).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     async fn run(

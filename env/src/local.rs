@@ -75,15 +75,14 @@ impl LocalBackend {
         run: &Path,
         epoch: Instant,
     ) -> Result<(LocalBackend, Endpoints), EnvError> {
-        let mut addrs = BTreeMap::new();
-        for service in plans {
-            for port in &service.ports {
-                addrs.insert((service.name.clone(), *port), free_addr()?);
-            }
-        }
-        let layout = Layout { data: run.join("data"), addrs };
+        let mut layout = Layout { data: run.join("data"), addrs: BTreeMap::new() };
         let backend = LocalBackend { supervisor: Supervisor::new(run.join("logs"), epoch)? };
         for service in plans {
+            // A service's ports are picked just before it starts (it only
+            // refers to services before it): a free port stays free briefly.
+            for port in &service.ports {
+                layout.addrs.insert((service.name.clone(), *port), free_addr()?);
+            }
             if let Err(err) = backend.start_one(service, binaries, &layout).await {
                 backend.supervisor.stop().await;
                 return Err(err);

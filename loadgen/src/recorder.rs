@@ -167,7 +167,12 @@ impl Recorder {
                 interval.insert(slot.key, encoded);
             }
         }
-        self.timeline.lock().expect("never poisoned").intervals.push((at.as_secs_f64(), interval));
+        let mut timeline = self.timeline.lock().expect("never poisoned");
+        // Two closers (the closed model's ticker and the run's end) may
+        // race: an interval never ends before the one pushed before it, or
+        // the interval log would get a negative length.
+        let end = timeline.intervals.last().map_or(0.0, |(last, _)| *last).max(at.as_secs_f64());
+        timeline.intervals.push((end, interval));
     }
 
     /// Everything recorded so far.
@@ -239,5 +244,10 @@ mod tests {
         let snapshot = recorder.snapshot();
         let encoded = &snapshot.intervals[0].1[&(Protocol::Rest, Step::Login)];
         assert!(encoded.len() < 4096, "an interval is stored encoded: {} bytes", encoded.len());
+        // A closer that lost a race with a later one does not end its interval earlier.
+        recorder.close_interval(Duration::from_millis(2500));
+        recorder.close_interval(Duration::from_millis(2400));
+        let ends: Vec<f64> = recorder.snapshot().intervals.iter().map(|(end, _)| *end).collect();
+        assert_eq!(ends, [1.0, 2.5, 2.5]);
     }
 }
