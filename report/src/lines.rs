@@ -96,12 +96,7 @@ pub fn resource_lines(s: &Summary) -> (Vec<String>, Vec<[String; 7]>) {
         ),
         None => "Saturation: no resource reached 90 % of what it has.".into(),
     });
-    if s.saturation.as_ref().is_some_and(|sat| sat.resource.starts_with("cpu of loadgen")) {
-        sentences.push(
-            "Warning: the load generator itself saturated; latencies past that point measure it as much as the system."
-                .into(),
-        );
-    }
+    sentences.extend(s.warnings.iter().map(|w| format!("Warning: {w}.")));
     let rows = r
         .processes
         .iter()

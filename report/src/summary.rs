@@ -36,6 +36,7 @@
 //!                    processes[] {name, role: service|harness, cpu_cores_mean, cpu_cores_peak,
 //!                    cpu_us_per_request, rss_peak_bytes, open_files_peak}}: over the hold
 //! saturation        {resource, at_seconds, users, detail}: the first resource at 90 %, or null
+//! warnings[]        the load generator saturated, or its users fell behind their schedule
 //! load              {requests, failed, achieved_rate, duration_seconds,
 //!                    steps[] {protocol, step, count, failed, p50_ms, p95_ms, p99_ms, max_ms}}
 //! files[]           report files and logs, relative to the run folder
@@ -106,6 +107,9 @@ pub struct Summary {
     pub resources: Option<Resources>,
     /// The first resource that reached 90 % of what it has, and when.
     pub saturation: Option<Saturation>,
+    /// What makes the figures less than they seem: the load generator
+    /// saturated, or its users fell behind their schedule.
+    pub warnings: Vec<String>,
     /// What the users did.
     pub load: Option<LoadFigures>,
     /// Files in the run folder.

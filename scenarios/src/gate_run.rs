@@ -127,6 +127,7 @@ pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished,
             if !go && let Some(sat) = &measured.saturation {
                 summary.reasons.insert(0, saturated_reason(sat, &options.reports, &scenario.name));
             }
+            summary.warnings = warnings(measured.saturation.as_ref(), &scenario, &measured.results);
             summary.resources = Some(measured.resources);
             summary.saturation = measured.saturation;
             summary.scrape = Some(measured.scrape);
@@ -453,6 +454,31 @@ fn cpu_chart(timeline: &Timeline) -> Chart {
     Chart::over_time("CPU by process", "cores", lines)
 }
 
+/// What makes a run's figures less than they seem: the load generator was
+/// the resource that saturated, or its users were not all active 5 s after
+/// the ramp should have started the last of them.
+fn warnings(saturation: Option<&Saturation>, scenario: &Scenario, results: &RunResults) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(sat) = saturation.filter(|s| s.resource.starts_with("cpu of loadgen")) {
+        warnings.push(format!(
+            "the load generator itself saturated at {:.0} s ({}); latencies past that point measure it as much as the system",
+            sat.at_seconds, sat.detail
+        ));
+    }
+    let plan = scenario.user_plan();
+    let due = (plan.ramp_up() + Duration::from_secs(5)).as_secs() as usize;
+    if due < (plan.ramp_up() + plan.hold).as_secs() as usize
+        && let Some(active) = results.seconds.get(due).map(|s| s.users)
+        && (active as f64) < 0.95 * plan.users as f64
+    {
+        warnings.push(format!(
+            "the users fell behind their schedule: {active} of {} were active at {due} s, 5 s after the ramp's end",
+            plan.users
+        ));
+    }
+    warnings
+}
+
 /// The first reason of a NO-GO run whose machine saturated, pointing to the
 /// scenario's latest capacity figure when there is one.
 fn saturated_reason(sat: &Saturation, reports: &Path, scenario: &str) -> String {
@@ -585,6 +611,7 @@ fn started(scenario: &Scenario, folder: &RunFolder, kind: EnvKind, sizes: Sizes)
         events: None,
         resources: None,
         saturation: None,
+        warnings: Vec::new(),
         recoveries: Vec::new(),
         scrape: None,
         slis: None,

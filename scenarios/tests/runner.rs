@@ -120,6 +120,8 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     assert!(gateway["cpu_us_per_request"].as_f64().unwrap() > 0.0, "{gateway}");
     assert!(processes.iter().any(|p| p["role"] == "harness" && p["name"] == "loadgen-0"));
     assert!(summary.as_object().unwrap().contains_key("saturation"));
+    // All 200 users were on time, and the loadgen was not what saturated.
+    assert_eq!(summary["warnings"], serde_json::json!([]), "{}", summary["warnings"]);
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("## Where the machine's capacity went") && md.contains("| gateway-0 | service |"), "{md}");
     let verdict = summary["verdict"].as_str().unwrap();
