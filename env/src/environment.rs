@@ -6,6 +6,8 @@ use std::path::Path;
 
 use tokio::time::Instant;
 
+use std::time::Duration;
+
 use crate::backend::{Backend, Recovery};
 use crate::binaries::Binaries;
 use crate::docker::DockerBackend;
@@ -13,6 +15,7 @@ use crate::endpoints::Endpoints;
 use crate::error::EnvError;
 use crate::local::LocalBackend;
 use crate::plan::plan;
+use crate::resources::{Role, Timeline, Watched};
 use crate::supervisor::Supervisor;
 use crate::topology::{FaultAction, Topology};
 
@@ -96,6 +99,61 @@ impl Environment {
     /// The host process of each running service, by name.
     pub async fn service_pids(&self) -> Vec<(String, u32)> {
         self.backend.pids().await
+    }
+
+    /// Samples every service and harness process (and this process, without
+    /// the children it started) once a second until `stop`.
+    pub async fn sample_resources(&self, topology: &Topology, stop: tokio::sync::oneshot::Receiver<()>) -> Timeline {
+        let env = self;
+        let cores = crate::resources::cores() as f64;
+        let limited = env.kind == EnvKind::Docker;
+        // What a service can use: a container's limit, one core for the
+        // single-threaded redis-server and nginx's one worker, else the machine.
+        let limit = |name: &str| match name {
+            "redis" | "load-balancer" => 1.0,
+            _ if limited => topology.cpus.unwrap_or(cores),
+            _ => cores,
+        };
+        let mut timeline = Timeline::default();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = &mut stop => break,
+            }
+            let watched = |name: &str, role, core_limit, with_children| Watched {
+                name: name.to_owned(),
+                role,
+                core_limit,
+                with_children,
+            };
+            let mut now: Vec<(Watched, u32)> = env
+                .service_pids()
+                .await
+                .into_iter()
+                .map(|(name, pid)| (watched(&name, Role::Service, limit(&name), true), pid))
+                .collect();
+            now.extend(
+                env.harness
+                    .named_pids()
+                    .into_iter()
+                    .map(|(name, pid)| (watched(&name, Role::Harness, cores, true), pid)),
+            );
+            now.push((watched("runner", Role::Harness, cores, false), std::process::id()));
+            // Reading /proc is blocking work: off the runtime's threads.
+            timeline = match tokio::task::spawn_blocking(move || {
+                timeline.sample(&now);
+                timeline
+            })
+            .await
+            {
+                Ok(timeline) => timeline,
+                // The sampling task panicked: the figures are gone, and the report will say none were taken.
+                Err(_) => return Timeline::default(),
+            };
+        }
+        timeline
     }
 
     /// Stops the harness's processes, then the services; removes what the backend made.

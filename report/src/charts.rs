@@ -132,6 +132,20 @@ impl Chart {
     }
 }
 
+impl Chart {
+    /// Cores used by each process of `timeline`, second by second.
+    pub fn cpu_by_process(timeline: &q2o_env::resources::Timeline) -> Chart {
+        let lines = timeline
+            .processes
+            .iter()
+            .map(|(who, series)| {
+                (who.name.clone(), series.cores.iter().enumerate().map(|(i, c)| ((i + 1) as f64, *c)).collect())
+            })
+            .collect();
+        Chart::over_time("CPU by process", "cores", lines)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ pub mod markdown;
 pub mod summary;
 pub mod xml;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use charts::Chart;
 use summary::Summary;
@@ -37,4 +37,32 @@ pub fn write_all(dir: &Path, summary: &Summary, charts: &[Chart]) -> std::io::Re
     std::fs::write(dir.join("report.html"), html::render(summary, charts))?;
     std::fs::write(dir.join("junit.xml"), junit::render(summary))?;
     Ok(())
+}
+
+/// The report files and every log, loadgen result and rule file, relative to the run folder.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut files = vec!["summary.json".to_owned(), "report.md".into(), "report.html".into(), "junit.xml".into()];
+    for sub in ["logs", "loadgen", "rules"] {
+        let mut found: Vec<String> = walk(&dir.join(sub))
+            .into_iter()
+            .filter_map(|p| p.strip_prefix(dir).ok().map(|p| p.display().to_string()))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    files.push("prometheus.yml".into());
+    files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

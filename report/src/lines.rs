@@ -115,6 +115,20 @@ pub fn resource_lines(s: &Summary) -> (Vec<String>, Vec<[String; 7]>) {
     (sentences, rows)
 }
 
+/// The first reason of a NO-GO run whose machine saturated, pointing to the
+/// scenario's latest capacity knee (users, and its file) when there is one.
+pub fn saturated_reason(sat: &q2o_env::resources::Saturation, knee: Option<&(f64, std::path::PathBuf)>) -> String {
+    let users = sat.users.map_or(String::new(), |u| format!(" with {u} users"));
+    let mut reason = format!(
+        "the machine saturated before the system was judged: {} reached 90 % at {:.0} s{users} ({})",
+        sat.resource, sat.at_seconds, sat.detail
+    );
+    if let Some((users, file)) = knee {
+        reason.push_str(&format!("; the latest capacity run puts the knee at {users:.0} users ({})", file.display()));
+    }
+    reason
+}
+
 /// The column titles of [`resource_lines`]'s rows.
 pub const RESOURCE_COLUMNS: [&str; 7] =
     ["process", "role", "cores (mean)", "cores (peak)", "CPU-µs per request", "RSS peak (MiB)", "open files (peak)"];

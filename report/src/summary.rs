@@ -336,3 +336,46 @@ impl LoadFigures {
         }
     }
 }
+
+impl Summary {
+    /// The summary of a run of `(scenario, description)` with `(run id, start)`
+    /// in environment `kind` that has just started: verdict `ERROR` until judged.
+    pub fn started(
+        (scenario, description): (&str, &str),
+        (run_id, started_at): (&str, String),
+        kind: &str,
+        sizes: Sizes,
+        topology: Topology,
+    ) -> Summary {
+        let mut environment = Machine::here(String::new());
+        environment.kind = kind.into();
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            scenario: scenario.to_owned(),
+            description: description.to_owned(),
+            run_id: run_id.to_owned(),
+            started_at,
+            finished_at: String::new(),
+            verdict: "ERROR".into(),
+            reasons: Vec::new(),
+            environment,
+            sizes,
+            topology,
+            criteria: Vec::new(),
+            alerts_firing: Vec::new(),
+            faults: Vec::new(),
+            error_burst: None,
+            events: None,
+            resources: None,
+            saturation: None,
+            warnings: Vec::new(),
+            recoveries: Vec::new(),
+            scrape: None,
+            slis: None,
+            dashboards: None,
+            alert_tests: None,
+            load: None,
+            files: Vec::new(),
+        }
+    }
+}

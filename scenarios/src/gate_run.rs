@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime};
 use q2o_env::binaries::Binaries;
 use q2o_env::endpoints::ScrapeTarget;
 use q2o_env::ports::free_addr;
-use q2o_env::resources::{Resources, Role, Saturation, Timeline, Watched};
-use q2o_env::topology::Topology;
+use q2o_env::resources::{Resources, Saturation};
 use q2o_env::{EnvKind, Environment};
 use q2o_loadgen::results::RunResults;
 use q2o_slo::alert_tests::{AlertTestCoverage, alerts_in};
@@ -30,8 +29,7 @@ use crate::session::{Interrupt, PrometheusPlan, Session, SessionPlan};
 use q2o_env::prometheus::{self, Prometheus, unix, unix_now};
 use q2o_report::charts::Chart;
 use q2o_report::summary::{
-    DashboardCoverage, EventCensus, FiringAlert, LoadFigures, Machine, SCHEMA_VERSION, ScrapeCoverage, Sizes,
-    SliCoverage, Summary,
+    DashboardCoverage, EventCensus, FiringAlert, LoadFigures, ScrapeCoverage, Sizes, SliCoverage, Summary,
 };
 
 /// What to run.
@@ -100,7 +98,13 @@ pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished,
     }
 
     let folder = RunFolder::create(&options.reports, &scenario.name)?;
-    let mut summary = started(&scenario, &folder, options.env, sizes(&scenario, users_in_file, &options));
+    let mut summary = Summary::started(
+        (&scenario.name, &scenario.description),
+        (&folder.id, rfc3339(folder.started)),
+        options.env.as_str(),
+        sizes(&scenario, users_in_file, &options),
+        scenario.topology.clone(),
+    );
     eprintln!(
         "q2o-bench: {} — starting the {} environment (logs in {})",
         scenario.name,
@@ -125,7 +129,8 @@ pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished,
             summary.error_burst = measured.error_burst;
             summary.events = measured.events;
             if !go && let Some(sat) = &measured.saturation {
-                summary.reasons.insert(0, saturated_reason(sat, &options.reports, &scenario.name));
+                let knee = latest_knee(&options.reports, &scenario.name);
+                summary.reasons.insert(0, q2o_report::lines::saturated_reason(sat, knee.as_ref()));
             }
             summary.warnings = warnings(measured.saturation.as_ref(), &scenario, &measured.results);
             summary.resources = Some(measured.resources);
@@ -171,41 +176,13 @@ fn sizes(scenario: &Scenario, users_in_file: usize, options: &RunOptions) -> Siz
 
 /// Writes the report files and points `latest` at the run.
 fn write(folder: &RunFolder, summary: &mut Summary, charts: &[Chart]) -> Result<(), RunFailed> {
-    summary.files = summary_files(&folder.dir);
+    summary.files = q2o_report::files_in(&folder.dir);
     q2o_report::write_all(&folder.dir, summary, charts).map_err(|source| RunFailed {
         error: RunError::Io { path: folder.dir.clone(), source },
         dir: Some(folder.dir.clone()),
     })?;
     folder.link_latest();
     Ok(())
-}
-
-/// The report files and every log, loadgen result and rule file, relative to the run folder.
-fn summary_files(dir: &Path) -> Vec<String> {
-    let mut files = vec!["summary.json".to_owned(), "report.md".into(), "report.html".into(), "junit.xml".into()];
-    for sub in ["logs", "loadgen", "rules"] {
-        let mut found: Vec<String> = walk(&dir.join(sub))
-            .into_iter()
-            .filter_map(|p| p.strip_prefix(dir).ok().map(|p| p.display().to_string()))
-            .collect();
-        found.sort();
-        files.extend(found);
-    }
-    files.push("prometheus.yml".into());
-    files
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// The rule files this run's Prometheus loads: the SLI and SLO rules from
@@ -308,7 +285,7 @@ async fn drive(
         let _ = stop_sampling.send(());
         injected
     };
-    let (injected, timeline) = tokio::join!(load, sample_resources(env, &scenario.topology, sampling_stopped));
+    let (injected, timeline) = tokio::join!(load, env.sample_resources(&scenario.topology, sampling_stopped));
     let mut injected = injected?;
     let load_ended = SystemTime::now();
 
@@ -368,7 +345,7 @@ async fn drive(
         .map(|(alert, criterion, severity)| FiringAlert { alert, criterion, severity })
         .collect();
     let mut charts = charts(prometheus, &results, unix(load_started), load_end).await;
-    charts.push(cpu_chart(&timeline));
+    charts.push(Chart::cpu_by_process(&timeline));
     Ok(Measured {
         charts,
         resources,
@@ -385,73 +362,6 @@ async fn drive(
         alerts_firing,
         prometheus: prometheus.url().to_owned(),
     })
-}
-
-/// Samples every service and harness process (and this runner, without the
-/// children it started) once a second until `stop`.
-async fn sample_resources(
-    env: &Environment,
-    topology: &Topology,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) -> Timeline {
-    let cores = q2o_env::resources::cores() as f64;
-    let limited = env.kind == EnvKind::Docker;
-    // What a service can use: a container's limit, one core for the
-    // single-threaded redis-server and nginx's one worker, else the machine.
-    let limit = |name: &str| match name {
-        "redis" | "load-balancer" => 1.0,
-        _ if limited => topology.cpus.unwrap_or(cores),
-        _ => cores,
-    };
-    let mut timeline = Timeline::default();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = &mut stop => break,
-        }
-        let watched = |name: &str, role, core_limit, with_children| Watched {
-            name: name.to_owned(),
-            role,
-            core_limit,
-            with_children,
-        };
-        let mut now: Vec<(Watched, u32)> = env
-            .service_pids()
-            .await
-            .into_iter()
-            .map(|(name, pid)| (watched(&name, Role::Service, limit(&name), true), pid))
-            .collect();
-        now.extend(
-            env.harness.named_pids().into_iter().map(|(name, pid)| (watched(&name, Role::Harness, cores, true), pid)),
-        );
-        now.push((watched("runner", Role::Harness, cores, false), std::process::id()));
-        // Reading /proc is blocking work: off the runtime's threads.
-        timeline = match tokio::task::spawn_blocking(move || {
-            timeline.sample(&now);
-            timeline
-        })
-        .await
-        {
-            Ok(timeline) => timeline,
-            // The sampling task panicked: the figures are gone, and the report will say none were taken.
-            Err(_) => return Timeline::default(),
-        };
-    }
-    timeline
-}
-
-/// Cores used by each process, second by second.
-fn cpu_chart(timeline: &Timeline) -> Chart {
-    let lines = timeline
-        .processes
-        .iter()
-        .map(|(who, series)| {
-            (who.name.clone(), series.cores.iter().enumerate().map(|(i, c)| ((i + 1) as f64, *c)).collect())
-        })
-        .collect();
-    Chart::over_time("CPU by process", "cores", lines)
 }
 
 /// What makes a run's figures less than they seem: the load generator was
@@ -479,24 +389,12 @@ fn warnings(saturation: Option<&Saturation>, scenario: &Scenario, results: &RunR
     warnings
 }
 
-/// The first reason of a NO-GO run whose machine saturated, pointing to the
-/// scenario's latest capacity figure when there is one.
-fn saturated_reason(sat: &Saturation, reports: &Path, scenario: &str) -> String {
-    let users = sat.users.map_or(String::new(), |u| format!(" with {u} users"));
-    let mut reason = format!(
-        "the machine saturated before the system was judged: {} reached 90 % at {:.0} s{users} ({})",
-        sat.resource, sat.at_seconds, sat.detail
-    );
+/// The scenario's latest capacity knee, in users, and its file, when a capacity run exists.
+fn latest_knee(reports: &Path, scenario: &str) -> Option<(f64, PathBuf)> {
     let capacity = reports.join(format!("{scenario}-capacity/latest/capacity.json"));
-    let knee = std::fs::read_to_string(&capacity)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|c| c["searches"].as_array()?.iter().filter_map(|s| s["users_at_knee"].as_f64()).reduce(f64::max));
-    if let Some(users) = knee {
-        reason
-            .push_str(&format!("; the latest capacity run puts the knee at {users:.0} users ({})", capacity.display()));
-    }
-    reason
+    let found: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&capacity).ok()?).ok()?;
+    let knee = found["searches"].as_array()?.iter().filter_map(|s| s["users_at_knee"].as_f64()).reduce(f64::max)?;
+    Some((knee, capacity))
 }
 
 /// The live p95 the progress bar shows: the last 10 seconds of API calls.
@@ -586,38 +484,4 @@ async fn charts(prometheus: &Prometheus, results: &RunResults, start: f64, end: 
         Chart::over_time("Users", "active users", vec![("users".into(), per_second(&|s| s.users))]),
         Chart::over_time("Agent tasks completed", "tasks/s", agents),
     ]
-}
-
-/// The summary of a run that has just started: verdict `ERROR` until judged.
-fn started(scenario: &Scenario, folder: &RunFolder, kind: EnvKind, sizes: Sizes) -> Summary {
-    let mut environment = Machine::here(String::new());
-    environment.kind = kind.as_str().into();
-    Summary {
-        schema_version: SCHEMA_VERSION,
-        scenario: scenario.name.clone(),
-        description: scenario.description.clone(),
-        run_id: folder.id.clone(),
-        started_at: rfc3339(folder.started),
-        finished_at: String::new(),
-        verdict: "ERROR".into(),
-        reasons: Vec::new(),
-        environment,
-        sizes,
-        topology: scenario.topology.clone(),
-        criteria: Vec::new(),
-        alerts_firing: Vec::new(),
-        faults: Vec::new(),
-        error_burst: None,
-        events: None,
-        resources: None,
-        saturation: None,
-        warnings: Vec::new(),
-        recoveries: Vec::new(),
-        scrape: None,
-        slis: None,
-        dashboards: None,
-        alert_tests: None,
-        load: None,
-        files: Vec::new(),
-    }
 }
