@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use q2o_common::config::parse_duration;
 
-use crate::journeys::plan::{Journey, PlanError, ThinkTime, UserPlan, Weights, format_duration};
+use crate::journeys::plan::{Journey, PlanError, ThinkTime, UserPlan, format_duration};
 use crate::recorder::Protocol;
 use crate::step::Mix;
+use crate::weights::Weights;
 
 /// Flags both models take.
 #[derive(Clone, Debug, PartialEq, clap::Args)]

@@ -36,6 +36,7 @@ pub mod results;
 pub mod routed;
 pub mod step;
 pub mod target;
+pub mod weights;
 
 use std::path::PathBuf;
 use std::sync::Arc;

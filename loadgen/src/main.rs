@@ -17,6 +17,7 @@ use q2o_loadgen::results::RunResults;
 use q2o_loadgen::routed::Routed;
 use q2o_loadgen::step::{Call, Mix, Step};
 use q2o_loadgen::target::{Target, UrlTarget};
+use q2o_loadgen::weights::Weights;
 
 /// The q2o load generator.
 #[derive(Debug, Parser)]
@@ -161,7 +162,7 @@ async fn open_run(command: RunCommand) -> anyhow::Result<ExitCode> {
     let (target, mix): (Arc<dyn Target>, Mix) = match &command.url {
         Some(url) => (
             Arc::new(UrlTarget::new(url).map_err(anyhow::Error::msg)?),
-            Mix(vec![(Call::new(Protocol::Rest, Step::Get), 1)]),
+            Weights(vec![(Call::new(Protocol::Rest, Step::Get), 1)]),
         ),
         None => (Arc::new(Routed::connect(&command).await?), command.mix.clone()),
     };

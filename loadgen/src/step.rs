@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::weights::Weights;
+
 /// Which API a request used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -212,53 +214,12 @@ impl FromStr for Call {
 }
 
 /// An open-model mix: calls and their weights (`rest:list_projects=8,grpc:submit_task=2`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mix(pub Vec<(Call, u32)>);
+pub type Mix = Weights<Call>;
 
 impl Mix {
-    /// Whether the mix calls `step` over `protocol`.
+    /// Whether the mix calls a step `step` selects over `protocol`.
     pub fn has(&self, protocol: Protocol, step: impl Fn(Step) -> bool) -> bool {
         self.0.iter().any(|(call, _)| call.protocol == protocol && step(call.step))
-    }
-}
-
-impl fmt::Display for Mix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (call, weight)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{call}={weight}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for Mix {
-    type Err = String;
-
-    /// A call without `=N` weighs 1; calls of weight 0 are left out.
-    fn from_str(text: &str) -> Result<Mix, String> {
-        let mut mix = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (call, weight) = match part.split_once('=') {
-                Some((call, weight)) => {
-                    let weight: u32 = weight
-                        .parse()
-                        .map_err(|_| format!("--mix: weight `{weight}` of `{call}` is not a whole number"))?;
-                    (call, weight)
-                }
-                None => (part, 1),
-            };
-            let call: Call = call.parse().map_err(|e| format!("--mix: {e}"))?;
-            if weight > 0 {
-                mix.push((call, weight));
-            }
-        }
-        if mix.is_empty() {
-            return Err("--mix: no step with a positive weight".into());
-        }
-        Ok(Mix(mix))
     }
 }
 

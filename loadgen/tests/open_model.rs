@@ -8,6 +8,7 @@ use q2o_loadgen::recorder::{Protocol, Recorder, latency_histogram};
 use q2o_loadgen::results::{RateSpan, RunResults};
 use q2o_loadgen::step::{Call, Mix, Step};
 use q2o_loadgen::target::{GatewayTarget, UrlTarget};
+use q2o_loadgen::weights::Weights;
 use q2o_testkit::{RedisServer, ScratchDir, Service, metric_value};
 use tokio::sync::RwLock;
 
@@ -43,7 +44,7 @@ async fn the_open_model_counts_a_stall_that_a_closed_loop_hides() {
     let url = stalling_server().await;
     let run = OpenRun {
         target: Arc::new(UrlTarget::new(&url).unwrap()),
-        mix: Mix(vec![("get".parse().unwrap(), 1)]),
+        mix: Weights(vec![("get".parse().unwrap(), 1)]),
         schedule: ArrivalSchedule::new(200.0, 200.0, Duration::from_secs(4)).unwrap(),
         max_in_flight: 10_000,
         out: None,

@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::recorder::Protocol;
 use crate::step::Step;
+#[cfg(test)]
+use crate::weights::Weights;
 
 /// A user's way through the platform; each runs after the user logged in and
 /// created a project of its own.
@@ -82,41 +84,6 @@ impl FromStr for Journey {
             let names: Vec<_> = Journey::ALL.iter().map(|j| j.as_str()).collect();
             format!("unknown journey `{s}` (one of {})", names.join(", "))
         })
-    }
-}
-
-/// Weighted choices: `NAME=WEIGHT,NAME=WEIGHT` (a name without `=N` weighs 1);
-/// only positive weights are kept, and at least one is needed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Weights<T>(pub Vec<(T, u32)>);
-
-impl<T: FromStr<Err = String>> FromStr for Weights<T> {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Weights<T>, String> {
-        let mut weights = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
-            let weight: u32 =
-                weight.trim().parse().map_err(|_| format!("weight `{weight}` of `{name}` is not a whole number"))?;
-            let item = name.trim().parse()?;
-            if weight > 0 {
-                weights.push((item, weight));
-            }
-        }
-        if weights.is_empty() {
-            return Err(format!("nothing with a positive weight in `{text}`"));
-        }
-        Ok(Weights(weights))
-    }
-}
-
-impl<T: fmt::Display> fmt::Display for Weights<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (item, weight)) in self.0.iter().enumerate() {
-            write!(f, "{}{item}={weight}", if i == 0 { "" } else { "," })?;
-        }
-        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@ use q2o_env::{EnvKind, Environment};
 use q2o_loadgen::command::{Endpoints, RunCommand};
 use q2o_loadgen::results::RunResults;
 use q2o_loadgen::step::{Call, Mix, Step};
+use q2o_loadgen::weights::Weights;
 use q2o_slo::sli::{Criterion, Sli};
 
 use crate::capacity::figures::{CapacityReport, MAX_LATE, MIN_ANSWERED, ReplicaSearch, Setting, StepFigures};
@@ -165,7 +166,7 @@ pub fn open_mix(scenario: &Scenario) -> Mix {
             }
         }
     }
-    Mix(weights.into_values().filter(|(_, w)| *w > 0).collect())
+    Weights(weights.into_values().filter(|(_, w)| *w > 0).collect())
 }
 
 /// Judges one step: the exactly measured criteria, then the two of capacity's own.

@@ -11,6 +11,7 @@ use q2o_common::config::{duration, parse_toml};
 use q2o_env::topology::Topology;
 use q2o_loadgen::recorder::Protocol;
 use q2o_loadgen::step::{Call, Mix, Step};
+use q2o_loadgen::weights::Weights;
 use serde::{Deserialize, Deserializer};
 
 use crate::scenario::{FlagError, ScenarioError, located};
@@ -146,7 +147,7 @@ impl ComparisonFile {
 impl Rounds {
     /// The loadgen's mix for `protocol`: every operation over it.
     pub fn mix(&self, protocol: Protocol) -> Mix {
-        Mix(self.operations.iter().filter(|(_, w)| **w > 0).map(|(op, w)| (Call::new(protocol, *op), *w)).collect())
+        Weights(self.operations.iter().filter(|(_, w)| **w > 0).map(|(op, w)| (Call::new(protocol, *op), *w)).collect())
     }
 
     /// Multiplies every length by `scale` (a quick run keeps the rounds' count and rates).
