@@ -28,9 +28,9 @@ bench scenario *flags: setup
         "$bin/q2o-bench" run "scenarios/{{scenario}}.toml" {{flags}}; \
     fi
 
-# Capacity planning on release builds: the knee (highest rate meeting the SLOs) at 1, 2 and 3 gateway
-# replicas, the Universal Scalability Law fit, and the replicas 5k/50k/100k users need.
-# Flags go to `q2o-bench capacity`: --replicas 1,2,3, --step 10s, --target-users N. Exit 0 when the target is carried.
+# Capacity planning on release builds: the knee in users (the most of the scenario's own users meeting the SLOs)
+# at 1, 2 and 3 gateway replicas, the Universal Scalability Law fit, and the replicas 5k/50k/100k users need.
+# Flags go to `q2o-bench capacity`: --replicas 1,2,3, --hold 10s, --target-users N. Exit 0 when the target is carried.
 capacity scenario *flags: setup
     cargo build --release --bins
     @file="{{scenario}}"; [ -f "$file" ] || file="scenarios/$file.toml"; \

@@ -9,13 +9,15 @@ use toml::{Table, Value};
 use crate::balancer::Balancer;
 use crate::plan::{ConfigFile, PortKind, Resolve, ServicePlan};
 
-/// No tenant may be throttled by the gateway's token bucket during a load test
-/// (all users share one API key); the bucket's script still runs on every request.
-fn unthrottled() -> Table {
-    let mut bucket = Table::new();
-    bucket.insert("capacity".into(), Value::Integer(100_000_000));
-    bucket.insert("refill_per_second".into(), Value::Float(100_000_000.0));
-    bucket
+/// The gateway's per-tenant token bucket. Without a quota no tenant may be
+/// throttled during a load test (all users share one API key), yet the
+/// bucket's script still runs on every request; a quota holds one second's worth.
+fn bucket(tenant_rate_limit: Option<f64>) -> Value {
+    let (capacity, refill) = match tenant_rate_limit {
+        Some(rate) => (rate.ceil() as i64, rate),
+        None => (100_000_000, 100_000_000.0),
+    };
+    Value::Table(table([("capacity", Value::Integer(capacity)), ("refill_per_second", Value::Float(refill))]))
 }
 
 fn table(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Table {
@@ -26,10 +28,10 @@ fn table(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Table {
 pub fn render(config: &ConfigFile, service: &ServicePlan, resolve: &dyn Resolve) -> String {
     let toml = |table: Table| toml::to_string(&table).expect("a TOML table serializes");
     match config {
-        ConfigFile::Gateway => toml(table([("rate_limit", Value::Table(unthrottled()))])),
-        ConfigFile::Monolith => {
+        ConfigFile::Gateway { tenant_rate_limit } => toml(table([("rate_limit", bucket(*tenant_rate_limit))])),
+        ConfigFile::Monolith { tenant_rate_limit } => {
             let grpc = resolve.listen(&service.name, PortKind::Grpc).to_string();
-            let gateway = table([("grpc_addr", Value::String(grpc)), ("rate_limit", Value::Table(unthrottled()))]);
+            let gateway = table([("grpc_addr", Value::String(grpc)), ("rate_limit", bucket(*tenant_rate_limit))]);
             toml(table([("gateway", Value::Table(gateway))]))
         }
         ConfigFile::Agents { inter_agent, kafka, workers_per_type } => {
@@ -117,6 +119,12 @@ mod tests {
         assert_eq!(agents["pools"].as_array().unwrap().len(), AgentType::ALL.len());
         let gateway: Table = toml::from_str(&rendered("gateway-0")).unwrap();
         assert_eq!(gateway["rate_limit"]["capacity"].as_integer(), Some(100_000_000));
+        // A quota holds one second's worth of requests.
+        let quota = plan(&toml::from_str("redis = true\ntenant_rate_limit = 40.5").unwrap());
+        let gateway = quota.iter().find(|s| s.name == "gateway-0").unwrap();
+        let gateway: Table = toml::from_str(&render(gateway.config.as_ref().unwrap(), gateway, &Fixed)).unwrap();
+        assert_eq!(gateway["rate_limit"]["capacity"].as_integer(), Some(41));
+        assert_eq!(gateway["rate_limit"]["refill_per_second"].as_float(), Some(40.5));
         let nginx = rendered("load-balancer");
         assert!(nginx.contains("server gateway-1:9090 max_fails=1"), "{nginx}");
         assert!(nginx.contains("pid /tmp/load-balancer/nginx.pid;"), "{nginx}");

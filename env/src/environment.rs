@@ -101,6 +101,31 @@ impl Environment {
         self.backend.pids().await
     }
 
+    /// Waits until the services, all together, use less than `quiet_cores`
+    /// of CPU over a second (queues drained, consumers caught up), for at
+    /// most `within`; how long that took, or `None` if they never did.
+    pub async fn settle(&self, quiet_cores: f64, within: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        let pids: Vec<u32> = self.service_pids().await.into_iter().map(|(_, pid)| pid).collect();
+        // Reading /proc is blocking work: off the runtime's threads.
+        let used = || {
+            let pids = pids.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::resources::sample_trees(&pids).iter().flatten().map(|tree| tree.cpu_seconds).sum::<f64>()
+            })
+        };
+        let mut before = used().await.ok()?;
+        while started.elapsed() < within {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = used().await.ok()?;
+            if now - before < quiet_cores {
+                return Some(started.elapsed());
+            }
+            before = now;
+        }
+        None
+    }
+
     /// Samples every service and harness process (and this process, without
     /// the children it started) once a second until `stop`.
     pub async fn sample_resources(&self, topology: &Topology, stop: tokio::sync::oneshot::Receiver<()>) -> Timeline {

@@ -149,10 +149,16 @@ fn config_http_grpc() -> Vec<Arg> {
 /// A service's config file, by what it holds; rendered once addresses exist.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConfigFile {
-    /// The gateway's: no tenant is throttled during a load test.
-    Gateway,
-    /// The monolith's: its gRPC listener, unthrottled.
-    Monolith,
+    /// The gateway's: each tenant's requests per second, unthrottled when `None`.
+    Gateway {
+        /// The topology's `tenant_rate_limit`.
+        tenant_rate_limit: Option<f64>,
+    },
+    /// The monolith's: its gRPC listener and each tenant's requests per second.
+    Monolith {
+        /// The topology's `tenant_rate_limit`.
+        tenant_rate_limit: Option<f64>,
+    },
     /// The agents': the inter-agent protocol, pool sizes, the broker and consumer groups.
     Agents {
         /// How the coder calls QA.
@@ -175,8 +181,8 @@ impl ConfigFile {
     /// Where the file goes in a container.
     pub fn container_path(&self) -> &'static str {
         match self {
-            ConfigFile::Gateway => "/etc/q2o/gateway.toml",
-            ConfigFile::Monolith => "/etc/q2o/monolith.toml",
+            ConfigFile::Gateway { .. } => "/etc/q2o/gateway.toml",
+            ConfigFile::Monolith { .. } => "/etc/q2o/monolith.toml",
             ConfigFile::Agents { .. } => "/etc/q2o/agents.toml",
             ConfigFile::Balancer { .. } => "/etc/nginx/nginx.conf",
         }
@@ -255,7 +261,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
             Arg::Text("--agents-http-addr".into()),
             Arg::Listen(PortKind::AgentsHttp, Scheme::Bare),
         ];
-        monolith.config = Some(ConfigFile::Monolith);
+        monolith.config = Some(ConfigFile::Monolith { tenant_rate_limit: t.tenant_rate_limit });
         monolith.ports = vec![PortKind::Http, PortKind::AgentsHttp, PortKind::Grpc];
         monolith.scrape = vec![("gateway", PortKind::Http), ("agents", PortKind::AgentsHttp)];
         monolith.limited = true;
@@ -330,7 +336,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
             gateway.args.push(Arg::Peer(port("search", PortKind::Http), Scheme::Http));
         }
         gateway.env = vec![("Q2O_REDIS_URL", redis_url.clone())];
-        gateway.config = Some(ConfigFile::Gateway);
+        gateway.config = Some(ConfigFile::Gateway { tenant_rate_limit: t.tenant_rate_limit });
         gateway.ports = vec![PortKind::Http, PortKind::Grpc];
         gateway.scrape = vec![("gateway", PortKind::Http)];
         gateway.limited = true;

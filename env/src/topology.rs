@@ -46,6 +46,11 @@ pub struct Topology {
     /// Docker environment: memory limit of each q2o replica's container, MiB.
     #[serde(default)]
     pub memory_mib: Option<u64>,
+    /// Requests per second each tenant may make (the gateway's token bucket,
+    /// holding one second's worth); unthrottled when absent. A topology whose
+    /// capacity is this quota, not the machine's, has a knee known in advance.
+    #[serde(default)]
+    pub tenant_rate_limit: Option<f64>,
 }
 
 fn one() -> usize {
@@ -101,6 +106,9 @@ impl Topology {
         }
         if self.memory_mib.is_some_and(|m| m < 16) {
             return bad("topology.memory_mib", "must be at least 16");
+        }
+        if self.tenant_rate_limit.is_some_and(|r| !(r.is_finite() && r >= 1.0)) {
+            return bad("topology.tenant_rate_limit", "must be at least 1 request per second");
         }
         if self.redis_aof && !self.redis {
             return bad("topology.redis_aof", "needs redis = true");

@@ -129,7 +129,7 @@ pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished,
             summary.error_burst = measured.error_burst;
             summary.events = measured.events;
             if !go && let Some(sat) = &measured.saturation {
-                let knee = latest_knee(&options.reports, &scenario.name);
+                let knee = latest_knee(&options.reports, &scenario);
                 summary.reasons.insert(0, q2o_report::lines::saturated_reason(sat, knee.as_ref()));
             }
             summary.warnings = warnings(measured.saturation.as_ref(), &scenario, &measured.results);
@@ -389,12 +389,13 @@ fn warnings(saturation: Option<&Saturation>, scenario: &Scenario, results: &RunR
     warnings
 }
 
-/// The scenario's latest capacity knee, in users, and its file, when a capacity run exists.
-fn latest_knee(reports: &Path, scenario: &str) -> Option<(f64, PathBuf)> {
-    let capacity = reports.join(format!("{scenario}-capacity/latest/capacity.json"));
+/// The knee in users of the scenario's latest capacity run at its own
+/// gateway replicas, and its file, when there is one.
+fn latest_knee(reports: &Path, scenario: &Scenario) -> Option<(f64, PathBuf)> {
+    let capacity = reports.join(format!("{}-capacity/latest/capacity.json", scenario.name));
     let found: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&capacity).ok()?).ok()?;
-    let knee = found["searches"].as_array()?.iter().filter_map(|s| s["users_at_knee"].as_f64()).reduce(f64::max)?;
-    Some((knee, capacity))
+    let at_own = found["searches"].as_array()?.iter().find(|s| s["gateways"] == scenario.topology.gateways)?;
+    Some((at_own["knee_users"].as_f64()?, capacity))
 }
 
 /// The live p95 the progress bar shows: the last 10 seconds of API calls.

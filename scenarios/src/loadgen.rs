@@ -1,11 +1,11 @@
 //! The load generator as the runner's child: the one place where a loadgen
 //! command line is made (from the loadgen's own typed commands).
 //!
-//! * [`Users`] are the closed model of a gate run: `q2o-loadgen users`
-//!   processes under the harness's supervisor, each with its share of the users.
-//! * An [`OpenStep`] is one open-model step of the comparison and the capacity
-//!   search: `q2o-loadgen run` at a fixed rate for a fixed time, bounded, with
-//!   the CPU time it used.
+//! * [`Users`] are the closed model of a gate run and of each capacity step:
+//!   `q2o-loadgen users` processes under the harness's supervisor, each with
+//!   its share of the users.
+//! * An [`OpenStep`] is one open-model round of the comparison: `q2o-loadgen
+//!   run` at a fixed rate for a fixed time, bounded, with the CPU time it used.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,11 +23,7 @@ use crate::error::RunError;
 #[derive(Debug)]
 pub struct Users {
     commands: Vec<UsersCommand>,
-}
-
-/// The name of loadgen process `i` in logs and the supervisor.
-fn process_name(i: usize) -> String {
-    format!("loadgen-{i}")
+    name: String,
 }
 
 impl Users {
@@ -59,7 +55,18 @@ impl Users {
                 command
             })
             .collect();
-        Users { commands }
+        Users { commands, name: "loadgen".into() }
+    }
+
+    /// The same users, their processes named `<name>-<i>` in logs and the
+    /// supervisor (a search runs one set of users after another).
+    pub fn named(self, name: impl Into<String>) -> Users {
+        Users { name: name.into(), ..self }
+    }
+
+    /// The name of process `i`.
+    fn process_name(&self, i: usize) -> String {
+        format!("{}-{i}", self.name)
     }
 
     /// Starts every process under `supervisor`; each is ready once it serves its metrics.
@@ -67,7 +74,7 @@ impl Users {
         for (i, command) in self.commands.iter().enumerate() {
             supervisor
                 .start(ServiceSpec {
-                    name: process_name(i),
+                    name: self.process_name(i),
                     program: loadgen.to_owned(),
                     args: command.to_args(),
                     env: vec![("Q2O_LOG".into(), "warn".into())],
@@ -85,7 +92,7 @@ impl Users {
     pub async fn wait(&self, supervisor: &Supervisor, grace: Duration) -> bool {
         let mut all_exited = true;
         for i in 0..self.commands.len() {
-            let name = process_name(i);
+            let name = self.process_name(i);
             if supervisor.wait_exit(&name, grace).await.is_none() {
                 all_exited = false;
                 supervisor.terminate(&name);
@@ -102,8 +109,8 @@ impl Users {
         for (i, command) in self.commands.iter().enumerate() {
             let path = command.common.out.as_ref().expect("set in new").join("results.json");
             let part = RunResults::read(&path).map_err(|e| {
-                let log = last_lines(&logs.join(format!("{}.log", process_name(i))));
-                RunError::Loadgen(format!("{e}; {} said: {log}", process_name(i)))
+                let log = last_lines(&logs.join(format!("{}.log", self.process_name(i))));
+                RunError::Loadgen(format!("{e}; {} said: {log}", self.process_name(i)))
             })?;
             parts.push(part);
         }

@@ -1,5 +1,6 @@
 //! `q2o-bench run scenarios/rest-vs-grpc.toml` and `q2o-bench capacity`, end
-//! to end on short rounds and steps: real services, the real loadgen.
+//! to end on short rounds and steps: real services, the real loadgen, and
+//! the gate run on each side of the knee the capacity search found.
 
 use q2o_testkit::ScratchDir;
 use serde_json::Value;
@@ -61,52 +62,75 @@ fn a_short_rest_versus_grpc_comparison_measures_both_protocols_and_states_a_verd
     assert!(processes_mentioning(&dir).is_empty(), "left running: {:?}", processes_mentioning(&dir));
 }
 
+/// One gateway whose tenant may make 30 requests per second: a topology whose
+/// capacity is a quota, known in advance and the same on a busy machine.
+/// Users browse with 500 ms of think time (about 2 requests per second each),
+/// and a request over the quota gets 429, which the error rate counts.
+const SMALL: &str = r#"
+name = "small"
+description = "one gateway, a tenant quota of 30 requests per second"
+[load]
+users = 40
+ramp_rate = 40
+hold = "8s"
+ramp_down = "1s"
+think = "const:500ms"
+journeys = { browse = 1 }
+protocols = { rest = 1 }
+[topology]
+redis = true
+tenant_rate_limit = 30
+[[criteria]]
+name = "errors"
+sli = "error_rate"
+op = "<="
+target = 0.01
+[[criteria]]
+name = "users"
+sli = "users_reached"
+op = ">="
+target = 1
+"#;
+
 #[test]
-fn a_short_capacity_search_finds_knees_fits_the_usl_and_sizes_the_replicas() {
-    let reports = ScratchDir::new("bench-capacity").unwrap();
-    let out = reports.path().to_str().unwrap();
-    let args = [
-        "capacity",
-        "scenarios/phase2.toml",
-        "--replicas",
-        "1,2,3",
-        "--step",
-        "2s",
-        "--start-rate",
-        "25",
-        "--max-steps",
-        "2",
-        "--target-users",
-        "10000000",
-        "--reports",
-        out,
-    ];
+fn the_gate_passes_below_the_capacity_knee_and_fails_above_it() {
+    let dir = ScratchDir::new("bench-capacity").unwrap();
+    let scenario = dir.path().join("small.toml");
+    std::fs::write(&scenario, SMALL).unwrap();
+    let (scenario, reports) = (scenario.to_str().unwrap(), dir.path().join("reports"));
+    let out = reports.to_str().unwrap();
+    let args = ["capacity", scenario, "--replicas", "1", "--hold", "5s", "--target-users", "1000", "--reports", out];
     let (code, stdout, stderr) = bench(&args, &[]);
-    // Ten million users are more than two 2-second steps can show: NOT MET, exit 1.
+    // A thousand users are far beyond the quota: NOT MET, exit 1.
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("NOT MET"), "{stdout}");
-    let dir = run_dir(reports.path(), "phase2-capacity");
-    let report: Value = serde_json::from_slice(&std::fs::read(dir.join("capacity.json")).unwrap()).unwrap();
-    let searches = report["searches"].as_array().unwrap();
-    assert_eq!(searches.len(), 3);
-    for (i, s) in searches.iter().enumerate() {
-        assert_eq!(s["gateways"], i + 1);
-        assert_eq!(s["agent_processes"], i + 1, "phase2 has one agents process per gateway");
-        assert_eq!(s["steps"].as_array().unwrap().len(), 2, "bounded by --max-steps");
-        // 25 and 50 req/s are far below what a replica carries.
-        assert_eq!(s["knee"]["rate"], 50.0, "{s}");
-        let users = s["users_at_knee"].as_f64().unwrap();
-        // Little's law with phase2's 10 s think time: about 50 × 10 users.
-        assert!((450.0..=600.0).contains(&users), "{users}");
+    let run = run_dir(&reports, "small-capacity");
+    let report: Value = serde_json::from_slice(&std::fs::read(run.join("capacity.json")).unwrap()).unwrap();
+    assert_eq!(report["load"]["model"], "closed");
+    let not_judged = report["not_judged"].as_array().unwrap();
+    assert_eq!(not_judged.len(), 1, "{not_judged:?}");
+    assert_eq!(not_judged[0]["criterion"], "users", "a step sets its own users");
+    let search = &report["searches"][0];
+    let (knee, broke) = (search["knee_users"].as_u64().unwrap(), search["broke_users"].as_u64().unwrap());
+    // 30 requests per second at about 2 per user: the knee is near 15 users.
+    assert!((8..=18).contains(&knee) && knee < broke, "knee {knee}, broke {broke}: {search}");
+    for step in search["steps"].as_array().unwrap() {
+        let per_user = step["requests_per_user_per_second"].as_f64().unwrap();
+        // About 2 a second, and a little more in short steps: a login, and
+        // users counted at the end of each second.
+        assert!((1.0..=3.0).contains(&per_user), "{step}");
     }
-    assert!(report["fit"]["model"]["lambda"].as_f64().unwrap() > 0.0, "{}", report["fit"]);
-    let needed = report["needed"].as_array().unwrap();
-    assert_eq!(needed.iter().map(|n| n["users"].as_f64().unwrap()).collect::<Vec<_>>(), [5e3, 5e4, 1e5, 1e7]);
-    assert!(stdout.contains(dir.join("report.html").to_str().unwrap()), "{stdout}");
-    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(stdout.contains(run.join("report.html").to_str().unwrap()), "{stdout}");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 3, "throughput, latency and USL plots");
-    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert_eq!(junit.matches("<testcase").count(), 4, "three knees and the target");
-    assert_eq!(junit.matches("<failure").count(), 1, "the target is not met");
-    assert!(processes_mentioning(&dir).is_empty(), "left running: {:?}", processes_mentioning(&dir));
+    let junit = std::fs::read_to_string(run.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 2, "the knee and the target");
+    assert!(processes_mentioning(&run).is_empty(), "left running: {:?}", processes_mentioning(&run));
+
+    // The gate, on the same path, agrees: GO at 0.75 x the knee, NO-GO at 1.5 x.
+    for (share, expected) in [(0.75, Some(0)), (1.5, Some(1))] {
+        let users = ((knee as f64 * share).round() as u64).to_string();
+        let (code, stdout, stderr) = bench(&["run", scenario, "--users", &users, "--reports", out], &[]);
+        assert_eq!(code, expected, "{users} users ({share} x the knee of {knee}):\n{stdout}\n{stderr}");
+    }
 }

@@ -1,4 +1,3 @@
-mod knee;
 mod planning;
 mod runner;
 mod schema;

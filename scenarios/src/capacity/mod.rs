@@ -1,7 +1,7 @@
-//! Capacity planning: the knee of a topology (the highest arrival rate that
-//! meets every SLO, and the users it means by Little's law), the Universal
-//! Scalability Law fitted over replica counts, and the statistics that
-//! compare two protocols' latencies. [`search::run`] runs the search
+//! Capacity planning: the knee of a topology (the most concurrent users of
+//! the scenario's own journeys that meet every SLO a step can judge), the
+//! Universal Scalability Law fitted over replica counts, and the statistics
+//! that compare two protocols' latencies. [`search::run`] runs the search
 //! behind `q2o-bench capacity`; [`figures`] is what it found.
 
 pub mod figures;

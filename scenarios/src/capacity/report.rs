@@ -1,11 +1,11 @@
 //! The capacity run's `capacity.json`, `report.md` and `report.html`, with
-//! three plots: throughput against offered load, p95 latency against offered
-//! load with the SLO line, and the measured knees with the fitted USL curve.
+//! three plots: API throughput against users, p95 latency against users with
+//! the SLO line, and the measured knees with the fitted USL curve.
 
 use std::fmt::Write;
 use std::path::Path;
 
-use super::figures::{CapacityReport, Needed};
+use super::figures::CapacityReport;
 use q2o_report::charts::Chart;
 use q2o_report::junit::{self, Case};
 use q2o_slo::sli::{Criterion, Sli};
@@ -26,9 +26,10 @@ fn junit(r: &CapacityReport) -> String {
         .iter()
         .map(|s| Case {
             name: format!("knee at {} gateway replicas", s.gateways),
-            failure: s.knee.rate.is_none().then(|| "no rate held".to_owned()),
-            output: match (s.knee.rate, s.users_at_knee) {
-                (Some(rate), Some(users)) => format!("{rate:.0} req/s, {users:.0} users"),
+            failure: s.knee.knee_users.is_none().then(|| "no user count held".to_owned()),
+            output: match (s.knee.knee_users, s.knee.broke_users) {
+                (Some(knee), Some(broke)) => format!("{knee} users held, {broke} broke"),
+                (Some(knee), None) => format!("{knee} users held"),
                 _ => format!("{} steps, none held", s.steps.len()),
             },
         })
@@ -53,69 +54,70 @@ fn replicas(fitted: bool, n: Option<u64>) -> String {
     }
 }
 
-fn needed_line(r: &CapacityReport, n: &Needed) -> String {
-    format!(
-        "| {:.0} | {:.0} | {} | {} |",
-        n.users,
-        n.rate,
-        replicas(r.fit.is_some(), n.replicas),
-        replicas(r.fit_optimistic.is_some(), n.replicas_optimistic)
-    )
+fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
 }
 
 fn markdown(r: &CapacityReport) -> String {
     let mut m = String::new();
     let status = if r.met { "MET" } else { "NOT MET" };
+    let load = &r.load;
     let _ = writeln!(m, "# {} capacity: {status}\n", r.scenario);
     let _ = writeln!(
         m,
-        "Run {} from {} to {} on {} CPUs. Each step offers `{}` at one open-model rate for {:.0} s; it holds when {}.\n",
+        "Run {} from {} to {} on {} CPUs. Each step runs the scenario's own users ({} model): journeys `{}`, protocols `{}`, think `{}`, started at {:.0} users/s or faster (every ramp within {:.0} s), then held {:.0} s. A step holds when {}.\n",
         r.run_id,
         r.started_at,
         r.finished_at,
         r.environment.cpus,
-        r.mix,
-        r.step_seconds,
+        load.model,
+        load.journeys,
+        load.protocols,
+        load.think,
+        load.ramp_rate,
+        load.ramp_seconds_at_most,
+        load.hold_seconds,
         r.criteria.join(", ")
     );
-    let _ = writeln!(
-        m,
-        "Users follow from a rate by Little's law, N = X · (Z + R): X the rate, Z the scenario's mean think time ({:.1} s), R the mean response time at the knee.\n",
-        r.think_seconds
-    );
+    if !r.not_judged.is_empty() {
+        m.push_str("Not judged in a step (the gate judges them over a whole run):\n\n");
+        for n in &r.not_judged {
+            let _ = writeln!(m, "- `{}`: {}", n.criterion, n.reason);
+        }
+        m.push('\n');
+    }
     for reason in &r.reasons {
         let _ = writeln!(m, "- {reason}");
     }
-    m.push_str("\n## Knees\n\n| gateways | agents processes | knee req/s | first broke at req/s | users at the knee | steps |\n|---|---|---|---|---|---|\n");
+    m.push_str("\n## Knees\n\n| gateways | agents processes | knee users (most that held) | broke users (fewest that broke) | steps |\n|---|---|---|---|---|\n");
     for s in &r.searches {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             s.gateways,
             s.agent_processes,
-            s.knee.rate.map_or("-".into(), |v| format!("{v:.0}")),
-            s.knee.broke_at.map_or("-".into(), |v| format!("{v:.0}")),
-            s.users_at_knee.map_or("-".into(), |v| format!("{v:.0}")),
+            or_dash(s.knee.knee_users),
+            or_dash(s.knee.broke_users),
             s.steps.len()
         );
     }
-    m.push_str("\n## Universal Scalability Law, X(N) = λN / (1 + σ(N−1) + κN(N−1))\n\n");
+    m.push_str("\n## Universal Scalability Law, N(R) = λR / (1 + σ(R−1) + κR(R−1)), users carried at R replicas\n\n");
     match &r.fit {
         Some(fit) => {
             let errors = fit
                 .std_errors
                 .map_or("exactly determined (as many points as parameters): no standard errors".into(), |e| {
-                    format!("standard errors σ ±{:.4}, κ ±{:.6}, λ ±{:.1}", e[0], e[1], e[2])
+                    format!("standard errors σ ±{:.4}, κ ±{:.6}, λ ±{:.0}", e[0], e[1], e[2])
                 });
             let _ = writeln!(
                 m,
-                "Through the knees: σ = {:.4}, κ = {:.6}, λ = {:.1} req/s; {errors}; RMS residual {:.1} req/s.",
+                "Through the knees: σ = {:.4}, κ = {:.6}, λ = {:.0} users; {errors}; RMS residual {:.0} users.",
                 fit.model.sigma, fit.model.kappa, fit.model.lambda, fit.rms_residual
             );
             if let Some(o) = &r.fit_optimistic {
                 let _ = writeln!(
                     m,
-                    "Through the first rates that broke (the top of each knee's bracket): σ = {:.4}, κ = {:.6}, λ = {:.1} req/s.",
+                    "Through the fewest users that broke (the top of each knee's bracket): σ = {:.4}, κ = {:.6}, λ = {:.0} users.",
                     o.model.sigma, o.model.kappa, o.model.lambda
                 );
             }
@@ -123,42 +125,51 @@ fn markdown(r: &CapacityReport) -> String {
                 Some((n, _)) if n <= 1.0 => {
                     let _ = writeln!(
                         m,
-                        "The fitted curve falls from the first replica on: on this machine every replica added loses throughput (they share its {} CPUs).",
+                        "The fitted curve falls from the first replica on: on this machine every replica added carries fewer users (they share its {} CPUs).",
                         r.environment.cpus
                     );
                 }
-                Some((n, x)) => {
-                    let _ =
-                        writeln!(m, "Predicted peak: {x:.0} req/s at {n:.1} replicas; more replicas lose throughput.");
-                }
-                None => {
+                Some((n, users)) => {
                     let _ = writeln!(
                         m,
-                        "No coherency cost was measured (κ = 0): throughput approaches λ/σ without a peak."
+                        "Predicted peak: {users:.0} users at {n:.1} replicas; more replicas carry fewer."
                     );
+                }
+                None => {
+                    let _ = writeln!(m, "No coherency cost was measured (κ = 0): users approach λ/σ without a peak.");
                 }
             }
         }
         None => m.push_str("No fit: it needs knees at three or more distinct replica counts.\n"),
     }
-    m.push_str("\n## Replicas needed\n\n| users | req/s | replicas (fit through the knees) | replicas (fit through the first breaks) |\n|---|---|---|---|\n");
+    m.push_str("\n## Replicas needed\n\n| users | replicas (fit through the knees) | replicas (fit through the first breaks) |\n|---|---|---|\n");
     for n in &r.needed {
-        let _ = writeln!(m, "{}", needed_line(r, n));
+        let _ = writeln!(
+            m,
+            "| {:.0} | {} | {} |",
+            n.users,
+            replicas(r.fit.is_some(), n.replicas),
+            replicas(r.fit_optimistic.is_some(), n.replicas_optimistic)
+        );
     }
     m.push_str(
-        "\nThe two fits bracket the answer: the knee search brackets each knee between the last rate that held and the first that broke. \"not reachable\": no number of replicas reaches that rate on the fitted curve.\n",
+        "\nThe two fits bracket the answer: the search brackets each knee between the most users that held and the fewest that broke. \"not reachable\": no number of replicas carries that many users on the fitted curve.\n",
     );
-    m.push_str("\n## Steps\n\n| gateways | offered req/s | ok req/s | mean ms | p95 ms | held | what broke |\n|---|---|---|---|---|---|---|\n");
+    m.push_str("\n## Steps\n\n| gateways | users | active at most | API req/s | req/s per user | failed | p95 ms | machine busy | settled after s | held | what broke |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for s in &r.searches {
         for f in &s.steps {
             let _ = writeln!(
                 m,
-                "| {} | {:.0} | {:.0} | {:.1} | {:.1} | {} | {} |",
+                "| {} | {} | {} | {:.0} | {:.3} | {} | {} | {} | {} | {} | {} |",
                 s.gateways,
-                f.offered_rate,
-                f.ok_rate,
-                f.mean_seconds * 1e3,
-                f.p95_seconds * 1e3,
+                f.users,
+                f.users_reached,
+                f.requests_per_second,
+                f.requests_per_user_per_second,
+                f.failed,
+                f.p95_seconds.map_or("-".into(), |p| format!("{:.1}", p * 1e3)),
+                f.machine_cpu_busy.map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
+                f.settled_seconds.map_or("not within 60".into(), |s| format!("{s:.0}")),
                 if f.held { "yes" } else { "no" },
                 f.broke.join("; ")
             );
@@ -172,7 +183,7 @@ fn charts(r: &CapacityReport, criteria: &[Criterion]) -> Vec<Chart> {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         v
     };
-    let max_offered = r.searches.iter().flat_map(|s| &s.steps).map(|f| f.offered_rate).fold(0.0, f64::max);
+    let max_users = r.searches.iter().flat_map(|s| &s.steps).map(|f| f.users as f64).fold(0.0, f64::max);
     let slo = criteria.iter().find(|c| c.sli == Sli::ApiLatencyP95).map(|c| c.target * 1e3);
     // Past the knee latency grows by seconds; clipped at 5x the SLO the line
     // where it breaks stays readable.
@@ -181,22 +192,25 @@ fn charts(r: &CapacityReport, criteria: &[Criterion]) -> Vec<Chart> {
     let mut latency = Vec::new();
     for s in &r.searches {
         let label = format!("{} gateways", s.gateways);
-        throughput.push((label.clone(), sorted(s.steps.iter().map(|f| (f.offered_rate, f.ok_rate)).collect())));
-        let p95 = |f: &super::figures::StepFigures| clip.map_or(f.p95_seconds * 1e3, |c| (f.p95_seconds * 1e3).min(c));
-        latency.push((label, sorted(s.steps.iter().map(|f| (f.offered_rate, p95(f))).collect())));
+        let steps = || s.steps.iter().map(|f| f.users as f64);
+        throughput.push((label.clone(), sorted(steps().zip(s.steps.iter().map(|f| f.requests_per_second)).collect())));
+        let p95 = s.steps.iter().filter_map(|f| {
+            let ms = f.p95_seconds? * 1e3;
+            Some((f.users as f64, clip.map_or(ms, |c| ms.min(c))))
+        });
+        latency.push((label, sorted(p95.collect())));
     }
-    throughput.push(("answered = offered".into(), vec![(0.0, 0.0), (max_offered, max_offered)]));
     if let Some(ms) = slo {
-        latency.push(("SLO: API p95".into(), vec![(0.0, ms), (max_offered, ms)]));
+        latency.push(("SLO: API p95".into(), vec![(0.0, ms), (max_users, ms)]));
     }
     let mut usl = Chart {
-        title: "Knee throughput by replicas, with the fitted USL".into(),
+        title: "Knee users by replicas, with the fitted USL".into(),
         x_label: "gateway replicas".into(),
-        y_label: "requests/s".into(),
+        y_label: "users".into(),
         lines: Vec::new(),
         dots: vec![(
             "measured knees".into(),
-            r.searches.iter().filter_map(|s| s.knee.rate.map(|k| (s.gateways as f64, k))).collect(),
+            r.searches.iter().filter_map(|s| s.knee.knee_users.map(|k| (s.gateways as f64, k as f64))).collect(),
         )],
     };
     if let Some(fit) = &r.fit {
@@ -206,19 +220,19 @@ fn charts(r: &CapacityReport, criteria: &[Criterion]) -> Vec<Chart> {
     }
     vec![
         Chart {
-            title: "Throughput against offered load".into(),
-            x_label: "offered requests/s".into(),
-            y_label: "answered ok requests/s".into(),
+            title: "API throughput against users".into(),
+            x_label: "users".into(),
+            y_label: "API requests/s".into(),
             lines: throughput,
             dots: Vec::new(),
         },
         Chart {
             title: match clip {
-                Some(c) => format!("p95 latency against offered load (clipped at {c:.0} ms)"),
-                None => "p95 latency against offered load".into(),
+                Some(c) => format!("API p95 latency against users (clipped at {c:.0} ms)"),
+                None => "API p95 latency against users".into(),
             },
-            x_label: "offered requests/s".into(),
-            y_label: "ms (from the planned start)".into(),
+            x_label: "users".into(),
+            y_label: "ms".into(),
             lines: latency,
             dots: Vec::new(),
         },

@@ -1,31 +1,32 @@
-//! `q2o-bench capacity`: the knee of a scenario's topology at 1, 2, 3...
-//! gateway replicas, the Universal Scalability Law fitted through them, and
-//! the replicas that 5k, 50k and 100k users need.
+//! `q2o-bench capacity`: the knee of a scenario's topology in users at 1, 2,
+//! 3... gateway replicas, the Universal Scalability Law fitted through them,
+//! and the replicas that 5k, 50k and 100k users need.
 //!
-//! Each step offers the scenario's operations at one open-model rate for a
-//! fixed time on a running topology and is judged by the scenario's criteria
-//! that the loadgen measures exactly (API latency percentiles, error rate,
-//! availability), plus two of its own: the system answered at least 95 % of
-//! the offered rate, and the loadgen started 99 % of its requests on time.
+//! Each step runs the scenario's own users (its journeys, think time and
+//! protocol mix, closed model) through the same loadgen path as a gate run,
+//! with a faster ramp and a short hold, and is judged by the scenario's
+//! criteria that a step measures exactly: API and search latency, errors,
+//! availability and task success, from the loadgen's records. The knee is
+//! the most users that met them all; what a step cannot judge is listed.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use q2o_env::binaries::Binaries;
+use q2o_env::ports::free_addr;
+use q2o_env::resources::MachineSample;
 use q2o_env::{EnvKind, Environment};
-use q2o_loadgen::command::{Endpoints, RunCommand};
 use q2o_loadgen::results::RunResults;
-use q2o_loadgen::step::{Call, Mix, Step};
-use q2o_loadgen::weights::Weights;
 use q2o_slo::sli::{Criterion, Sli};
 
-use crate::capacity::figures::{CapacityReport, MAX_LATE, MIN_ANSWERED, ReplicaSearch, Setting, StepFigures};
+use crate::capacity::figures::{
+    CapacityReport, MIN_REACHED, NotJudged, ReplicaSearch, Setting, StepFigures, StepLoad,
+};
 use crate::capacity::knee;
 use crate::error::{RunError, RunFailed};
 use crate::gate;
-use crate::loadgen::{OpenStep, run_together};
+use crate::loadgen::Users;
 use crate::run_folder::{RunFolder, rfc3339};
 use crate::scenario::{FlagError, Scenario};
 use crate::session::{Interrupt, Session, SessionPlan};
@@ -38,7 +39,7 @@ pub struct CapacityOptions {
     /// How to search.
     pub search: Search,
     /// Where `<scenario>-capacity/<run-id>/` goes.
-    pub reports: PathBuf,
+    pub reports: std::path::PathBuf,
     /// Programs.
     pub binaries: Binaries,
     /// Whether to draw a progress bar.
@@ -51,44 +52,76 @@ pub struct Search {
     /// Gateway replica counts, comma-separated (agents processes scale alike).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     pub replicas: Vec<usize>,
-    /// How long each rate is held (e.g. 10s).
+    /// How long each user count is held after its ramp (e.g. 10s).
     #[arg(long, value_parser = q2o_common::config::parse_duration, default_value = "10s")]
-    pub step: Duration,
-    /// The first rate tried, requests per second (then doubled).
-    #[arg(long, default_value_t = 100.0)]
-    pub start_rate: f64,
-    /// The highest rate tried.
-    #[arg(long, default_value_t = 20_000.0)]
-    pub ceiling: f64,
-    /// Stop bisecting when the bracket is narrower than this share of the rate.
-    #[arg(long, default_value_t = 0.1)]
+    pub hold: Duration,
+    /// The longest a step's ramp takes: users start at the scenario's ramp
+    /// rate, or faster when that would take longer (e.g. 10s).
+    #[arg(long, value_parser = q2o_common::config::parse_duration, default_value = "10s")]
+    pub ramp: Duration,
+    /// The first user count tried (then doubled); default: the scenario's users / 16.
+    #[arg(long)]
+    pub start_users: Option<u64>,
+    /// The most users tried; default: twice the scenario's.
+    #[arg(long)]
+    pub max_users: Option<u64>,
+    /// Stop bisecting when the bracket is narrower than this share of the users.
+    #[arg(long, default_value_t = 0.15)]
     pub resolution: f64,
     /// Most steps per replica count.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 8)]
     pub max_steps: usize,
-    /// Users the largest replica count must carry for exit 0.
+    /// Users the largest knee must carry for exit 0.
     #[arg(long)]
     pub target_users: Option<f64>,
-    /// Loadgen processes sharing each step's rate.
-    #[arg(long, default_value_t = 1)]
-    pub loadgen_processes: u32,
 }
 
-/// Judged from each step's loadgen results.
-pub const STEP_SLIS: [Sli; 4] = [Sli::ApiLatencyP95, Sli::ApiLatencyP99, Sli::ErrorRate, Sli::Availability];
+/// The SLIs a step judges: what the loadgen's records of the step hold exactly.
+pub const STEP_SLIS: [Sli; 6] = [
+    Sli::ApiLatencyP95,
+    Sli::ApiLatencyP99,
+    Sli::SearchLatencyP95,
+    Sli::ErrorRate,
+    Sli::Availability,
+    Sli::TaskSuccess,
+];
+
+/// Why a step cannot judge `sli`: each needs what only a whole gate run has.
+fn not_judged_because(sli: Sli) -> &'static str {
+    match sli {
+        Sli::InterAgentLatencyP95 => "measured by the agents and read from Prometheus, which a step does not run",
+        Sli::EventsLost => "the census runs once the audit consumer has caught up, after a run, not per step",
+        Sli::TasksUnfinished => "counts the tasks left in Redis at a run's end; a step's users leave tasks running",
+        Sli::UsersReached => "a step sets its own user count (it holds only when 99 % of them were active)",
+        Sli::RecoverySeconds | Sli::ErrorBurstSeconds => "measures faults, and a step injects none",
+        _ => "computed from Prometheus over a whole run, which a step does not run",
+    }
+}
+
+/// Splits `criteria` into those a step judges and those it cannot (recorded-only ones are neither).
+pub fn step_criteria(criteria: &[Criterion]) -> (Vec<Criterion>, Vec<NotJudged>) {
+    let judged = criteria.iter().filter(|c| !c.record_only && STEP_SLIS.contains(&c.sli)).cloned().collect();
+    let not_judged = criteria
+        .iter()
+        .filter(|c| !c.record_only && !STEP_SLIS.contains(&c.sli))
+        .map(|c| NotJudged { criterion: c.name.clone(), reason: not_judged_because(c.sli).to_owned() })
+        .collect();
+    (judged, not_judged)
+}
 
 /// Runs the capacity search. `interrupt` ends it: everything is stopped and the run counts as failed.
-pub async fn run(options: CapacityOptions, interrupt: &Interrupt) -> Result<(CapacityReport, PathBuf), RunFailed> {
+pub async fn run(
+    options: CapacityOptions,
+    interrupt: &Interrupt,
+) -> Result<(CapacityReport, std::path::PathBuf), RunFailed> {
     let scenario = &options.scenario;
-    options.search.check().map_err(RunError::from)?;
+    let search = &options.search;
+    search.check().map_err(RunError::from)?;
     if scenario.topology.monolith {
         let reason = "the monolith has no replicas to scale".to_owned();
         return Err(RunError::Unsupported { key: "topology.monolith".into(), reason }.into());
     }
-    let search = &options.search;
-    let mix = open_mix(scenario);
-    let think = scenario.user_plan().think.mean().as_secs_f64();
-    let criteria: Vec<Criterion> = scenario.criteria.iter().filter(|c| STEP_SLIS.contains(&c.sli)).cloned().collect();
+    let (criteria, not_judged) = step_criteria(&scenario.criteria);
     for n in &search.replicas {
         let mut programs = vec![options.binaries.q2o("q2o-loadgen")];
         programs.extend(options.binaries.of_topology(&scenario.topology.at_replicas(*n)));
@@ -96,11 +129,12 @@ pub async fn run(options: CapacityOptions, interrupt: &Interrupt) -> Result<(Cap
     }
     let folder = RunFolder::create(&options.reports, &format!("{}-capacity", scenario.name))?;
     let failed = |error: RunError| RunFailed { error, dir: Some(folder.dir.clone()) };
-    let total_steps = search.replicas.len() * search.max_steps;
-    let bar = crate::progress::bar(options.progress, total_steps as u64, " steps (at most)");
-    let mut searches = Vec::new();
+    let bar = crate::progress::bar(options.progress, (search.replicas.len() * search.max_steps) as u64, " steps");
+    let mut searches: Vec<ReplicaSearch> = Vec::new();
     for &n in &search.replicas {
-        let at = SearchAt { n, mix: &mix, criteria: &criteria, think, options: &options, bar: &bar };
+        // More replicas rarely carry fewer users: start at the last knee.
+        let start = searches.last().and_then(|s| s.knee.knee_users).unwrap_or_else(|| search.start_users(scenario));
+        let at = SearchAt { n, start, criteria: &criteria, options: &options, bar: &bar };
         match at.run(&folder, interrupt).await {
             Ok(found) => searches.push(found),
             Err(error) => {
@@ -112,13 +146,25 @@ pub async fn run(options: CapacityOptions, interrupt: &Interrupt) -> Result<(Cap
     }
     bar.finish_and_clear();
     folder.remove_data();
+    let plan = scenario.user_plan();
     let setting = Setting {
-        scenario: &scenario.name,
-        run_id: &folder.id,
-        mix: mix.to_string(),
-        think,
-        step_seconds: search.step.as_secs_f64(),
-        criteria: &criteria,
+        scenario: scenario.name.clone(),
+        run_id: folder.id.clone(),
+        load: StepLoad {
+            model: "closed",
+            journeys: q2o_loadgen::weights::Weights(plan.journeys.clone()).to_string(),
+            protocols: q2o_loadgen::weights::Weights(plan.protocols.clone()).to_string(),
+            think: plan.think.to_string(),
+            ramp_rate: scenario.load.ramp_rate,
+            ramp_seconds_at_most: search.ramp.as_secs_f64(),
+            hold_seconds: search.hold.as_secs_f64(),
+        },
+        criteria: criteria
+            .iter()
+            .map(|c| format!("{} {} {}", c.sli.as_str(), c.op.as_str(), c.sli.unit().format(c.target)))
+            .chain([format!("users active >= {:.0} % of the step's", MIN_REACHED * 100.0)])
+            .collect(),
+        not_judged,
         target_users: search.target_users,
     };
     let mut report = CapacityReport::new(setting, searches);
@@ -135,42 +181,52 @@ impl Search {
         if self.replicas.is_empty() || self.replicas.contains(&0) {
             return bad("--replicas", "needs replica counts of at least 1 (e.g. 1,2,3)");
         }
-        if !(self.start_rate > 0.0 && self.ceiling >= self.start_rate && self.ceiling.is_finite()) {
-            return bad("--start-rate", "must be positive and --ceiling at least as high");
+        if self.start_users == Some(0) || self.max_users == Some(0) {
+            return bad("--start-users", "must be at least 1, and --max-users too");
+        }
+        if let (Some(start), Some(max)) = (self.start_users, self.max_users)
+            && start > max
+        {
+            return bad("--start-users", "must not exceed --max-users");
         }
         if !(self.resolution > 0.0 && self.resolution < 1.0) {
-            return bad("--resolution", "must be between 0 and 1 (e.g. 0.1 for 10 %)");
+            return bad("--resolution", "must be between 0 and 1 (e.g. 0.15 for 15 %)");
         }
-        if self.step < Duration::from_secs(2) || self.max_steps == 0 {
-            return bad("--step", "must be at least 2s and --max-steps at least 1");
+        if self.hold < Duration::from_secs(2) || self.max_steps == 0 {
+            return bad("--hold", "must be at least 2s and --max-steps at least 1");
+        }
+        if self.ramp < Duration::from_secs(1) {
+            return bad("--ramp", "must be at least 1s");
         }
         if self.target_users.is_some_and(|u| u.is_nan() || u <= 0.0) {
             return bad("--target-users", "must be positive");
         }
         Ok(())
     }
-}
 
-/// The open-model mix of a scenario's journeys: each journey's open-model
-/// steps (as the loadgen defines them) over each protocol, weighted by
-/// journey and protocol; steps without a gRPC route stay on REST.
-pub fn open_mix(scenario: &Scenario) -> Mix {
-    let mut weights: BTreeMap<(String, Step), (Call, u32)> = BTreeMap::new();
-    for (journey, jw) in &scenario.load.journeys {
-        for (protocol, pw) in &scenario.load.protocols {
-            for step in journey.open_steps() {
-                let protocol = if step.has_grpc() { *protocol } else { q2o_loadgen::recorder::Protocol::Rest };
-                let entry =
-                    weights.entry((protocol.as_str().to_owned(), *step)).or_insert((Call::new(protocol, *step), 0));
-                entry.1 += jw * pw;
-            }
-        }
+    fn start_users(&self, scenario: &Scenario) -> u64 {
+        self.start_users.unwrap_or((scenario.load.users as u64 / 16).max(1)).min(self.max_users(scenario))
     }
-    Weights(weights.into_values().filter(|(_, w)| *w > 0).collect())
+
+    fn max_users(&self, scenario: &Scenario) -> u64 {
+        self.max_users.unwrap_or((scenario.load.users as u64 * 2).max(1))
+    }
+
+    /// The scenario as one step runs it: `users` at `n` replicas, ramped in
+    /// at most `--ramp` and held for `--hold`.
+    fn step_scenario(&self, scenario: &Scenario, n: usize, users: u64) -> Scenario {
+        let mut step = scenario.clone();
+        step.topology = scenario.topology.at_replicas(n);
+        step.load.users = users as usize;
+        step.load.ramp_rate = scenario.load.ramp_rate.max(users as f64 / self.ramp.as_secs_f64());
+        step.load.hold = self.hold;
+        step.load.ramp_down = Duration::from_secs(1);
+        step
+    }
 }
 
-/// Judges one step: the exactly measured criteria, then the two of capacity's own.
-pub fn judge_step(results: &RunResults, offered: f64, criteria: &[Criterion]) -> StepFigures {
+/// Judges one step's results: the criteria a step judges, then that its users were active.
+pub fn judge_step(results: &RunResults, users: u64, criteria: &[Criterion]) -> StepFigures {
     let mut broke = Vec::new();
     for criterion in criteria {
         let judged = gate::judge_one(criterion, None, gate::exact(criterion.sli, results), None);
@@ -178,28 +234,35 @@ pub fn judge_step(results: &RunResults, offered: f64, criteria: &[Criterion]) ->
             let unit = criterion.sli.unit();
             broke.push(format!(
                 "{} {} (target {} {})",
-                criterion.sli.as_str(),
+                criterion.name,
                 judged.measured.map_or("no data".into(), |v| unit.format(v)),
                 criterion.op.as_str(),
                 unit.format(criterion.target)
             ));
         }
     }
-    let ok: u64 = results.steps.iter().map(|s| s.outcomes_where(|o| o.is_ok())).sum();
-    let ok_rate = ok as f64 / results.duration_seconds.max(1e-9);
-    if ok_rate < MIN_ANSWERED * offered {
-        broke.push(format!("answered {ok_rate:.0} req/s of {offered:.0} offered"));
+    let users_reached = results.seconds.iter().map(|s| s.users).max().unwrap_or(0);
+    if (users_reached as f64) < MIN_REACHED * users as f64 {
+        broke.push(format!("only {users_reached} of {users} users were active at once"));
     }
-    let planned = offered * results.duration_seconds;
-    if results.dropped_starts as f64 > MAX_LATE * planned.max(1.0) {
-        broke.push(format!("{} of {planned:.0} planned starts were late", results.dropped_starts));
-    }
-    let all = results.overall_latency().ok().filter(|h| !h.is_empty());
+    let api = results.steps.iter().filter(|s| s.step.is_api());
+    let (requests, failed) = api.fold((0, 0), |(r, f), s| (r + s.count, f + s.failed()));
+    let user_seconds: u64 = results.seconds.iter().map(|s| s.users).sum();
+    let p95 = results
+        .latency_where(|s| s.step.is_api())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .map(|h| h.value_at_quantile(0.95) as f64 / 1e6);
     StepFigures {
-        offered_rate: offered,
-        ok_rate,
-        mean_seconds: all.as_ref().map_or(0.0, |h| h.mean() / 1e6),
-        p95_seconds: all.as_ref().map_or(0.0, |h| h.value_at_quantile(0.95) as f64 / 1e6),
+        users,
+        users_reached,
+        requests,
+        failed,
+        requests_per_second: requests as f64 / results.duration_seconds.max(1e-9),
+        requests_per_user_per_second: if user_seconds > 0 { requests as f64 / user_seconds as f64 } else { 0.0 },
+        p95_seconds: p95,
+        machine_cpu_busy: None,
+        settled_seconds: None,
         held: broke.is_empty(),
         broke,
     }
@@ -208,12 +271,16 @@ pub fn judge_step(results: &RunResults, offered: f64, criteria: &[Criterion]) ->
 /// The search at one replica count.
 struct SearchAt<'a> {
     n: usize,
-    mix: &'a Mix,
+    start: u64,
     criteria: &'a [Criterion],
-    think: f64,
     options: &'a CapacityOptions,
     bar: &'a indicatif::ProgressBar,
 }
+
+/// How much CPU the services may still use when the system counts as settled
+/// between steps (queues drained, consumers caught up), and for how long to wait.
+const QUIET_CORES: f64 = 0.1;
+const SETTLE_WITHIN: Duration = Duration::from_secs(60);
 
 impl SearchAt<'_> {
     /// Starts the topology at `n` replicas in `folder/replicas-<n>`, searches its knee, then stops it.
@@ -232,68 +299,24 @@ impl SearchAt<'_> {
         let knee_search =
             Session::run(plan, interrupt, async |session: &Session| self.search(&session.env, &dir).await);
         let (knee, steps) = knee_search.await?;
-        let mut found = ReplicaSearch {
-            gateways: self.n,
-            agent_processes: topology.agent_processes,
-            knee,
-            steps,
-            users_at_knee: None,
-        };
-        found.users_at_knee = found.knee_step().map(|s| knee::users_for(s.ok_rate, self.think, s.mean_seconds));
-        Ok(found)
-    }
-
-    /// One loadgen per address users connect to: the balancer's, or each
-    /// replica's with an equal share of the rate.
-    fn step(&self, env: &Environment, rate: f64, duration: Duration, out: PathBuf) -> Vec<OpenStep> {
-        let urls = &env.endpoints.rest_urls;
-        urls.iter()
-            .enumerate()
-            .map(|(i, rest)| {
-                let endpoints = Endpoints {
-                    rest_url: Some(rest.clone()),
-                    grpc_url: env.endpoints.grpc_urls.get(i).cloned(),
-                    ..Endpoints::default()
-                };
-                let mut command = RunCommand::new(endpoints, self.mix.clone(), rate / urls.len() as f64, duration);
-                command.api_key = self.options.scenario.load.api_key.clone();
-                command.common.processes = self.options.search.loadgen_processes;
-                let out = if urls.len() == 1 { out.clone() } else { out.join(format!("gateway-{i}")) };
-                OpenStep::new(self.options.binaries.q2o("q2o-loadgen"), command, out)
-            })
-            .collect()
+        Ok(ReplicaSearch { gateways: self.n, agent_processes: topology.agent_processes, knee, steps })
     }
 
     async fn search(&self, env: &Environment, dir: &Path) -> Result<(knee::Knee, Vec<StepFigures>), RunError> {
         if env.endpoints.rest_urls.is_empty() {
             return Err(RunError::System("the topology has no gateway".into()));
         }
-        let (search, n) = (&self.options.search, self.n);
-        // Warm-up: connections, Redis scripts and caches, not measured.
-        run_together(&self.step(env, search.start_rate, Duration::from_secs(3), dir.join("loadgen/warmup"))).await?;
+        let (search, scenario, n) = (&self.options.search, &self.options.scenario, self.n);
         let figures = Mutex::new(Vec::new());
-        let knee = knee::search(search.start_rate, search.ceiling, search.resolution, search.max_steps, |rate| {
+        let ceiling = search.max_users(scenario);
+        let (knee, _) = knee::search(self.start, ceiling, search.resolution, search.max_steps, |users| {
             let figures = &figures;
             async move {
-                self.bar.set_message(format!("{n} replicas: {rate:.0} req/s"));
-                // A step that broke may leave a balancer with its replicas marked
-                // down for a moment: each step starts on a system that answers.
-                answering(&env.endpoints.rest_urls, RECOVERY, rate).await?;
-                let out = dir.join(format!("loadgen/rate-{rate:.0}"));
-                let done = run_together(&self.step(env, rate, search.step, out)).await?;
-                let judged = judge_step(&done.results, rate, self.criteria);
-                let held = judged.held;
-                self.bar.suspend(|| {
-                    eprintln!(
-                        "{n} replica{}, {rate:.0} req/s: {} ({:.0} ok/s, p95 {:.1} ms){}",
-                        if n == 1 { "" } else { "s" },
-                        if held { "held" } else { "broke" },
-                        judged.ok_rate,
-                        judged.p95_seconds * 1e3,
-                        if held { String::new() } else { format!(": {}", judged.broke.join("; ")) }
-                    )
-                });
-                figures.lock().expect("never poisoned").push(judged);
+                self.bar.set_message(format!("{n} replicas: {users} users"));
+                let step = self.step(env, dir, users).await?;
+                let held = step.held;
+                self.bar.suspend(|| eprintln!("{n} replica{}, {}", if n == 1 { "" } else { "s" }, step_line(&step)));
+                figures.lock().expect("never poisoned").push(step);
                 self.bar.inc(1);
                 Ok::<_, RunError>(held)
             }
@@ -301,33 +324,38 @@ impl SearchAt<'_> {
         .await?;
         Ok((knee, figures.into_inner().expect("never poisoned")))
     }
+
+    /// One step: `users` of the scenario, run, judged, then let the system settle.
+    async fn step(&self, env: &Environment, dir: &Path, users: u64) -> Result<StepFigures, RunError> {
+        let scenario = self.options.search.step_scenario(&self.options.scenario, self.n, users);
+        let plan = scenario.user_plan();
+        let addrs = (0..scenario.loadgen_processes()).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
+        let urls = (&env.endpoints.rest_urls[..], &env.endpoints.grpc_urls[..]);
+        let out = dir.join(format!("loadgen/users-{users}"));
+        let name = format!("loadgen-users-{users}");
+        let step_users = Users::new(&plan, &scenario.load.api_key, urls, &addrs, &out).named(&name);
+        let machine = MachineSample::now();
+        step_users.start(&env.harness, &self.options.binaries.q2o("q2o-loadgen")).await?;
+        if !step_users.wait(&env.harness, Duration::from_secs(60)).await {
+            tracing::warn!("a loadgen process of the step at {users} users outlived its plan and was stopped");
+        }
+        let busy = machine.zip(MachineSample::now()).and_then(|(before, after)| after.busy_since(&before));
+        let results = step_users.results(&dir.join("logs"))?;
+        let mut figures = judge_step(&results, users, self.criteria);
+        figures.machine_cpu_busy = busy;
+        // The next step starts on a system that has finished this one's work.
+        figures.settled_seconds = env.settle(QUIET_CORES, SETTLE_WITHIN).await.map(|d| d.as_secs_f64());
+        Ok(figures)
+    }
 }
 
-/// How long the system gets to answer again after a step.
-const RECOVERY: Duration = Duration::from_secs(30);
-
-/// Waits until `GET <url>/ready` answers 200 at every URL, for up to `within`,
-/// before the step at `rate`.
-async fn answering(urls: &[String], within: Duration, rate: f64) -> Result<(), RunError> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("static client config");
-    let deadline = tokio::time::Instant::now() + within;
-    for url in urls {
-        let ready = format!("{url}/ready");
-        loop {
-            match client.get(&ready).send().await {
-                Ok(answer) if answer.status().is_success() => break,
-                last if tokio::time::Instant::now() >= deadline => {
-                    let why = match last {
-                        Ok(answer) => format!("it answered {}", answer.status()),
-                        Err(e) => e.to_string(),
-                    };
-                    return Err(RunError::System(format!(
-                        "before the step at {rate:.0} req/s: {ready} did not answer 200 within {within:?} ({why})"
-                    )));
-                }
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
-            }
-        }
-    }
-    Ok(())
+/// "2000 users: held (210 req/s, 0.11 req/s per user, p95 12.3 ms, machine 64 % busy)".
+fn step_line(step: &StepFigures) -> String {
+    let p95 = step.p95_seconds.map_or("no requests".into(), |p| format!("p95 {:.1} ms", p * 1e3));
+    let busy = step.machine_cpu_busy.map_or(String::new(), |b| format!(", machine {:.0} % busy", b * 100.0));
+    let verdict = if step.held { "held".to_owned() } else { format!("broke: {}", step.broke.join("; ")) };
+    format!(
+        "{} users: {verdict} ({:.0} req/s, {:.3} req/s per user, {p95}{busy})",
+        step.users, step.requests_per_second, step.requests_per_user_per_second
+    )
 }
