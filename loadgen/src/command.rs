@@ -96,6 +96,11 @@ pub struct UsersCommand {
     /// Protocols and weights, e.g. rest=1,grpc=1.
     #[arg(long, default_value = "rest=1")]
     pub protocols: Weights<Protocol>,
+    /// Requests finishing in the first stretch of the run (e.g. the ramp and
+    /// a few seconds) are counted per second but left out of the results'
+    /// latencies and outcomes: a capacity step judges the steady state.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub warm_up: Duration,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -114,6 +119,7 @@ impl UsersCommand {
             think: plan.think,
             journeys: Weights(plan.journeys.clone()),
             protocols: Weights(plan.protocols.clone()),
+            warm_up: Duration::ZERO,
             common: CommonArgs::default(),
         }
     }
@@ -156,6 +162,8 @@ impl UsersCommand {
             self.journeys.to_string(),
             "--protocols".into(),
             self.protocols.to_string(),
+            "--warm-up".into(),
+            format_duration(self.warm_up),
         ]);
         self.common.push_args(&mut args);
         args

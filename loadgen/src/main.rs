@@ -117,6 +117,7 @@ async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
         out: command.common.out.clone(),
         metrics: Some(metrics),
         progress: true,
+        warm_up: command.warm_up,
     };
     let (results, goose) = run.run(shutdown_signal()).await?;
     let all = results.overall_latency().map_err(anyhow::Error::msg)?;

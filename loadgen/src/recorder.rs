@@ -87,6 +87,9 @@ struct Timeline {
 pub struct Recorder {
     slots: Vec<Mutex<Slot>>,
     timeline: Mutex<Timeline>,
+    /// Requests finished before this are in the timeline and the interval log
+    /// but not in the steps' records: the warm-up.
+    measure_from: Duration,
 }
 
 impl Recorder {
@@ -96,7 +99,14 @@ impl Recorder {
             .iter()
             .map(|key| Mutex::new(Slot { key: *key, record: StepRecord::new(), interval: latency_histogram() }))
             .collect();
-        Recorder { slots, timeline: Mutex::default() }
+        Recorder { slots, timeline: Mutex::default(), measure_from: Duration::ZERO }
+    }
+
+    /// The same recorder, keeping requests that finish in the first
+    /// `warm_up` out of the steps' records (a ramp's transient is not the
+    /// steady state a step is judged by); the timeline still counts them.
+    pub fn with_warm_up(self, warm_up: Duration) -> Recorder {
+        Recorder { measure_from: warm_up, ..self }
     }
 
     fn second(timeline: &mut Timeline, at: Duration) -> &mut Second {
@@ -113,9 +123,11 @@ impl Recorder {
         let micros = latency.as_micros().clamp(1, u128::from(MAX_LATENCY_US)) as u64;
         {
             let mut slot = self.slots[slot].lock().expect("never poisoned");
-            slot.record.latency.saturating_record(micros);
             slot.interval.saturating_record(micros);
-            *slot.record.outcomes.entry(outcome).or_default() += 1;
+            if at >= self.measure_from {
+                slot.record.latency.saturating_record(micros);
+                *slot.record.outcomes.entry(outcome).or_default() += 1;
+            }
         }
         let mut timeline = self.timeline.lock().expect("never poisoned");
         let second = Self::second(&mut timeline, at);
@@ -227,6 +239,19 @@ pub struct Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warm_up_keeps_its_requests_out_of_the_records_but_in_the_timeline() {
+        let recorder = Recorder::new(&[(Protocol::Rest, Step::Login)]).with_warm_up(Duration::from_secs(2));
+        for ms in [500, 1500, 2500, 3500] {
+            recorder.record(0, Outcome::Ok, Duration::from_micros(100), Duration::from_millis(ms));
+        }
+        let snapshot = recorder.snapshot();
+        let record = &snapshot.steps[&(Protocol::Rest, Step::Login)];
+        assert_eq!(record.latency.len(), 2, "the two after the warm-up");
+        assert_eq!(record.outcomes[&Outcome::Ok], 2);
+        assert_eq!(snapshot.seconds.iter().map(|s| s.requests).sum::<u64>(), 4);
+    }
 
     #[test]
     fn a_missed_users_sample_keeps_the_last_count_and_intervals_stay_small() {

@@ -150,6 +150,10 @@ pub struct RunResults {
     pub processes: u32,
     /// Wall time of the run.
     pub duration_seconds: f64,
+    /// Closed model: the first seconds, whose requests are in `seconds` but
+    /// not in `steps` (0 when every request is).
+    #[serde(default)]
+    pub warm_up_seconds: f64,
     /// Planned rate.
     pub target_rate: RateSpan,
     /// Requests finished per second.
@@ -195,6 +199,7 @@ impl RunResults {
             users: None,
             processes: 1,
             duration_seconds,
+            warm_up_seconds: 0.0,
             target_rate,
             achieved_rate: if duration_seconds > 0.0 { total as f64 / duration_seconds } else { 0.0 },
             dropped_starts: snapshot.dropped,
@@ -249,22 +254,30 @@ impl RunResults {
             })
             .collect();
         let duration = parts.iter().map(|p| p.duration_seconds).fold(0.0, f64::max);
+        let warm_up = parts.iter().map(|p| p.warm_up_seconds).fold(0.0, f64::max);
         let total: u64 = steps.iter().map(|s| s.count).sum();
+        let measured = duration - warm_up;
         Ok(RunResults {
             schema_version: SCHEMA_VERSION,
             model: first.model.clone(),
             users: parts.iter().map(|p| p.users).sum(),
             processes: parts.iter().map(|p| p.processes).sum(),
             duration_seconds: duration,
+            warm_up_seconds: warm_up,
             target_rate: RateSpan {
                 start: parts.iter().map(|p| p.target_rate.start).sum(),
                 end: parts.iter().map(|p| p.target_rate.end).sum(),
             },
-            achieved_rate: if duration > 0.0 { total as f64 / duration } else { 0.0 },
+            achieved_rate: if measured > 0.0 { total as f64 / measured } else { 0.0 },
             dropped_starts: parts.iter().map(|p| p.dropped_starts).sum(),
             steps,
             seconds,
         })
+    }
+
+    /// Seconds whose requests are in `steps`: after the warm-up.
+    pub fn measured_seconds(&self) -> f64 {
+        (self.duration_seconds - self.warm_up_seconds).max(0.0)
     }
 
     /// Requests of every step that did not succeed.

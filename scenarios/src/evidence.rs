@@ -140,17 +140,24 @@ pub async fn wait_for_audit(prometheus: &Prometheus) {
     }
 }
 
-/// How long the census waits for the audit group's lag to reach zero.
-const CENSUS_LAG_BOUND: Duration = Duration::from_secs(60);
+/// How long a run's census waits for the audit group's lag to reach zero.
+pub const CENSUS_LAG_BOUND: Duration = Duration::from_secs(60);
 /// How long it may take to read the log up to the audit group's commits.
 const CENSUS_READ_BOUND: Duration = Duration::from_secs(180);
 
-/// The event log against the audit ledger. Waits (up to a minute) until the
-/// audit group's lag, asked of the broker, is zero; then reads the log's event
-/// ids up to the group's commits and counts those the ledger lacks. Events
-/// the producers gave up on (their own count, through Prometheus) are lost
-/// too; what is past the commits when the wait ends is unconsumed, not lost.
-pub async fn event_census(kafka: &str, redis_url: &str, prometheus: &Prometheus) -> Result<EventCensus, RunError> {
+/// Events the agents' producers gave up on delivering, by their own count.
+pub async fn events_given_up(prometheus: &Prometheus) -> Result<u64, RunError> {
+    let given_up = r#"sum(q2o_kafka_messages_sent_total{topic="agent_activity",status="failed"})"#;
+    Ok(prometheus.scalar(given_up, unix_now()).await?.unwrap_or(0.0) as u64)
+}
+
+/// The event log against the audit ledger. Waits (up to `lag_bound`) until
+/// the audit group's lag, asked of the broker, is zero; then reads the log's
+/// event ids up to the group's commits and counts those the ledger lacks:
+/// lost. What is past the commits when the wait ends is unconsumed, not
+/// lost. Events the producers gave up on are lost too, but only they can
+/// count them: the caller adds them ([`events_given_up`]).
+pub async fn event_census(kafka: &str, redis_url: &str, lag_bound: Duration) -> Result<EventCensus, RunError> {
     let config = KafkaConfig { bootstrap_servers: kafka.to_owned(), ..KafkaConfig::default() };
     let broker = |e: q2o_common::kafka::ConsumeError| RunError::System(format!("the event census at {kafka}: {e}"));
     let started = tokio::time::Instant::now();
@@ -160,7 +167,7 @@ pub async fn event_census(kafka: &str, redis_url: &str, prometheus: &Prometheus)
             .await
             .map_err(|e| RunError::System(format!("the event census: {e}")))?
             .map_err(broker)?;
-        if offsets.unconsumed() == 0 || started.elapsed() >= CENSUS_LAG_BOUND {
+        if offsets.unconsumed() == 0 || started.elapsed() >= lag_bound {
             break offsets;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -178,13 +185,11 @@ pub async fn event_census(kafka: &str, redis_url: &str, prometheus: &Prometheus)
     let ids: Vec<_> = ids.into_iter().collect();
     let store = RedisStore::connect(RedisStoreOptions::new(redis_url)).await?;
     let missing_from_ledger = store.ledger_absent("audit", &ids).await?;
-    let given_up = r#"sum(q2o_kafka_messages_sent_total{topic="agent_activity",status="failed"})"#;
-    let given_up = prometheus.scalar(given_up, unix_now()).await?.unwrap_or(0.0) as u64;
     Ok(EventCensus {
         checked: ids.len() as u64,
         missing_from_ledger,
-        given_up,
-        lost: missing_from_ledger + given_up,
+        given_up: 0,
+        lost: missing_from_ledger,
         unconsumed: offsets.unconsumed(),
         waited_seconds,
     })

@@ -294,7 +294,13 @@ async fn drive(
     // Where the broker can be read, the census waits for the audit group
     // itself; elsewhere (docker) Prometheus's counters are waited on.
     let events = match (&endpoints.kafka, &endpoints.redis_url) {
-        (Some(kafka), Some(redis)) => Some(evidence::event_census(kafka, redis, prometheus).await?),
+        (Some(kafka), Some(redis)) => {
+            let mut census = evidence::event_census(kafka, redis, evidence::CENSUS_LAG_BOUND).await?;
+            // Asked after the wait: a producer gives up on an event 30 s after sending it.
+            census.given_up = evidence::events_given_up(prometheus).await?;
+            census.lost = census.missing_from_ledger + census.given_up;
+            Some(census)
+        }
         _ if scenario.topology.kafka => {
             evidence::wait_for_audit(prometheus).await;
             None

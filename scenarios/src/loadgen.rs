@@ -64,6 +64,15 @@ impl Users {
         Users { name: name.into(), ..self }
     }
 
+    /// The same users, each process leaving the requests that finish in
+    /// its first `warm_up` out of its results' latencies and outcomes.
+    pub fn with_warm_up(mut self, warm_up: Duration) -> Users {
+        for command in &mut self.commands {
+            command.warm_up = warm_up;
+        }
+        self
+    }
+
     /// The name of process `i`.
     fn process_name(&self, i: usize) -> String {
         format!("{}-{i}", self.name)

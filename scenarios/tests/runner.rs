@@ -353,6 +353,63 @@ fn a_broker_restart_loses_no_event_and_no_task() {
 }
 
 #[test]
+fn a_broker_down_past_the_producers_give_up_time_loses_events_and_the_census_counts_them() {
+    // The agents' producers give up on an event after 30 s (message.timeout.ms):
+    // a broker down for 40 s while tasks finish loses events for real.
+    let dir = ScratchDir::new("bench-broker-outage").unwrap();
+    let scenario = dir.path().join("outage.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "broker-outage"
+description = "the broker down past the producers' give-up time"
+[load]
+users = 40
+ramp_rate = 40
+hold = "55s"
+ramp_down = "1s"
+think = "const:500ms"
+journeys = { submit_task = 1 }
+protocols = { rest = 1 }
+[topology]
+agent_processes = 2
+redis = true
+kafka = true
+[[faults]]
+at = "5s"
+action = "stop"
+service = "broker"
+[[faults]]
+at = "45s"
+action = "start"
+service = "broker"
+recover_within = "20s"
+[[criteria]]
+name = "no_event_lost"
+sli = "events_lost"
+op = "<="
+target = 0
+"#,
+    )
+    .unwrap();
+    let reports = dir.path().join("reports");
+    let (code, stdout, stderr) =
+        bench(&["run", scenario.to_str().unwrap(), "--reports", reports.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1), "NO-GO on the lost events:\n{stdout}\n{stderr}");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(run_dir(&reports, "broker-outage").join("summary.json")).unwrap())
+            .unwrap();
+    let events = &summary["events"];
+    let given_up = events["given_up"].as_u64().unwrap();
+    assert!(given_up > 0, "the producers gave up on events: {events}");
+    assert_eq!(events["lost"], events["missing_from_ledger"].as_u64().unwrap() + given_up, "{events}");
+    let lost = summary["criteria"].as_array().unwrap().iter().find(|c| c["name"] == "no_event_lost").unwrap();
+    assert_eq!((&lost["verdict"], &lost["source"]), (&"fail".into(), &"census".into()), "{lost}");
+    assert_eq!(lost["measured"].as_f64().unwrap(), events["lost"].as_f64().unwrap());
+    assert!(stdout.contains("no_event_lost missed"), "{stdout}");
+}
+
+#[test]
 fn a_network_fault_is_refused_by_the_local_environment_before_anything_starts() {
     let dir = ScratchDir::new("bench-netfault").unwrap();
     let scenario = dir.path().join("cut.toml");

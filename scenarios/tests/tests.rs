@@ -1,3 +1,4 @@
+mod census;
 mod planning;
 mod runner;
 mod schema;

@@ -70,6 +70,8 @@ pub struct ClosedRun {
     pub metrics: Option<ClientMetrics>,
     /// Whether to draw a progress bar.
     pub progress: bool,
+    /// Requests finishing this soon after the start stay out of the results' steps.
+    pub warm_up: Duration,
 }
 
 /// What goose saw, to set beside the recorder's numbers.
@@ -98,6 +100,10 @@ impl ClosedRun {
     /// kept), then writes the results.
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<(RunResults, GooseCounts), ClosedError> {
         self.plan.validate().map_err(|e| ClosedError::Invalid(e.to_string()))?;
+        if self.warm_up >= self.plan.total() {
+            let total = plan::format_duration(self.plan.total());
+            return Err(ClosedError::Invalid(format!("--warm-up must be shorter than the run ({total})")));
+        }
         let rest_url = self.rest_url.trim_end_matches('/').to_owned();
         check_reachable(&rest_url).await?;
         let protocols: Vec<Protocol> = self.plan.protocols.iter().map(|(p, _)| *p).collect();
@@ -109,7 +115,7 @@ impl ClosedRun {
             (_, false) => Vec::new(),
         };
         let keys = step_keys(&protocols);
-        let recorder = Arc::new(Recorder::new(&keys));
+        let recorder = Arc::new(Recorder::new(&keys).with_warm_up(self.warm_up));
         let metrics = self.metrics.as_ref().map(|m| m.with_steps(&keys));
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared::new(
@@ -190,6 +196,9 @@ impl ClosedRun {
             RunResults::from_snapshot(&snapshot, started.elapsed().as_secs_f64(), RateSpan { start: 0.0, end: 0.0 });
         results.model = "closed".into();
         results.users = Some(self.plan.users as u64);
+        results.warm_up_seconds = self.warm_up.as_secs_f64().min(results.duration_seconds);
+        results.achieved_rate = results.steps.iter().map(|s| s.count).sum::<u64>() as f64
+            / results.measured_seconds().max(1e-9);
         if let Some(dir) = &self.out {
             results.write(dir)?;
             write_interval_log(dir, &snapshot, started_at)?;

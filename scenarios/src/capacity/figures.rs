@@ -32,8 +32,9 @@ pub struct StepFigures {
     pub p95_seconds: Option<f64>,
     /// Share of the machine's CPU busy from the step's start to its end.
     pub machine_cpu_busy: Option<f64>,
-    /// Seconds the services took to go quiet after the step (`None`: they
-    /// had not within a minute, and the next step started on their backlog).
+    /// Seconds until the tasks' queues were empty and the services quiet
+    /// after the step (`None`: not within two minutes, and the next step
+    /// started on this one's backlog).
     pub settled_seconds: Option<f64>,
     /// Every criterion a step judges held.
     pub held: bool,
@@ -92,6 +93,8 @@ pub struct StepLoad {
     pub ramp_seconds_at_most: f64,
     /// Seconds all users stay.
     pub hold_seconds: f64,
+    /// What a step does not judge: its ramp, then one mean think time (at most half the hold).
+    pub warm_up: &'static str,
 }
 
 /// `capacity.json`.

@@ -65,7 +65,7 @@ fn markdown(r: &CapacityReport) -> String {
     let _ = writeln!(m, "# {} capacity: {status}\n", r.scenario);
     let _ = writeln!(
         m,
-        "Run {} from {} to {} on {} CPUs. Each step runs the scenario's own users ({} model): journeys `{}`, protocols `{}`, think `{}`, started at {:.0} users/s or faster (every ramp within {:.0} s), then held {:.0} s. A step holds when {}.\n",
+        "Run {} from {} to {} on {} CPUs. Each step runs the scenario's own users ({} model): journeys `{}`, protocols `{}`, think `{}`, started at {:.0} users/s or faster (every ramp within {:.0} s), then held {:.0} s; {} are its warm-up, counted but not judged. A step holds when {}.\n",
         r.run_id,
         r.started_at,
         r.finished_at,
@@ -77,6 +77,7 @@ fn markdown(r: &CapacityReport) -> String {
         load.ramp_rate,
         load.ramp_seconds_at_most,
         load.hold_seconds,
+        load.warm_up,
         r.criteria.join(", ")
     );
     if !r.not_judged.is_empty() {
@@ -169,7 +170,7 @@ fn markdown(r: &CapacityReport) -> String {
                 f.failed,
                 f.p95_seconds.map_or("-".into(), |p| format!("{:.1}", p * 1e3)),
                 f.machine_cpu_busy.map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
-                f.settled_seconds.map_or("not within 60".into(), |s| format!("{s:.0}")),
+                f.settled_seconds.map_or("not within 120".into(), |s| format!("{s:.0}")),
                 if f.held { "yes" } else { "no" },
                 f.broke.join("; ")
             );

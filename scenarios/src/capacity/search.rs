@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use q2o_common::store::{RedisStore, RedisStoreOptions, Store};
 use q2o_env::binaries::Binaries;
 use q2o_env::ports::free_addr;
 use q2o_env::resources::MachineSample;
@@ -52,8 +53,10 @@ pub struct Search {
     /// Gateway replica counts, comma-separated (agents processes scale alike).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     pub replicas: Vec<usize>,
-    /// How long each user count is held after its ramp (e.g. 10s).
-    #[arg(long, value_parser = q2o_common::config::parse_duration, default_value = "10s")]
+    /// How long each user count is held after its ramp (e.g. 20s). The
+    /// ramp and the first think time of the hold (at most half of it) are
+    /// the step's warm-up: counted per second, not judged.
+    #[arg(long, value_parser = q2o_common::config::parse_duration, default_value = "20s")]
     pub hold: Duration,
     /// The longest a step's ramp takes: users start at the scenario's ramp
     /// rate, or faster when that would take longer (e.g. 10s).
@@ -132,9 +135,13 @@ pub async fn run(
     let bar = crate::progress::bar(options.progress, (search.replicas.len() * search.max_steps) as u64, " steps");
     let mut searches: Vec<ReplicaSearch> = Vec::new();
     for &n in &search.replicas {
-        // More replicas rarely carry fewer users: start at the last knee.
-        let start = searches.last().and_then(|s| s.knee.knee_users).unwrap_or_else(|| search.start_users(scenario));
-        let at = SearchAt { n, start, criteria: &criteria, options: &options, bar: &bar };
+        // The knee at one replica count is a near guess for the next: start
+        // there and grow by a quarter, not from afar by doubling.
+        let (start, growth) = match searches.last().and_then(|s| s.knee.knee_users) {
+            Some(knee) => (knee, 1.25),
+            None => (search.start_users(scenario), 2.0),
+        };
+        let at = SearchAt { n, start, growth, criteria: &criteria, options: &options, bar: &bar };
         match at.run(&folder, interrupt).await {
             Ok(found) => searches.push(found),
             Err(error) => {
@@ -158,6 +165,7 @@ pub async fn run(
             ramp_rate: scenario.load.ramp_rate,
             ramp_seconds_at_most: search.ramp.as_secs_f64(),
             hold_seconds: search.hold.as_secs_f64(),
+            warm_up: "the ramp, then one mean think time (at most half the hold)",
         },
         criteria: criteria
             .iter()
@@ -223,6 +231,13 @@ impl Search {
         step.load.ramp_down = Duration::from_secs(1);
         step
     }
+
+    /// What a step does not judge: its ramp, and then one mean think time
+    /// (at most half the hold) in which the users' first requests, made
+    /// right after logging in, give way to their steady pace.
+    fn warm_up(&self, step: &Scenario) -> Duration {
+        step.user_plan().ramp_up() + step.load.think.mean().min(self.hold / 2)
+    }
 }
 
 /// Judges one step's results: the criteria a step judges, then that its users were active.
@@ -247,7 +262,9 @@ pub fn judge_step(results: &RunResults, users: u64, criteria: &[Criterion]) -> S
     }
     let api = results.steps.iter().filter(|s| s.step.is_api());
     let (requests, failed) = api.fold((0, 0), |(r, f), s| (r + s.count, f + s.failed()));
-    let user_seconds: u64 = results.seconds.iter().map(|s| s.users).sum();
+    // The users of each second after the warm-up, the seconds the steps' requests come from.
+    let measured = results.seconds.iter().skip(results.warm_up_seconds.ceil() as usize);
+    let user_seconds: u64 = measured.map(|s| s.users).sum();
     let p95 = results
         .latency_where(|s| s.step.is_api())
         .ok()
@@ -258,7 +275,7 @@ pub fn judge_step(results: &RunResults, users: u64, criteria: &[Criterion]) -> S
         users_reached,
         requests,
         failed,
-        requests_per_second: requests as f64 / results.duration_seconds.max(1e-9),
+        requests_per_second: requests as f64 / results.measured_seconds().max(1e-9),
         requests_per_user_per_second: if user_seconds > 0 { requests as f64 / user_seconds as f64 } else { 0.0 },
         p95_seconds: p95,
         machine_cpu_busy: None,
@@ -272,15 +289,18 @@ pub fn judge_step(results: &RunResults, users: u64, criteria: &[Criterion]) -> S
 struct SearchAt<'a> {
     n: usize,
     start: u64,
+    growth: f64,
     criteria: &'a [Criterion],
     options: &'a CapacityOptions,
     bar: &'a indicatif::ProgressBar,
 }
 
 /// How much CPU the services may still use when the system counts as settled
-/// between steps (queues drained, consumers caught up), and for how long to wait.
+/// between steps (consumers caught up, indexes written), and for how long
+/// the tasks' queues may take to drain (at the agents' pace, not their CPU's:
+/// a model call mostly waits).
 const QUIET_CORES: f64 = 0.1;
-const SETTLE_WITHIN: Duration = Duration::from_secs(60);
+const DRAIN_WITHIN: Duration = Duration::from_secs(120);
 
 impl SearchAt<'_> {
     /// Starts the topology at `n` replicas in `folder/replicas-<n>`, searches its knee, then stops it.
@@ -309,7 +329,14 @@ impl SearchAt<'_> {
         let (search, scenario, n) = (&self.options.search, &self.options.scenario, self.n);
         let figures = Mutex::new(Vec::new());
         let ceiling = search.max_users(scenario);
-        let (knee, _) = knee::search(self.start, ceiling, search.resolution, search.max_steps, |users| {
+        let bounds = knee::Bounds {
+            start: self.start,
+            ceiling,
+            growth: self.growth,
+            resolution: search.resolution,
+            max_steps: search.max_steps,
+        };
+        let (knee, _) = knee::search(bounds, |users| {
             let figures = &figures;
             async move {
                 self.bar.set_message(format!("{n} replicas: {users} users"));
@@ -333,7 +360,9 @@ impl SearchAt<'_> {
         let urls = (&env.endpoints.rest_urls[..], &env.endpoints.grpc_urls[..]);
         let out = dir.join(format!("loadgen/users-{users}"));
         let name = format!("loadgen-users-{users}");
-        let step_users = Users::new(&plan, &scenario.load.api_key, urls, &addrs, &out).named(&name);
+        let warm_up = self.options.search.warm_up(&scenario);
+        let step_users =
+            Users::new(&plan, &scenario.load.api_key, urls, &addrs, &out).named(&name).with_warm_up(warm_up);
         let machine = MachineSample::now();
         step_users.start(&env.harness, &self.options.binaries.q2o("q2o-loadgen")).await?;
         if !step_users.wait(&env.harness, Duration::from_secs(60)).await {
@@ -344,9 +373,26 @@ impl SearchAt<'_> {
         let mut figures = judge_step(&results, users, self.criteria);
         figures.machine_cpu_busy = busy;
         // The next step starts on a system that has finished this one's work.
-        figures.settled_seconds = env.settle(QUIET_CORES, SETTLE_WITHIN).await.map(|d| d.as_secs_f64());
+        figures.settled_seconds = settle(env).await?.map(|d| d.as_secs_f64());
         Ok(figures)
     }
+}
+
+/// Waits until the tasks' queues are empty and then until the services are
+/// quiet, for at most [`DRAIN_WITHIN`] in all; how long it took, or `None`.
+async fn settle(env: &Environment) -> Result<Option<Duration>, RunError> {
+    let started = tokio::time::Instant::now();
+    if let Some(redis) = &env.endpoints.redis_url {
+        let store = RedisStore::connect(RedisStoreOptions::new(redis)).await?;
+        while store.queued_tasks().await? > 0 {
+            if started.elapsed() >= DRAIN_WITHIN {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let left = DRAIN_WITHIN.saturating_sub(started.elapsed()).max(Duration::from_secs(2));
+    Ok(env.settle(QUIET_CORES, left).await.map(|_| started.elapsed()))
 }
 
 /// "2000 users: held (210 req/s, 0.11 req/s per user, p95 12.3 ms, machine 64 % busy)".

@@ -98,6 +98,31 @@ async fn a_task_is_claimed_started_and_finished_exactly_once() {
 }
 
 #[tokio::test]
+async fn the_queued_tasks_are_those_waiting_and_those_claimed_but_not_acknowledged() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        // Before any agent made a group: everything submitted waits.
+        let p = project(&tenant("acme"));
+        store.insert_project(&p).await.unwrap();
+        for agent in [AgentType::Qa, AgentType::Qa, AgentType::Coder] {
+            store.submit_task(&task(&p, agent)).await.unwrap();
+        }
+        assert_eq!(store.queued_tasks().await.unwrap(), 3, "{backend}");
+        store.ensure_queues(&[AgentType::Qa, AgentType::Coder]).await.unwrap();
+        let claims = store.claim_tasks(AgentType::Qa, "w1", 10, Duration::from_millis(200)).await.unwrap();
+        assert_eq!(claims.len(), 2, "{backend}");
+        assert_eq!(store.queued_tasks().await.unwrap(), 3, "{backend}: claimed tasks still run");
+        store.ack(&claims[0]).await.unwrap();
+        assert_eq!(store.queued_tasks().await.unwrap(), 2, "{backend}");
+        store.ack(&claims[1]).await.unwrap();
+        let coder = store.claim_tasks(AgentType::Coder, "w1", 10, Duration::from_millis(200)).await.unwrap();
+        store.ack(&coder[0]).await.unwrap();
+        assert_eq!(store.queued_tasks().await.unwrap(), 0, "{backend}");
+    }
+}
+
+#[tokio::test]
 async fn queue_reads_come_back_after_redis_restarts_and_no_queued_task_is_lost() {
     let mut redis = RedisServer::start_with_aof().expect("redis-server starts");
     let store = RedisStore::connect(RedisStoreOptions::new(redis.url())).await.unwrap();

@@ -248,6 +248,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn queued_tasks(&self) -> Result<u64, StoreError> {
+        let state = self.state();
+        Ok((state.queues.values().map(VecDeque::len).sum::<usize>() + state.pending.len()) as u64)
+    }
+
     async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError> {
         let mut state = self.state();
         let Some(task) = state.tasks.get_mut(&(tenant.clone(), id)) else { return Ok(None) };

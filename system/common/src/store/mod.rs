@@ -147,6 +147,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Vec<Claim>, StoreError>;
     /// Removes a claimed task from the queue for good.
     async fn ack(&self, claim: &Claim) -> Result<(), StoreError>;
+    /// Tasks in the queues not yet acknowledged, over every agent type:
+    /// waiting to be claimed, or claimed and still running.
+    async fn queued_tasks(&self) -> Result<u64, StoreError>;
     /// Marks a task running and counts the attempt. `None` if the task is gone or
     /// already finished (a re-delivered entry), in which case there is nothing to do.
     async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError>;

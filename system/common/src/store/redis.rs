@@ -461,6 +461,36 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn queued_tasks(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for agent in AgentType::ALL {
+            // XINFO GROUPS (Redis 7): `lag` entries not yet delivered to the
+            // group, `pending` delivered and not acknowledged. A queue no
+            // agent has consumed yet has no group: all its entries wait.
+            let info = redis::cmd("XINFO").arg("GROUPS").arg(keys::queue(agent)).query_async(&mut self.conn()).await;
+            let groups: redis::Value = match info {
+                Ok(groups) => groups,
+                // "ERR no such key": nothing was ever queued for this agent type.
+                Err(err) if err.code() == Some("ERR") => continue,
+                Err(err) => return Err(err.into()),
+            };
+            let mut found_group = false;
+            for group in group_infos(&groups) {
+                if group.get("name").map(String::as_str) != Some(keys::AGENT_GROUP) {
+                    continue;
+                }
+                found_group = true;
+                let number = |field: &str| group.get(field).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                total += number("lag") + number("pending");
+            }
+            if !found_group {
+                let waiting: u64 = self.conn().xlen(keys::queue(agent)).await?;
+                total += waiting;
+            }
+        }
+        Ok(total)
+    }
+
     async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError> {
         let key = keys::task(tenant, id);
         let Some(task) = self.load_task(&key).await? else { return Ok(None) };
@@ -577,4 +607,26 @@ impl RedisStore {
         }
         claims
     }
+}
+
+/// The groups of an `XINFO GROUPS` reply, each as its fields (name, lag,
+/// pending...) rendered as text; RESP2 sends each as a flat field-value array.
+fn group_infos(reply: &redis::Value) -> Vec<HashMap<String, String>> {
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        redis::Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let redis::Value::Array(groups) = reply else { return Vec::new() };
+    groups
+        .iter()
+        .filter_map(|group| match group {
+            redis::Value::Array(fields) => Some(
+                fields.chunks(2).filter_map(|pair| Some((text(pair.first()?)?, text(pair.get(1)?)?))).collect(),
+            ),
+            redis::Value::Map(pairs) => Some(pairs.iter().filter_map(|(k, v)| Some((text(k)?, text(v)?))).collect()),
+            _ => None,
+        })
+        .collect()
 }
