@@ -29,8 +29,8 @@ bench scenario *flags: setup
     fi
 
 # Capacity planning on release builds: the knee in users (the most of the scenario's own users meeting the SLOs)
-# at 1, 2 and 3 gateway replicas, the Universal Scalability Law fit, and the replicas 5k/50k/100k users need.
-# Flags go to `q2o-bench capacity`: --replicas 1,2,3, --hold 10s, --target-users N. Exit 0 when the target is carried.
+# at its gateway replicas; with --replicas 1,2,3 the Universal Scalability Law fit and the replicas 5k/50k/100k users need.
+# Flags go to `q2o-bench capacity`: --replicas 1,2,3, --hold 20s, --target-users N. Exit 0 when the target is carried.
 capacity scenario *flags: setup
     cargo build --release --bins
     @file="{{scenario}}"; [ -f "$file" ] || file="scenarios/$file.toml"; \

@@ -32,6 +32,9 @@ pub struct StepFigures {
     pub p95_seconds: Option<f64>,
     /// Share of the machine's CPU busy from the step's start to its end.
     pub machine_cpu_busy: Option<f64>,
+    /// Tasks waiting or running in the queues at the end of the warm-up and
+    /// at the end of the hold (`None`: the topology has no Redis).
+    pub tasks_queued: Option<(u64, u64)>,
     /// Seconds until the tasks' queues were empty and the services quiet
     /// after the step (`None`: not within two minutes, and the next step
     /// started on this one's backlog).

@@ -141,7 +141,7 @@ fn markdown(r: &CapacityReport) -> String {
                 }
             }
         }
-        None => m.push_str("No fit: it needs knees at three or more distinct replica counts.\n"),
+        None => m.push_str("No fit: it needs knees at three or more distinct replica counts (e.g. `--replicas 1,2,3`).\n"),
     }
     m.push_str("\n## Replicas needed\n\n| users | replicas (fit through the knees) | replicas (fit through the first breaks) |\n|---|---|---|\n");
     for n in &r.needed {
@@ -156,12 +156,12 @@ fn markdown(r: &CapacityReport) -> String {
     m.push_str(
         "\nThe two fits bracket the answer: the search brackets each knee between the most users that held and the fewest that broke. \"not reachable\": no number of replicas carries that many users on the fitted curve.\n",
     );
-    m.push_str("\n## Steps\n\n| gateways | users | active at most | API req/s | req/s per user | failed | p95 ms | machine busy | settled after s | held | what broke |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    m.push_str("\n## Steps\n\n| gateways | users | active at most | API req/s | req/s per user | failed | p95 ms | machine busy | tasks queued (hold start → end) | settled after s | held | what broke |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for s in &r.searches {
         for f in &s.steps {
             let _ = writeln!(
                 m,
-                "| {} | {} | {} | {:.0} | {:.3} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.0} | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
                 s.gateways,
                 f.users,
                 f.users_reached,
@@ -170,6 +170,7 @@ fn markdown(r: &CapacityReport) -> String {
                 f.failed,
                 f.p95_seconds.map_or("-".into(), |p| format!("{:.1}", p * 1e3)),
                 f.machine_cpu_busy.map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
+                f.tasks_queued.map_or("-".into(), |(from, to)| format!("{from} → {to}")),
                 f.settled_seconds.map_or("not within 120".into(), |s| format!("{s:.0}")),
                 if f.held { "yes" } else { "no" },
                 f.broke.join("; ")

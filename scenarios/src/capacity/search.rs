@@ -19,6 +19,7 @@ use q2o_env::ports::free_addr;
 use q2o_env::resources::MachineSample;
 use q2o_env::{EnvKind, Environment};
 use q2o_loadgen::results::RunResults;
+use q2o_loadgen::step::Step;
 use q2o_slo::sli::{Criterion, Sli};
 
 use crate::capacity::figures::{
@@ -50,8 +51,9 @@ pub struct CapacityOptions {
 /// How the knees are searched (the flags of `q2o-bench capacity`).
 #[derive(Clone, Debug, clap::Args)]
 pub struct Search {
-    /// Gateway replica counts, comma-separated (agents processes scale alike).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    /// Gateway replica counts, comma-separated (agents processes scale
+    /// alike); the USL fit needs three (e.g. 1,2,3). Default: the scenario's own.
+    #[arg(long, value_delimiter = ',')]
     pub replicas: Vec<usize>,
     /// How long each user count is held after its ramp (e.g. 20s). The
     /// ramp and the first think time of the hold (at most half of it) are
@@ -62,7 +64,7 @@ pub struct Search {
     /// rate, or faster when that would take longer (e.g. 10s).
     #[arg(long, value_parser = q2o_common::config::parse_duration, default_value = "10s")]
     pub ramp: Duration,
-    /// The first user count tried (then doubled); default: the scenario's users / 16.
+    /// The first user count tried (then doubled); default: the scenario's users / 8.
     #[arg(long)]
     pub start_users: Option<u64>,
     /// The most users tried; default: twice the scenario's.
@@ -125,16 +127,17 @@ pub async fn run(
         return Err(RunError::Unsupported { key: "topology.monolith".into(), reason }.into());
     }
     let (criteria, not_judged) = step_criteria(&scenario.criteria);
-    for n in &search.replicas {
+    let replicas = search.replica_counts(scenario);
+    for n in &replicas {
         let mut programs = vec![options.binaries.q2o("q2o-loadgen")];
         programs.extend(options.binaries.of_topology(&scenario.topology.at_replicas(*n)));
         Binaries::check(&programs).map_err(RunError::from)?;
     }
     let folder = RunFolder::create(&options.reports, &format!("{}-capacity", scenario.name))?;
     let failed = |error: RunError| RunFailed { error, dir: Some(folder.dir.clone()) };
-    let bar = crate::progress::bar(options.progress, (search.replicas.len() * search.max_steps) as u64, " steps");
+    let bar = crate::progress::bar(options.progress, (replicas.len() * search.max_steps) as u64, " steps");
     let mut searches: Vec<ReplicaSearch> = Vec::new();
-    for &n in &search.replicas {
+    for &n in &replicas {
         // The knee at one replica count is a near guess for the next: start
         // there and grow by a quarter, not from afar by doubling.
         let (start, growth) = match searches.last().and_then(|s| s.knee.knee_users) {
@@ -186,7 +189,7 @@ pub async fn run(
 impl Search {
     fn check(&self) -> Result<(), FlagError> {
         let bad = |flag, reason: &str| Err(FlagError { flag, reason: reason.to_owned() });
-        if self.replicas.is_empty() || self.replicas.contains(&0) {
+        if self.replicas.contains(&0) {
             return bad("--replicas", "needs replica counts of at least 1 (e.g. 1,2,3)");
         }
         if self.start_users == Some(0) || self.max_users == Some(0) {
@@ -212,8 +215,13 @@ impl Search {
         Ok(())
     }
 
+    /// `--replicas`, or the scenario's own gateway count.
+    fn replica_counts(&self, scenario: &Scenario) -> Vec<usize> {
+        if self.replicas.is_empty() { vec![scenario.topology.gateways] } else { self.replicas.clone() }
+    }
+
     fn start_users(&self, scenario: &Scenario) -> u64 {
-        self.start_users.unwrap_or((scenario.load.users as u64 / 16).max(1)).min(self.max_users(scenario))
+        self.start_users.unwrap_or((scenario.load.users as u64 / 8).max(1)).min(self.max_users(scenario))
     }
 
     fn max_users(&self, scenario: &Scenario) -> u64 {
@@ -279,6 +287,7 @@ pub fn judge_step(results: &RunResults, users: u64, criteria: &[Criterion]) -> S
         requests_per_user_per_second: if user_seconds > 0 { requests as f64 / user_seconds as f64 } else { 0.0 },
         p95_seconds: p95,
         machine_cpu_busy: None,
+        tasks_queued: None,
         settled_seconds: None,
         held: broke.is_empty(),
         broke,
@@ -301,6 +310,11 @@ struct SearchAt<'a> {
 /// a model call mostly waits).
 const QUIET_CORES: f64 = 0.1;
 const DRAIN_WITHIN: Duration = Duration::from_secs(120);
+/// How much the tasks' queue may grow over a step's measured hold, as a share
+/// of the tasks submitted in it (at least 200): past that the agents fall
+/// behind, and a longer run would time its tasks out, though a step's own
+/// tasks still finish within their deadline.
+const MAX_BACKLOG_GROWTH: f64 = 0.05;
 
 impl SearchAt<'_> {
     /// Starts the topology at `n` replicas in `folder/replicas-<n>`, searches its knee, then stops it.
@@ -365,17 +379,44 @@ impl SearchAt<'_> {
             Users::new(&plan, &scenario.load.api_key, urls, &addrs, &out).named(&name).with_warm_up(warm_up);
         let machine = MachineSample::now();
         step_users.start(&env.harness, &self.options.binaries.q2o("q2o-loadgen")).await?;
-        if !step_users.wait(&env.harness, Duration::from_secs(60)).await {
+        let hold_end = plan.ramp_up() + plan.hold;
+        let (exited, backlog) = tokio::join!(
+            step_users.wait(&env.harness, Duration::from_secs(60)),
+            backlog(env, warm_up, hold_end)
+        );
+        if !exited {
             tracing::warn!("a loadgen process of the step at {users} users outlived its plan and was stopped");
         }
         let busy = machine.zip(MachineSample::now()).and_then(|(before, after)| after.busy_since(&before));
         let results = step_users.results(&dir.join("logs"))?;
         let mut figures = judge_step(&results, users, self.criteria);
         figures.machine_cpu_busy = busy;
+        if let Some((from, to)) = backlog? {
+            figures.tasks_queued = Some((from, to));
+            let submitted: u64 = results.steps.iter().filter(|s| s.step == Step::SubmitTask).map(|s| s.count).sum();
+            if to > from && (to - from) as f64 > MAX_BACKLOG_GROWTH * submitted.max(200) as f64 {
+                figures.held = false;
+                figures.broke.push(format!(
+                    "the tasks' queue grew from {from} to {to} over the hold ({submitted} tasks submitted): the agents fall behind"
+                ));
+            }
+        }
         // The next step starts on a system that has finished this one's work.
         figures.settled_seconds = settle(env).await?.map(|d| d.as_secs_f64());
         Ok(figures)
     }
+}
+
+/// The tasks waiting or running at the end of the warm-up and at the end of
+/// the hold (seconds after the users started), when the topology has Redis.
+async fn backlog(env: &Environment, warm_up: Duration, hold_end: Duration) -> Result<Option<(u64, u64)>, RunError> {
+    let Some(redis) = &env.endpoints.redis_url else { return Ok(None) };
+    let store = RedisStore::connect(RedisStoreOptions::new(redis)).await?;
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(warm_up).await;
+    let from = store.queued_tasks().await?;
+    tokio::time::sleep_until(started + hold_end).await;
+    Ok(Some((from, store.queued_tasks().await?)))
 }
 
 /// Waits until the tasks' queues are empty and then until the services are
