@@ -197,8 +197,8 @@ impl ClosedRun {
         results.model = "closed".into();
         results.users = Some(self.plan.users as u64);
         results.warm_up_seconds = self.warm_up.as_secs_f64().min(results.duration_seconds);
-        results.achieved_rate = results.steps.iter().map(|s| s.count).sum::<u64>() as f64
-            / results.measured_seconds().max(1e-9);
+        results.achieved_rate =
+            results.steps.iter().map(|s| s.count).sum::<u64>() as f64 / results.measured_seconds().max(1e-9);
         if let Some(dir) = &self.out {
             results.write(dir)?;
             write_interval_log(dir, &snapshot, started_at)?;

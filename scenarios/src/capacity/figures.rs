@@ -185,8 +185,7 @@ impl CapacityReport {
         if let (Some(target), Some(best)) = (target_users, best)
             && (best as f64) < target
         {
-            reasons
-                .push(format!("the target of {target:.0} users is not met: at most {best} at the replicas tried"));
+            reasons.push(format!("the target of {target:.0} users is not met: at most {best} at the replicas tried"));
         }
         CapacityReport {
             schema_version: 2,
@@ -215,12 +214,70 @@ fn knee_line(s: &ReplicaSearch) -> String {
     let at = format!("{} gateway {}", s.gateways, replicas_word(s.gateways));
     let broke = s.knee.broke_users.map(|b| {
         let why = s.steps.iter().find(|f| f.users == b).map(|f| f.broke.join("; ")).unwrap_or_default();
-        format!("{b} broke ({why})")
+        if why.is_empty() { format!("{b} broke") } else { format!("{b} broke ({why})") }
     });
     match (s.knee.knee_users, broke) {
         (Some(knee), Some(broke)) => format!("{at}: knee {knee} users; {broke}"),
         (Some(knee), None) => format!("{at}: knee {knee} users, the most tried; none broke"),
         (None, Some(broke)) => format!("{at}: no user count held; {broke}"),
         (None, None) => format!("{at}: no step ran"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn searched(gateways: usize, knee_users: u64, broke_users: u64) -> ReplicaSearch {
+        ReplicaSearch {
+            gateways,
+            agent_processes: gateways,
+            knee: Knee { knee_users: Some(knee_users), broke_users: Some(broke_users) },
+            steps: Vec::new(),
+        }
+    }
+
+    fn setting(target_users: Option<f64>) -> Setting {
+        Setting {
+            scenario: "s".into(),
+            run_id: "r".into(),
+            load: StepLoad {
+                model: "closed",
+                journeys: "browse=1".into(),
+                protocols: "rest=1".into(),
+                think: "exp:10s".into(),
+                ramp_rate: 100.0,
+                ramp_seconds_at_most: 10.0,
+                hold_seconds: 20.0,
+                warm_up: "the ramp",
+            },
+            criteria: Vec::new(),
+            not_judged: Vec::new(),
+            target_users,
+        }
+    }
+
+    #[test]
+    fn knees_at_three_replica_counts_size_the_replicas_in_users() {
+        let searches = vec![searched(1, 1000, 1100), searched(2, 1900, 2100), searched(3, 2700, 3000)];
+        let report = CapacityReport::new(setting(Some(2500.0)), searches);
+        let fit = report.fit.expect("three knees fit the USL");
+        assert!((fit.model.throughput(2.0) - 1900.0).abs() < 100.0, "{fit:?}");
+        let at = |users: f64| report.needed.iter().find(|n| n.users == users).unwrap();
+        assert_eq!(at(2500.0).replicas, Some(3), "{:?}", report.needed);
+        // The optimistic fit, through the first breaks, never needs more.
+        assert!(at(2500.0).replicas_optimistic.unwrap() <= 3);
+        assert!(report.met, "2,700 users held at 3 replicas: {:?}", report.reasons);
+        assert_eq!(report.reasons[0], "1 gateway replica: knee 1000 users; 1100 broke");
+    }
+
+    #[test]
+    fn a_target_beyond_every_knee_is_not_met_and_says_by_how_much() {
+        let report = CapacityReport::new(setting(Some(5000.0)), vec![searched(2, 1900, 2100)]);
+        assert!(report.fit.is_none() && !report.met);
+        assert_eq!(
+            report.reasons.last().unwrap(),
+            "the target of 5000 users is not met: at most 1900 at the replicas tried"
+        );
     }
 }

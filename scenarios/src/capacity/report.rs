@@ -131,17 +131,17 @@ fn markdown(r: &CapacityReport) -> String {
                     );
                 }
                 Some((n, users)) => {
-                    let _ = writeln!(
-                        m,
-                        "Predicted peak: {users:.0} users at {n:.1} replicas; more replicas carry fewer."
-                    );
+                    let _ =
+                        writeln!(m, "Predicted peak: {users:.0} users at {n:.1} replicas; more replicas carry fewer.");
                 }
                 None => {
                     let _ = writeln!(m, "No coherency cost was measured (κ = 0): users approach λ/σ without a peak.");
                 }
             }
         }
-        None => m.push_str("No fit: it needs knees at three or more distinct replica counts (e.g. `--replicas 1,2,3`).\n"),
+        None => {
+            m.push_str("No fit: it needs knees at three or more distinct replica counts (e.g. `--replicas 1,2,3`).\n")
+        }
     }
     m.push_str("\n## Replicas needed\n\n| users | replicas (fit through the knees) | replicas (fit through the first breaks) |\n|---|---|---|\n");
     for n in &r.needed {

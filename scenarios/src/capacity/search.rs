@@ -22,9 +22,7 @@ use q2o_loadgen::results::RunResults;
 use q2o_loadgen::step::Step;
 use q2o_slo::sli::{Criterion, Sli};
 
-use crate::capacity::figures::{
-    CapacityReport, MIN_REACHED, NotJudged, ReplicaSearch, Setting, StepFigures, StepLoad,
-};
+use crate::capacity::figures::{CapacityReport, MIN_REACHED, NotJudged, ReplicaSearch, Setting, StepFigures, StepLoad};
 use crate::capacity::knee;
 use crate::error::{RunError, RunFailed};
 use crate::gate;
@@ -173,7 +171,13 @@ pub async fn run(
         criteria: criteria
             .iter()
             .map(|c| format!("{} {} {}", c.sli.as_str(), c.op.as_str(), c.sli.unit().format(c.target)))
-            .chain([format!("users active >= {:.0} % of the step's", MIN_REACHED * 100.0)])
+            .chain([
+                format!("users active >= {:.0} % of the step's", MIN_REACHED * 100.0),
+                format!(
+                    "the tasks' queue grows over the hold by <= {:.0} % of the tasks submitted in it",
+                    MAX_BACKLOG_GROWTH * 100.0
+                ),
+            ])
             .collect(),
         not_judged,
         target_users: search.target_users,
@@ -380,10 +384,8 @@ impl SearchAt<'_> {
         let machine = MachineSample::now();
         step_users.start(&env.harness, &self.options.binaries.q2o("q2o-loadgen")).await?;
         let hold_end = plan.ramp_up() + plan.hold;
-        let (exited, backlog) = tokio::join!(
-            step_users.wait(&env.harness, Duration::from_secs(60)),
-            backlog(env, warm_up, hold_end)
-        );
+        let (exited, backlog) =
+            tokio::join!(step_users.wait(&env.harness, Duration::from_secs(60)), backlog(env, warm_up, hold_end));
         if !exited {
             tracing::warn!("a loadgen process of the step at {users} users outlived its plan and was stopped");
         }

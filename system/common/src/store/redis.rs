@@ -622,9 +622,9 @@ fn group_infos(reply: &redis::Value) -> Vec<HashMap<String, String>> {
     groups
         .iter()
         .filter_map(|group| match group {
-            redis::Value::Array(fields) => Some(
-                fields.chunks(2).filter_map(|pair| Some((text(pair.first()?)?, text(pair.get(1)?)?))).collect(),
-            ),
+            redis::Value::Array(fields) => {
+                Some(fields.chunks(2).filter_map(|pair| Some((text(pair.first()?)?, text(pair.get(1)?)?))).collect())
+            }
             redis::Value::Map(pairs) => Some(pairs.iter().filter_map(|(k, v)| Some((text(k)?, text(v)?))).collect()),
             _ => None,
         })
