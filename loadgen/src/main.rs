@@ -99,6 +99,8 @@ async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
                 let mut child = command.clone();
                 // Spread the remainder over the first processes.
                 child.users = plan.users / n + usize::from(i < plan.users % n);
+                // Together the children start users at the rate asked for.
+                child.ramp_rate = plan.ramp_rate / n as f64;
                 child.common = command.common.child(out, i);
                 child.to_args()
             })

@@ -296,7 +296,7 @@ async fn drive(
     let events = match (&endpoints.kafka, &endpoints.redis_url) {
         (Some(kafka), Some(redis)) => {
             let mut census = evidence::event_census(kafka, redis, evidence::CENSUS_LAG_BOUND).await?;
-            // Asked after the wait: a producer gives up on an event 30 s after sending it.
+            // Asked after the wait: a producer gives up on an event only after retrying it for a minute.
             census.given_up = evidence::events_given_up(prometheus).await?;
             census.lost = census.missing_from_ledger + census.given_up;
             Some(census)
