@@ -1,12 +1,14 @@
-//! `q2o-bench capacity`: the knee of a scenario's topology in users at 1, 2,
-//! 3... gateway replicas, the Universal Scalability Law fitted through them,
-//! and the replicas that 5k, 50k and 100k users need.
+//! `q2o-bench capacity`: the knee of a scenario's topology in users at its
+//! own gateway replicas, or at each count `--replicas` names, with the
+//! Universal Scalability Law fitted through them and the replicas that 5k,
+//! 50k and 100k users need.
 //!
 //! Each step runs the scenario's own users (its journeys, think time and
 //! protocol mix, closed model) through the same loadgen path as a gate run,
 //! with a faster ramp and a short hold, and is judged by the scenario's
 //! criteria that a step measures exactly: API and search latency, errors,
-//! availability and task success, from the loadgen's records. The knee is
+//! availability and task success, from the loadgen's records, and by
+//! whether the agents keep up (the tasks' queue does not grow). The knee is
 //! the most users that met them all; what a step cannot judge is listed.
 
 use std::path::Path;
