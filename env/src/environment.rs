@@ -15,7 +15,7 @@ use crate::endpoints::Endpoints;
 use crate::error::EnvError;
 use crate::local::LocalBackend;
 use crate::plan::plan;
-use crate::resources::{Role, Timeline, Watched};
+use crate::resources::{Role, Scope, Timeline, Watched};
 use crate::supervisor::Supervisor;
 use crate::topology::{FaultAction, Topology};
 
@@ -147,25 +147,23 @@ impl Environment {
                 _ = tick.tick() => {}
                 _ = &mut stop => break,
             }
-            let watched = |name: &str, role, core_limit, with_children| Watched {
-                name: name.to_owned(),
-                role,
-                core_limit,
-                with_children,
-            };
+            let watched =
+                |name: &str, role, core_limit, scope| Watched { name: name.to_owned(), role, core_limit, scope };
+            // A container is measured by its control group, as its limits are.
+            let service_scope = if limited { Scope::Cgroup } else { Scope::Tree };
             let mut now: Vec<(Watched, u32)> = env
                 .service_pids()
                 .await
                 .into_iter()
-                .map(|(name, pid)| (watched(&name, Role::Service, limit(&name), true), pid))
+                .map(|(name, pid)| (watched(&name, Role::Service, limit(&name), service_scope), pid))
                 .collect();
             now.extend(
                 env.harness
                     .named_pids()
                     .into_iter()
-                    .map(|(name, pid)| (watched(&name, Role::Harness, cores, true), pid)),
+                    .map(|(name, pid)| (watched(&name, Role::Harness, cores, Scope::Tree), pid)),
             );
-            now.push((watched("runner", Role::Harness, cores, false), std::process::id()));
+            now.push((watched("runner", Role::Harness, cores, Scope::Process), std::process::id()));
             // Reading /proc is blocking work: off the runtime's threads.
             timeline = match tokio::task::spawn_blocking(move || {
                 timeline.sample(&now);

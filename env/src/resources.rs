@@ -8,6 +8,7 @@
 //! their host pids, and they are read the same way.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -130,8 +131,7 @@ pub enum Role {
 }
 
 /// A process to watch: its name, its role, the most cores it can use, and
-/// whether its children count (a service's workers) or not (the runner,
-/// whose children are everything else).
+/// what of it is measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Watched {
     /// Its name in reports (`gateway-0`, `loadgen-0`, `runner`).
@@ -141,8 +141,21 @@ pub struct Watched {
     /// Cores it can use at most: a container's limit, one for a
     /// single-threaded server, else the machine's.
     pub core_limit: f64,
-    /// Whether its descendants are part of it.
-    pub with_children: bool,
+    /// The process alone, its tree, or its container's control group.
+    pub scope: Scope,
+}
+
+/// What a watched process's figures are read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The process alone (the runner, whose children are everything else).
+    Process,
+    /// The process and its descendants (a service's workers), from `/proc`.
+    Tree,
+    /// A container: CPU and memory from its control group's own counters
+    /// (what its limits are enforced on), open files from its process tree.
+    /// Falls back to the tree where the cgroup cannot be read.
+    Cgroup,
 }
 
 /// One watched process over a run, second by second.
@@ -181,7 +194,14 @@ impl Timeline {
             self.last_machine = Some(now);
         }
         for (who, pid) in watched {
-            let sample = if who.with_children { tree_sample(*pid, &parents) } else { process(*pid) };
+            let sample = match who.scope {
+                Scope::Process => process(*pid),
+                Scope::Tree => tree_sample(*pid, &parents),
+                Scope::Cgroup => tree_sample(*pid, &parents).map(|tree| match cgroup_sample(*pid) {
+                    Some((cpu_seconds, rss_bytes)) => TreeSample { cpu_seconds, rss_bytes, ..tree },
+                    None => tree,
+                }),
+            };
             let Some(sample) = sample else { continue };
             let index = match self.processes.iter().position(|(w, _)| w.name == who.name) {
                 Some(i) => i,
@@ -203,6 +223,50 @@ impl Timeline {
             series.open_files.push(sample.open_files);
         }
     }
+}
+
+/// CPU seconds and resident (anonymous) memory of `pid`'s control group:
+/// cgroup v1's `cpuacct.usage` and `memory.stat` `total_rss`, or v2's
+/// `cpu.stat` `usage_usec` and `memory.stat` `anon`. `None` where they
+/// cannot be read.
+pub fn cgroup_sample(pid: u32) -> Option<(f64, u64)> {
+    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let root = Path::new("/sys/fs/cgroup");
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).ok();
+    match (cgroup_path(&membership, "cpuacct"), cgroup_path(&membership, "memory")) {
+        (Some(cpu), Some(memory)) => {
+            let nanos: u64 = read(root.join("cpuacct").join(cpu).join("cpuacct.usage"))?.trim().parse().ok()?;
+            let rss = stat_field(&read(root.join("memory").join(memory).join("memory.stat"))?, "total_rss")?;
+            Some((nanos as f64 / 1e9, rss))
+        }
+        _ => {
+            let unified = root.join(cgroup_path(&membership, "")?);
+            let micros = stat_field(&read(unified.join("cpu.stat"))?, "usage_usec")?;
+            let anon = stat_field(&read(unified.join("memory.stat"))?, "anon")?;
+            Some((micros as f64 / 1e6, anon))
+        }
+    }
+}
+
+/// The path (relative to its hierarchy's mount) of the cgroup holding a
+/// process for `controller`, from `/proc/<pid>/cgroup` (`id:controllers:path`);
+/// `""` names the v2 unified hierarchy.
+fn cgroup_path<'a>(membership: &'a str, controller: &str) -> Option<&'a str> {
+    membership.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let matches = if controller.is_empty() {
+            controllers.is_empty()
+        } else {
+            controllers.split(',').any(|c| c == controller)
+        };
+        matches.then(|| path.trim_start_matches('/'))
+    })
+}
+
+/// A `name value` line's value in a cgroup stat file.
+fn stat_field(stat: &str, name: &str) -> Option<u64> {
+    stat.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 fn tree_sample(root: u32, parents: &HashMap<u32, u32>) -> Option<TreeSample> {
@@ -362,6 +426,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_containers_cgroup_is_found_in_v1_and_v2_membership_lines() {
+        let v1 = "4:memory:/docker/50b7\n2:cpuacct,cpu:/docker/50b7\n0::/docker/50b7\n";
+        assert_eq!(cgroup_path(v1, "cpuacct"), Some("docker/50b7"));
+        assert_eq!(cgroup_path(v1, "memory"), Some("docker/50b7"));
+        let v2 = "0::/system.slice/docker-50b7.scope\n";
+        assert_eq!((cgroup_path(v2, "cpuacct"), cgroup_path(v2, "")), (None, Some("system.slice/docker-50b7.scope")));
+        let stat = "cache 4096\nrss 2772992\ntotal_rss 2772992\n";
+        assert_eq!((stat_field(stat, "rss"), stat_field(stat, "total_rss")), (Some(2772992), Some(2772992)));
+        assert_eq!(stat_field("usage_usec 1500\nuser_usec 1000\n", "usage_usec"), Some(1500));
+    }
+
+    #[test]
     fn the_machine_line_counts_idle_and_iowait_as_not_busy() {
         let a = parse_machine("cpu  100 0 50 800 50 0 0 0 0 0").unwrap();
         let b = parse_machine("cpu  200 0 100 900 50 0 0 0 0 0").unwrap();
@@ -371,7 +447,7 @@ mod tests {
 
     #[test]
     fn saturation_is_the_first_resource_held_at_ninety_percent_for_three_seconds() {
-        let watched = Watched { name: "redis".into(), role: Role::Service, core_limit: 1.0, with_children: true };
+        let watched = Watched { name: "redis".into(), role: Role::Service, core_limit: 1.0, scope: Scope::Tree };
         let series = |cores: &[f64]| Series {
             cores: cores.to_vec(),
             rss_bytes: vec![1; cores.len() + 1],

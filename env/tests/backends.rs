@@ -98,6 +98,12 @@ async fn conforms(kind: EnvKind) -> (ScratchDir, String) {
     assert_eq!(names, ["redis", "broker", "agents-0", "gateway-0", "gateway-1", "load-balancer"]);
     for (name, pid) in &pids {
         assert!(Path::new(&format!("/proc/{pid}")).exists(), "{name}: pid {pid} is not a host process");
+        // A container is measured by its control group, as its limits are.
+        if kind == EnvKind::Docker {
+            let own = q2o_env::resources::cgroup_sample(*pid);
+            let (cpu, rss) = own.unwrap_or_else(|| panic!("{name}: no readable cgroup"));
+            assert!(cpu > 0.0 && rss > 0, "{name}: cgroup says {cpu} CPU-s, {rss} B");
+        }
     }
 
     // A killed service is restarted, and the restart is timed; the broker's
