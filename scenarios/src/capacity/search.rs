@@ -347,6 +347,12 @@ impl SearchAt<'_> {
             return Err(RunError::System("the topology has no gateway".into()));
         }
         let (search, scenario, n) = (&self.options.search, &self.options.scenario, self.n);
+        // The tasks' queues, watched during and between steps: one connection for the search.
+        let store = match &env.endpoints.redis_url {
+            Some(url) => Some(RedisStore::connect(RedisStoreOptions::new(url)).await?),
+            None => None,
+        };
+        let store = store.as_ref();
         let figures = Mutex::new(Vec::new());
         let ceiling = search.max_users(scenario);
         let bounds = knee::Bounds {
@@ -360,7 +366,7 @@ impl SearchAt<'_> {
             let figures = &figures;
             async move {
                 self.bar.set_message(format!("{n} replicas: {users} users"));
-                let step = self.step(env, dir, users).await?;
+                let step = self.step(env, store, dir, users).await?;
                 let held = step.held;
                 self.bar.suspend(|| eprintln!("{n} replica{}, {}", if n == 1 { "" } else { "s" }, step_line(&step)));
                 figures.lock().expect("never poisoned").push(step);
@@ -373,7 +379,13 @@ impl SearchAt<'_> {
     }
 
     /// One step: `users` of the scenario, run, judged, then let the system settle.
-    async fn step(&self, env: &Environment, dir: &Path, users: u64) -> Result<StepFigures, RunError> {
+    async fn step(
+        &self,
+        env: &Environment,
+        store: Option<&RedisStore>,
+        dir: &Path,
+        users: u64,
+    ) -> Result<StepFigures, RunError> {
         let scenario = self.options.search.step_scenario(&self.options.scenario, self.n, users);
         let plan = scenario.user_plan();
         let addrs = (0..scenario.loadgen_processes()).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
@@ -387,7 +399,7 @@ impl SearchAt<'_> {
         step_users.start(&env.harness, &self.options.binaries.q2o("q2o-loadgen")).await?;
         let hold_end = plan.ramp_up() + plan.hold;
         let (exited, backlog) =
-            tokio::join!(step_users.wait(&env.harness, Duration::from_secs(60)), backlog(env, warm_up, hold_end));
+            tokio::join!(step_users.wait(&env.harness, Duration::from_secs(60)), backlog(store, warm_up, hold_end));
         if !exited {
             tracing::warn!("a loadgen process of the step at {users} users outlived its plan and was stopped");
         }
@@ -406,16 +418,19 @@ impl SearchAt<'_> {
             }
         }
         // The next step starts on a system that has finished this one's work.
-        figures.settled_seconds = settle(env).await?.map(|d| d.as_secs_f64());
+        figures.settled_seconds = settle(env, store).await?.map(|d| d.as_secs_f64());
         Ok(figures)
     }
 }
 
 /// The tasks waiting or running at the end of the warm-up and at the end of
 /// the hold (seconds after the users started), when the topology has Redis.
-async fn backlog(env: &Environment, warm_up: Duration, hold_end: Duration) -> Result<Option<(u64, u64)>, RunError> {
-    let Some(redis) = &env.endpoints.redis_url else { return Ok(None) };
-    let store = RedisStore::connect(RedisStoreOptions::new(redis)).await?;
+async fn backlog(
+    store: Option<&RedisStore>,
+    warm_up: Duration,
+    hold_end: Duration,
+) -> Result<Option<(u64, u64)>, RunError> {
+    let Some(store) = store else { return Ok(None) };
     let started = tokio::time::Instant::now();
     tokio::time::sleep(warm_up).await;
     let from = store.queued_tasks().await?;
@@ -425,10 +440,9 @@ async fn backlog(env: &Environment, warm_up: Duration, hold_end: Duration) -> Re
 
 /// Waits until the tasks' queues are empty and then until the services are
 /// quiet, for at most [`DRAIN_WITHIN`] in all; how long it took, or `None`.
-async fn settle(env: &Environment) -> Result<Option<Duration>, RunError> {
+async fn settle(env: &Environment, store: Option<&RedisStore>) -> Result<Option<Duration>, RunError> {
     let started = tokio::time::Instant::now();
-    if let Some(redis) = &env.endpoints.redis_url {
-        let store = RedisStore::connect(RedisStoreOptions::new(redis)).await?;
+    if let Some(store) = store {
         while store.queued_tasks().await? > 0 {
             if started.elapsed() >= DRAIN_WITHIN {
                 return Ok(None);
