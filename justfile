@@ -69,6 +69,13 @@ test: setup build
         cargo test --workspace --no-fail-fast; \
     fi
 
+# CPU-µs per request and RSS of every process under a fixed count of a scenario's users (release builds),
+# and the idle stack's cores. Flags go to `q2o-bench cost`: --users 10000, --hold 60s, --idle 10s.
+measure-cost scenario="phase2" *flags: setup
+    cargo build --release --bins
+    @file="{{scenario}}"; [ -f "$file" ] || file="scenarios/$file.toml"; \
+    "${CARGO_TARGET_DIR:-target}/release/q2o-bench" cost "$file" {{flags}}
+
 # Event throughput produced -> audited on tansu, and produce -> audit latency.
 measure-event-log events="50000": setup
     cargo bench -p q2o-benches --bench event_log -- {{events}}

@@ -133,11 +133,15 @@ impl Environment {
         let cores = crate::resources::cores() as f64;
         let limited = env.kind == EnvKind::Docker;
         // What a service can use: a container's limit, one core for the
-        // single-threaded redis-server and nginx's one worker, else the machine.
+        // single-threaded redis-server and nginx's one worker, what its
+        // runtime's workers can use for a q2o process, else the machine.
+        let runtime_cores = topology.runtime().cores().unwrap_or(cores).min(cores);
         let limit = |name: &str| match name {
             "redis" | "load-balancer" => 1.0,
-            _ if limited => topology.cpus.unwrap_or(cores),
-            _ => cores,
+            "broker" if limited => topology.cpus.unwrap_or(cores),
+            "broker" => cores,
+            _ if limited => topology.cpus.unwrap_or(cores).min(runtime_cores),
+            _ => runtime_cores,
         };
         let mut timeline = Timeline::default();
         let mut tick = tokio::time::interval(Duration::from_secs(1));

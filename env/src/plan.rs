@@ -262,6 +262,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
             Arg::Listen(PortKind::AgentsHttp, Scheme::Bare),
         ];
         monolith.config = Some(ConfigFile::Monolith { tenant_rate_limit: t.tenant_rate_limit });
+        monolith.env = vec![worker_threads(t)];
         monolith.ports = vec![PortKind::Http, PortKind::AgentsHttp, PortKind::Grpc];
         monolith.scrape = vec![("gateway", PortKind::Http), ("agents", PortKind::AgentsHttp)];
         monolith.limited = true;
@@ -305,6 +306,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
             Arg::Text("--kafka-bootstrap".into()),
             Arg::Peer(port("broker", PortKind::Kafka), Scheme::Bare),
         ];
+        search.env = vec![worker_threads(t)];
         search.ports = vec![PortKind::Http];
         search.scrape = vec![("search", PortKind::Http)];
         search.limited = true;
@@ -315,7 +317,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
         let mut agents =
             ServicePlan::new(format!("agents-{i}"), ServiceKind::Agents, Ready::Http(PortKind::Http, "/ready"));
         agents.args = config_http_grpc();
-        agents.env = vec![("Q2O_REDIS_URL", redis_url.clone())];
+        agents.env = vec![("Q2O_REDIS_URL", redis_url.clone()), worker_threads(t)];
         agents.config = Some(ConfigFile::Agents {
             inter_agent: t.inter_agent,
             kafka: kafka.clone(),
@@ -335,7 +337,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
             gateway.args.push(Arg::Text("--search-url".into()));
             gateway.args.push(Arg::Peer(port("search", PortKind::Http), Scheme::Http));
         }
-        gateway.env = vec![("Q2O_REDIS_URL", redis_url.clone())];
+        gateway.env = vec![("Q2O_REDIS_URL", redis_url.clone()), worker_threads(t)];
         gateway.config = Some(ConfigFile::Gateway { tenant_rate_limit: t.tenant_rate_limit });
         gateway.ports = vec![PortKind::Http, PortKind::Grpc];
         gateway.scrape = vec![("gateway", PortKind::Http)];
@@ -359,6 +361,11 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
         plans.push(balancer);
     }
     plans
+}
+
+/// The runtime a q2o process is told to run.
+fn worker_threads(t: &Topology) -> (&'static str, Arg) {
+    (q2o_common::runtime::WORKER_THREADS_VAR, Arg::Text(t.runtime().to_string()))
 }
 
 /// The services of `topology` by name, in start order (`redis`, `broker`, `gateway-0`, ...).

@@ -1,6 +1,7 @@
 //! What a run starts: the services of a phase ([`Topology`], a scenario's
 //! `[topology]` table) and what a fault does to one of them ([`FaultAction`]).
 
+use q2o_common::runtime::Flavor;
 use serde::{Deserialize, Serialize};
 
 /// The services a phase runs.
@@ -51,6 +52,14 @@ pub struct Topology {
     /// capacity is this quota, not the machine's, has a knee known in advance.
     #[serde(default)]
     pub tenant_rate_limit: Option<f64>,
+    /// The tokio runtime of each q2o process: `"current"` (one thread), a
+    /// worker count, or `"per-core"` (tokio's default). When absent, the
+    /// services run `"current"`: a stack's processes share the machine, and a
+    /// second worker per process only adds cross-thread wake-ups (measured
+    /// with `just measure-cost`); the monolith, the one process of its
+    /// stack, runs `"per-core"`.
+    #[serde(default)]
+    pub worker_threads: Option<Flavor>,
 }
 
 fn one() -> usize {
@@ -114,6 +123,15 @@ impl Topology {
             return bad("topology.redis_aof", "needs redis = true");
         }
         Ok(())
+    }
+
+    /// The runtime of the q2o processes.
+    pub fn runtime(&self) -> Flavor {
+        match self.worker_threads {
+            Some(flavor) => flavor,
+            None if self.monolith => Flavor::PerCore,
+            None => Flavor::CurrentThread,
+        }
     }
 
     /// The same topology at `n` gateway replicas, its agents processes scaled alike.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use q2o_common::runtime::Flavor;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_loadgen::OpenRun;
 use q2o_loadgen::arrival::ArrivalSchedule;
@@ -38,21 +39,24 @@ enum Cli {
     },
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     init_tracing("warn");
     let cli = Cli::parse();
     // The open-model engine is one task driving every request, and its
     // connections' drivers wake it on the same thread: a single-threaded runtime
     // spares it the cross-thread wake-ups (`--processes` uses more cores). goose
-    // users are many tasks and use every core.
-    let runtime = match &cli {
-        Cli::Users(_) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-        Cli::Run(_) | Cli::Merge { .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    // users are many tasks: by default on every core, unless `Q2O_WORKER_THREADS` says otherwise.
+    let flavor = match &cli {
+        Cli::Users(_) => Flavor::from_env().map_err(anyhow::Error::new),
+        Cli::Run(_) | Cli::Merge { .. } => Ok(Flavor::CurrentThread),
     };
-    let result = match runtime {
-        Ok(runtime) => runtime.block_on(run(cli)),
-        Err(err) => Err(anyhow::Error::new(err).context("cannot start the async runtime")),
-    };
+    let runtime = flavor.and_then(|flavor| {
+        flavor.build().map_err(|err| anyhow::Error::new(err).context(format!("cannot start a {flavor} runtime")))
+    });
+    let result = runtime.and_then(|runtime| runtime.block_on(run(cli)));
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -26,6 +26,7 @@ The scenario runner behind `just bench phaseN` (bin `q2o-bench`).
 
 pub mod capacity;
 pub mod compare;
+pub mod cost;
 pub mod error;
 pub mod evidence;
 pub mod faults;

@@ -9,6 +9,7 @@ use q2o_env::EnvKind;
 use q2o_env::binaries::Binaries;
 use q2o_scenarios::capacity::search::{self, CapacityOptions, Search};
 use q2o_scenarios::compare::{self, CompareOptions};
+use q2o_scenarios::cost;
 use q2o_scenarios::error::{RunError, RunFailed};
 use q2o_scenarios::gate_run::{self, RunOptions};
 use q2o_scenarios::regression::{self, RunSummary};
@@ -61,6 +62,18 @@ enum Cli {
         scenario: PathBuf,
         #[command(flatten)]
         search: Search,
+        /// Where reports go.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
+    /// Measure what each process spends per request (CPU-µs, RSS) under a
+    /// fixed count of the scenario's users, and what the idle stack uses;
+    /// writes cost.json and cost.md. Judges nothing: exit 0 once measured.
+    Cost {
+        /// The scenario file (scenarios/phase2.toml): its topology and journeys.
+        scenario: PathBuf,
+        #[command(flatten)]
+        load: q2o_scenarios::cost::Load,
         /// Where reports go.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
@@ -172,6 +185,17 @@ async fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode, RunFailed> {
             }
             println!("report: {}", dir.join("report.html").display());
             Ok(verdict(report.met))
+        }
+        Cli::Cost { scenario, load, reports } => {
+            let ScenarioFile::Gate(scenario) = ScenarioFile::load(&scenario).map_err(RunError::from)? else {
+                let reason = "is a comparison file; cost measures a gate scenario's users".to_owned();
+                return Err(RunError::Unsupported { key: scenario.display().to_string(), reason }.into());
+            };
+            let options = cost::CostOptions { scenario, load, reports, binaries: Binaries::discover(), progress: true };
+            let measured = cost::run(options, interrupt).await?;
+            print!("{}", measured.report.markdown());
+            println!("report: {}", measured.dir.join("cost.md").display());
+            Ok(ExitCode::SUCCESS)
         }
         Cli::Report { run, baseline, tolerance } => {
             let current = RunSummary::read(&run)?;

@@ -34,10 +34,14 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// On the runtime `Q2O_WORKER_THREADS` asks for (tokio's per-core default without it).
+fn main() -> ExitCode {
     init_tracing("info");
-    exit_code("q2o-agents", run(Cli::parse()).await)
+    let cli = Cli::parse();
+    q2o_common::runtime::run("q2o-agents", async { exit_code("q2o-agents", run(cli).await) })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -14,6 +14,11 @@ use crate::config::Pool;
 use crate::execution::Work;
 use crate::metrics::TaskEnd;
 
+/// Tasks that failed or could not be handled, logged without a line per task
+/// when a dependency is down.
+static FAILURES: std::sync::LazyLock<q2o_common::log_storm::LogStorm> =
+    std::sync::LazyLock::new(|| q2o_common::log_storm::LogStorm::new("tasks"));
+
 /// How long a pool waits after a failed queue read before trying again.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -106,7 +111,7 @@ impl Workers {
                 return;
             }
             Err(err) => {
-                tracing::warn!(task = %claim.task_id, %err, "cannot start task; leaving it for a retry");
+                FAILURES.warn("cannot_start", &format_args!("task {}: {err}; left for a retry", claim.task_id));
                 return;
             }
         };
@@ -124,7 +129,7 @@ impl Workers {
                 let (end, event) = match &outcome {
                     TaskOutcome::Completed(_) => (TaskEnd::Completed, AgentEventType::TaskCompleted),
                     TaskOutcome::Failed(reason) => {
-                        tracing::warn!(task = %task.id, %reason, "task failed");
+                        FAILURES.warn("failed", &format_args!("task {}: {reason}", task.id));
                         (TaskEnd::Failed, AgentEventType::TaskFailed)
                     }
                 };
@@ -166,7 +171,7 @@ impl Workers {
             }
             Err(err) => {
                 self.work.metrics.task_ended(agent, TaskEnd::Failed, took);
-                tracing::warn!(task = %claim.task_id, %err, "cannot record the outcome; leaving it for a retry");
+                FAILURES.warn("cannot_record", &format_args!("task {}: {err}; left for a retry", claim.task_id));
             }
         }
     }
@@ -174,7 +179,7 @@ impl Workers {
     async fn ack(&self, claim: &Claim) {
         if let Err(err) = self.work.store.ack(claim).await {
             // Not fatal: the entry is re-delivered, and a finished task is skipped then.
-            tracing::warn!(task = %claim.task_id, %err, "cannot acknowledge task");
+            FAILURES.warn("cannot_ack", &format_args!("task {}: {err}", claim.task_id));
         }
     }
 

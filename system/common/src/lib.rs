@@ -21,7 +21,9 @@ pub mod config;
 pub mod domain;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod log_storm;
 pub mod metrics;
 pub mod net;
+pub mod runtime;
 pub mod store;
 pub mod telemetry;

@@ -279,3 +279,29 @@ async fn a_ledger_counts_each_event_once_and_names_what_it_lacks() {
         assert_eq!(store.ledger_absent("analytics", &ids[..10]).await.unwrap(), 10, "another group's ledger");
     }
 }
+
+#[tokio::test]
+async fn admitting_a_session_finds_its_tenant_and_takes_from_that_tenants_bucket() {
+    let (_redis, stores) = backends().await;
+    let bucket = TokenBucket { capacity: 2, refill_per_second: 0.001 };
+    for store in stores {
+        let backend = store.backend();
+        let (acme, globex) = (tenant("acme"), tenant("globex"));
+        store.create_session("tok-acme", &acme, Duration::from_secs(60)).await.unwrap();
+        store.create_session("tok-globex", &globex, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(store.admit_session("nope", Some(bucket)).await.unwrap(), None, "{backend}");
+        assert_eq!(store.admit_session("tok-acme", None).await.unwrap(), Some((acme.clone(), None)), "{backend}");
+        for remaining in [1, 0] {
+            let (who, decision) = store.admit_session("tok-acme", Some(bucket)).await.unwrap().unwrap();
+            let decision = decision.expect("a bucket was asked for");
+            assert_eq!((who, decision.allowed, decision.remaining), (acme.clone(), true, remaining), "{backend}");
+        }
+        let (_, refused) = store.admit_session("tok-acme", Some(bucket)).await.unwrap().unwrap();
+        let refused = refused.unwrap();
+        assert!(!refused.allowed && refused.retry_after > Duration::ZERO, "{backend}: {refused:?}");
+        // The same bucket the API-key path takes from, and only acme's.
+        assert!(!store.take_token(&acme, bucket).await.unwrap().allowed, "{backend}");
+        let (who, other) = store.admit_session("tok-globex", Some(bucket)).await.unwrap().unwrap();
+        assert_eq!((who, other.unwrap().allowed), (globex, true), "{backend}");
+    }
+}

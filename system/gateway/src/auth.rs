@@ -67,11 +67,24 @@ impl Gatekeeper {
     }
 
     /// Authenticates from the `Authorization` and `X-API-Key` values, then takes a
-    /// token from the tenant's bucket.
+    /// token from the tenant's bucket: one store round trip either way.
     pub async fn admit(&self, authorization: Option<&str>, api_key: Option<&str>) -> Result<Caller, ApiError> {
-        let tenant = self.authenticate(authorization, api_key).await?;
-        let Some(bucket) = self.bucket else { return Ok(Caller { tenant, rate: None }) };
-        let decision = self.store.take_token(&tenant, bucket).await?;
+        let (tenant, decision) = match api_key {
+            Some(key) => {
+                let tenant = self.api_keys.get(key).cloned().ok_or(ApiError::Unauthenticated("unknown API key"))?;
+                let decision = match self.bucket {
+                    Some(bucket) => Some(self.store.take_token(&tenant, bucket).await?),
+                    None => None,
+                };
+                (tenant, decision)
+            }
+            None => self
+                .store
+                .admit_session(session_token(authorization)?, self.bucket)
+                .await?
+                .ok_or(ApiError::Unauthenticated("unknown or expired session token"))?,
+        };
+        let Some(decision) = decision else { return Ok(Caller { tenant, rate: None }) };
         self.metrics.rate_limit_decision(decision.allowed);
         if decision.allowed {
             Ok(Caller { tenant, rate: Some(decision) })
@@ -79,23 +92,20 @@ impl Gatekeeper {
             Err(ApiError::RateLimited(decision))
         }
     }
+}
 
-    async fn authenticate(&self, authorization: Option<&str>, api_key: Option<&str>) -> Result<TenantId, ApiError> {
-        if let Some(key) = api_key {
-            return self.api_keys.get(key).cloned().ok_or(ApiError::Unauthenticated("unknown API key"));
-        }
-        let Some(authorization) = authorization else {
-            return Err(ApiError::Unauthenticated(
-                "missing credential: send `Authorization: Bearer <session token>` or `X-API-Key: <key>`",
-            ));
-        };
-        let token = authorization
-            .strip_prefix("Bearer ")
-            .or_else(|| authorization.strip_prefix("bearer "))
-            .ok_or(ApiError::Unauthenticated("the Authorization header must be `Bearer <session token>`"))?
-            .trim();
-        self.store.session_tenant(token).await?.ok_or(ApiError::Unauthenticated("unknown or expired session token"))
-    }
+/// The session token of an `Authorization: Bearer <token>` value.
+fn session_token(authorization: Option<&str>) -> Result<&str, ApiError> {
+    let Some(authorization) = authorization else {
+        return Err(ApiError::Unauthenticated(
+            "missing credential: send `Authorization: Bearer <session token>` or `X-API-Key: <key>`",
+        ));
+    };
+    Ok(authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization.strip_prefix("bearer "))
+        .ok_or(ApiError::Unauthenticated("the Authorization header must be `Bearer <session token>`"))?
+        .trim())
 }
 
 /// 32 random bytes as hex: unguessable and safe in a storage key.

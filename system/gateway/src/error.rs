@@ -4,9 +4,15 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::LazyLock;
+
+use q2o_common::log_storm::LogStorm;
 use q2o_common::store::{RateDecision, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// Requests that failed inside the gateway, logged without a line per request under overload.
+pub(crate) static FAILURES: LazyLock<LogStorm> = LazyLock::new(|| LogStorm::new("requests"));
 
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +74,7 @@ impl ApiError {
 
     fn log_if_internal(&self) {
         if let ApiError::Store(err) = self {
-            tracing::error!(%err, "request failed in storage");
+            FAILURES.error("storage", err);
         }
     }
 }

@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use q2o_common::domain::TenantId;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FAILURES};
 
 /// How long a search may take before the gateway gives up.
 const SEARCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,11 +50,11 @@ impl SearchProxy {
         let response = tokio::time::timeout(SEARCH_TIMEOUT, self.client.request(request))
             .await
             .map_err(|_| {
-                tracing::warn!("search timed out");
+                FAILURES.warn("search_timeout", &format_args!("no answer from search within {SEARCH_TIMEOUT:?}"));
                 ApiError::Upstream("search")
             })?
             .map_err(|err| {
-                tracing::warn!(%err, "search unreachable");
+                FAILURES.warn("search_unreachable", &err);
                 ApiError::Upstream("search")
             })?;
         let status = response.status();

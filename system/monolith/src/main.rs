@@ -42,10 +42,14 @@ struct Config {
     agents: q2o_agents::Config,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// On the runtime `Q2O_WORKER_THREADS` asks for (tokio's per-core default without it).
+fn main() -> ExitCode {
     init_tracing("info");
-    exit_code("q2o-monolith", run(Cli::parse()).await)
+    let cli = Cli::parse();
+    q2o_common::runtime::run("q2o-monolith", async { exit_code("q2o-monolith", run(cli).await) })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

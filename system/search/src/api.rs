@@ -52,8 +52,12 @@ fn bad(field: &'static str, message: impl Into<String>) -> BadRequest {
     BadRequest { field, message: if message.starts_with(field) { message } else { format!("{field}: {message}") } }
 }
 
+/// Searches that failed, logged without a line per request under overload.
+static FAILURES: std::sync::LazyLock<q2o_common::log_storm::LogStorm> =
+    std::sync::LazyLock::new(|| q2o_common::log_storm::LogStorm::new("searches"));
+
 fn internal(err: impl std::fmt::Display) -> Response {
-    tracing::error!(%err, "search failed");
+    FAILURES.error("internal", &err);
     let body = serde_json::json!({ "error": { "code": "internal", "message": "internal error" } });
     (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }

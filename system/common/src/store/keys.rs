@@ -14,8 +14,11 @@ pub(super) fn session(token: &str) -> String {
     format!("q2o:session:{token}")
 }
 
+/// What a tenant's bucket key starts with (the admission script appends the tenant itself).
+pub(super) const RATE_LIMIT_PREFIX: &str = "q2o:ratelimit:";
+
 pub(super) fn rate_limit(tenant: &TenantId) -> String {
-    format!("q2o:ratelimit:{tenant}")
+    format!("{RATE_LIMIT_PREFIX}{tenant}")
 }
 
 pub(super) fn project(tenant: &TenantId, id: ProjectId) -> String {

@@ -100,6 +100,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Takes one token from the tenant's bucket, atomically across replicas.
     async fn take_token(&self, tenant: &TenantId, bucket: TokenBucket) -> Result<RateDecision, StoreError>;
 
+    /// The tenant of a live session and, with `bucket`, one token taken from
+    /// that tenant's bucket: what every request with a session token needs,
+    /// in one round trip where the store is remote. `None` for an unknown or
+    /// expired session (and then no token is taken).
+    async fn admit_session(
+        &self,
+        token: &str,
+        bucket: Option<TokenBucket>,
+    ) -> Result<Option<(TenantId, Option<RateDecision>)>, StoreError> {
+        let Some(tenant) = self.session_tenant(token).await? else { return Ok(None) };
+        let decision = match bucket {
+            Some(bucket) => Some(self.take_token(&tenant, bucket).await?),
+            None => None,
+        };
+        Ok(Some((tenant, decision)))
+    }
+
     // ---- projects
 
     /// Stores a new project.

@@ -78,6 +78,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     blocking: Mutex<HashMap<AgentType, MultiplexedConnection>>,
     token_bucket: Script,
+    admit_session: Script,
     start_task: Script,
     finish_task: Script,
     hub: Arc<NotificationHub>,
@@ -111,7 +112,8 @@ impl RedisStore {
             client,
             conn,
             blocking: Mutex::new(HashMap::new()),
-            token_bucket: Script::new(include_str!("token_bucket.lua")),
+            token_bucket: Script::new(concat!(include_str!("bucket_take.lua"), include_str!("token_bucket.lua"))),
+            admit_session: Script::new(concat!(include_str!("bucket_take.lua"), include_str!("admit_session.lua"))),
             start_task: Script::new(START_TASK),
             finish_task: Script::new(FINISH_TASK),
             hub: Arc::default(),
@@ -176,6 +178,17 @@ impl RedisStore {
     async fn load_task(&self, key: &str) -> Result<Option<Task>, StoreError> {
         let fields: HashMap<String, String> = self.conn().hgetall(key).await?;
         task_from_hash(key, fields)
+    }
+}
+
+/// The bucket script's reply as a decision.
+fn decision(bucket: TokenBucket, allowed: i64, remaining: i64, retry_ms: i64, reset_ms: i64) -> RateDecision {
+    RateDecision {
+        allowed: allowed == 1,
+        limit: bucket.capacity,
+        remaining: remaining.max(0) as u32,
+        retry_after: Duration::from_millis(retry_ms.max(0) as u64),
+        reset_after: Duration::from_millis(reset_ms.max(0) as u64),
     }
 }
 
@@ -252,13 +265,29 @@ impl Store for RedisStore {
             .arg(bucket.refill_per_second)
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(RateDecision {
-            allowed: allowed == 1,
-            limit: bucket.capacity,
-            remaining: remaining.max(0) as u32,
-            retry_after: Duration::from_millis(retry_ms.max(0) as u64),
-            reset_after: Duration::from_millis(reset_ms.max(0) as u64),
-        })
+        Ok(decision(bucket, allowed, remaining, retry_ms, reset_ms))
+    }
+
+    async fn admit_session(
+        &self,
+        token: &str,
+        bucket: Option<TokenBucket>,
+    ) -> Result<Option<(TenantId, Option<RateDecision>)>, StoreError> {
+        let key = keys::session(token);
+        let mut call = self.admit_session.key(&key);
+        call.arg(keys::RATE_LIMIT_PREFIX);
+        match bucket {
+            Some(bucket) => call.arg(bucket.capacity).arg(bucket.refill_per_second),
+            None => call.arg("").arg(0),
+        };
+        let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn()).await?;
+        let Some((tenant, rest)) = reply.split_first() else { return Ok(None) };
+        let tenant: String = redis::from_redis_value_ref(tenant).map_err(|e| corrupt(&key, e))?;
+        let tenant = tenant.parse().map_err(|e| corrupt(&key, e))?;
+        let Some(bucket) = bucket else { return Ok(Some((tenant, None))) };
+        let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) =
+            redis::from_redis_value(redis::Value::Array(rest.to_vec())).map_err(|e| corrupt(&key, e))?;
+        Ok(Some((tenant, Some(decision(bucket, allowed, remaining, retry_ms, reset_ms)))))
     }
 
     async fn insert_project(&self, project: &Project) -> Result<(), StoreError> {

@@ -1,0 +1,310 @@
+//! `q2o-bench cost` (`just measure-cost`): what the stack and the load
+//! generator spend per request, process by process, under one fixed load.
+//!
+//! The load is the scenario's own users (journeys, protocol mix, think time,
+//! closed model) at a fixed count, so that its rate is fixed too: a user
+//! whose responses take milliseconds against a think time of seconds makes
+//! requests at `1 / think` whatever the system does, and two runs of the
+//! same count are comparable before and after a change. Before the load, the
+//! idle stack is measured the same way. Nothing is judged: this measures.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use q2o_env::binaries::Binaries;
+use q2o_env::ports::free_addr;
+use q2o_env::resources::{ProcessFigures, Resources, Role};
+use q2o_env::{EnvKind, Environment};
+use q2o_loadgen::results::RunResults;
+use serde::Serialize;
+
+use crate::error::{RunError, RunFailed};
+use crate::loadgen::Users;
+use crate::run_folder::{RunFolder, rfc3339};
+use crate::scenario::{FlagError, Scenario};
+use crate::session::{Interrupt, Session, SessionPlan};
+
+/// How much load, and for how long (the flags of `q2o-bench cost`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Load {
+    /// Users of the scenario's journeys, held at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub users: usize,
+    /// How long they are measured, after their ramp and one mean think time.
+    #[arg(long, value_parser = q2o_common::config::parse_duration, default_value = "60s")]
+    pub hold: Duration,
+    /// How long the idle stack is measured before the load.
+    #[arg(long, value_parser = q2o_common::config::parse_duration, default_value = "10s")]
+    pub idle: Duration,
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct CostOptions {
+    /// The scenario, loaded: its topology and users.
+    pub scenario: Scenario,
+    /// The load.
+    pub load: Load,
+    /// Where `<scenario>-cost/<run-id>/` goes.
+    pub reports: PathBuf,
+    /// Programs.
+    pub binaries: Binaries,
+    /// Whether to draw a progress bar.
+    pub progress: bool,
+}
+
+/// `cost.json`: one measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct CostReport {
+    /// Schema version.
+    pub schema: u32,
+    /// The scenario whose topology and users ran.
+    pub scenario: String,
+    /// The run's id.
+    pub run_id: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Users held.
+    pub users: usize,
+    /// Seconds measured.
+    pub measured_seconds: f64,
+    /// Requests finished in those seconds.
+    pub requests: u64,
+    /// Their rate.
+    pub requests_per_second: f64,
+    /// Requests that failed in them.
+    pub failed: u64,
+    /// CPU-µs per request of the whole machine (every process on it).
+    pub machine_cpu_us_per_request: f64,
+    /// Of the services alone.
+    pub services_cpu_us_per_request: f64,
+    /// Of the load generator's processes alone.
+    pub loadgen_cpu_us_per_request: f64,
+    /// The load generator's resident memory per user, bytes (its processes' peaks summed).
+    pub loadgen_rss_bytes_per_user: f64,
+    /// Every process under load.
+    pub processes: Vec<ProcessFigures>,
+    /// The services' cores before the load, all together.
+    pub idle_cores: f64,
+    /// Each service idle.
+    pub idle: Vec<ProcessFigures>,
+}
+
+/// A finished measurement and where it was written.
+#[derive(Debug)]
+pub struct Measured {
+    /// The figures.
+    pub report: CostReport,
+    /// Its folder.
+    pub dir: PathBuf,
+}
+
+/// Measures `options.scenario`'s topology under `options.load`.
+pub async fn run(options: CostOptions, interrupt: &Interrupt) -> Result<Measured, RunFailed> {
+    options.load.check().map_err(RunError::from)?;
+    let scenario = options.load.scenario(&options.scenario);
+    let mut programs = vec![options.binaries.q2o("q2o-loadgen")];
+    programs.extend(options.binaries.of_topology(&scenario.topology));
+    Binaries::check(&programs).map_err(RunError::from)?;
+    let folder = RunFolder::create(&options.reports, &format!("{}-cost", scenario.name))?;
+    let failed = |error: RunError| RunFailed { error, dir: Some(folder.dir.clone()) };
+    let plan = SessionPlan {
+        topology: &scenario.topology,
+        kind: EnvKind::Local,
+        binaries: &options.binaries,
+        dir: &folder.dir,
+        run_id: &folder.id,
+        prometheus: None,
+    };
+    let measured = Session::run(plan, interrupt, async |session: &Session| {
+        measure(&scenario, &options, &session.env, &folder.dir).await
+    })
+    .await;
+    folder.remove_data();
+    let Loaded { idle, results, span, figures } = measured.map_err(failed)?;
+    let report = CostReport::new(&scenario, &folder, &results, span, figures, idle);
+    write(&folder.dir, &report).map_err(|e| failed(RunError::io(&folder.dir)(e)))?;
+    folder.link_latest();
+    Ok(Measured { report, dir: folder.dir })
+}
+
+impl Load {
+    fn check(&self) -> Result<(), FlagError> {
+        let bad = |flag, reason: &str| Err(FlagError { flag, reason: reason.to_owned() });
+        if self.users == 0 {
+            return bad("--users", "must be at least 1");
+        }
+        if self.hold < Duration::from_secs(5) {
+            return bad("--hold", "must be at least 5s: CPU is sampled once a second");
+        }
+        if self.idle < Duration::from_secs(2) {
+            return bad("--idle", "must be at least 2s");
+        }
+        Ok(())
+    }
+
+    /// The scenario as measured: its users at this count, ramped in at
+    /// most 30 s, held for the warm-up and the hold.
+    fn scenario(&self, scenario: &Scenario) -> Scenario {
+        let mut measured = scenario.clone();
+        measured.load.users = self.users;
+        measured.load.ramp_rate = scenario.load.ramp_rate.max(self.users as f64 / 30.0);
+        measured.load.hold = self.warm_up_after_ramp(scenario) + self.hold;
+        measured.load.ramp_down = Duration::from_secs(1);
+        measured
+    }
+
+    /// One mean think time: users that just logged in make their first calls at once.
+    fn warm_up_after_ramp(&self, scenario: &Scenario) -> Duration {
+        scenario.load.think.mean().min(Duration::from_secs(30))
+    }
+}
+
+/// What [`measure`] took.
+struct Loaded {
+    /// The idle services.
+    idle: Resources,
+    /// The users' results.
+    results: RunResults,
+    /// The seconds of the load measured: after the ramp and one think time.
+    span: Range<usize>,
+    /// Every process over `span`.
+    figures: Resources,
+}
+
+/// The idle services, then the load.
+async fn measure(
+    scenario: &Scenario,
+    options: &CostOptions,
+    env: &Environment,
+    dir: &Path,
+) -> Result<Loaded, RunError> {
+    let bar = crate::progress::bar(options.progress, 0, "s");
+    bar.set_message("letting the stack settle");
+    env.settle(0.1, Duration::from_secs(60)).await;
+    bar.set_message(format!("measuring the idle stack for {:?}", options.load.idle));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let idle = async {
+        tokio::time::sleep(options.load.idle).await;
+        let _ = stop.send(());
+    };
+    let ((), timeline) = tokio::join!(idle, env.sample_resources(&scenario.topology, stopped));
+    let idle = timeline.figures(0..usize::MAX, &[]);
+
+    let plan = scenario.user_plan();
+    let addrs = (0..scenario.loadgen_processes()).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
+    let urls = (&env.endpoints.rest_urls[..], &env.endpoints.grpc_urls[..]);
+    let users = Users::new(&plan, &scenario.load.api_key, urls, &addrs, &dir.join("loadgen"));
+    let skipped = plan.ramp_up() + options.load.warm_up_after_ramp(&options.scenario);
+    bar.set_message(format!("{} users: ramp, then {:?} measured", plan.users, options.load.hold));
+    users.start(&env.harness, &options.binaries.q2o("q2o-loadgen")).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let load = async {
+        bar.set_length(plan.total().as_secs());
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < plan.total() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            bar.set_position(started.elapsed().as_secs());
+        }
+        // Bounded: the users' plan, then a minute for goose to let them go.
+        let exited = users.wait(&env.harness, Duration::from_secs(60)).await;
+        let _ = stop.send(());
+        exited
+    };
+    let (exited, timeline) = tokio::join!(load, env.sample_resources(&scenario.topology, stopped));
+    bar.finish_and_clear();
+    if !exited {
+        tracing::warn!("a loadgen process outlived its plan by a minute and was stopped");
+    }
+    let results = users.results(&dir.join("logs"))?;
+    let requests: Vec<u64> = results.seconds.iter().map(|s| s.requests).collect();
+    let span = skipped.as_secs() as usize..(skipped + options.load.hold).as_secs() as usize;
+    let figures = timeline.figures(span.clone(), &requests);
+    Ok(Loaded { idle, results, span, figures })
+}
+
+impl CostReport {
+    /// The figures of seconds `span` of the load (those `loaded` covers).
+    fn new(
+        scenario: &Scenario,
+        folder: &RunFolder,
+        results: &RunResults,
+        span: Range<usize>,
+        loaded: Resources,
+        idle: Resources,
+    ) -> Self {
+        let seconds = results.seconds.get(span.start.min(results.seconds.len())..span.end.min(results.seconds.len()));
+        let seconds = seconds.unwrap_or_default();
+        let measured_seconds = seconds.len() as f64;
+        let requests: u64 = seconds.iter().map(|s| s.requests).sum();
+        let failed: u64 = seconds.iter().map(|s| s.errors).sum();
+        let per_request =
+            |cores: f64| if requests == 0 { 0.0 } else { cores * measured_seconds * 1e6 / requests as f64 };
+        let cores_of = |keep: &dyn Fn(&ProcessFigures) -> bool| -> f64 {
+            loaded.processes.iter().filter(|p| keep(p)).map(|p| p.cpu_cores_mean).sum()
+        };
+        let is_loadgen = |p: &ProcessFigures| p.name.starts_with("loadgen");
+        let loadgen_rss: u64 = loaded.processes.iter().filter(|p| is_loadgen(p)).map(|p| p.rss_peak_bytes).sum();
+        let services: Vec<ProcessFigures> = idle.processes.into_iter().filter(|p| p.role == Role::Service).collect();
+        CostReport {
+            schema: 1,
+            scenario: scenario.name.clone(),
+            run_id: folder.id.clone(),
+            started_at: rfc3339(folder.started),
+            users: scenario.load.users,
+            measured_seconds,
+            requests,
+            requests_per_second: if measured_seconds > 0.0 { requests as f64 / measured_seconds } else { 0.0 },
+            failed,
+            machine_cpu_us_per_request: per_request(loaded.machine.cpu_busy_mean * loaded.machine.cores as f64),
+            services_cpu_us_per_request: per_request(cores_of(&|p| p.role == Role::Service)),
+            loadgen_cpu_us_per_request: per_request(cores_of(&is_loadgen)),
+            loadgen_rss_bytes_per_user: loadgen_rss as f64 / scenario.load.users.max(1) as f64,
+            processes: loaded.processes,
+            idle_cores: services.iter().map(|p| p.cpu_cores_mean).sum(),
+            idle: services,
+        }
+    }
+
+    /// The figures as a Markdown page.
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "# Cost of {}: {} users\n\nRun {} ({}). {} requests in {:.0} s measured ({:.0}/s), {} failed.\n\n",
+            self.scenario,
+            self.users,
+            self.run_id,
+            self.started_at,
+            self.requests,
+            self.measured_seconds,
+            self.requests_per_second,
+            self.failed
+        );
+        md.push_str(
+            "| process | role | cores | CPU-µs/request | RSS peak MiB | idle cores |\n|---|---|---|---|---|---|\n",
+        );
+        for p in &self.processes {
+            let idle =
+                self.idle.iter().find(|i| i.name == p.name).map_or("-".into(), |i| format!("{:.3}", i.cpu_cores_mean));
+            let us = p.cpu_us_per_request.map_or("-".into(), |us| format!("{us:.1}"));
+            let role = if p.role == Role::Service { "service" } else { "harness" };
+            let rss = p.rss_peak_bytes as f64 / (1 << 20) as f64;
+            md.push_str(&format!("| {} | {role} | {:.3} | {us} | {rss:.0} | {idle} |\n", p.name, p.cpu_cores_mean));
+        }
+        md.push_str(&format!(
+            "\n- machine: {:.1} CPU-µs per request\n- services: {:.1} CPU-µs per request\n- loadgen: {:.1} CPU-µs per request, {:.1} KiB of RSS per user\n- idle stack: {:.3} cores\n",
+            self.machine_cpu_us_per_request,
+            self.services_cpu_us_per_request,
+            self.loadgen_cpu_us_per_request,
+            self.loadgen_rss_bytes_per_user / 1024.0,
+            self.idle_cores
+        ));
+        md
+    }
+}
+
+fn write(dir: &Path, report: &CostReport) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("cost.json"), json + "\n")?;
+    std::fs::write(dir.join("cost.md"), report.markdown())
+}
