@@ -1,6 +1,6 @@
 //! Search latency at 100k indexed documents (20 tenants), and indexing lag (time
 //! from a document being added until a commit makes it searchable, committing
-//! every 500 ms as q2o-search does).
+//! at q2o-search's own `commit_every`).
 //!
 //! `cargo bench -p q2o-benches --bench search_index [-- DOCS]`
 
@@ -50,10 +50,11 @@ fn main() {
         );
     }
 
-    // Indexing lag: documents arriving every 0.5 ms (plus indexing time), committed every 500 ms.
+    // Indexing lag: documents arriving every 0.5 ms (plus indexing time), committed as the service does.
+    let every = q2o_search::config::Config::default().commit_every;
     let mut lag = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let mut pending: Vec<Instant> = Vec::new();
-    let mut next_commit = Instant::now() + Duration::from_millis(500);
+    let mut next_commit = Instant::now() + every;
     let run_until = Instant::now() + Duration::from_secs(10);
     let mut i = docs;
     while Instant::now() < run_until {
@@ -81,10 +82,10 @@ fn main() {
             for added in pending.drain(..) {
                 lag.record((visible - added).as_micros().max(1) as u64).unwrap();
             }
-            next_commit += Duration::from_millis(500);
+            next_commit += every;
         }
         std::thread::sleep(Duration::from_micros(500));
     }
     let rate = (i - docs) as f64 / 10.0;
-    println!("indexing lag at {rate:.0} docs/s, commit every 500 ms: {}", q2o_benches::percentiles(&lag));
+    println!("indexing lag at {rate:.0} docs/s, commit every {every:?}: {}", q2o_benches::percentiles(&lag));
 }

@@ -414,6 +414,27 @@ mod tests {
     }
 
     #[test]
+    fn q2o_processes_run_one_thread_each_unless_the_topology_says_otherwise() {
+        let runtime = |text: &str| -> Vec<(String, String)> {
+            let env = |s: &ServicePlan| {
+                s.env.iter().find(|(k, _)| *k == "Q2O_WORKER_THREADS").map(|(_, v)| match v {
+                    Arg::Text(t) => t.clone(),
+                    other => panic!("{other:?}"),
+                })
+            };
+            plan(&topology(text)).iter().filter_map(|s| Some((s.name.clone(), env(s)?))).collect()
+        };
+        let shared = runtime("redis = true\nkafka = true\nsearch = true");
+        let names: Vec<&str> = shared.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["search", "agents-0", "gateway-0"], "redis and the broker are not ours to configure");
+        assert!(shared.iter().all(|(_, v)| v == "current"), "{shared:?}");
+        assert_eq!(runtime("monolith = true"), [("monolith".to_owned(), "per-core".to_owned())]);
+        assert!(runtime("redis = true\nworker_threads = 2").iter().all(|(_, v)| v == "2"));
+        let err = toml::from_str::<Topology>("redis = true\nworker_threads = \"lots\"").unwrap_err().to_string();
+        assert!(err.contains("worker_threads") && err.contains("`lots`"), "{err}");
+    }
+
+    #[test]
     fn phase_topologies_start_their_dependencies_first() {
         let t = topology(
             "redis = true\nkafka = true\nsearch = true\ngateways = 2\nagent_processes = 2\nload_balancer = true",

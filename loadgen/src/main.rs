@@ -39,9 +39,6 @@ enum Cli {
     },
 }
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     init_tracing("warn");
     let cli = Cli::parse();

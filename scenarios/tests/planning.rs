@@ -134,3 +134,61 @@ fn the_gate_passes_below_the_capacity_knee_and_fails_above_it() {
         assert_eq!(code, expected, "{users} users ({share} x the knee of {knee}):\n{stdout}\n{stderr}");
     }
 }
+
+/// One gateway over Redis, unthrottled: users browsing every 200 ms.
+const COSTED: &str = r#"
+name = "costed"
+description = "one gateway over Redis"
+[load]
+users = 20
+ramp_rate = 20
+hold = "5s"
+think = "const:200ms"
+journeys = { browse = 1 }
+protocols = { rest = 1 }
+[topology]
+redis = true
+[[criteria]]
+name = "errors"
+sli = "error_rate"
+op = "<="
+target = 0.01
+"#;
+
+#[test]
+fn cost_measures_every_process_per_request_under_a_fixed_load_and_the_idle_stack() {
+    let dir = ScratchDir::new("bench-cost").unwrap();
+    let scenario = dir.path().join("costed.toml");
+    std::fs::write(&scenario, COSTED).unwrap();
+    let (scenario, reports) = (scenario.to_str().unwrap(), dir.path().join("reports"));
+    let args =
+        ["cost", scenario, "--users", "20", "--hold", "6s", "--idle", "2s", "--reports", reports.to_str().unwrap()];
+    let (code, stdout, stderr) = bench(&args, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let run = run_dir(&reports, "costed-cost");
+    assert!(stdout.contains(run.join("cost.md").to_str().unwrap()), "{stdout}");
+    let report: Value = serde_json::from_slice(&std::fs::read(run.join("cost.json")).unwrap()).unwrap();
+    assert_eq!((report["users"].as_u64(), report["measured_seconds"].as_f64()), (Some(20), Some(6.0)), "{report}");
+    // 20 users a request every 200 ms (plus its latency): about 100 a second.
+    let rate = report["requests_per_second"].as_f64().unwrap();
+    assert!((50.0..=110.0).contains(&rate), "{rate} requests/s");
+    assert_eq!(report["failed"], 0);
+    let processes = report["processes"].as_array().unwrap();
+    for name in ["redis", "gateway-0", "loadgen-0"] {
+        let p = processes.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{name} missing: {report}"));
+        assert!(p["cpu_us_per_request"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(p["rss_peak_bytes"].as_u64().unwrap() > 0, "{p}");
+    }
+    let (machine, services, loadgen) = (
+        report["machine_cpu_us_per_request"].as_f64().unwrap(),
+        report["services_cpu_us_per_request"].as_f64().unwrap(),
+        report["loadgen_cpu_us_per_request"].as_f64().unwrap(),
+    );
+    assert!(services > 0.0 && loadgen > 0.0 && machine >= services, "{report}");
+    assert!(report["loadgen_rss_bytes_per_user"].as_f64().unwrap() > 1024.0, "{report}");
+    // The idle stack: the services alone, and an idle gateway uses little.
+    let idle: Vec<&str> = report["idle"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(idle, ["redis", "gateway-0"], "{report}");
+    assert!(report["idle_cores"].as_f64().unwrap() < 0.5, "{report}");
+    assert!(processes_mentioning(&run).is_empty(), "left running: {:?}", processes_mentioning(&run));
+}

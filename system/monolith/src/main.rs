@@ -42,9 +42,6 @@ struct Config {
     agents: q2o_agents::Config,
 }
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// On the runtime `Q2O_WORKER_THREADS` asks for (tokio's per-core default without it).
 fn main() -> ExitCode {
     init_tracing("info");

@@ -8,12 +8,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
 use tantivy::collector::{Count, FacetCollector, TopDocs};
-use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RegexQuery, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, Query, RegexQuery, TermQuery};
 use tantivy::schema::{
     FAST, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
 };
@@ -21,6 +21,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 use time::OffsetDateTime;
 
+use crate::fuzzy::{Automata, SharedFuzzy};
 use crate::metrics::SearchMetrics;
 use crate::query_plan::QueryPlan;
 
@@ -211,6 +212,8 @@ pub struct SearchIndex {
     pending: Mutex<Pending>,
     dir: PathBuf,
     metrics: SearchMetrics,
+    /// One-typo automata of recent query words.
+    automata: Automata,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -242,6 +245,7 @@ impl SearchIndex {
             pending: Mutex::new(Pending { offsets, ..Pending::default() }),
             dir: dir.to_owned(),
             metrics,
+            automata: Automata::default(),
         };
         search.update_size_metrics();
         Ok(search)
@@ -344,17 +348,20 @@ impl SearchIndex {
         (Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic)))
     }
 
-    fn build(&self, tenant: &str, plan: &QueryPlan, filters: &Filters) -> BooleanQuery {
+    fn build(&self, tenant: &str, plan: &QueryPlan, filters: &Filters) -> Result<BooleanQuery, IndexError> {
         let mut clauses = vec![self.tenant_clause(tenant)];
         for word in &plan.words {
             let mut any_field: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            // One typo allowed on words long enough for that to be meaningful;
+            // one automaton for the word, whichever field it is matched in.
+            let one_typo =
+                if word.chars().count() >= 4 { Some(self.automata.one_typo(self.fields.name, word)?) } else { None };
             for &(name, boost) in BOOSTS {
                 let term = Term::from_field_text(self.field(name), word);
-                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+                let exact = TermQuery::new(term, IndexRecordOption::WithFreqs);
                 any_field.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), boost * 2.0))));
-                // One typo allowed on words long enough for that to be meaningful.
-                if word.chars().count() >= 4 {
-                    let fuzzy = FuzzyTermQuery::new(term, 1, true);
+                if let Some(dfa) = &one_typo {
+                    let fuzzy = SharedFuzzy::new(self.field(name), Arc::clone(dfa));
                     any_field.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost))));
                 }
             }
@@ -406,7 +413,7 @@ impl SearchIndex {
                 Box::new(TermQuery::new(Term::from_facet(self.fields.facets, &facet), IndexRecordOption::Basic)),
             ));
         }
-        BooleanQuery::new(clauses)
+        Ok(BooleanQuery::new(clauses))
     }
 
     /// One page of `tenant`'s documents matching `plan`, with facet counts.
@@ -419,7 +426,7 @@ impl SearchIndex {
         size: usize,
     ) -> Result<SearchResults, IndexError> {
         let started = Instant::now();
-        let query = self.build(tenant, plan, filters);
+        let query = self.build(tenant, plan, filters)?;
         let searcher = self.reader.searcher();
         let mut facets = FacetCollector::for_field("facets");
         for facet in ["/status", "/agent_type", "/month"] {

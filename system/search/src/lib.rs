@@ -18,6 +18,7 @@ documents arrive only through the activity log.
 
 mod api;
 pub mod config;
+mod fuzzy;
 pub mod index;
 pub mod indexer;
 pub mod metrics;
