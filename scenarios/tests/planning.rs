@@ -188,7 +188,7 @@ fn cost_measures_every_process_per_request_under_a_fixed_load_and_the_idle_stack
     assert!(report["loadgen_rss_bytes_per_user"].as_f64().unwrap() > 1024.0, "{report}");
     // The idle stack: the services alone, and an idle gateway uses little.
     let idle: Vec<&str> = report["idle"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(idle, ["redis", "gateway-0"], "{report}");
+    assert_eq!(idle, ["redis", "agents-0", "gateway-0"], "{report}");
     assert!(report["idle_cores"].as_f64().unwrap() < 0.5, "{report}");
     assert!(processes_mentioning(&run).is_empty(), "left running: {:?}", processes_mentioning(&run));
 }

@@ -20,6 +20,8 @@ pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 pub struct LogStorm {
     /// What fails, for the summary line (`requests`, `searches`, `tasks`).
     what: &'static str,
+    /// How often the counts are summed up.
+    interval: Duration,
     counts: Arc<Mutex<Counts>>,
 }
 
@@ -34,7 +36,12 @@ struct Counts {
 impl LogStorm {
     /// A storm guard for failures of `what`.
     pub fn new(what: &'static str) -> LogStorm {
-        LogStorm { what, counts: Arc::default() }
+        LogStorm::every(what, SUMMARY_INTERVAL)
+    }
+
+    /// A storm guard summing up every `interval`.
+    pub fn every(what: &'static str, interval: Duration) -> LogStorm {
+        LogStorm { what, interval, counts: Arc::default() }
     }
 
     /// Logs `err` at ERROR if it is the first of `reason` in this interval;
@@ -75,9 +82,9 @@ impl LogStorm {
             let total: u64 = by_reason.values().sum();
             let reasons: Vec<String> = by_reason.iter().map(|(reason, n)| format!("{reason}={n}")).collect();
             format!(
-                "{total} {} failed in the last {}s ({suppressed} not logged one by one): {}",
+                "{total} {} failed in the last {:?} ({suppressed} not logged one by one): {}",
                 self.what,
-                SUMMARY_INTERVAL.as_secs(),
+                self.interval,
                 reasons.join(" ")
             )
         })
@@ -87,7 +94,7 @@ impl LogStorm {
 /// Writes the summary each interval while errors come; ends after a quiet interval.
 async fn flush_every(storm: LogStorm) {
     loop {
-        tokio::time::sleep(SUMMARY_INTERVAL).await;
+        tokio::time::sleep(storm.interval).await;
         if let Some(line) = storm.summary() {
             tracing::error!("{line}");
         }
@@ -117,13 +124,15 @@ mod tests {
         assert_eq!(storm.summary(), None, "nothing was suppressed");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_flusher_runs_while_errors_come_and_stops_after_a_quiet_interval() {
-        let storm = LogStorm::new("searches");
+        let interval = Duration::from_millis(50);
+        let storm = LogStorm::every("searches", interval);
         storm.warn("timeout", &"slow");
         storm.warn("timeout", &"slow");
         assert!(storm.counts.lock().unwrap().flushing);
-        tokio::time::sleep(SUMMARY_INTERVAL * 2 + Duration::from_millis(10)).await;
+        // One interval to sum up, one quiet interval to stop, and slack for a busy machine.
+        tokio::time::sleep(interval * 2 + Duration::from_millis(500)).await;
         let counts = storm.counts.lock().unwrap();
         assert!(counts.by_reason.is_empty(), "the summary took the counts");
         assert!(!counts.flushing, "the flusher ended after a quiet interval");
