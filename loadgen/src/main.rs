@@ -50,10 +50,7 @@ fn main() -> ExitCode {
         Cli::Users(_) => Flavor::from_env().map_err(anyhow::Error::new),
         Cli::Run(_) | Cli::Merge { .. } => Ok(Flavor::CurrentThread),
     };
-    let runtime = flavor.and_then(|flavor| {
-        flavor.build().map_err(|err| anyhow::Error::new(err).context(format!("cannot start a {flavor} runtime")))
-    });
-    let result = runtime.and_then(|runtime| runtime.block_on(run(cli)));
+    let result = flavor.and_then(Flavor::start).and_then(|runtime| runtime.block_on(run(cli)));
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -52,6 +52,11 @@ impl Flavor {
         }
     }
 
+    /// [`Flavor::build`], its error naming the flavor.
+    pub fn start(self) -> anyhow::Result<tokio::runtime::Runtime> {
+        self.build().map_err(|err| anyhow::Error::new(err).context(format!("cannot start a {self} runtime")))
+    }
+
     /// A runtime of this shape, with I/O and time enabled.
     pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
         let mut builder = match self {
@@ -124,10 +129,7 @@ pub fn run<F>(name: &str, main: F) -> std::process::ExitCode
 where
     F: Future<Output = std::process::ExitCode>,
 {
-    let runtime = Flavor::from_env().map_err(anyhow::Error::new).and_then(|flavor| {
-        flavor.build().map_err(|err| anyhow::Error::new(err).context(format!("cannot start a {flavor} runtime")))
-    });
-    match runtime {
+    match Flavor::from_env().map_err(anyhow::Error::new).and_then(Flavor::start) {
         Ok(runtime) => runtime.block_on(main),
         Err(err) => crate::telemetry::exit_code(name, Err(err)),
     }
