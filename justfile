@@ -69,8 +69,7 @@ test: setup build
         cargo test --workspace --no-fail-fast; \
     fi
 
-# CPU-µs per request and RSS of every process under a fixed count of a scenario's users (release builds),
-# and the idle stack's cores. Flags go to `q2o-bench cost`: --users 10000, --hold 60s, --idle 10s.
+# CPU-µs per request and RSS of every process under a fixed count of a scenario's users, and the idle stack (release; --users 10000 --hold 60s --idle 10s).
 measure-cost scenario="phase2" *flags: setup
     cargo build --release --bins
     @file="{{scenario}}"; [ -f "$file" ] || file="scenarios/$file.toml"; \
