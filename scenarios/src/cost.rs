@@ -12,10 +12,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use q2o_env::Environment;
 use q2o_env::binaries::Binaries;
 use q2o_env::ports::free_addr;
 use q2o_env::resources::{ProcessFigures, Resources, Role};
-use q2o_env::{EnvKind, Environment};
 use q2o_loadgen::results::RunResults;
 use serde::Serialize;
 
@@ -109,14 +109,7 @@ pub async fn run(options: CostOptions, interrupt: &Interrupt) -> Result<Measured
     Binaries::check(&programs).map_err(RunError::from)?;
     let folder = RunFolder::create(&options.reports, &format!("{}-cost", scenario.name))?;
     let failed = |error: RunError| RunFailed { error, dir: Some(folder.dir.clone()) };
-    let plan = SessionPlan {
-        topology: &scenario.topology,
-        kind: EnvKind::Local,
-        binaries: &options.binaries,
-        dir: &folder.dir,
-        run_id: &folder.id,
-        prometheus: None,
-    };
+    let plan = SessionPlan::local(&scenario.topology, &options.binaries, &folder.dir, &folder.id);
     let measured = Session::run(plan, interrupt, async |session: &Session| {
         measure(&scenario, &options, &session.env, &folder.dir).await
     })

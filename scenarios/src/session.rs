@@ -57,6 +57,14 @@ pub struct SessionPlan<'a> {
     pub prometheus: Option<PrometheusPlan>,
 }
 
+impl<'a> SessionPlan<'a> {
+    /// Local processes without a Prometheus: a measurement that reads the
+    /// loadgen's records and `/proc` only (capacity steps, comparisons, costs).
+    pub fn local(topology: &'a Topology, binaries: &'a Binaries, dir: &'a Path, run_id: &'a str) -> SessionPlan<'a> {
+        SessionPlan { topology, kind: EnvKind::Local, binaries, dir, run_id, prometheus: None }
+    }
+}
+
 /// The run's Prometheus: what it scrapes beyond the services, what it evaluates, how it labels.
 #[derive(Clone, Debug)]
 pub struct PrometheusPlan {

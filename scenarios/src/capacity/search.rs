@@ -16,10 +16,10 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use q2o_common::store::{RedisStore, RedisStoreOptions, Store};
+use q2o_env::Environment;
 use q2o_env::binaries::Binaries;
 use q2o_env::ports::free_addr;
 use q2o_env::resources::MachineSample;
-use q2o_env::{EnvKind, Environment};
 use q2o_loadgen::results::RunResults;
 use q2o_loadgen::step::Step;
 use q2o_slo::sli::{Criterion, Sli};
@@ -328,14 +328,7 @@ impl SearchAt<'_> {
         let topology = self.options.scenario.topology.at_replicas(self.n);
         let dir = folder.dir.join(format!("replicas-{}", self.n));
         self.bar.set_message(format!("{} replicas: starting", self.n));
-        let plan = SessionPlan {
-            topology: &topology,
-            kind: EnvKind::Local,
-            binaries: &self.options.binaries,
-            dir: &dir,
-            run_id: &folder.id,
-            prometheus: None,
-        };
+        let plan = SessionPlan::local(&topology, &self.options.binaries, &dir, &folder.id);
         let knee_search =
             Session::run(plan, interrupt, async |session: &Session| self.search(&session.env, &dir).await);
         let (knee, steps) = knee_search.await?;

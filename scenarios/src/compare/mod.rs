@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use q2o_env::binaries::Binaries;
-use q2o_env::{EnvKind, Environment, cpu};
+use q2o_env::{Environment, cpu};
 use q2o_loadgen::command::{Endpoints, RunCommand};
 use q2o_loadgen::recorder::Protocol;
 
@@ -74,14 +74,7 @@ pub async fn run(options: CompareOptions, interrupt: &Interrupt) -> Result<Compa
         comparison.name,
         folder.dir.join("logs").display()
     );
-    let plan = SessionPlan {
-        topology: &comparison.topology,
-        kind: EnvKind::Local,
-        binaries: &options.binaries,
-        dir: &folder.dir,
-        run_id: &folder.id,
-        prometheus: None,
-    };
+    let plan = SessionPlan::local(&comparison.topology, &options.binaries, &folder.dir, &folder.id);
     let measured = Session::run(plan, interrupt, async |session: &Session| {
         drive(&comparison, &options, &session.env, &folder).await
     })

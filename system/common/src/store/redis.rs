@@ -281,13 +281,20 @@ impl Store for RedisStore {
             None => call.arg("").arg(0),
         };
         let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn()).await?;
-        let Some((tenant, rest)) = reply.split_first() else { return Ok(None) };
-        let tenant: String = redis::from_redis_value_ref(tenant).map_err(|e| corrupt(&key, e))?;
-        let tenant = tenant.parse().map_err(|e| corrupt(&key, e))?;
-        let Some(bucket) = bucket else { return Ok(Some((tenant, None))) };
-        let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) =
-            redis::from_redis_value(redis::Value::Array(rest.to_vec())).map_err(|e| corrupt(&key, e))?;
-        Ok(Some((tenant, Some(decision(bucket, allowed, remaining, retry_ms, reset_ms)))))
+        let int = |v: &redis::Value| redis::from_redis_value_ref::<i64>(v).map_err(|e| corrupt(&key, e));
+        let tenant = |v: &redis::Value| -> Result<TenantId, StoreError> {
+            let text: String = redis::from_redis_value_ref(v).map_err(|e| corrupt(&key, e))?;
+            text.parse().map_err(|e| corrupt(&key, e))
+        };
+        match (reply.as_slice(), bucket) {
+            ([], _) => Ok(None),
+            ([who], None) => Ok(Some((tenant(who)?, None))),
+            ([who, allowed, remaining, retry_ms, reset_ms], Some(bucket)) => {
+                let decision = decision(bucket, int(allowed)?, int(remaining)?, int(retry_ms)?, int(reset_ms)?);
+                Ok(Some((tenant(who)?, Some(decision))))
+            }
+            (other, _) => Err(corrupt(&key, format!("the admission script answered {} values", other.len()))),
+        }
     }
 
     async fn insert_project(&self, project: &Project) -> Result<(), StoreError> {
