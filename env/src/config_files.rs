@@ -8,6 +8,7 @@ use toml::{Table, Value};
 
 use crate::balancer::Balancer;
 use crate::plan::{ConfigFile, PortKind, Resolve, ServicePlan};
+use crate::topology::AdmissionControl;
 
 /// The gateway's per-tenant token bucket. Without a quota no tenant may be
 /// throttled during a load test (all users share one API key), yet the
@@ -20,6 +21,27 @@ fn bucket(tenant_rate_limit: Option<f64>) -> Value {
     Value::Table(table([("capacity", Value::Integer(capacity)), ("refill_per_second", Value::Float(refill))]))
 }
 
+/// The gateway's `[admission]` table; the gateway's own default when adaptive.
+fn admission(control: AdmissionControl) -> Option<Value> {
+    let mode = |m: &str| ("mode", Value::String(m.into()));
+    match control {
+        AdmissionControl::Adaptive => None,
+        AdmissionControl::Off => Some(Value::Table(table([mode("off")]))),
+        AdmissionControl::Static(limit) => {
+            Some(Value::Table(table([mode("static"), ("limit", Value::Integer(limit as i64))])))
+        }
+    }
+}
+
+/// A gateway's own table: its bucket and its admission control.
+fn gateway(tenant_rate_limit: Option<f64>, control: AdmissionControl) -> Table {
+    let mut gateway = table([("rate_limit", bucket(tenant_rate_limit))]);
+    if let Some(admission) = admission(control) {
+        gateway.insert("admission".into(), admission);
+    }
+    gateway
+}
+
 fn table(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Table {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
@@ -28,10 +50,11 @@ fn table(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Table {
 pub fn render(config: &ConfigFile, service: &ServicePlan, resolve: &dyn Resolve) -> String {
     let toml = |table: Table| toml::to_string(&table).expect("a TOML table serializes");
     match config {
-        ConfigFile::Gateway { tenant_rate_limit } => toml(table([("rate_limit", bucket(*tenant_rate_limit))])),
-        ConfigFile::Monolith { tenant_rate_limit } => {
+        ConfigFile::Gateway { tenant_rate_limit, admission } => toml(gateway(*tenant_rate_limit, *admission)),
+        ConfigFile::Monolith { tenant_rate_limit, admission } => {
             let grpc = resolve.listen(&service.name, PortKind::Grpc).to_string();
-            let gateway = table([("grpc_addr", Value::String(grpc)), ("rate_limit", bucket(*tenant_rate_limit))]);
+            let mut gateway = gateway(*tenant_rate_limit, *admission);
+            gateway.insert("grpc_addr".into(), Value::String(grpc));
             toml(table([("gateway", Value::Table(gateway))]))
         }
         ConfigFile::Agents { inter_agent, kafka, workers_per_type } => {
@@ -125,6 +148,14 @@ mod tests {
         let gateway: Table = toml::from_str(&render(gateway.config.as_ref().unwrap(), gateway, &Fixed)).unwrap();
         assert_eq!(gateway["rate_limit"]["capacity"].as_integer(), Some(41));
         assert_eq!(gateway["rate_limit"]["refill_per_second"].as_float(), Some(40.5));
+        assert!(!gateway.contains_key("admission"), "adaptive is the gateway's own default");
+        let fixed = plan(&toml::from_str("redis = true\nadmission = 64").unwrap());
+        let gateway = fixed.iter().find(|s| s.name == "gateway-0").unwrap();
+        let gateway: Table = toml::from_str(&render(gateway.config.as_ref().unwrap(), gateway, &Fixed)).unwrap();
+        assert_eq!(gateway["admission"]["mode"].as_str(), Some("static"));
+        assert_eq!(gateway["admission"]["limit"].as_integer(), Some(64));
+        let err = toml::from_str::<crate::topology::Topology>("redis = true\nadmission = \"maybe\"").unwrap_err();
+        assert!(err.to_string().contains("not an admission control"), "{err}");
         let nginx = rendered("load-balancer");
         assert!(nginx.contains("server gateway-1:9090 max_fails=1"), "{nginx}");
         assert!(nginx.contains("pid /tmp/load-balancer/nginx.pid;"), "{nginx}");

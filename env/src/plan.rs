@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use crate::topology::{InterAgent, Topology};
+use crate::topology::{AdmissionControl, InterAgent, Topology};
 
 /// What a service is: its program (locally) or image (in docker).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,11 +153,15 @@ pub enum ConfigFile {
     Gateway {
         /// The topology's `tenant_rate_limit`.
         tenant_rate_limit: Option<f64>,
+        /// The topology's `admission`.
+        admission: AdmissionControl,
     },
     /// The monolith's: its gRPC listener and each tenant's requests per second.
     Monolith {
         /// The topology's `tenant_rate_limit`.
         tenant_rate_limit: Option<f64>,
+        /// The topology's `admission`.
+        admission: AdmissionControl,
     },
     /// The agents': the inter-agent protocol, pool sizes, the broker and consumer groups.
     Agents {
@@ -261,7 +265,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
             Arg::Text("--agents-http-addr".into()),
             Arg::Listen(PortKind::AgentsHttp, Scheme::Bare),
         ];
-        monolith.config = Some(ConfigFile::Monolith { tenant_rate_limit: t.tenant_rate_limit });
+        monolith.config = Some(ConfigFile::Monolith { tenant_rate_limit: t.tenant_rate_limit, admission: t.admission });
         monolith.env = vec![worker_threads(t)];
         monolith.ports = vec![PortKind::Http, PortKind::AgentsHttp, PortKind::Grpc];
         monolith.scrape = vec![("gateway", PortKind::Http), ("agents", PortKind::AgentsHttp)];
@@ -338,7 +342,7 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
             gateway.args.push(Arg::Peer(port("search", PortKind::Http), Scheme::Http));
         }
         gateway.env = vec![("Q2O_REDIS_URL", redis_url.clone()), worker_threads(t)];
-        gateway.config = Some(ConfigFile::Gateway { tenant_rate_limit: t.tenant_rate_limit });
+        gateway.config = Some(ConfigFile::Gateway { tenant_rate_limit: t.tenant_rate_limit, admission: t.admission });
         gateway.ports = vec![PortKind::Http, PortKind::Grpc];
         gateway.scrape = vec![("gateway", PortKind::Http)];
         gateway.limited = true;

@@ -60,10 +60,57 @@ pub struct Topology {
     /// stack, runs `"per-core"`.
     #[serde(default)]
     pub worker_threads: Option<Flavor>,
+    /// The gateways' admission control: `"adaptive"` (the gateway's default),
+    /// `"off"` (every request is taken on: what a stack without it does
+    /// under a surge), or a static limit of requests at once per gateway.
+    #[serde(default)]
+    pub admission: AdmissionControl,
 }
 
 fn one() -> usize {
     1
+}
+
+/// How the gateways limit the requests they take on at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdmissionControl {
+    /// The limit follows the latency of admitted requests.
+    #[default]
+    Adaptive,
+    /// Every request is admitted.
+    Off,
+    /// At most this many at once, per gateway.
+    Static(usize),
+}
+
+impl<'de> Deserialize<'de> for AdmissionControl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Limit(usize),
+            Mode(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Limit(0) => Err(serde::de::Error::custom("a static limit must be at least 1")),
+            Raw::Limit(n) => Ok(AdmissionControl::Static(n)),
+            Raw::Mode(mode) if mode == "adaptive" => Ok(AdmissionControl::Adaptive),
+            Raw::Mode(mode) if mode == "off" => Ok(AdmissionControl::Off),
+            Raw::Mode(other) => Err(serde::de::Error::custom(format!(
+                "`{other}` is not an admission control: \"adaptive\", \"off\" or a limit (a number)"
+            ))),
+        }
+    }
+}
+
+impl Serialize for AdmissionControl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AdmissionControl::Adaptive => serializer.serialize_str("adaptive"),
+            AdmissionControl::Off => serializer.serialize_str("off"),
+            AdmissionControl::Static(n) => serializer.serialize_u64(*n as u64),
+        }
+    }
 }
 
 /// How the coder agent calls the QA agent: the REST-versus-gRPC experiment.

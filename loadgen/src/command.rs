@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use q2o_common::config::parse_duration;
 
-use crate::journeys::plan::{Journey, PlanError, ThinkTime, UserPlan, format_duration};
+use crate::journeys::plan::{Journey, PlanError, Surge, ThinkTime, UserPlan, format_duration};
 use crate::recorder::Protocol;
 use crate::step::Mix;
 use crate::weights::Weights;
@@ -96,6 +96,18 @@ pub struct UsersCommand {
     /// Protocols and weights, e.g. rest=1,grpc=1.
     #[arg(long, default_value = "rest=1")]
     pub protocols: Weights<Protocol>,
+    /// A surge during the hold: this many users in all ...
+    #[arg(long, requires_all = ["surge_at", "surge_lasts"])]
+    pub surge_users: Option<usize>,
+    /// ... starting this long after the hold started ...
+    #[arg(long, value_parser = parse_duration, requires = "surge_users")]
+    pub surge_at: Option<Duration>,
+    /// ... staying this long once all arrived ...
+    #[arg(long, value_parser = parse_duration, requires = "surge_users")]
+    pub surge_lasts: Option<Duration>,
+    /// ... arriving, and leaving again, over this long.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub surge_ramp: Duration,
     /// Requests finishing in the first stretch of the run (e.g. the ramp and
     /// a few seconds) are counted per second but left out of the results'
     /// latencies and outcomes: a capacity step judges the steady state.
@@ -119,6 +131,10 @@ impl UsersCommand {
             think: plan.think,
             journeys: Weights(plan.journeys.clone()),
             protocols: Weights(plan.protocols.clone()),
+            surge_users: plan.surge.map(|s| s.users),
+            surge_at: plan.surge.map(|s| s.at),
+            surge_lasts: plan.surge.map(|s| s.lasts),
+            surge_ramp: plan.surge.map_or(Duration::from_secs(5), |s| s.ramp),
             warm_up: Duration::ZERO,
             common: CommonArgs::default(),
         }
@@ -134,6 +150,10 @@ impl UsersCommand {
             think: self.think,
             journeys: self.journeys.0.clone(),
             protocols: self.protocols.0.clone(),
+            surge: match (self.surge_users, self.surge_at, self.surge_lasts) {
+                (Some(users), Some(at), Some(lasts)) => Some(Surge { users, at, lasts, ramp: self.surge_ramp }),
+                _ => None,
+            },
         };
         plan.validate()?;
         Ok(plan)
@@ -165,6 +185,18 @@ impl UsersCommand {
             "--warm-up".into(),
             format_duration(self.warm_up),
         ]);
+        if let (Some(users), Some(at), Some(lasts)) = (self.surge_users, self.surge_at, self.surge_lasts) {
+            args.extend([
+                "--surge-users".into(),
+                users.to_string(),
+                "--surge-at".into(),
+                format_duration(at),
+                "--surge-lasts".into(),
+                format_duration(lasts),
+                "--surge-ramp".into(),
+                format_duration(self.surge_ramp),
+            ]);
+        }
         self.common.push_args(&mut args);
         args
     }
@@ -290,6 +322,12 @@ mod tests {
             think: "uniform:1s..3s".parse().unwrap(),
             journeys: vec![(Journey::Browse, 5), (Journey::Search, 2)],
             protocols: vec![(Protocol::Rest, 1), (Protocol::Grpc, 3)],
+            surge: Some(Surge {
+                users: 3000,
+                at: Duration::from_secs(20),
+                lasts: Duration::from_secs(30),
+                ramp: Duration::from_secs(4),
+            }),
         };
         let mut users = UsersCommand::new("http://127.0.0.1:1".into(), &plan);
         users.grpc_url = Some("http://127.0.0.1:2".into());

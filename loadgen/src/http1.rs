@@ -66,6 +66,15 @@ pub(crate) struct Pool {
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
+    /// Whether the answer carried `Retry-After` (a 503 with it is a shed request).
+    pub(crate) retry_after: bool,
+}
+
+impl Answer {
+    /// How the request ended.
+    pub(crate) fn outcome(&self) -> Outcome {
+        Outcome::of_http(self.status, self.retry_after)
+    }
 }
 
 impl Pool {
@@ -140,7 +149,7 @@ impl Pool {
     /// Sends `request`: `ok`, `http_<status>` or the transport error.
     pub(crate) async fn send(&self, request: &[u8]) -> Outcome {
         match self.exchange(request, false).await {
-            Ok(answer) => Outcome::of_http(answer.status),
+            Ok(answer) => answer.outcome(),
             Err(failure) => failure.outcome(),
         }
     }
@@ -175,7 +184,7 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
         return Err(Retry::Stale);
     }
     // The head.
-    let (status, head_len, length, chunked, keep_alive) = loop {
+    let (status, head_len, length, chunked, keep_alive, retry_after) = loop {
         match fill(conn).await {
             Ok(0) if conn.buf.is_empty() => return Err(Retry::Stale),
             Ok(0) => return Err(Retry::Failed(Failure::Io("connection closed mid-answer".into()))),
@@ -187,7 +196,7 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
         match response.parse(&conn.buf) {
             Ok(httparse::Status::Complete(head_len)) => {
                 let status = response.code.unwrap_or(0);
-                let (mut length, mut chunked, mut keep_alive) = (None, false, true);
+                let (mut length, mut chunked, mut keep_alive, mut retry_after) = (None, false, true, false);
                 for header in response.headers.iter() {
                     let value = std::str::from_utf8(header.value).unwrap_or_default().trim();
                     if header.name.eq_ignore_ascii_case("content-length") {
@@ -196,9 +205,11 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
                         chunked = value.eq_ignore_ascii_case("chunked");
                     } else if header.name.eq_ignore_ascii_case("connection") {
                         keep_alive = !value.eq_ignore_ascii_case("close");
+                    } else if header.name.eq_ignore_ascii_case("retry-after") {
+                        retry_after = true;
                     }
                 }
-                break (status, head_len, length, chunked, keep_alive);
+                break (status, head_len, length, chunked, keep_alive, retry_after);
             }
             Ok(httparse::Status::Partial) => {}
             Err(e) => return Err(Retry::Failed(io(format!("bad response: {e}")))),
@@ -244,7 +255,7 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
         if keep_body { conn.buf[head_len..head_len + length].to_vec() } else { Vec::new() }
     };
     let keep_alive = keep_alive && (length.is_some() || chunked || status == 204 || status == 304);
-    Ok((Answer { status, body }, keep_alive))
+    Ok((Answer { status, body, retry_after }, keep_alive))
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl ReviewTarget {
             Protocol::Rest => {
                 let (pool, request, body_len) = self.rest.as_ref().ok_or(no_target)?;
                 let answer = pool.exchange(request, keep_body).await.map_err(|f| f.outcome())?;
-                match Outcome::of_http(answer.status) {
+                match answer.outcome() {
                     Outcome::Ok => Ok(Payload { request: *body_len, response: answer.body.len() }),
                     failed => Err(failed),
                 }

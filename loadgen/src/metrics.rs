@@ -95,7 +95,11 @@ impl ClientMetrics {
 
     pub(crate) fn record(&self, slot: usize, outcome: Outcome, latency: Duration) {
         let (duration, ok, protocol, step) = &self.steps[slot];
-        duration.observe(latency.as_secs_f64());
+        // As in the recorder: the duration histogram is of the answers the
+        // system took on; a shed answer is only counted, by its outcome.
+        if !outcome.is_shed() {
+            duration.observe(latency.as_secs_f64());
+        }
         if outcome.is_ok() {
             ok.inc();
         } else {

@@ -44,6 +44,11 @@ impl Transport {
 pub enum Outcome {
     /// Answered with success.
     Ok,
+    /// Turned away by the system's admission control, which said when to
+    /// come back: a 503 with `Retry-After`, or `UNAVAILABLE` with
+    /// `grpc-retry-pushback-ms`. Counted apart from faults: the system
+    /// chose not to serve, quickly, instead of failing.
+    Shed,
     /// Answered with this non-2xx HTTP status.
     Http(u16),
     /// Answered with this gRPC status code (never `OK`).
@@ -92,13 +97,24 @@ impl Outcome {
     pub fn of_grpc<T>(result: &Result<T, tonic::Status>) -> Outcome {
         match result {
             Ok(_) => Outcome::Ok,
+            Err(status) if status.code() == tonic::Code::Unavailable && pushback(status).is_some() => Outcome::Shed,
             Err(status) => Outcome::Grpc(status.code().into()),
         }
     }
 
-    /// The outcome of an HTTP answer with `status`.
-    pub fn of_http(status: u16) -> Outcome {
-        if (200..300).contains(&status) { Outcome::Ok } else { Outcome::Http(status) }
+    /// The outcome of an HTTP answer with `status`; `retry_after` is whether
+    /// it carried a `Retry-After` header.
+    pub fn of_http(status: u16, retry_after: bool) -> Outcome {
+        match status {
+            200..300 => Outcome::Ok,
+            503 if retry_after => Outcome::Shed,
+            _ => Outcome::Http(status),
+        }
+    }
+
+    /// Whether the system turned the request away (and said when to retry).
+    pub fn is_shed(self) -> bool {
+        self == Outcome::Shed
     }
 
     /// Whether the request succeeded.
@@ -107,8 +123,9 @@ impl Outcome {
     }
 
     /// Whether the server failed (not a refusal of bad input, nor a task the
-    /// agents reported as failed): a 5xx, a transport failure, or one of the
-    /// gRPC codes a server answers when it cannot serve. What availability counts.
+    /// agents reported as failed, nor a request shed by admission control): a
+    /// 5xx, a transport failure, or one of the gRPC codes a server answers
+    /// when it cannot serve.
     pub fn is_server_fault(self) -> bool {
         match self {
             Outcome::Http(status) => (500..600).contains(&status),
@@ -118,10 +135,17 @@ impl Outcome {
         }
     }
 
+    /// Whether the request went unserved: a server fault or shed. What
+    /// availability counts against: a shed request was not served either.
+    pub fn is_unserved(self) -> bool {
+        self.is_shed() || self.is_server_fault()
+    }
+
     /// The label.
     pub fn as_label(self) -> std::borrow::Cow<'static, str> {
         match self {
             Outcome::Ok => "ok".into(),
+            Outcome::Shed => "shed".into(),
             Outcome::Http(status) => format!("http_{status}").into(),
             Outcome::Grpc(code) => grpc_label(code.code()).into(),
             Outcome::StreamRefused => "grpc_stream_refused".into(),
@@ -133,6 +157,12 @@ impl Outcome {
         }
     }
 
+    /// A PromQL regular expression matching the labels of unserved requests
+    /// (server faults and shed ones), from [`Outcome::is_unserved`].
+    pub fn unserved_regex() -> String {
+        format!("{}|{}", Outcome::Shed.as_label(), Outcome::server_fault_regex())
+    }
+
     /// A PromQL regular expression matching the labels of server faults
     /// (`outcome=~"..."`), from the same definition as [`Outcome::is_server_fault`].
     pub fn server_fault_regex() -> String {
@@ -140,6 +170,12 @@ impl Outcome {
         parts.extend(SERVER_FAULT_CODES.map(grpc_label));
         parts.join("|")
     }
+}
+
+/// How long a gRPC status's retry pushback asks the client to wait, if it has one.
+pub fn pushback(status: &tonic::Status) -> Option<std::time::Duration> {
+    let millis = status.metadata().get("grpc-retry-pushback-ms")?.to_str().ok()?.parse::<u64>().ok()?;
+    Some(std::time::Duration::from_millis(millis))
 }
 
 impl fmt::Display for Outcome {
@@ -154,6 +190,7 @@ impl FromStr for Outcome {
     fn from_str(s: &str) -> Result<Outcome, String> {
         let fixed = [
             Outcome::Ok,
+            Outcome::Shed,
             Outcome::StreamRefused,
             Outcome::StreamEnded,
             Outcome::StreamError,
@@ -196,6 +233,7 @@ mod tests {
     fn labels_round_trip_and_server_faults_are_the_servers() {
         let outcomes = [
             Outcome::Ok,
+            Outcome::Shed,
             Outcome::Http(503),
             Outcome::Http(404),
             Outcome::Grpc(tonic::Code::Unavailable.into()),
@@ -212,6 +250,14 @@ mod tests {
             outcomes.iter().filter(|o| o.is_server_fault()).map(|o| o.as_label().into_owned()).collect();
         assert_eq!(faults, ["http_503", "grpc_unavailable", "grpc_deadlineexceeded", "error_timeout"]);
         assert!("sparkles".parse::<Outcome>().is_err());
+        assert_eq!(Outcome::of_http(503, true), Outcome::Shed);
+        assert_eq!(Outcome::of_http(503, false), Outcome::Http(503));
+        assert!(Outcome::Shed.is_unserved() && !Outcome::Shed.is_server_fault());
+        let mut refused = tonic::Status::unavailable("at the limit");
+        assert_eq!(Outcome::of_grpc::<()>(&Err(refused.clone())), Outcome::Grpc(tonic::Code::Unavailable.into()));
+        refused.metadata_mut().insert("grpc-retry-pushback-ms", 250u64.into());
+        assert_eq!(Outcome::of_grpc::<()>(&Err(refused.clone())), Outcome::Shed);
+        assert_eq!(pushback(&refused), Some(std::time::Duration::from_millis(250)));
         assert_eq!(
             Outcome::server_fault_regex(),
             "http_5..|error_.*|grpc_unavailable|grpc_internal|grpc_unknown|grpc_deadlineexceeded"

@@ -26,15 +26,26 @@ pub use crate::step::Protocol;
 /// Measurements of one (protocol, step).
 #[derive(Clone, Debug)]
 pub struct StepRecord {
-    /// Latency from the planned start, microseconds.
+    /// Latency from the planned start of every answer but the shed ones, microseconds.
     pub latency: Histogram<u64>,
+    /// Latency of the answers that turned the request away ([`Outcome::Shed`]):
+    /// kept apart, so that a gateway shedding in a few µs does not make the
+    /// admitted requests' percentiles look better than they were.
+    pub shed: Histogram<u64>,
     /// Requests by outcome.
     pub outcomes: BTreeMap<Outcome, u64>,
 }
 
+impl Default for StepRecord {
+    fn default() -> Self {
+        StepRecord { latency: latency_histogram(), shed: latency_histogram(), outcomes: BTreeMap::new() }
+    }
+}
+
 impl StepRecord {
-    fn new() -> Self {
-        StepRecord { latency: latency_histogram(), outcomes: BTreeMap::new() }
+    /// Requests finished, shed ones included.
+    pub fn count(&self) -> u64 {
+        self.latency.len() + self.shed.len()
     }
 }
 
@@ -54,6 +65,9 @@ pub struct Second {
     pub requests: u64,
     /// Of which failed (any outcome but `ok`).
     pub errors: u64,
+    /// Of which were turned away by the system's admission control.
+    #[serde(default)]
+    pub shed: u64,
     /// Starts dropped or late in this second.
     pub dropped: u64,
     /// Requests in flight at the end of the second.
@@ -97,7 +111,7 @@ impl Recorder {
     pub fn new(steps: &[StepKey]) -> Recorder {
         let slots = steps
             .iter()
-            .map(|key| Mutex::new(Slot { key: *key, record: StepRecord::new(), interval: latency_histogram() }))
+            .map(|key| Mutex::new(Slot { key: *key, record: StepRecord::default(), interval: latency_histogram() }))
             .collect();
         Recorder { slots, timeline: Mutex::default(), measure_from: Duration::ZERO }
     }
@@ -123,9 +137,13 @@ impl Recorder {
         let micros = latency.as_micros().clamp(1, u128::from(MAX_LATENCY_US)) as u64;
         {
             let mut slot = self.slots[slot].lock().expect("never poisoned");
-            slot.interval.saturating_record(micros);
+            let shed = outcome.is_shed();
+            if !shed {
+                slot.interval.saturating_record(micros);
+            }
             if at >= self.measure_from {
-                slot.record.latency.saturating_record(micros);
+                let histogram = if shed { &mut slot.record.shed } else { &mut slot.record.latency };
+                histogram.saturating_record(micros);
                 *slot.record.outcomes.entry(outcome).or_default() += 1;
             }
         }
@@ -134,6 +152,9 @@ impl Recorder {
         second.requests += 1;
         if !outcome.is_ok() {
             second.errors += 1;
+        }
+        if outcome.is_shed() {
+            second.shed += 1;
         }
     }
 
@@ -192,7 +213,7 @@ impl Recorder {
         let mut steps = BTreeMap::new();
         for slot in &self.slots {
             let slot = slot.lock().expect("never poisoned");
-            if !slot.record.latency.is_empty() {
+            if slot.record.count() > 0 {
                 steps.insert(slot.key, slot.record.clone());
             }
         }
@@ -251,6 +272,20 @@ mod tests {
         assert_eq!(record.latency.len(), 2, "the two after the warm-up");
         assert_eq!(record.outcomes[&Outcome::Ok], 2);
         assert_eq!(snapshot.seconds.iter().map(|s| s.requests).sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn shed_answers_are_counted_but_kept_out_of_the_served_latency() {
+        let recorder = Recorder::new(&[(Protocol::Rest, Step::Login)]);
+        recorder.record(0, Outcome::Ok, Duration::from_millis(40), Duration::from_millis(100));
+        recorder.record(0, Outcome::Shed, Duration::from_micros(300), Duration::from_millis(200));
+        recorder.record(0, Outcome::Shed, Duration::from_micros(500), Duration::from_millis(300));
+        let snapshot = recorder.snapshot();
+        let record = &snapshot.steps[&(Protocol::Rest, Step::Login)];
+        assert_eq!((record.latency.len(), record.shed.len(), record.count()), (1, 2, 3));
+        assert!(record.latency.min() >= 39_000, "served latency holds only the served answer");
+        assert_eq!(record.outcomes[&Outcome::Shed], 2);
+        assert_eq!((snapshot.seconds[0].requests, snapshot.seconds[0].errors, snapshot.seconds[0].shed), (3, 2, 2));
     }
 
     #[test]

@@ -14,8 +14,13 @@
 //! dropped_starts   planned starts that could not be made on time
 //! steps[]          {protocol, step, count, outcomes{outcome: n},
 //!                   latency_us{min, mean, p50, p90, p95, p99, p999, max},
-//!                   histogram: base64 of the V2-deflate HdrHistogram (µs, 3 digits)}
-//! seconds[]        {requests, errors, dropped, in_flight, users} per second of the run
+//!                   histogram: base64 of the V2-deflate HdrHistogram (µs, 3 digits),
+//!                   shed_histogram: the same of the shed answers, when there were any}
+//! seconds[]        {requests, errors, shed, dropped, in_flight, users} per second of the run
+//!
+//! `histogram` and `latency_us` hold every answer but the shed ones (503
+//! with `Retry-After`, `UNAVAILABLE` with retry pushback): the latency of
+//! the requests the system took on. `count` and `outcomes` hold them all.
 //! ```
 //!
 //! In the open model latency is measured from each request's *planned* start,
@@ -34,7 +39,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::Outcome;
-use crate::recorder::{Protocol, Second, Snapshot, StepKey, latency_histogram};
+use crate::recorder::{Protocol, Second, Snapshot, StepKey, StepRecord, latency_histogram};
 use crate::step::Step;
 
 /// The version written to and required from `schema_version`.
@@ -113,6 +118,9 @@ pub struct StepResult {
     pub latency_us: LatencySummary,
     /// The full histogram, base64 of its V2-deflate encoding.
     pub histogram: String,
+    /// The shed answers' histogram, encoded the same way; absent when none was shed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shed_histogram: Option<String>,
 }
 
 impl StepResult {
@@ -186,10 +194,11 @@ impl RunResults {
             .map(|((protocol, step), record)| StepResult {
                 protocol: *protocol,
                 step: *step,
-                count: record.latency.len(),
+                count: record.count(),
                 outcomes: record.outcomes.clone(),
                 latency_us: LatencySummary::of(&record.latency),
                 histogram: encode(&record.latency),
+                shed_histogram: (!record.shed.is_empty()).then(|| encode(&record.shed)),
             })
             .collect();
         let total: u64 = steps.iter().map(|s| s.count).sum();
@@ -212,7 +221,7 @@ impl RunResults {
     /// their percentiles averaged) and counters summed.
     pub fn merge(parts: &[RunResults]) -> Result<RunResults, String> {
         let first = parts.first().ok_or("nothing to merge")?;
-        let mut histograms: BTreeMap<StepKey, (Histogram<u64>, BTreeMap<Outcome, u64>)> = BTreeMap::new();
+        let mut histograms: BTreeMap<StepKey, StepRecord> = BTreeMap::new();
         let mut seconds: Vec<Second> = Vec::new();
         for part in parts {
             if part.schema_version != SCHEMA_VERSION {
@@ -223,12 +232,13 @@ impl RunResults {
             }
             for step in &part.steps {
                 let h = decode(&step.histogram)?;
-                let entry = histograms
-                    .entry((step.protocol, step.step))
-                    .or_insert_with(|| (latency_histogram(), BTreeMap::new()));
-                entry.0.add(&h).map_err(|e| format!("{e:?}"))?;
+                let entry = histograms.entry((step.protocol, step.step)).or_default();
+                entry.latency.add(&h).map_err(|e| format!("{e:?}"))?;
+                if let Some(shed) = &step.shed_histogram {
+                    entry.shed.add(&decode(shed)?).map_err(|e| format!("{e:?}"))?;
+                }
                 for (outcome, count) in &step.outcomes {
-                    *entry.1.entry(*outcome).or_default() += count;
+                    *entry.outcomes.entry(*outcome).or_default() += count;
                 }
             }
             if seconds.len() < part.seconds.len() {
@@ -237,6 +247,7 @@ impl RunResults {
             for (sum, s) in seconds.iter_mut().zip(&part.seconds) {
                 sum.requests += s.requests;
                 sum.errors += s.errors;
+                sum.shed += s.shed;
                 sum.dropped += s.dropped;
                 sum.in_flight += s.in_flight;
                 sum.users += s.users;
@@ -244,13 +255,14 @@ impl RunResults {
         }
         let steps: Vec<StepResult> = histograms
             .into_iter()
-            .map(|((protocol, step), (h, outcomes))| StepResult {
+            .map(|((protocol, step), record)| StepResult {
                 protocol,
                 step,
-                count: h.len(),
-                outcomes,
-                latency_us: LatencySummary::of(&h),
-                histogram: encode(&h),
+                count: record.count(),
+                latency_us: LatencySummary::of(&record.latency),
+                histogram: encode(&record.latency),
+                shed_histogram: (!record.shed.is_empty()).then(|| encode(&record.shed)),
+                outcomes: record.outcomes,
             })
             .collect();
         let duration = parts.iter().map(|p| p.duration_seconds).fold(0.0, f64::max);
@@ -295,6 +307,15 @@ impl RunResults {
         let mut all = latency_histogram();
         for step in self.steps.iter().filter(|s| keep(s)) {
             all.add(&decode(&step.histogram)?).map_err(|e| format!("{e:?}"))?;
+        }
+        Ok(all)
+    }
+
+    /// The shed answers' latency histogram of the steps `keep` selects, added exactly.
+    pub fn shed_latency_where(&self, keep: impl Fn(&StepResult) -> bool) -> Result<Histogram<u64>, String> {
+        let mut all = latency_histogram();
+        for shed in self.steps.iter().filter(|s| keep(s)).filter_map(|s| s.shed_histogram.as_deref()) {
+            all.add(&decode(shed)?).map_err(|e| format!("{e:?}"))?;
         }
         Ok(all)
     }

@@ -188,7 +188,7 @@ impl GatewayTarget {
             .find(|(name, ..)| *name == step)
             .ok_or(Outcome::Transport(Transport::NoTarget))?;
         let answer = self.rest.exchange(request, keep_body).await.map_err(|f| f.outcome())?;
-        match Outcome::of_http(answer.status) {
+        match answer.outcome() {
             Outcome::Ok => Ok(Payload { request: *body_len, response: answer.body.len() }),
             failed => Err(failed),
         }

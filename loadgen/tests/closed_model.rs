@@ -44,6 +44,7 @@ fn plan(protocol: Protocol) -> UserPlan {
         think: ThinkTime::Constant(Duration::from_millis(100)),
         journeys: vec![(Journey::Browse, 2), (Journey::CreateProject, 1), (Journey::SubmitTask, 1)],
         protocols: vec![(protocol, 1)],
+        surge: None,
     }
 }
 

@@ -95,7 +95,14 @@ pub fn exact(sli: Sli, results: &RunResults) -> Option<f64> {
         Sli::ApiLatencyP99 => quantile(&api, 0.99),
         Sli::SearchLatencyP95 => quantile(&|s| s.step == Step::Search, 0.95),
         Sli::ErrorRate => share(&|o| !o.is_ok()),
-        Sli::Availability => share(&|o| o.is_server_fault()).map(|bad| 1.0 - bad),
+        Sli::Availability => share(&|o| o.is_unserved()).map(|bad| 1.0 - bad),
+        Sli::ShedRate => share(&|o| o.is_shed()),
+        Sli::ServerFaultRate => share(&|o| o.is_server_fault()),
+        Sli::ShedLatencyP99 => {
+            let h = results.shed_latency_where(api).ok()?;
+            // Nothing shed: no shed answer was slow.
+            Some(if h.is_empty() { 0.0 } else { h.value_at_quantile(0.99) as f64 / 1e6 })
+        }
         Sli::UsersReached => results.seconds.iter().map(|s| s.users).max().map(|u| u as f64),
         Sli::TaskSuccess => {
             let waits = results.steps.iter().filter(|s| s.step == Step::AwaitTask);

@@ -48,6 +48,9 @@ impl Users {
                 command.api_key = api_key.to_owned();
                 command.users = plan.users / processes + usize::from(i < plan.users % processes);
                 command.ramp_rate = plan.ramp_rate / processes as f64;
+                if let Some(surge) = &plan.surge {
+                    command.surge_users = Some(surge.users / processes + usize::from(i < surge.users % processes));
+                }
                 // goose lets its users go in whole seconds.
                 command.ramp_down = plan.ramp_down.max(Duration::from_secs(1));
                 command.common.out = Some(out.join(format!("part-{i}")));

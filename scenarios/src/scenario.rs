@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use q2o_common::config::{duration, parse_toml};
 use q2o_env::topology::{FaultAction, Topology};
-use q2o_loadgen::journeys::plan::{Journey, ThinkTime, UserPlan};
+use q2o_loadgen::journeys::plan::{Journey, Surge, ThinkTime, UserPlan};
 use q2o_loadgen::recorder::Protocol;
 use q2o_slo::sli::{Criterion, Sli};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -95,6 +95,9 @@ pub struct Load {
     /// API key the users log in with.
     #[serde(default = "default_api_key")]
     pub api_key: String,
+    /// More users for a while during the hold: `{ users, at, lasts, ramp }`.
+    #[serde(default)]
+    pub surge: Option<Surge>,
 }
 
 fn default_ramp_down() -> Duration {
@@ -251,6 +254,7 @@ impl Scenario {
             think: load.think,
             journeys: positive(&load.journeys),
             protocols: positive(&load.protocols),
+            surge: load.surge,
         }
     }
 
@@ -309,9 +313,17 @@ impl Scenario {
             }
             scenario.load.users = users;
         }
+        // A surge keeps its size relative to the users it surges over, and
+        // the users it reaches are what `users_reached` asked for.
+        let factor = scenario.load.users as f64 / original as f64;
+        let original_top = scenario.load.surge.map_or(original, |s| s.users);
+        if let Some(surge) = &mut scenario.load.surge {
+            surge.users = ((surge.users as f64 * factor).round() as usize).max(scenario.load.users + 1);
+        }
+        let top = scenario.load.surge.map_or(scenario.load.users, |s| s.users);
         for criterion in &mut scenario.criteria {
-            if criterion.sli == Sli::UsersReached && criterion.target == original as f64 {
-                criterion.target = scenario.load.users as f64;
+            if criterion.sli == Sli::UsersReached && criterion.target == original_top as f64 {
+                criterion.target = top as f64;
             }
         }
         if let Some(duration) = this.duration {

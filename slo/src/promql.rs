@@ -19,9 +19,9 @@ fn api() -> String {
     }
 }
 
-/// Outcomes that count against availability: the server failed, not the user.
-fn server_faults() -> String {
-    format!("outcome=~\"{}\"", Outcome::server_fault_regex())
+/// Outcomes that count against availability: the server failed or shed, not the user.
+fn unserved() -> String {
+    format!("outcome=~\"{}\"", Outcome::unserved_regex())
 }
 
 /// The SLI over a window (`1m`, `347s`) as PromQL, or `None` for what one
@@ -46,7 +46,13 @@ pub fn promql(sli: Sli, window: &str) -> Option<String> {
             requests(&format!("outcome!=\"{}\"", Outcome::Ok)),
             requests("")
         ),
-        Sli::Availability => format!("1 - ({} or vector(0)) / {}", requests(&server_faults()), requests("")),
+        Sli::Availability => format!("1 - ({} or vector(0)) / {}", requests(&unserved()), requests("")),
+        Sli::ShedRate => format!("({} or vector(0)) / {}", requests(&format!("outcome=\"{}\"", Outcome::Shed)), requests("")),
+        Sli::ServerFaultRate => format!(
+            "({} or vector(0)) / {}",
+            requests(&format!("outcome=~\"{}\"", Outcome::server_fault_regex())),
+            requests("")
+        ),
         Sli::TaskSuccess => {
             let tasks = |extra: &str| {
                 format!("sum(increase(q2o_loadgen_requests_total{{step=\"{}\"{extra}}}[{window}]))", Step::AwaitTask)
@@ -76,6 +82,9 @@ pub fn promql(sli: Sli, window: &str) -> Option<String> {
         | Sli::SliCoverage
         | Sli::AlertTestCoverage
         | Sli::ErrorBurstSeconds
+        // The loadgen's duration histogram leaves shed answers out; their
+        // latency is only in its exact records.
+        | Sli::ShedLatencyP99
         // Asked of Redis, the tasks' own record.
         | Sli::TasksUnfinished => return None,
     })
@@ -92,6 +101,8 @@ pub const RECORDED: &[Sli] = &[
     Sli::ApiLatencyP99,
     Sli::ErrorRate,
     Sli::Availability,
+    Sli::ShedRate,
+    Sli::ServerFaultRate,
     Sli::SearchLatencyP95,
     Sli::InterAgentLatencyP95,
     Sli::EventsLost,

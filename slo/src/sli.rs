@@ -14,8 +14,17 @@ pub enum Sli {
     ApiLatencyP99,
     /// Share of API calls that did not succeed (any non-ok outcome).
     ErrorRate,
-    /// Share of API calls the system served (not a 5xx, a transport error or a timeout).
+    /// Share of API calls the system served (not a 5xx, a transport error, a
+    /// timeout, nor turned away by admission control).
     Availability,
+    /// Share of API calls turned away by admission control (503 with
+    /// `Retry-After`, `UNAVAILABLE` with retry pushback).
+    ShedRate,
+    /// Share of API calls the server failed, shed ones apart: a 5xx other
+    /// than shedding, a transport error, a timeout.
+    ServerFaultRate,
+    /// 99th percentile latency of the shed answers, seconds: shedding must be quick.
+    ShedLatencyP99,
     /// 95th percentile of search requests, seconds.
     SearchLatencyP95,
     /// 95th percentile of coder -> QA calls between agents, seconds.
@@ -55,6 +64,9 @@ impl Sli {
             Sli::ApiLatencyP99 => "api_latency_p99",
             Sli::ErrorRate => "error_rate",
             Sli::Availability => "availability",
+            Sli::ShedRate => "shed_rate",
+            Sli::ServerFaultRate => "server_fault_rate",
+            Sli::ShedLatencyP99 => "shed_latency_p99",
             Sli::SearchLatencyP95 => "search_latency_p95",
             Sli::InterAgentLatencyP95 => "inter_agent_latency_p95",
             Sli::EventsLost => "events_lost",
@@ -78,10 +90,13 @@ impl Sli {
             | Sli::ApiLatencyP99
             | Sli::SearchLatencyP95
             | Sli::InterAgentLatencyP95
+            | Sli::ShedLatencyP99
             | Sli::RecoverySeconds
             | Sli::ErrorBurstSeconds => Unit::Seconds,
             Sli::ErrorRate
             | Sli::Availability
+            | Sli::ShedRate
+            | Sli::ServerFaultRate
             | Sli::ScrapeCoverage
             | Sli::DashboardCoverage
             | Sli::SliCoverage

@@ -11,11 +11,14 @@ use tonic::Status;
 use crate::journeys::plan::Journey;
 use crate::journeys::shared::{Session, Shared, TASK_DEADLINE, session};
 use crate::journeys::work;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, pushback};
 use crate::recorder::Protocol;
 use crate::step::Step;
 
-/// Times `call`, records it in both places and hands back its answer.
+/// Times `call`, records it in both places and hands back its answer. A
+/// shed call makes the user wait as its retry pushback asked; it is not
+/// retried (a tonic call cannot be sent twice; the user's next step is the
+/// next request), so the retry budget applies to REST only.
 async fn timed<T>(
     user: &mut GooseUser,
     shared: &Shared,
@@ -31,6 +34,11 @@ async fn timed<T>(
     let _ = user
         .record_custom_request_duration("GRPC", step.as_label(), elapsed, result.is_ok(), None, error.as_deref())
         .await;
+    if let Err(status) = &result
+        && let Some(wait) = pushback(status)
+    {
+        shared.back_off(wait).await;
+    }
     result.ok().map(tonic::Response::into_inner)
 }
 
@@ -121,9 +129,21 @@ async fn submit_and_stream(
     let submitted = Instant::now();
     // Subscribe first: an update sent before the stream opened would be missed.
     let open = pb::StreamProjectUpdatesRequest { project_id: project.to_owned() };
-    let Ok(stream) = orchestrator.stream_project_updates(authed(token, open)).await else {
-        shared.record(Protocol::Grpc, Step::AwaitTask, Outcome::StreamRefused, submitted.elapsed());
-        return;
+    let stream = match orchestrator.stream_project_updates(authed(token, open)).await {
+        Ok(stream) => stream,
+        Err(status) => match pushback(&status) {
+            // Shed before the task was submitted: the submission was turned
+            // away, and no task exists to wait for.
+            Some(wait) => {
+                shared.record(Protocol::Grpc, Step::SubmitTask, Outcome::Shed, submitted.elapsed());
+                shared.back_off(wait).await;
+                return;
+            }
+            None => {
+                shared.record(Protocol::Grpc, Step::AwaitTask, Outcome::StreamRefused, submitted.elapsed());
+                return;
+            }
+        },
     };
     let mut stream = stream.into_inner();
     let (agent_type, description) = work::task();

@@ -201,6 +201,8 @@ pub enum PlanField {
     RampRate,
     /// How long the users stay.
     Hold,
+    /// The surge's users, start or length.
+    Surge,
 }
 
 impl PlanField {
@@ -210,6 +212,7 @@ impl PlanField {
             PlanField::Users => "--users",
             PlanField::RampRate => "--ramp-rate",
             PlanField::Hold => "--hold",
+            PlanField::Surge => "--surge",
         }
     }
 
@@ -219,6 +222,7 @@ impl PlanField {
             PlanField::Users => "users",
             PlanField::RampRate => "ramp_rate",
             PlanField::Hold => "hold",
+            PlanField::Surge => "surge",
         }
     }
 }
@@ -231,6 +235,39 @@ pub struct PlanError {
     pub field: PlanField,
     /// Why, after the field's name.
     pub reason: String,
+}
+
+/// A surge: more users for a while during the hold, then back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Surge {
+    /// Users at the top of the surge (all users, not the extra ones).
+    pub users: usize,
+    /// When the surge starts, after the hold started.
+    #[serde(with = "q2o_common::config::duration")]
+    pub at: Duration,
+    /// How long the surge's users stay, once all arrived.
+    #[serde(with = "q2o_common::config::duration")]
+    pub lasts: Duration,
+    /// How long the extra users take to arrive, and to leave again (whole seconds).
+    #[serde(with = "q2o_common::config::duration", default = "Surge::default_ramp")]
+    pub ramp: Duration,
+}
+
+impl Surge {
+    fn default_ramp() -> Duration {
+        Duration::from_secs(5)
+    }
+
+    /// When the surge's users start arriving, after the run started.
+    pub fn starts(&self, plan: &UserPlan) -> Duration {
+        plan.ramp_up() + self.at
+    }
+
+    /// When the surge's users have left again, after the run started.
+    pub fn ends(&self, plan: &UserPlan) -> Duration {
+        self.starts(plan) + self.ramp + self.lasts + self.ramp
+    }
 }
 
 /// The shape of a closed-model run.
@@ -250,6 +287,8 @@ pub struct UserPlan {
     pub journeys: Vec<(Journey, u32)>,
     /// Protocols and their weights.
     pub protocols: Vec<(Protocol, u32)>,
+    /// More users for a while during the hold.
+    pub surge: Option<Surge>,
 }
 
 impl UserPlan {
@@ -268,6 +307,20 @@ impl UserPlan {
         if self.hold.is_zero() {
             return bad(PlanField::Hold, "must be positive".into());
         }
+        if let Some(surge) = &self.surge {
+            if surge.users <= self.users {
+                return bad(PlanField::Surge, format!("users must be more than the {} users of the hold", self.users));
+            }
+            if surge.at.as_secs() == 0 || surge.lasts.as_secs() == 0 || surge.ramp.as_secs() == 0 {
+                return bad(
+                    PlanField::Surge,
+                    "at, lasts and ramp must be at least 1s (goose counts whole seconds)".into(),
+                );
+            }
+            if surge.at + surge.ramp * 2 + surge.lasts >= self.hold {
+                return bad(PlanField::Surge, "must end (at + ramp + lasts + ramp) before the hold does".into());
+            }
+        }
         Ok(())
     }
 
@@ -281,15 +334,24 @@ impl UserPlan {
         self.ramp_up() + self.hold + self.ramp_down
     }
 
-    /// The plan as goose's `--test-plan`: `users,time;users,time;0,time`.
+    /// The plan as goose's `--test-plan`: `users,time;users,time;0,time`,
+    /// with a surge's climb, stay and descent inside the hold.
     pub fn goose_test_plan(&self) -> String {
         let secs = |d: Duration| d.as_secs().max(1);
+        let users = self.users;
+        let ramp_up = format!("{users},{}s", secs(self.ramp_up()));
+        let ramp_down = format!("0,{}s", secs(self.ramp_down));
+        let Some(surge) = &self.surge else {
+            return format!("{ramp_up};{users},{}s;{ramp_down}", secs(self.hold));
+        };
+        let rest = self.hold - surge.at - surge.ramp * 2 - surge.lasts;
         format!(
-            "{users},{}s;{users},{}s;0,{}s",
-            secs(self.ramp_up()),
-            secs(self.hold),
-            secs(self.ramp_down),
-            users = self.users
+            "{ramp_up};{users},{}s;{top},{ramp}s;{top},{}s;{users},{ramp}s;{users},{}s;{ramp_down}",
+            surge.at.as_secs(),
+            secs(surge.lasts),
+            secs(rest),
+            top = surge.users,
+            ramp = secs(surge.ramp),
         )
     }
 }
@@ -341,8 +403,24 @@ mod tests {
             think: ThinkTime::None,
             journeys,
             protocols: vec![(Protocol::Rest, 1)],
+            surge: None,
         };
         assert_eq!(plan.goose_test_plan(), "250,3s;250,30s;0,2s");
+        let surge = Surge {
+            users: 750,
+            at: Duration::from_secs(10),
+            lasts: Duration::from_secs(8),
+            ramp: Duration::from_secs(2),
+        };
+        let surging = UserPlan { surge: Some(surge), ..plan.clone() };
+        assert_eq!(surging.goose_test_plan(), "250,3s;250,10s;750,2s;750,8s;250,2s;250,8s;0,2s");
+        assert_eq!((surge.starts(&surging), surge.ends(&surging)), (Duration::from_secs(13), Duration::from_secs(25)));
+        let late = Surge { at: Duration::from_secs(20), ..surge };
+        assert_eq!(UserPlan { surge: Some(late), ..plan.clone() }.validate().unwrap_err().field, PlanField::Surge);
+        let small = Surge { users: 250, ..surge };
+        assert!(
+            UserPlan { surge: Some(small), ..plan.clone() }.validate().unwrap_err().to_string().contains("more than")
+        );
         assert_eq!(plan.total(), Duration::from_secs(35));
         assert!(UserPlan { users: 0, ..plan.clone() }.validate().unwrap_err().to_string().contains("--users"));
         let err = UserPlan { ramp_rate: 0.0, ..plan }.validate().unwrap_err();

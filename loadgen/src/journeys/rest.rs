@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionResult};
-use reqwest::header::AUTHORIZATION;
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use serde_json::{Value, json};
 
 use crate::journeys::plan::Journey;
@@ -18,7 +18,9 @@ use crate::step::Step;
 /// Between two polls of a running task.
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
-/// One request: its outcome is recorded; the parsed body comes back on success.
+/// One request: its outcome is recorded; the parsed body comes back on
+/// success. A shed answer is recorded as such, then the user waits as the
+/// `Retry-After` asked and, if the run's retry budget allows, tries once more.
 async fn call(
     user: &mut GooseUser,
     shared: &Shared,
@@ -28,37 +30,79 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Option<Value> {
+    shared.retries.deposit();
+    let mut retried = false;
+    loop {
+        match attempt(user, shared, method, path, step, token, body.as_ref()).await {
+            Attempt::Done(value) => return value,
+            Attempt::Shed(wait) => {
+                if !shared.back_off(wait).await || retried || !shared.retries.withdraw() {
+                    return None;
+                }
+                retried = true;
+            }
+        }
+    }
+}
+
+/// How one attempt of a request ended.
+enum Attempt {
+    /// Answered (the body on success), or failed.
+    Done(Option<Value>),
+    /// Shed: come back after this.
+    Shed(Duration),
+}
+
+async fn attempt(
+    user: &mut GooseUser,
+    shared: &Shared,
+    method: GooseMethod,
+    path: &str,
+    step: Step,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Attempt {
     let Ok(mut builder) = user.get_request_builder(&method, path) else {
         shared.record(Protocol::Rest, step, Outcome::Transport(Transport::Request), Duration::ZERO);
-        return None;
+        return Attempt::Done(None);
     };
     if let Some(token) = token {
         builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
     }
-    if let Some(body) = &body {
+    if let Some(body) = body {
         builder = builder.json(body);
     }
     let request =
         GooseRequest::builder().method(method).path(path).name(step.as_label()).set_request_builder(builder).build();
     let started = Instant::now();
-    let (outcome, value) = match user.request(request).await {
-        Err(_) => (Outcome::Transport(Transport::Io), None),
+    let (outcome, answer) = match user.request(request).await {
+        Err(_) => (Outcome::Transport(Transport::Io), Attempt::Done(None)),
         Ok(goose) => match goose.response {
-            Err(err) if err.is_timeout() => (Outcome::Transport(Transport::Timeout), None),
-            Err(err) if err.is_connect() => (Outcome::Transport(Transport::Connect), None),
-            Err(_) => (Outcome::Transport(Transport::Io), None),
+            Err(err) if err.is_timeout() => (Outcome::Transport(Transport::Timeout), Attempt::Done(None)),
+            Err(err) if err.is_connect() => (Outcome::Transport(Transport::Connect), Attempt::Done(None)),
+            Err(_) => (Outcome::Transport(Transport::Io), Attempt::Done(None)),
             Ok(response) => {
                 let status = response.status();
+                let retry_after = response.headers().get(RETRY_AFTER).map(retry_after_seconds);
+                let outcome = Outcome::of_http(status.as_u16(), retry_after.is_some());
                 match response.bytes().await {
-                    Err(_) => (Outcome::Transport(Transport::Io), None),
-                    Ok(_) if !status.is_success() => (Outcome::Http(status.as_u16()), None),
-                    Ok(bytes) => (Outcome::Ok, Some(serde_json::from_slice(&bytes).unwrap_or(Value::Null))),
+                    Err(_) => (Outcome::Transport(Transport::Io), Attempt::Done(None)),
+                    Ok(_) if outcome.is_shed() => (outcome, Attempt::Shed(retry_after.unwrap_or_default())),
+                    Ok(_) if !status.is_success() => (outcome, Attempt::Done(None)),
+                    Ok(bytes) => (outcome, Attempt::Done(Some(serde_json::from_slice(&bytes).unwrap_or(Value::Null)))),
                 }
             }
         },
     };
     shared.record(Protocol::Rest, step, outcome, started.elapsed());
-    value
+    answer
+}
+
+/// A `Retry-After` in seconds; its other form (an HTTP date) and nonsense
+/// count as one second, the least a server that sets it means.
+fn retry_after_seconds(value: &reqwest::header::HeaderValue) -> Duration {
+    let seconds = value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(1);
+    Duration::from_secs(seconds)
 }
 
 /// The user's start: log in with the API key and create the project its

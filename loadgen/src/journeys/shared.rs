@@ -2,7 +2,7 @@
 //! metrics, the gRPC channel pool and the signal that the run is over.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use goose::goose::GooseUser;
@@ -45,6 +45,36 @@ pub fn step_keys(protocols: &[Protocol]) -> Vec<StepKey> {
 /// How long one task may take to finish before the user gives up on it.
 pub const TASK_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Longest a shed request's `Retry-After` or pushback makes a user wait: a
+/// server asking for minutes is not followed past the point where the user
+/// would have given up anyway.
+pub const LONGEST_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How many retries of shed requests the users may make: a tenth of their
+/// first attempts, in the manner of Finagle's retry budget and gRPC's retry
+/// throttling, so that users do not send a shedding system its own load
+/// again. Kept in tenths of a retry: each first attempt deposits one, a retry
+/// costs ten, and at most [`RetryBudget::MOST`] retries are saved up.
+#[derive(Debug, Default)]
+pub(crate) struct RetryBudget {
+    tenths: AtomicI64,
+}
+
+impl RetryBudget {
+    /// Retries saved up at most, in tenths.
+    const MOST: i64 = 1000;
+
+    /// A first attempt was made.
+    pub(crate) fn deposit(&self) {
+        let _ = self.tenths.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t < Self::MOST).then_some(t + 1));
+    }
+
+    /// Takes one retry from the budget, if it holds one.
+    pub(crate) fn withdraw(&self) -> bool {
+        self.tenths.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t >= 10).then_some(t - 10)).is_ok()
+    }
+}
+
 /// State shared by all users of a run.
 #[derive(Debug)]
 pub struct Shared {
@@ -57,6 +87,7 @@ pub struct Shared {
     pub(crate) think: ThinkTime,
     started: Instant,
     stop: watch::Receiver<bool>,
+    pub(crate) retries: RetryBudget,
 }
 
 impl Shared {
@@ -79,6 +110,7 @@ impl Shared {
             think,
             started: Instant::now(),
             stop,
+            retries: RetryBudget::default(),
         }
     }
 
@@ -124,6 +156,12 @@ impl Shared {
         let _ = stop.wait_for(|stopped| *stopped).await;
     }
 
+    /// Waits as a shed answer asked (at most [`LONGEST_BACKOFF`]); says
+    /// whether the run goes on.
+    pub(crate) async fn back_off(&self, asked: Duration) -> bool {
+        self.pause(asked.min(LONGEST_BACKOFF)).await
+    }
+
     /// A user's think time between two steps.
     pub(crate) async fn think(&self) -> bool {
         self.pause(self.think.sample()).await
@@ -145,6 +183,21 @@ pub(crate) fn session(user: &GooseUser) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_retry_budget_allows_one_retry_per_ten_attempts_and_saves_up_a_hundred() {
+        let budget = RetryBudget::default();
+        assert!(!budget.withdraw(), "nothing saved at the start");
+        for _ in 0..25 {
+            budget.deposit();
+        }
+        assert!(budget.withdraw() && budget.withdraw());
+        assert!(!budget.withdraw(), "25 attempts pay for two retries");
+        for _ in 0..100_000 {
+            budget.deposit();
+        }
+        assert_eq!((0..1000).filter(|_| budget.withdraw()).count(), 100);
+    }
 
     #[test]
     fn step_keys_cover_rest_search_for_grpc_only_runs() {

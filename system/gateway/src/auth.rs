@@ -67,22 +67,34 @@ impl Gatekeeper {
     }
 
     /// Authenticates from the `Authorization` and `X-API-Key` values, then takes a
-    /// token from the tenant's bucket: one store round trip either way.
+    /// token from the tenant's bucket: one store round trip either way. A
+    /// request that sends both must have both valid and for one tenant: an
+    /// invalid credential is refused, whatever else came with it.
     pub async fn admit(&self, authorization: Option<&str>, api_key: Option<&str>) -> Result<Caller, ApiError> {
-        let (tenant, decision) = match api_key {
-            Some(key) => {
-                let tenant = self.api_keys.get(key).cloned().ok_or(ApiError::Unauthenticated("unknown API key"))?;
+        let key_tenant = api_key
+            .map(|key| self.api_keys.get(key).cloned().ok_or(ApiError::Unauthenticated("unknown API key")))
+            .transpose()?;
+        let (tenant, decision) = match (authorization, key_tenant) {
+            (None, Some(tenant)) => {
                 let decision = match self.bucket {
                     Some(bucket) => Some(self.store.take_token(&tenant, bucket).await?),
                     None => None,
                 };
                 (tenant, decision)
             }
-            None => self
-                .store
-                .admit_session(session_token(authorization)?, self.bucket)
-                .await?
-                .ok_or(ApiError::Unauthenticated("unknown or expired session token"))?,
+            (authorization, key_tenant) => {
+                let (tenant, decision) = self
+                    .store
+                    .admit_session(session_token(authorization)?, self.bucket)
+                    .await?
+                    .ok_or(ApiError::Unauthenticated("unknown or expired session token"))?;
+                if key_tenant.is_some_and(|key_tenant| key_tenant != tenant) {
+                    return Err(ApiError::Unauthenticated(
+                        "the API key and the session token are of different tenants",
+                    ));
+                }
+                (tenant, decision)
+            }
         };
         let Some(decision) = decision else { return Ok(Caller { tenant, rate: None }) };
         self.metrics.rate_limit_decision(decision.allowed);
@@ -132,6 +144,9 @@ mod tests {
         let session = gate.login("key-acme-123").await.unwrap();
         let bearer = format!("Bearer {}", session.token);
         assert_eq!(gate.admit(Some(&bearer), None).await.unwrap().tenant.as_str(), "acme");
+        assert_eq!(gate.admit(Some(&bearer), Some("key-acme-123")).await.unwrap().tenant.as_str(), "acme");
+        let err = gate.admit(Some(&bearer), Some("nope")).await.unwrap_err();
+        assert!(err.to_string().contains("unknown API key"), "an invalid key beside a valid session: {err}");
     }
 
     #[tokio::test]
@@ -142,6 +157,9 @@ mod tests {
             (None, Some("nope"), "unknown API key"),
             (Some("Basic abc"), None, "Bearer"),
             (Some("Bearer 00"), None, "unknown or expired"),
+            // A valid key does not excuse an invalid session token, nor the other way round.
+            (Some("Bearer 00"), Some("key-acme-123"), "unknown or expired"),
+            (Some("Basic abc"), Some("key-acme-123"), "Bearer"),
         ] {
             let err = gate.admit(auth, key).await.unwrap_err();
             assert!(matches!(err, ApiError::Unauthenticated(_)));

@@ -9,6 +9,8 @@ use q2o_common::domain::TenantId;
 use q2o_common::store::TokenBucket;
 use serde::{Deserialize, Serialize};
 
+use crate::admission::AdmissionConfig;
+
 /// Everything `q2o-gateway` can be told. Every default works on a laptop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,13 +28,18 @@ pub struct Config {
     pub rate_limit: Option<TokenBucket>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Longest a REST request may take before it gets 503.
+    /// A request's deadline when its caller sets none, and the longest one a
+    /// caller may set (`X-Request-Timeout` over REST, `grpc-timeout` over
+    /// gRPC). Longer than the Redis command timeout, so that a slow Redis
+    /// answers the request with an error before its caller gives up.
     #[serde(with = "duration")]
     pub request_timeout: Duration,
     /// The API keys and the tenant each one belongs to.
     pub tenants: Vec<TenantKey>,
     /// Base URL of q2o-search (`http://host:port`); empty turns `/api/v1/search` off.
     pub search_url: String,
+    /// How many requests are worked on at once; the rest are turned away.
+    pub admission: AdmissionConfig,
 }
 
 /// One API key and its tenant.
@@ -57,6 +64,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(10),
             tenants: vec![demo_tenant("acme"), demo_tenant("globex")],
             search_url: String::new(),
+            admission: AdmissionConfig::default(),
         }
     }
 }
@@ -134,6 +142,10 @@ impl Config {
         if !self.search_url.is_empty() && self.search_url.parse::<axum::http::Uri>().is_err() {
             return Err(ConfigError::value("search_url", format!("`{}` is not a URL", self.search_url)));
         }
+        if self.request_timeout < Duration::from_millis(10) {
+            return Err(ConfigError::value("request_timeout", "must be at least 10ms"));
+        }
+        self.admission.validate()?;
         if self.session_ttl < Duration::from_secs(1) {
             return Err(ConfigError::value("session_ttl", "must be at least 1s"));
         }

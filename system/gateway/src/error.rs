@@ -14,6 +14,9 @@ use utoipa::ToSchema;
 /// Requests that failed inside the gateway, logged without a line per request under overload.
 pub(crate) static FAILURES: LazyLock<LogStorm> = LazyLock::new(|| LogStorm::new("requests"));
 
+/// The gRPC metadata key of retry pushback, in milliseconds.
+pub const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
+
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -42,6 +45,12 @@ pub enum ApiError {
     /// The tenant's token bucket is empty.
     #[error("rate limit exceeded; retry after {} ms", .0.retry_after.as_millis())]
     RateLimited(RateDecision),
+    /// Admission control turned the request away; the client may retry after this.
+    #[error("the gateway is at its concurrency limit; retry after {} ms", .0.as_millis())]
+    Overloaded(std::time::Duration),
+    /// The request's deadline passed before it was answered.
+    #[error("the request's deadline passed before it was answered")]
+    DeadlineExceeded,
     /// A dependency this gateway forwards to is not configured.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -66,6 +75,8 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::Body { .. } => "invalid_request",
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Overloaded(_) => "overloaded",
+            ApiError::DeadlineExceeded => "deadline_exceeded",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Upstream(_) => "upstream",
             ApiError::Store(_) => "internal",
@@ -89,7 +100,8 @@ pub struct ErrorBody {
 /// What an error response says.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code: `unauthenticated`, `invalid_request`, `not_found`, `rate_limited`, `internal`.
+    /// Stable machine-readable code: `unauthenticated`, `invalid_request`, `not_found`, `rate_limited`,
+    /// `overloaded`, `deadline_exceeded`, `unavailable`, `upstream`, `internal`.
     pub code: &'static str,
     /// One sentence for a human.
     pub message: String,
@@ -115,8 +127,9 @@ impl IntoResponse for ApiError {
             ApiError::Body { status, .. } => *status,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let field = match &self {
@@ -128,6 +141,11 @@ impl IntoResponse for ApiError {
         if let ApiError::RateLimited(decision) = &self {
             rate_limit_headers(&mut response, decision);
             let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        }
+        if let ApiError::Overloaded(retry_after) = &self {
+            // Retry-After counts whole seconds (RFC 9110); never 0, which would invite an instant retry.
+            let retry = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
         }
         response
@@ -150,6 +168,14 @@ impl From<ApiError> for tonic::Status {
                 status.metadata_mut().insert("x-ratelimit-remaining", decision.remaining.into());
                 status
             }
+            ApiError::Overloaded(retry_after) => {
+                // gRPC's retry pushback (A6): the client waits this long before retrying.
+                let mut status = tonic::Status::unavailable(message);
+                let pushback = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+                status.metadata_mut().insert(RETRY_PUSHBACK, pushback.into());
+                status
+            }
+            ApiError::DeadlineExceeded => tonic::Status::deadline_exceeded(message),
             ApiError::Unavailable(_) | ApiError::Upstream(_) => tonic::Status::unavailable(message),
             ApiError::Store(_) => tonic::Status::internal(message),
         }

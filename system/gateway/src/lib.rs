@@ -27,6 +27,7 @@ gateway.serve(q2o_common::telemetry::shutdown_signal()).await?;
 ```
 */
 
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -118,10 +119,12 @@ impl Gateway {
         let signal = move |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let app = rest::app(self.state.clone(), self.max_body_bytes, self.request_timeout);
+        let app = rest::app(self.state.clone(), self.max_body_bytes);
         let http =
             axum::serve(q2o_common::net::http_listener(self.http), app).with_graceful_shutdown(signal(stopped.clone()));
+        // tonic bounds each call by the shorter of its `grpc-timeout` and this.
         let grpc = tonic::transport::Server::builder()
+            .timeout(self.request_timeout)
             .add_routes(grpc::routes(self.state))
             .serve_with_incoming_shutdown(q2o_common::net::grpc_incoming(self.grpc), signal(stopped.clone()));
         let servers = async {

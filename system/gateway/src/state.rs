@@ -1,8 +1,10 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::Registry;
 use q2o_common::store::Store;
 
+use crate::admission::Admission;
 use crate::auth::Gatekeeper;
 use crate::config::Config;
 use crate::metrics::GatewayMetrics;
@@ -16,6 +18,9 @@ pub struct AppState {
     pub(crate) metrics: GatewayMetrics,
     pub(crate) registry: Registry,
     pub(crate) search: SearchProxy,
+    pub(crate) admission: Arc<Admission>,
+    /// The deadline of a request whose caller set none, and the longest one allowed.
+    pub(crate) request_timeout: Duration,
 }
 
 impl AppState {
@@ -29,6 +34,15 @@ impl AppState {
             config.session_ttl,
             metrics.clone(),
         );
-        AppState { store, gate: Arc::new(gate), metrics, registry, search: SearchProxy::new(&config.search_url) }
+        let admission = Admission::new(config.admission, &registry);
+        AppState {
+            store,
+            gate: Arc::new(gate),
+            metrics,
+            registry,
+            search: SearchProxy::new(&config.search_url),
+            admission,
+            request_timeout: config.request_timeout,
+        }
     }
 }

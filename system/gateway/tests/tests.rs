@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admission;
 mod bad_input;
 mod end_to_end;
 mod event_log;

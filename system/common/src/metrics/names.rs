@@ -37,6 +37,13 @@ pub const INTER_AGENT_REQUESTS_TOTAL: &str = "q2o_inter_agent_requests_total";
 pub const GATEWAY_RATE_LIMIT_DECISIONS_TOTAL: &str = "q2o_gateway_rate_limit_decisions_total";
 /// Gauge: open gRPC update and activity streams.
 pub const GATEWAY_ACTIVE_STREAMS: &str = "q2o_gateway_active_streams";
+/// Counter `{protocol,reason}`: requests turned away by admission control
+/// (`concurrency_limit`, `deadline`), answered 503 or `UNAVAILABLE`.
+pub const GATEWAY_SHED_REQUESTS_TOTAL: &str = "q2o_gateway_shed_requests_total";
+/// Gauge: the requests admission control lets in at once (static, or the adaptive limit now).
+pub const GATEWAY_CONCURRENCY_LIMIT: &str = "q2o_gateway_concurrency_limit";
+/// Gauge: admitted requests not yet answered.
+pub const GATEWAY_IN_FLIGHT_REQUESTS: &str = "q2o_gateway_in_flight_requests";
 /// Counter `{topic,status}`: Kafka messages produced, by delivery report (`delivered`, `failed`).
 pub const KAFKA_MESSAGES_SENT_TOTAL: &str = "q2o_kafka_messages_sent_total";
 /// Counter `{group,topic,outcome}`: Kafka messages processed by a consumer group.
@@ -95,6 +102,9 @@ pub const ALL: &[&str] = &[
     INTER_AGENT_REQUESTS_TOTAL,
     GATEWAY_RATE_LIMIT_DECISIONS_TOTAL,
     GATEWAY_ACTIVE_STREAMS,
+    GATEWAY_SHED_REQUESTS_TOTAL,
+    GATEWAY_CONCURRENCY_LIMIT,
+    GATEWAY_IN_FLIGHT_REQUESTS,
     KAFKA_MESSAGES_SENT_TOTAL,
     KAFKA_MESSAGES_CONSUMED_TOTAL,
     KAFKA_CONSUMER_LAG_MESSAGES,

@@ -13,7 +13,12 @@
 //! | `GET /health`, `/ready`, `/metrics` | probes and Prometheus |
 //!
 //! Every `/api/v1` route but login and the OpenAPI document needs a credential
-//! and takes a rate-limit token.
+//! and takes a rate-limit token. Every `/api/v1` request first passes
+//! admission control (503 with `Retry-After` when the gateway is at its
+//! limit) and runs under its deadline: the `X-Request-Timeout` header
+//! (`250ms`, `2s`; at most the configured `request_timeout`, which is also the
+//! default), after which it is answered 504 and its Redis and search calls are
+//! dropped.
 
 mod extract;
 mod handlers;
@@ -23,18 +28,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use q2o_common::metrics::track_http;
-use tower_http::timeout::TimeoutLayer;
 
-use crate::error::rate_limit_headers;
+use crate::admission::{Front, ShedReason};
+use crate::error::{ApiError, rate_limit_headers};
 use crate::state::AppState;
 
 /// The REST application, without a socket (tests drive it with `oneshot`).
-pub fn app(state: AppState, max_body_bytes: usize, request_timeout: Duration) -> Router {
+pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     let protected = Router::new()
         .route("/projects", get(handlers::list_projects).post(handlers::create_project))
         .route(
@@ -49,19 +54,56 @@ pub fn app(state: AppState, max_body_bytes: usize, request_timeout: Duration) ->
         .route_layer(middleware::from_fn_with_state(state.clone(), admit));
     let public = Router::new().route("/auth/login", post(handlers::login)).route("/openapi.json", get(openapi::serve));
     Router::new()
-        .nest("/api/v1", protected.merge(public))
+        .nest("/api/v1", protected.merge(public).layer(middleware::from_fn_with_state(state.clone(), guard)))
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.metrics.http.clone(), track_http))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, request_timeout))
         .with_state(state)
 }
 
-async fn not_found() -> crate::error::ApiError {
-    crate::error::ApiError::NotFound("route")
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+/// The header a REST caller sets its deadline with.
+pub const REQUEST_TIMEOUT_HEADER: &str = "x-request-timeout";
+
+/// Admission control, then the request under its deadline. Runs before
+/// authentication, so that a request turned away costs no Redis call.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let deadline = match deadline(request.headers(), state.request_timeout) {
+        Ok(deadline) => deadline,
+        Err(err) => return err.into_response(),
+    };
+    if deadline.is_zero() {
+        state.admission.shed(Front::Rest, ShedReason::Deadline);
+        return ApiError::DeadlineExceeded.into_response();
+    }
+    let Ok(permit) = state.admission.try_acquire(Front::Rest) else {
+        return ApiError::Overloaded(state.admission.retry_after()).into_response();
+    };
+    // Dropping the handler's future at the deadline drops its Redis and search
+    // calls with it: no work goes on for a caller that has gone.
+    let response = match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::DeadlineExceeded.into_response(),
+    };
+    drop(permit);
+    response
+}
+
+/// The request's deadline: its `X-Request-Timeout`, at most `longest`, or `longest`.
+fn deadline(headers: &HeaderMap, longest: Duration) -> Result<Duration, ApiError> {
+    let Some(value) = headers.get(REQUEST_TIMEOUT_HEADER) else { return Ok(longest) };
+    let asked = value
+        .to_str()
+        .map_err(|_| "is not text".to_owned())
+        .and_then(q2o_common::config::parse_duration)
+        .map_err(|reason| ApiError::field("X-Request-Timeout", reason))?;
+    Ok(asked.min(longest))
 }
 
 /// Authenticates and rate-limits, then passes the [`Caller`](crate::auth::Caller)

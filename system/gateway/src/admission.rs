@@ -1,0 +1,393 @@
+//! Admission control: how many requests the gateway works on at once, and
+//! turning the rest away at once instead of queueing them.
+//!
+//! A gateway that queues what it cannot serve makes every request slow, its
+//! Redis calls time out, and the whole stack answers 500s for as long as the
+//! surge lasts (a metastable overload). With a limit on the requests in
+//! flight, the excess is answered at once with 503 and `Retry-After` (REST)
+//! or `UNAVAILABLE` with `grpc-retry-pushback-ms` (gRPC), for a few µs of
+//! CPU, and the admitted requests keep their latency.
+//!
+//! The limit is either static or adaptive. The adaptive one is AIMD, in the
+//! manner of Netflix's concurrency-limits: each 100 ms window of completions
+//! whose p95 exceeded `latency_target` cuts the limit by `backoff`; a window
+//! that was fast and used most of the limit raises it by its square root.
+//! The square root is Netflix's Gradient2 queue allowance: it finds a large
+//! limit in a few seconds without overshooting a small one by much.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use q2o_common::config::{ConfigError, duration};
+use q2o_common::metrics::{names, register};
+use serde::{Deserialize, Serialize};
+
+/// How the limit is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every request is admitted (what the gateway did before admission control).
+    Off,
+    /// At most `limit` requests at once.
+    Static,
+    /// Starts at `limit` and follows the latency of admitted requests, between
+    /// `min_limit` and `max_limit`.
+    Adaptive,
+}
+
+/// The `[admission]` table of the gateway's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// `off`, `static` or `adaptive`.
+    pub mode: Mode,
+    /// Static: the limit. Adaptive: where the limit starts.
+    pub limit: usize,
+    /// Adaptive: the limit never goes below this.
+    pub min_limit: usize,
+    /// Adaptive: the limit never goes above this.
+    pub max_limit: usize,
+    /// Adaptive: a window whose admitted requests took longer than this at
+    /// their 95th percentile lowers the limit. Well under the API's SLO, so
+    /// that the limit bites before users see it.
+    #[serde(with = "duration")]
+    pub latency_target: Duration,
+    /// Adaptive: the factor a slow window multiplies the limit by.
+    pub backoff: f64,
+    /// What a turned-away client is told to wait (`Retry-After`, retry pushback).
+    #[serde(with = "duration")]
+    pub retry_after: Duration,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            mode: Mode::Adaptive,
+            limit: 64,
+            min_limit: 8,
+            max_limit: 2048,
+            latency_target: Duration::from_millis(20),
+            backoff: 0.9,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+impl AdmissionConfig {
+    /// Rejects values that would shed everything or nothing by accident.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("admission.{k}");
+        if self.mode == Mode::Off {
+            return Ok(());
+        }
+        if self.limit == 0 {
+            return Err(ConfigError::value(key("limit"), "must be at least 1"));
+        }
+        if self.mode == Mode::Adaptive {
+            if self.min_limit == 0 || self.min_limit > self.max_limit {
+                return Err(ConfigError::value(key("min_limit"), "must be at least 1 and at most max_limit"));
+            }
+            if !(self.min_limit..=self.max_limit).contains(&self.limit) {
+                return Err(ConfigError::value(key("limit"), "must lie between min_limit and max_limit"));
+            }
+            if !(self.backoff > 0.0 && self.backoff < 1.0) {
+                return Err(ConfigError::value(key("backoff"), "must lie strictly between 0 and 1"));
+            }
+            if self.latency_target.is_zero() {
+                return Err(ConfigError::value(key("latency_target"), "must be positive"));
+            }
+        }
+        if self.retry_after < Duration::from_millis(1) {
+            return Err(ConfigError::value(key("retry_after"), "must be at least 1ms"));
+        }
+        Ok(())
+    }
+}
+
+/// Which front-end a request came through, for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front {
+    /// REST (axum).
+    Rest,
+    /// gRPC (tonic).
+    Grpc,
+}
+
+impl Front {
+    fn as_str(self) -> &'static str {
+        match self {
+            Front::Rest => "rest",
+            Front::Grpc => "grpc",
+        }
+    }
+}
+
+/// Why a request was turned away, the `reason` label of
+/// `q2o_gateway_shed_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShedReason {
+    /// The requests in flight were at the limit.
+    ConcurrencyLimit,
+    /// The caller's deadline was too close to do anything useful before it.
+    Deadline,
+}
+
+impl ShedReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            ShedReason::ConcurrencyLimit => "concurrency_limit",
+            ShedReason::Deadline => "deadline",
+        }
+    }
+}
+
+/// A window of the adaptive limit: the completions since it opened.
+#[derive(Debug)]
+struct Window {
+    opened: Instant,
+    completions: u32,
+    slow: u32,
+    /// Most requests in flight seen at a completion of this window.
+    peak_in_flight: usize,
+    /// The limit as a real number: increments below one add up.
+    limit: f64,
+}
+
+/// How long an adaptive window lasts.
+const WINDOW: Duration = Duration::from_millis(100);
+
+/// The gateway's admission controller, shared by both front-ends.
+#[derive(Debug)]
+pub struct Admission {
+    config: AdmissionConfig,
+    in_flight: AtomicUsize,
+    limit: AtomicUsize,
+    window: Mutex<Window>,
+    metrics: AdmissionMetrics,
+}
+
+impl Admission {
+    /// A controller for `config`, exporting into `registry`.
+    pub fn new(config: AdmissionConfig, registry: &Registry) -> Arc<Admission> {
+        let limit = match config.mode {
+            Mode::Off => usize::MAX,
+            Mode::Static | Mode::Adaptive => config.limit,
+        };
+        let metrics = AdmissionMetrics::new(registry);
+        metrics.limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
+        Arc::new(Admission {
+            config,
+            in_flight: AtomicUsize::new(0),
+            limit: AtomicUsize::new(limit),
+            window: Mutex::new(Window {
+                opened: Instant::now(),
+                completions: 0,
+                slow: 0,
+                peak_in_flight: 0,
+                limit: limit as f64,
+            }),
+            metrics,
+        })
+    }
+
+    /// What turned-away clients are told to wait.
+    pub fn retry_after(&self) -> Duration {
+        self.config.retry_after
+    }
+
+    /// The limit now.
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Admits a request, or says why not. The permit counts the request as in
+    /// flight until it is dropped, which is when the answer is ready (or the
+    /// request was abandoned).
+    pub fn try_acquire(self: &Arc<Self>, front: Front) -> Result<Permit, ShedReason> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if before >= self.limit.load(Ordering::Relaxed) {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.shed(front, ShedReason::ConcurrencyLimit);
+            return Err(ShedReason::ConcurrencyLimit);
+        }
+        self.metrics.in_flight.inc();
+        Ok(Permit { admission: Arc::clone(self), started: Instant::now(), in_flight: before + 1 })
+    }
+
+    /// Counts a request turned away by `reason`.
+    pub fn shed(&self, front: Front, reason: ShedReason) {
+        self.metrics.shed.with_label_values(&[front.as_str(), reason.as_str()]).inc();
+    }
+
+    fn complete(&self, latency: Duration, in_flight: usize) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.in_flight.dec();
+        if self.config.mode != Mode::Adaptive {
+            return;
+        }
+        let now = Instant::now();
+        let mut window = self.window.lock().expect("the admission window is never poisoned");
+        window.completions += 1;
+        window.slow += u32::from(latency > self.config.latency_target);
+        window.peak_in_flight = window.peak_in_flight.max(in_flight);
+        if now.duration_since(window.opened) < WINDOW {
+            return;
+        }
+        let next = next_limit(&self.config, &window);
+        *window = Window { opened: now, completions: 0, slow: 0, peak_in_flight: 0, limit: next };
+        drop(window);
+        let whole = next as usize;
+        self.limit.store(whole, Ordering::Relaxed);
+        self.metrics.limit.set(i64::try_from(whole).unwrap_or(i64::MAX));
+    }
+}
+
+/// The adaptive limit after `window`: cut when more than 5 % of its
+/// completions were slow (its p95 was over the target), raised when it was
+/// fast and the requests in flight came near the limit (the limit was what
+/// held them back), kept otherwise.
+fn next_limit(config: &AdmissionConfig, window: &Window) -> f64 {
+    let (min, max) = (config.min_limit as f64, config.max_limit as f64);
+    let slow_share = f64::from(window.slow) / f64::from(window.completions.max(1));
+    let next = if slow_share > 0.05 {
+        window.limit * config.backoff
+    } else if window.peak_in_flight as f64 >= 0.8 * window.limit.floor() {
+        window.limit + window.limit.sqrt()
+    } else {
+        window.limit
+    };
+    next.clamp(min, max)
+}
+
+/// An admitted request; dropping it ends the request for the controller.
+#[derive(Debug)]
+pub struct Permit {
+    admission: Arc<Admission>,
+    started: Instant,
+    in_flight: usize,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.admission.complete(self.started.elapsed(), self.in_flight);
+    }
+}
+
+/// The controller's series.
+#[derive(Clone, Debug)]
+struct AdmissionMetrics {
+    shed: IntCounterVec,
+    limit: IntGauge,
+    in_flight: IntGauge,
+}
+
+impl AdmissionMetrics {
+    fn new(registry: &Registry) -> Self {
+        AdmissionMetrics {
+            shed: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(names::GATEWAY_SHED_REQUESTS_TOTAL, "Requests turned away by admission control."),
+                    &["protocol", "reason"],
+                )
+                .expect("valid metric"),
+            ),
+            limit: register(
+                registry,
+                IntGauge::new(names::GATEWAY_CONCURRENCY_LIMIT, "Requests admission control lets in at once.")
+                    .expect("valid metric"),
+            ),
+            in_flight: register(
+                registry,
+                IntGauge::new(names::GATEWAY_IN_FLIGHT_REQUESTS, "Admitted requests not yet answered.")
+                    .expect("valid metric"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adaptive() -> AdmissionConfig {
+        AdmissionConfig { limit: 100, min_limit: 10, max_limit: 1000, ..AdmissionConfig::default() }
+    }
+
+    fn window(limit: f64, completions: u32, slow: u32, peak_in_flight: usize) -> Window {
+        Window { opened: Instant::now(), completions, slow, peak_in_flight, limit }
+    }
+
+    #[test]
+    fn a_static_limit_turns_away_the_request_over_it_and_counts_why() {
+        let registry = Registry::new();
+        let admission = Admission::new(AdmissionConfig { mode: Mode::Static, limit: 2, ..adaptive() }, &registry);
+        let first = admission.try_acquire(Front::Rest).unwrap();
+        let _second = admission.try_acquire(Front::Grpc).unwrap();
+        assert_eq!(admission.try_acquire(Front::Rest).unwrap_err(), ShedReason::ConcurrencyLimit);
+        drop(first);
+        let _third = admission.try_acquire(Front::Rest).expect("a finished request frees its place");
+        let mut text = Vec::new();
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains(r#"q2o_gateway_shed_requests_total{protocol="rest",reason="concurrency_limit"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("q2o_gateway_in_flight_requests 2"), "{text}");
+        assert!(text.contains("q2o_gateway_concurrency_limit 2"), "{text}");
+    }
+
+    #[test]
+    fn off_admits_everything() {
+        let admission = Admission::new(AdmissionConfig { mode: Mode::Off, ..adaptive() }, &Registry::new());
+        let permits: Vec<Permit> = (0..10_000).map(|_| admission.try_acquire(Front::Rest).unwrap()).collect();
+        assert_eq!(permits.len(), 10_000);
+    }
+
+    #[test]
+    fn slow_windows_cut_the_limit_and_fast_busy_ones_raise_it() {
+        let config = adaptive();
+        // 10 of 100 completions over the target: p95 is over it.
+        assert!((next_limit(&config, &window(100.0, 100, 10, 100)) - 90.0).abs() < 1e-9);
+        // 5 of 100 is the 95th percentile itself: not over.
+        assert!((next_limit(&config, &window(100.0, 100, 5, 100)) - 110.0).abs() < 1e-9);
+        // Fast but far from the limit: the limit did not hold anyone back.
+        assert!((next_limit(&config, &window(100.0, 100, 0, 20)) - 100.0).abs() < 1e-9);
+        // Bounds hold both ways.
+        assert!((next_limit(&config, &window(10.5, 100, 100, 10)) - 10.0).abs() < 1e-9);
+        assert!((next_limit(&config, &window(999.0, 100, 0, 999)) - 1000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_sustained_overload_brings_the_limit_down_to_what_stays_fast() {
+        // A server whose latency grows with concurrency past 40 requests:
+        // the limit must settle near 40, not at either bound.
+        let config = adaptive();
+        let mut limit = config.limit as f64;
+        for _ in 0..200 {
+            let in_flight = limit.floor() as usize;
+            let slow = if in_flight > 40 { 50 } else { 0 };
+            limit = next_limit(&config, &window(limit, 100, slow, in_flight));
+        }
+        assert!((30.0..=50.0).contains(&limit), "settled at {limit}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (config, key) in [
+            (AdmissionConfig { limit: 0, ..adaptive() }, "admission.limit"),
+            (AdmissionConfig { min_limit: 2000, ..adaptive() }, "admission.min_limit"),
+            (AdmissionConfig { limit: 5, ..adaptive() }, "admission.limit"),
+            (AdmissionConfig { backoff: 1.0, ..adaptive() }, "admission.backoff"),
+            (AdmissionConfig { retry_after: Duration::ZERO, ..adaptive() }, "admission.retry_after"),
+        ] {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        AdmissionConfig { mode: Mode::Off, limit: 0, ..adaptive() }.validate().unwrap();
+        AdmissionConfig::default().validate().unwrap();
+    }
+}
