@@ -75,6 +75,41 @@ pub struct Second {
     /// Closed model: simulated users active at the end of the second.
     #[serde(default)]
     pub users: u64,
+    /// The API calls of this second by how they ended: what a criterion
+    /// judged over part of the run counts (the wait for a task is not an API call).
+    #[serde(default)]
+    pub api: ApiCounts,
+}
+
+/// API calls by how they ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApiCounts {
+    /// Finished, shed ones included.
+    pub requests: u64,
+    /// Did not succeed (any outcome but `ok`).
+    pub failed: u64,
+    /// Turned away by admission control.
+    pub shed: u64,
+    /// Failed by the server ([`Outcome::is_server_fault`]).
+    pub faults: u64,
+}
+
+impl ApiCounts {
+    /// Counts one call that ended with `outcome`.
+    fn count(&mut self, outcome: Outcome) {
+        self.requests += 1;
+        self.failed += u64::from(!outcome.is_ok());
+        self.shed += u64::from(outcome.is_shed());
+        self.faults += u64::from(outcome.is_server_fault());
+    }
+
+    /// The sum of two counts.
+    pub fn add(&mut self, other: &ApiCounts) {
+        self.requests += other.requests;
+        self.failed += other.failed;
+        self.shed += other.shed;
+        self.faults += other.faults;
+    }
 }
 
 /// The measurements of one step, locked separately so that steps do not contend.
@@ -135,7 +170,7 @@ impl Recorder {
     /// start, finishing `at` after the run started.
     pub fn record(&self, slot: usize, outcome: Outcome, latency: Duration, at: Duration) {
         let micros = latency.as_micros().clamp(1, u128::from(MAX_LATENCY_US)) as u64;
-        {
+        let api = {
             let mut slot = self.slots[slot].lock().expect("never poisoned");
             let shed = outcome.is_shed();
             if !shed {
@@ -146,7 +181,8 @@ impl Recorder {
                 histogram.saturating_record(micros);
                 *slot.record.outcomes.entry(outcome).or_default() += 1;
             }
-        }
+            slot.key.1.is_api()
+        };
         let mut timeline = self.timeline.lock().expect("never poisoned");
         let second = Self::second(&mut timeline, at);
         second.requests += 1;
@@ -155,6 +191,9 @@ impl Recorder {
         }
         if outcome.is_shed() {
             second.shed += 1;
+        }
+        if api {
+            second.api.count(outcome);
         }
     }
 

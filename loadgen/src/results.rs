@@ -248,6 +248,7 @@ impl RunResults {
                 sum.requests += s.requests;
                 sum.errors += s.errors;
                 sum.shed += s.shed;
+                sum.api.add(&s.api);
                 sum.dropped += s.dropped;
                 sum.in_flight += s.in_flight;
                 sum.users += s.users;
@@ -345,6 +346,39 @@ impl RunResults {
     }
 }
 
+/// One histogram of a process's interval log.
+#[derive(Clone, Debug)]
+pub struct LoggedInterval {
+    /// Its start, seconds after the process's run started.
+    pub start: f64,
+    /// Its end, likewise.
+    pub end: f64,
+    /// Its step.
+    pub key: StepKey,
+    /// The latencies of its served answers, microseconds.
+    pub histogram: Histogram<u64>,
+}
+
+/// Reads the interval log [`write_interval_log`] wrote.
+pub fn read_interval_log(path: &Path) -> Result<Vec<LoggedInterval>, ResultsError> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ResultsError::Io { path: name.clone(), source })?;
+    let format = |reason: String| ResultsError::Format { path: name.clone(), reason };
+    let mut intervals = Vec::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let LogEntry::Interval(logged) = entry.map_err(|e| format(format!("{e:?}")))? else { continue };
+        let tag = logged.tag().ok_or_else(|| format("an interval without a step tag".into()))?.as_str();
+        let (protocol, step) =
+            tag.split_once('/').ok_or_else(|| format(format!("tag `{tag}` is not protocol/step")))?;
+        let key = (protocol.parse().map_err(format)?, step.parse().map_err(format)?);
+        let start = logged.start_timestamp().as_secs_f64();
+        let histogram = decode(logged.encoded_histogram()).map_err(format)?;
+        intervals.push(LoggedInterval { start, end: start + logged.duration().as_secs_f64(), key, histogram });
+    }
+    Ok(intervals)
+}
+
 /// Writes the interval log (`latency.hlog`): one tagged histogram per step and interval.
 pub fn write_interval_log(dir: &Path, snapshot: &Snapshot, started: std::time::SystemTime) -> Result<(), ResultsError> {
     let path = dir.join("latency.hlog");
@@ -379,4 +413,31 @@ pub fn write_interval_log(dir: &Path, snapshot: &Snapshot, started: std::time::S
     }
     drop(log);
     file.flush().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::recorder::Recorder;
+
+    #[test]
+    fn the_interval_log_reads_back_as_written() {
+        let keys = [(Protocol::Rest, Step::ListProjects), (Protocol::Grpc, Step::SubmitTask)];
+        let recorder = Recorder::new(&keys);
+        recorder.record(0, Outcome::Ok, Duration::from_millis(3), Duration::from_millis(200));
+        recorder.record(1, Outcome::Ok, Duration::from_millis(9), Duration::from_millis(700));
+        recorder.close_interval(Duration::from_secs(1));
+        recorder.record(0, Outcome::Ok, Duration::from_millis(5), Duration::from_millis(1500));
+        recorder.record(0, Outcome::Shed, Duration::from_micros(80), Duration::from_millis(1600));
+        recorder.close_interval(Duration::from_secs(2));
+        let dir = q2o_testkit::ScratchDir::new("hlog").unwrap();
+        write_interval_log(dir.path(), &recorder.snapshot(), std::time::SystemTime::now()).unwrap();
+        let read = read_interval_log(&dir.path().join("latency.hlog")).unwrap();
+        let spans: Vec<(f64, f64, StepKey, u64)> =
+            read.iter().map(|i| (i.start, i.end, i.key, i.histogram.len())).collect();
+        assert_eq!(spans, [(0.0, 1.0, keys[0], 1), (0.0, 1.0, keys[1], 1), (1.0, 2.0, keys[0], 1)]);
+        assert!(read[2].histogram.min() >= 4_990, "the shed answer is not in the served latencies");
+    }
 }

@@ -59,7 +59,7 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
         let _ = writeln!(
             h,
             "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{verdict}</td><td>{}</td></tr>",
-            escape(&c.name),
+            escape(&c.title()),
             escape(c.sli.as_str()),
             escape(c.op),
             escape(&unit.format(c.target)),

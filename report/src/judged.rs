@@ -92,4 +92,18 @@ pub struct Judged {
     pub verdict: Verdict,
     /// A disagreement between the sources, or why there is no value.
     pub note: Option<String>,
+    /// The stretch of the run it was judged over (`during:surge`,
+    /// `after:surge+10s`); absent for the hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+}
+
+impl Judged {
+    /// Its name, with its window when it has one: `api_p95 (during:surge)`.
+    pub fn title(&self) -> String {
+        match &self.window {
+            Some(window) => format!("{} ({window})", self.name),
+            None => self.name.clone(),
+        }
+    }
 }

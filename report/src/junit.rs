@@ -26,7 +26,7 @@ pub fn render(summary: &Summary) -> String {
     for c in &summary.criteria {
         let unit = c.sli.unit();
         let _ =
-            writeln!(xml, "    <testcase classname=\"{}\" name=\"{}\">", escape(&summary.scenario), escape(&c.name));
+            writeln!(xml, "    <testcase classname=\"{}\" name=\"{}\">", escape(&summary.scenario), escape(&c.title()));
         let measured = c.measured.map_or("no data".to_owned(), |v| unit.format(v));
         let line = format!(
             "{} {} {} {} (measured {measured}, source {})",

@@ -38,7 +38,7 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(
             md,
             "| {} | {} | {} {} | {} | {} | {verdict} | {} |",
-            c.name,
+            c.title(),
             c.sli.as_str(),
             c.op,
             unit.format(c.target),

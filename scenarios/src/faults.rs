@@ -62,6 +62,7 @@ pub fn judge(injected: &[Injected]) -> Vec<Judged> {
                 target: within,
                 warning: None,
                 record_only: false,
+                window: Default::default(),
             };
             Some(gate::judge_one(&criterion, None, None, f.recovered_after.map(|v| (v, Source::Supervisor))))
         })

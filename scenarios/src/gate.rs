@@ -7,11 +7,13 @@
 
 use std::collections::BTreeMap;
 
+use hdrhistogram::Histogram;
 use q2o_common::metrics::LATENCY_BUCKETS;
+use q2o_loadgen::recorder::ApiCounts;
 use q2o_loadgen::results::{RunResults, StepResult};
 use q2o_loadgen::step::Step;
 pub use q2o_report::judged::{Judged, Source, Verdict};
-use q2o_slo::sli::{Criterion, Sli, Unit};
+use q2o_slo::sli::{Criterion, Sli, Unit, Window};
 
 /// Everything a gate run measured that its criteria are judged by.
 #[derive(Clone, Debug, Default)]
@@ -34,6 +36,44 @@ pub struct Evidence {
     pub recoveries: Vec<Option<f64>>,
     /// The users' error burst after the first fault, seconds.
     pub error_burst_seconds: Option<f64>,
+    /// What was measured over each window a criterion names.
+    pub windows: BTreeMap<Window, WindowEvidence>,
+}
+
+/// What the loadgen and Prometheus measured over one window of the run.
+#[derive(Clone, Debug, Default)]
+pub struct WindowEvidence {
+    /// From and to, seconds after the load started.
+    pub span: (f64, f64),
+    /// The served answers' latency of the API calls, from the interval logs.
+    pub api: Option<Histogram<u64>>,
+    /// The same of the searches.
+    pub search: Option<Histogram<u64>>,
+    /// The API calls by how they ended, from the per-second counts.
+    pub counts: ApiCounts,
+    /// What Prometheus said of each SLI over the window.
+    pub prometheus: BTreeMap<Sli, f64>,
+}
+
+impl WindowEvidence {
+    /// The exact value of `sli` over the window, when the records hold one.
+    pub fn exact(&self, sli: Sli) -> Option<f64> {
+        let quantile = |h: &Option<Histogram<u64>>, q: f64| {
+            h.as_ref().filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(q) as f64 / 1e6)
+        };
+        let c = &self.counts;
+        let share = |n: u64| (c.requests > 0).then(|| n as f64 / c.requests as f64);
+        match sli {
+            Sli::ApiLatencyP95 => quantile(&self.api, 0.95),
+            Sli::ApiLatencyP99 => quantile(&self.api, 0.99),
+            Sli::SearchLatencyP95 => quantile(&self.search, 0.95),
+            Sli::ErrorRate => share(c.failed),
+            Sli::Availability => share(c.shed + c.faults).map(|bad| 1.0 - bad),
+            Sli::ShedRate => share(c.shed),
+            Sli::ServerFaultRate => share(c.faults),
+            _ => None,
+        }
+    }
 }
 
 /// Judges every criterion from `evidence`, in order.
@@ -41,6 +81,12 @@ pub fn judge(evidence: &Evidence, criteria: &[Criterion]) -> Vec<Judged> {
     criteria
         .iter()
         .map(|criterion| {
+            if let Some(window) = evidence.windows.get(&criterion.window).filter(|_| !criterion.window.is_hold()) {
+                let prometheus = window.prometheus.get(&criterion.sli).copied();
+                let mut judged = judge_one(criterion, prometheus, window.exact(criterion.sli), None);
+                judged.window = Some(criterion.window.to_string());
+                return judged;
+            }
             let prometheus = evidence.prometheus.get(&criterion.sli).copied();
             // The census proves loss; Prometheus's counters, taken at the
             // cut-off, cannot tell it from lag and are only shown beside it.
@@ -152,6 +198,7 @@ pub fn judge_one(
         exact,
         verdict,
         note,
+        window: None,
     }
 }
 
@@ -199,13 +246,13 @@ pub fn reasons(judged: &[Judged]) -> Vec<String> {
             match c.measured {
                 Some(v) => format!(
                     "{} missed: {} was {}, the target is {} {}",
-                    c.name,
+                    c.title(),
                     c.sli.as_str(),
                     unit.format(v),
                     c.op,
                     unit.format(c.target)
                 ),
-                None => format!("{}: no data for {}", c.name, c.sli.as_str()),
+                None => format!("{}: no data for {}", c.title(), c.sli.as_str()),
             }
         })
         .collect()
@@ -218,7 +265,7 @@ mod tests {
     use super::*;
 
     fn criterion(sli: Sli, op: Op, target: f64, warning: Option<f64>) -> Criterion {
-        Criterion { name: "c".into(), sli, op, target, warning, record_only: false }
+        Criterion { name: "c".into(), sli, op, target, warning, record_only: false, window: Default::default() }
     }
 
     #[test]
@@ -272,5 +319,42 @@ mod tests {
         let reasons = reasons(&judged);
         assert_eq!(reasons[0], "tasks missed: tasks_unfinished was 3, the target is <= 0");
         assert_eq!(reasons[1], "p95: no data for api_latency_p95");
+    }
+
+    #[test]
+    fn a_windowed_criterion_is_judged_by_its_window_alone() {
+        let during: Window = "during:surge".parse().unwrap();
+        let after: Window = "after:surge+10s".parse().unwrap();
+        let mut slow = q2o_loadgen::recorder::latency_histogram();
+        slow.record(80_000).unwrap();
+        let mut fast = q2o_loadgen::recorder::latency_histogram();
+        fast.record(8_000).unwrap();
+        let counts = |requests, shed| ApiCounts { requests, failed: shed, shed, faults: 0 };
+        let evidence = Evidence {
+            windows: BTreeMap::from([
+                (during.clone(), WindowEvidence { api: Some(slow), counts: counts(100, 40), ..Default::default() }),
+                (after.clone(), WindowEvidence { api: Some(fast), counts: counts(50, 0), ..Default::default() }),
+            ]),
+            ..Evidence::default()
+        };
+        let p95 =
+            |window: &Window| Criterion { window: window.clone(), ..criterion(Sli::ApiLatencyP95, Op::Lt, 0.05, None) };
+        let shed = Criterion { window: after.clone(), ..criterion(Sli::ShedRate, Op::Le, 0.0, None) };
+        let judged = judge(&evidence, &[p95(&during), p95(&after), shed, p95(&Window::Hold)]);
+        let got: Vec<_> = judged.iter().map(|j| (j.verdict, j.measured, j.window.as_deref())).collect();
+        assert_eq!(
+            got,
+            [
+                (Verdict::Fail, Some(0.080063), Some("during:surge")),
+                (Verdict::Pass, Some(0.008003), Some("after:surge+10s")),
+                (Verdict::Pass, Some(0.0), Some("after:surge+10s")),
+                (Verdict::NoData, None, None),
+            ]
+        );
+        assert_eq!(judged[0].title(), "c (during:surge)");
+        assert_eq!(
+            WindowEvidence { counts: counts(100, 40), ..Default::default() }.exact(Sli::Availability),
+            Some(0.6)
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! the faults on time, then the evidence ([`measure`]), the verdicts
 //! ([`gate::judge`]) and the report.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -11,17 +12,19 @@ use q2o_env::endpoints::ScrapeTarget;
 use q2o_env::ports::free_addr;
 use q2o_env::resources::{Resources, Saturation};
 use q2o_env::{EnvKind, Environment};
+use q2o_loadgen::recorder::{ApiCounts, latency_histogram};
 use q2o_loadgen::results::RunResults;
+use q2o_loadgen::step::Step;
 use q2o_slo::alert_tests::{AlertTestCoverage, alerts_in};
 use q2o_slo::gates::{Gate, gate_rules};
 use q2o_slo::promql::sli_rules;
 use q2o_slo::rule_files::{GATES_FILE, SLIS_FILE};
-use q2o_slo::sli::Sli;
+use q2o_slo::sli::{Criterion, Sli, Window};
 
 use crate::error::{RunError, RunFailed};
 use crate::evidence;
 use crate::faults::{self, ErrorBurst, Injected};
-use crate::gate::{self, Evidence};
+use crate::gate::{self, Evidence, WindowEvidence};
 use crate::loadgen::Users;
 use crate::run_folder::{RunFolder, rfc3339};
 use crate::scenario::{Overrides, Scenario};
@@ -341,6 +344,7 @@ async fn drive(
         events_lost: events.as_ref().map(|e| e.lost as f64),
         recoveries: recoveries.iter().map(|r| r.recovered_after).collect(),
         error_burst_seconds: error_burst.as_ref().map(|b| b.seconds),
+        windows: windows(scenario, &users, &results, prometheus, unix(load_started)).await?,
         results: Some(results.clone()),
     };
     let load_end = unix(load_ended);
@@ -368,6 +372,55 @@ async fn drive(
         alerts_firing,
         prometheus: prometheus.url().to_owned(),
     })
+}
+
+/// The figures of every window the scenario's criteria name: the served
+/// latencies from the processes' interval logs (an interval counts when its
+/// middle lies in the window; they are a second long), the API calls'
+/// outcomes from the per-second counts, and Prometheus over the window.
+async fn windows(
+    scenario: &Scenario,
+    users: &Users,
+    results: &RunResults,
+    prometheus: &Prometheus,
+    load_started: f64,
+) -> Result<BTreeMap<Window, WindowEvidence>, RunError> {
+    let named: BTreeSet<&Window> = scenario.criteria.iter().map(|c| &c.window).filter(|w| !w.is_hold()).collect();
+    let mut windows = BTreeMap::new();
+    if named.is_empty() {
+        return Ok(windows);
+    }
+    let intervals = users.intervals();
+    for window in named {
+        // Checked when the scenario was read.
+        let Some(Ok((from, to))) = scenario.window_span(window) else { continue };
+        let (from, to) = (from.as_secs_f64(), to.as_secs_f64());
+        let inside = |start: f64, end: f64| (from..to).contains(&((start + end) / 2.0));
+        let (mut api, mut search) = (latency_histogram(), latency_histogram());
+        for interval in intervals.iter().filter(|i| inside(i.start, i.end)) {
+            let step = interval.key.1;
+            if step.is_api() {
+                api.add(&interval.histogram).map_err(|e| RunError::Loadgen(format!("{e:?}")))?;
+            }
+            if step == Step::Search {
+                search.add(&interval.histogram).map_err(|e| RunError::Loadgen(format!("{e:?}")))?;
+            }
+        }
+        let mut counts = ApiCounts::default();
+        for (i, second) in results.seconds.iter().enumerate() {
+            if inside(i as f64, i as f64 + 1.0) {
+                counts.add(&second.api);
+            }
+        }
+        let criteria: Vec<Criterion> = scenario.criteria.iter().filter(|c| &c.window == window).cloned().collect();
+        let length = format!("{}s", (to - from).ceil().max(1.0) as u64);
+        let prometheus = evidence::slis(prometheus, &criteria, &length, load_started + to).await?;
+        windows.insert(
+            window.clone(),
+            WindowEvidence { span: (from, to), api: Some(api), search: Some(search), counts, prometheus },
+        );
+    }
+    Ok(windows)
 }
 
 /// What makes a run's figures less than they seem: the load generator was

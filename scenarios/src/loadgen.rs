@@ -114,6 +114,17 @@ impl Users {
         all_exited
     }
 
+    /// Every process's interval log, read; a process that left none is skipped
+    /// (its results say why).
+    pub fn intervals(&self) -> Vec<q2o_loadgen::results::LoggedInterval> {
+        self.commands
+            .iter()
+            .filter_map(|c| c.common.out.as_ref())
+            .filter_map(|out| q2o_loadgen::results::read_interval_log(&out.join("latency.hlog")).ok())
+            .flatten()
+            .collect()
+    }
+
     /// Every process's results, merged exactly; a process that left none is
     /// named with the last lines of its log.
     pub fn results(&self, logs: &Path) -> Result<RunResults, RunError> {

@@ -12,7 +12,7 @@ use q2o_common::config::{duration, parse_toml};
 use q2o_env::topology::{FaultAction, Topology};
 use q2o_loadgen::journeys::plan::{Journey, Surge, ThinkTime, UserPlan};
 use q2o_loadgen::recorder::Protocol;
-use q2o_slo::sli::{Criterion, Sli};
+use q2o_slo::sli::{Criterion, Sli, Window};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A scenario that cannot be used.
@@ -140,6 +140,10 @@ fn protocols<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<Prot
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
+    /// What criteria windows call it (`during:NAME`); `<action>-<service>`
+    /// (`kill-gateway-0`) when absent.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Time after the load started.
     #[serde(with = "duration")]
     pub at: Duration,
@@ -153,7 +157,55 @@ pub struct Fault {
     pub recover_within: Option<Duration>,
 }
 
+impl Fault {
+    /// Its name in criteria windows.
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| format!("{}-{}", self.action.as_str(), self.service))
+    }
+}
+
+/// How long `during:` lasts for a kill that states no recovery time.
+const KILL_WINDOW: Duration = Duration::from_secs(10);
+
 impl Scenario {
+    /// The span of a criterion's window, from and to (after the load
+    /// started); `None` for the hold. During a surge: from its first extra
+    /// user to the moment they begin to leave. During a fault: until the
+    /// next fault on the same service (`stop` until `start`, `pause` until
+    /// `unpause`), or for a `kill` its `recover_within` (10 s without one),
+    /// else until the hold ends. After: from its end (a surge's: once its
+    /// users left) plus the offset to the end of the hold.
+    pub fn window_span(&self, window: &Window) -> Option<Result<(Duration, Duration), String>> {
+        let name = window.event()?;
+        let plan = self.user_plan();
+        let hold_end = plan.ramp_up() + plan.hold;
+        // During, and when it was over (a surge is over once its users left).
+        let (during, over) = if name == "surge" {
+            let Some(surge) = &plan.surge else { return Some(Err("this scenario has no [load] surge".into())) };
+            ((surge.starts(&plan), surge.starts(&plan) + surge.ramp + surge.lasts), surge.ends(&plan))
+        } else {
+            let Some((i, fault)) = self.faults.iter().enumerate().find(|(_, f)| f.name() == name) else {
+                let names: Vec<String> = self.faults.iter().map(Fault::name).collect();
+                let known = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+                return Some(Err(format!("no surge or fault named `{name}` (faults: {known})")));
+            };
+            let undone = self.faults[i + 1..].iter().find(|f| f.service == fault.service).map(|f| f.at);
+            let end = match fault.action {
+                FaultAction::Kill => fault.at + fault.recover_within.unwrap_or(KILL_WINDOW),
+                _ => undone.unwrap_or(hold_end),
+            };
+            ((fault.at, end.min(hold_end)), end.min(hold_end))
+        };
+        Some(match window {
+            Window::Hold => unreachable!("the hold names no event"),
+            Window::During(_) => Ok(during),
+            Window::After(_, offset) if over + *offset >= hold_end => {
+                Err(format!("`{window}` starts after the hold ends"))
+            }
+            Window::After(_, offset) => Ok((over + *offset, hold_end)),
+        })
+    }
+
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text =
@@ -216,6 +268,15 @@ impl Scenario {
             }
             if !criterion.target.is_finite() {
                 return bad(&format!("criteria[{i}].target"), "must be a finite number".into());
+            }
+            if !criterion.window.is_hold() && !Window::supports(criterion.sli) {
+                return bad(
+                    &format!("criteria[{i}].window"),
+                    format!("{} is judged over the hold only", criterion.sli.as_str()),
+                );
+            }
+            if let Some(Err(reason)) = self.window_span(&criterion.window) {
+                return bad(&format!("criteria[{i}].window"), reason);
             }
             let needs = match criterion.sli {
                 Sli::SearchLatencyP95 => (!t.search).then_some("topology.search"),
@@ -386,6 +447,41 @@ target = 0.05
             }
         }
         assert!(found >= 5, "phase0..phase4 at least, found {found}");
+    }
+
+    #[test]
+    fn windows_span_their_surge_or_fault_and_bad_ones_are_named() {
+        let surging = GOOD.replace(
+            "protocols = { rest = 1 }",
+            "protocols = { rest = 1 }\nsurge = { users = 300, at = \"5s\", lasts = \"10s\", ramp = \"2s\" }",
+        );
+        let text = format!(
+            "{surging}window = \"after:surge+3s\"\n[[faults]]\nat = \"8s\"\naction = \"kill\"\nservice = \"redis\"\n"
+        );
+        let (_d, path) = write(&text);
+        let scenario = Scenario::load(&path).unwrap();
+        let secs = |a: u64, b: u64| Some(Ok((Duration::from_secs(a), Duration::from_secs(b))));
+        // Ramp-up 2 s (100 users at 50/s): the surge's users arrive from 7 s, all by 9 s, leave from 19 s.
+        assert_eq!(scenario.window_span(&"during:surge".parse().unwrap()), secs(7, 19));
+        assert_eq!(scenario.window_span(&scenario.criteria[0].window), secs(24, 32), "from 3 s after they left");
+        assert_eq!(scenario.window_span(&"during:kill-redis".parse().unwrap()), secs(8, 18), "a kill lasts 10 s");
+        assert_eq!(scenario.window_span(&Window::Hold), None);
+        for (edit, needle) in [
+            (format!("{GOOD}window = \"during:surge\"\n"), "no [load] surge"),
+            (
+                format!("{surging}window = \"during:kill-redis\"\n"),
+                "no surge or fault named `kill-redis` (faults: none)",
+            ),
+            (format!("{surging}window = \"after:surge+30s\"\n"), "starts after the hold ends"),
+            (
+                format!("{surging}window = \"during:surge\"\n").replace("api_latency_p95", "users_reached"),
+                "users_reached is judged over the hold only",
+            ),
+        ] {
+            let (_d, path) = write(&edit);
+            let err = Scenario::load(&path).unwrap_err().to_string();
+            assert!(err.contains("criteria[0].window") && err.contains(needle), "`{err}` should contain `{needle}`");
+        }
     }
 
     #[test]

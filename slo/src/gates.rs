@@ -76,7 +76,9 @@ impl GateAlert<'_> {
 fn gate_alerts(scenario: Gate<'_>) -> Vec<GateAlert<'_>> {
     let mut alerts = Vec::new();
     // A criterion recorded for a baseline is not a gate, so it has no alert.
-    for criterion in scenario.criteria.iter().filter(|c| alerting(c.sli) && !c.record_only) {
+    // A criterion of one window of the run is the runner's judgement after
+    // the fact; an alert watches the whole run as it goes.
+    for criterion in scenario.criteria.iter().filter(|c| alerting(c.sli) && !c.record_only && c.window.is_hold()) {
         let name = format!("Q2OGate{}{}", camel(scenario.phase), camel(&criterion.name));
         alerts.push(GateAlert {
             name: name.clone(),

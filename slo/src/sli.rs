@@ -197,4 +197,118 @@ pub struct Criterion {
     /// Recorded for the baseline, not judged (phase0's errors and tasks).
     #[serde(default)]
     pub record_only: bool,
+    /// The stretch of the run it is judged over: the hold (the default), or
+    /// during or after a surge or a fault.
+    #[serde(default, skip_serializing_if = "Window::is_hold")]
+    pub window: Window,
+}
+
+/// The stretch of a run a criterion is judged over.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Window {
+    /// The whole run (after the warm-up), as every criterion without a window.
+    #[default]
+    Hold,
+    /// While the named surge or fault lasts (`during:surge`).
+    During(String),
+    /// From this long after the named surge or fault ended to the end of the
+    /// hold (`after:surge+10s`; without `+`, from its end).
+    After(String, std::time::Duration),
+}
+
+impl Window {
+    /// Whether this is the whole hold.
+    pub fn is_hold(&self) -> bool {
+        *self == Window::Hold
+    }
+
+    /// The surge or fault it names, if any.
+    pub fn event(&self) -> Option<&str> {
+        match self {
+            Window::Hold => None,
+            Window::During(name) | Window::After(name, _) => Some(name),
+        }
+    }
+
+    /// The SLIs a window can be judged by: those whose figures the loadgen
+    /// keeps per second (latency histograms and outcome counts).
+    pub fn supports(sli: Sli) -> bool {
+        matches!(
+            sli,
+            Sli::ApiLatencyP95
+                | Sli::ApiLatencyP99
+                | Sli::SearchLatencyP95
+                | Sli::ErrorRate
+                | Sli::Availability
+                | Sli::ShedRate
+                | Sli::ServerFaultRate
+        )
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Window::Hold => f.write_str("hold"),
+            Window::During(name) => write!(f, "during:{name}"),
+            Window::After(name, offset) if offset.is_zero() => write!(f, "after:{name}"),
+            Window::After(name, offset) => write!(f, "after:{name}+{}", q2o_common::config::format_duration(*offset)),
+        }
+    }
+}
+
+impl std::str::FromStr for Window {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Window, String> {
+        let bad = || format!("`{s}` is not a window: hold, during:NAME or after:NAME+10s");
+        if s == "hold" {
+            return Ok(Window::Hold);
+        }
+        let name_ok = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if let Some(name) = s.strip_prefix("during:") {
+            return name_ok(name).then(|| Window::During(name.to_owned())).ok_or_else(bad);
+        }
+        let rest = s.strip_prefix("after:").ok_or_else(bad)?;
+        let (name, offset) = match rest.split_once('+') {
+            Some((name, offset)) => {
+                (name, q2o_common::config::parse_duration(offset).map_err(|e| format!("{}: {e}", bad()))?)
+            }
+            None => (rest, std::time::Duration::ZERO),
+        };
+        name_ok(name).then(|| Window::After(name.to_owned(), offset)).ok_or_else(bad)
+    }
+}
+
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Window, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_print_and_name_what_is_wrong() {
+        for (text, window) in [
+            ("hold", Window::Hold),
+            ("during:surge", Window::During("surge".into())),
+            ("after:surge+10s", Window::After("surge".into(), std::time::Duration::from_secs(10))),
+            ("after:kill-gateway-0", Window::After("kill-gateway-0".into(), std::time::Duration::ZERO)),
+        ] {
+            assert_eq!(text.parse::<Window>().unwrap(), window);
+            assert_eq!(window.to_string(), text);
+        }
+        for bad in ["during:", "whenever", "after:surge+soon", "during:a b"] {
+            assert!(bad.parse::<Window>().unwrap_err().contains("is not a window"), "{bad}");
+        }
+    }
 }
