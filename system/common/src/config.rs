@@ -90,7 +90,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "" => return Err(format!("`{text}` needs a unit (ms, s, m or h)")),
             unit => return Err(format!("`{text}` has an unknown unit `{unit}` (use ms, s, m or h)")),
         };
-        total += Duration::from_secs_f64(seconds);
+        total = Duration::try_from_secs_f64(seconds)
+            .ok()
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(|| format!("`{text}` is longer than a duration can be"))?;
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -169,6 +172,7 @@ mod tests {
         assert!(parse_duration("5").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("5d").unwrap_err().contains("unknown unit `d`"));
         assert!(parse_duration("s").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("28350692516026331h").unwrap_err().contains("longer than a duration can be"));
     }
 
     #[test]

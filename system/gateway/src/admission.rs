@@ -130,15 +130,12 @@ impl Front {
 pub enum ShedReason {
     /// The requests in flight were at the limit.
     ConcurrencyLimit,
-    /// The caller's deadline was too close to do anything useful before it.
-    Deadline,
 }
 
 impl ShedReason {
     fn as_str(self) -> &'static str {
         match self {
             ShedReason::ConcurrencyLimit => "concurrency_limit",
-            ShedReason::Deadline => "deadline",
         }
     }
 }
@@ -217,7 +214,7 @@ impl Admission {
     }
 
     /// Counts a request turned away by `reason`.
-    pub fn shed(&self, front: Front, reason: ShedReason) {
+    fn shed(&self, front: Front, reason: ShedReason) {
         self.metrics.shed.with_label_values(&[front.as_str(), reason.as_str()]).inc();
     }
 

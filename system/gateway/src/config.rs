@@ -60,7 +60,10 @@ impl Default for Config {
             redis_url: "redis://127.0.0.1:6379".into(),
             session_ttl: Duration::from_secs(3600),
             rate_limit: Some(TokenBucket { capacity: 200, refill_per_second: 100.0 }),
-            max_body_bytes: 64 * 1024,
+            // The largest body the schema allows, every character escaped
+            // as a JSON surrogate pair (12 bytes): a valid request is never
+            // refused for its size.
+            max_body_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(10),
             tenants: vec![demo_tenant("acme"), demo_tenant("globex")],
             search_url: String::new(),

@@ -38,30 +38,44 @@ pub struct LoginResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
-    /// 1-200 characters.
+    /// 1-200 characters, not all blank.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// Up to 10,000 characters.
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub description: String,
     /// Up to 10,000 characters.
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub objective: String,
     /// Up to 20 tags of 1-50 characters.
     #[serde(default)]
+    #[schema(max_items = 20, value_type = Vec<TagName>)]
     pub tags: Vec<String>,
 }
+
+/// A tag: 1-50 characters, not all blank.
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, min_length = 1, max_length = 50, pattern = r"\S")]
+#[allow(dead_code)] // a schema only: tags travel as strings
+pub struct TagName(String);
 
 /// Body of `PATCH /api/v1/projects/{project_id}`: only the fields present change.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
     /// New name.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     /// New description.
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     /// New objective.
+    #[schema(max_length = 10000)]
     pub objective: Option<String>,
     /// New tags (replacing the old ones).
+    #[schema(max_items = 20, value_type = Option<Vec<TagName>>)]
     pub tags: Option<Vec<String>>,
     /// New status.
     pub status: Option<ProjectStatus>,
@@ -73,7 +87,8 @@ pub struct ProjectPatch {
 pub struct NewTask {
     /// Which agent type should run it.
     pub agent_type: AgentType,
-    /// What to do: 1-10,000 characters.
+    /// What to do: 1-10,000 characters, not all blank.
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     pub description: String,
 }
 

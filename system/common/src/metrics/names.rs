@@ -38,7 +38,7 @@ pub const GATEWAY_RATE_LIMIT_DECISIONS_TOTAL: &str = "q2o_gateway_rate_limit_dec
 /// Gauge: open gRPC update and activity streams.
 pub const GATEWAY_ACTIVE_STREAMS: &str = "q2o_gateway_active_streams";
 /// Counter `{protocol,reason}`: requests turned away by admission control
-/// (`concurrency_limit`, `deadline`), answered 503 or `UNAVAILABLE`.
+/// (`concurrency_limit`), answered 503 or `UNAVAILABLE`.
 pub const GATEWAY_SHED_REQUESTS_TOTAL: &str = "q2o_gateway_shed_requests_total";
 /// Gauge: the requests admission control lets in at once (static, or the adaptive limit now).
 pub const GATEWAY_CONCURRENCY_LIMIT: &str = "q2o_gateway_concurrency_limit";

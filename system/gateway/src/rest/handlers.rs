@@ -18,10 +18,13 @@ use crate::state::AppState;
 /// `?limit=&offset=` of a listing.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
-    /// 1-100 (default 20).
+    /// 1-100; 0 or absent: 20.
+    #[param(nullable = false, minimum = 0, maximum = 100)]
     limit: Option<u32>,
     /// Items to skip (default 0).
+    #[param(nullable = false, minimum = 0, maximum = 4294967295_u64)]
     offset: Option<u32>,
 }
 

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use q2o_common::metrics::track_http;
 
-use crate::admission::{Front, ShedReason};
+use crate::admission::Front;
 use crate::error::{ApiError, rate_limit_headers};
 use crate::state::AppState;
 
@@ -78,10 +78,6 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         Ok(deadline) => deadline,
         Err(err) => return err.into_response(),
     };
-    if deadline.is_zero() {
-        state.admission.shed(Front::Rest, ShedReason::Deadline);
-        return ApiError::DeadlineExceeded.into_response();
-    }
     let Ok(permit) = state.admission.try_acquire(Front::Rest) else {
         return ApiError::Overloaded(state.admission.retry_after()).into_response();
     };
@@ -95,6 +91,10 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
+/// The shortest deadline a caller may set: less leaves no time for a Redis
+/// round trip, and would only turn requests into 504s.
+pub const SHORTEST_DEADLINE: Duration = Duration::from_millis(10);
+
 /// The request's deadline: its `X-Request-Timeout`, at most `longest`, or `longest`.
 fn deadline(headers: &HeaderMap, longest: Duration) -> Result<Duration, ApiError> {
     let Some(value) = headers.get(REQUEST_TIMEOUT_HEADER) else { return Ok(longest) };
@@ -102,6 +102,7 @@ fn deadline(headers: &HeaderMap, longest: Duration) -> Result<Duration, ApiError
         .to_str()
         .map_err(|_| "is not text".to_owned())
         .and_then(q2o_common::config::parse_duration)
+        .and_then(|d| (d >= SHORTEST_DEADLINE).then_some(d).ok_or_else(|| "must be at least 10ms".to_owned()))
         .map_err(|reason| ApiError::field("X-Request-Timeout", reason))?;
     Ok(asked.min(longest))
 }
