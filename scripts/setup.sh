@@ -2,6 +2,7 @@
 # Installs what q2o-bench needs beyond the Rust toolchain, and nothing twice:
 #   - Debian packages: redis-server, prometheus (with promtool), nginx (the load balancer)
 #   - just (from PyPI's rust-just) when no `just` is on PATH
+#   - schemathesis (PyPI) in the project's .venv, for `just test`
 # Safe to run repeatedly; each step is skipped when already satisfied.
 set -euo pipefail
 
@@ -70,6 +71,20 @@ if [ ! -x "$tansu" ] && [ -z "${Q2O_TANSU:-}" ]; then
     cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore,libsql \
         --root "$cache/tansu-0.6.0" --target-dir "$cache/tansu-build" --quiet
     rm -rf "$cache/tansu-build"
+fi
+
+# schemathesis (PyPI), which `just test` runs against the gateway's OpenAPI
+# document, in the project's own virtual environment (.venv, not committed).
+venv="$(cd "$(dirname "$0")/.." && pwd)/.venv"
+if [ ! -x "$venv/bin/schemathesis" ]; then
+    log "installing schemathesis into $venv (pip)"
+    python3 -m venv "$venv" 2>/dev/null || {
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$venv"
+    }
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check schemathesis
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -90,11 +90,12 @@ impl Pool {
         Ok((Pool { authority: format!("{}:{port}", authority.host()), idle: Mutex::default() }, path))
     }
 
-    /// The bytes of a request, ready to send as often as needed.
-    pub(crate) fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> Bytes {
+    /// The bytes of a request with at most one extra header (a credential),
+    /// ready to send as often as needed.
+    pub(crate) fn request(&self, method: &str, path: &str, header: Option<(&str, &str)>, body: Option<&[u8]>) -> Bytes {
         let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", self.authority);
-        if let Some(token) = token {
-            head.push_str(&format!("authorization: Bearer {token}\r\n"));
+        if let Some((name, value)) = header {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         if let Some(body) = body {
             head.push_str(&format!("content-type: application/json\r\ncontent-length: {}\r\n", body.len()));
@@ -297,7 +298,7 @@ mod tests {
     #[test]
     fn requests_carry_host_token_and_length() {
         let (pool, _) = Pool::new("--url", "http://127.0.0.1:8080/x").unwrap();
-        let bytes = pool.request("POST", "/api", Some("t0k"), Some(b"{}"));
+        let bytes = pool.request("POST", "/api", Some(("authorization", "Bearer t0k")), Some(b"{}"));
         let text = std::str::from_utf8(&bytes).unwrap();
         assert!(text.starts_with("POST /api HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nauthorization: Bearer t0k\r\n"));
         assert!(text.ends_with("content-length: 2\r\n\r\n{}"));

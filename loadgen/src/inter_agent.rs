@@ -31,12 +31,21 @@ pub struct ReviewTarget {
     channels: Vec<Channel>,
     next_channel: AtomicUsize,
     message: pb::ReviewRequest,
+    /// The agents' service key, sent with every call.
+    key: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
 }
 
 impl ReviewTarget {
     /// A target for the agents' REST address and/or gRPC address; `channels`
-    /// HTTP/2 connections are shared by the gRPC calls.
-    pub async fn connect(rest: Option<&str>, grpc: Option<&str>, channels: usize) -> Result<ReviewTarget, SetupError> {
+    /// HTTP/2 connections are shared by the gRPC calls, and every call
+    /// presents `service_key` (the agents answer the Q2O services only).
+    pub async fn connect(
+        rest: Option<&str>,
+        grpc: Option<&str>,
+        channels: usize,
+        service_key: &str,
+    ) -> Result<ReviewTarget, SetupError> {
+        let key = service_key.parse().map_err(|_| SetupError("--service-key is not a header value".into()))?;
         let message = pb::ReviewRequest {
             task_id: "00000000-0000-4000-8000-000000000000".into(),
             language: "rust".into(),
@@ -51,7 +60,8 @@ impl ReviewTarget {
                     "code": message.code,
                 })
                 .to_string();
-                let request = pool.request("POST", REVIEW_PATH, None, Some(body.as_bytes()));
+                let header = (q2o_common::service_key::HEADER, service_key);
+                let request = pool.request("POST", REVIEW_PATH, Some(header), Some(body.as_bytes()));
                 Some((pool, request, body.len()))
             }
             None => None,
@@ -60,7 +70,7 @@ impl ReviewTarget {
             Some(grpc) => connect_channels("--agent-grpc-url", "the agents' gRPC", grpc, channels).await?,
             None => Vec::new(),
         };
-        Ok(ReviewTarget { rest, channels: pool_of_channels, next_channel: AtomicUsize::new(0), message })
+        Ok(ReviewTarget { rest, channels: pool_of_channels, next_channel: AtomicUsize::new(0), message, key })
     }
 
     /// Reviews the sample code over `protocol`, returning the payload sizes.
@@ -81,8 +91,10 @@ impl ReviewTarget {
                     return Err(no_target);
                 }
                 let i = self.next_channel.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-                let request = self.message.clone();
-                let request_len = request.encoded_len();
+                let message = self.message.clone();
+                let request_len = message.encoded_len();
+                let mut request = tonic::Request::new(message);
+                request.metadata_mut().insert(q2o_common::service_key::HEADER, self.key.clone());
                 let review = QaAgentClient::new(self.channels[i].clone())
                     .review_code(request)
                     .await

@@ -56,7 +56,7 @@ impl Routed {
             if review_grpc && grpc.is_none() {
                 return Err(missing("--mix has grpc:review; give --agent-grpc-url"));
             }
-            Some(ReviewTarget::connect(rest, grpc, channels).await?)
+            Some(ReviewTarget::connect(rest, grpc, channels, &q2o_common::service_key::from_env()).await?)
         } else {
             None
         };

@@ -101,21 +101,40 @@ impl GatewayTarget {
         let login = serde_json::json!({ "api_key": api_key }).to_string();
         let login = json(pool.request("POST", "/api/v1/auth/login", None, Some(login.as_bytes()))).await?;
         let token = login["token"].as_str().ok_or_else(|| SetupError("login returned no token".into()))?.to_owned();
+        let bearer = format!("Bearer {token}");
         let project = br#"{"name":"loadgen","tags":["loadgen"]}"#;
-        let project = json(pool.request("POST", "/api/v1/projects", Some(&token), Some(project))).await?;
+        let project =
+            json(pool.request("POST", "/api/v1/projects", Some(("authorization", &bearer)), Some(project))).await?;
         let project = project["id"].as_str().ok_or_else(|| SetupError("project has no id".into()))?.to_owned();
         let p = &project;
         let task = br#"{"agent_type":"documentation","description":"load test task"}"#;
         let rest_requests = vec![
-            (Step::ListProjects, pool.request("GET", "/api/v1/projects?limit=10", Some(&token), None), 0),
-            (Step::GetProject, pool.request("GET", &format!("/api/v1/projects/{p}"), Some(&token), None), 0),
-            (Step::ProjectStatus, pool.request("GET", &format!("/api/v1/projects/{p}/status"), Some(&token), None), 0),
+            (
+                Step::ListProjects,
+                pool.request("GET", "/api/v1/projects?limit=10", Some(("authorization", &bearer)), None),
+                0,
+            ),
+            (
+                Step::GetProject,
+                pool.request("GET", &format!("/api/v1/projects/{p}"), Some(("authorization", &bearer)), None),
+                0,
+            ),
+            (
+                Step::ProjectStatus,
+                pool.request("GET", &format!("/api/v1/projects/{p}/status"), Some(("authorization", &bearer)), None),
+                0,
+            ),
             (
                 Step::SubmitTask,
-                pool.request("POST", &format!("/api/v1/projects/{p}/tasks"), Some(&token), Some(task)),
+                pool.request(
+                    "POST",
+                    &format!("/api/v1/projects/{p}/tasks"),
+                    Some(("authorization", &bearer)),
+                    Some(task),
+                ),
                 task.len(),
             ),
-            (Step::Search, pool.request("GET", "/api/v1/search?q=loadgen", Some(&token), None), 0),
+            (Step::Search, pool.request("GET", "/api/v1/search?q=loadgen", Some(("authorization", &bearer)), None), 0),
         ];
         let pool_of_channels = match grpc {
             Some(grpc) => connect_channels("--grpc-url", "the gateway's gRPC", grpc, channels).await?,

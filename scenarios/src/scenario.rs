@@ -175,14 +175,30 @@ impl Scenario {
     /// `unpause`), or for a `kill` its `recover_within` (10 s without one),
     /// else until the hold ends. After: from its end (a surge's: once its
     /// users left) plus the offset to the end of the hold.
-    pub fn window_span(&self, window: &Window) -> Option<Result<(Duration, Duration), String>> {
+    ///
+    /// goose lets a user go only once its journey is over, so the surge's
+    /// users leave over tens of seconds, not over its `ramp`: given the
+    /// users active each second (`users`), a surge is over once they are
+    /// back within 5 % of the hold's; without them, at its planned end.
+    pub fn window_span(&self, window: &Window, users: Option<&[u64]>) -> Option<Result<(Duration, Duration), String>> {
         let name = window.event()?;
         let plan = self.user_plan();
         let hold_end = plan.ramp_up() + plan.hold;
         // During, and when it was over (a surge is over once its users left).
         let (during, over) = if name == "surge" {
             let Some(surge) = &plan.surge else { return Some(Err("this scenario has no [load] surge".into())) };
-            ((surge.starts(&plan), surge.starts(&plan) + surge.ramp + surge.lasts), surge.ends(&plan))
+            let planned = surge.ends(&plan);
+            let back = (plan.users as f64 * 1.05) as u64;
+            let over = match users {
+                Some(users) => users
+                    .iter()
+                    .enumerate()
+                    .skip(planned.as_secs() as usize)
+                    .find(|(_, active)| **active <= back)
+                    .map_or(hold_end, |(second, _)| Duration::from_secs(second as u64)),
+                None => planned,
+            };
+            ((surge.starts(&plan), surge.starts(&plan) + surge.ramp + surge.lasts), over)
         } else {
             let Some((i, fault)) = self.faults.iter().enumerate().find(|(_, f)| f.name() == name) else {
                 let names: Vec<String> = self.faults.iter().map(Fault::name).collect();
@@ -275,7 +291,7 @@ impl Scenario {
                     format!("{} is judged over the hold only", criterion.sli.as_str()),
                 );
             }
-            if let Some(Err(reason)) = self.window_span(&criterion.window) {
+            if let Some(Err(reason)) = self.window_span(&criterion.window, None) {
                 return bad(&format!("criteria[{i}].window"), reason);
             }
             let needs = match criterion.sli {
@@ -462,10 +478,21 @@ target = 0.05
         let scenario = Scenario::load(&path).unwrap();
         let secs = |a: u64, b: u64| Some(Ok((Duration::from_secs(a), Duration::from_secs(b))));
         // Ramp-up 2 s (100 users at 50/s): the surge's users arrive from 7 s, all by 9 s, leave from 19 s.
-        assert_eq!(scenario.window_span(&"during:surge".parse().unwrap()), secs(7, 19));
-        assert_eq!(scenario.window_span(&scenario.criteria[0].window), secs(24, 32), "from 3 s after they left");
-        assert_eq!(scenario.window_span(&"during:kill-redis".parse().unwrap()), secs(8, 18), "a kill lasts 10 s");
-        assert_eq!(scenario.window_span(&Window::Hold), None);
+        assert_eq!(scenario.window_span(&"during:surge".parse().unwrap(), None), secs(7, 19));
+        let after = &scenario.criteria[0].window;
+        assert_eq!(scenario.window_span(after, None), secs(24, 32), "from 3 s after they left");
+        // The users lingered: back to the hold's 100 (within 5 %) only at 26 s.
+        let mut users = vec![100; 32];
+        users[7..26].fill(300);
+        users[26] = 105;
+        assert_eq!(scenario.window_span(after, Some(&users)), secs(29, 32), "from 3 s after they were gone");
+        users[26..].fill(200);
+        assert_eq!(
+            scenario.window_span(after, Some(&users)),
+            Some(Err("`after:surge+3s` starts after the hold ends".into()))
+        );
+        assert_eq!(scenario.window_span(&"during:kill-redis".parse().unwrap(), None), secs(8, 18), "a kill lasts 10 s");
+        assert_eq!(scenario.window_span(&Window::Hold, None), None);
         for (edit, needle) in [
             (format!("{GOOD}window = \"during:surge\"\n"), "no [load] surge"),
             (

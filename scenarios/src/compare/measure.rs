@@ -33,7 +33,8 @@ pub(crate) async fn payloads(
 ) -> Result<Vec<PayloadRow>, RunError> {
     let system = |e: q2o_loadgen::connect::SetupError| RunError::System(e.to_string());
     let gateway = GatewayTarget::connect(gateway_rest, Some(gateway_grpc), api_key, 1).await.map_err(system)?;
-    let agents = ReviewTarget::connect(Some(agent_rest), Some(agent_grpc), 1).await.map_err(system)?;
+    let key = q2o_common::service_key::from_env();
+    let agents = ReviewTarget::connect(Some(agent_rest), Some(agent_grpc), 1, &key).await.map_err(system)?;
     let routed = Routed { gateway: Some(gateway), agents: Some(agents) };
     let mut rows = Vec::new();
     for operation in operations.keys() {

@@ -70,6 +70,11 @@ pub struct Config {
     pub kafka: Option<KafkaConfig>,
     /// Consumer groups this process runs one member of (needs `kafka`).
     pub consumer_groups: Vec<ConsumerGroup>,
+    /// The keys callers of the agents' own REST and gRPC APIs must present
+    /// (`X-Service-Key`): the agents' and the harness's.
+    pub service_keys: Vec<String>,
+    /// The key this process presents to the QA agent.
+    pub service_key: String,
 }
 
 /// A consumer group the agents process can run.
@@ -179,6 +184,8 @@ impl Default for Config {
                 .collect(),
             kafka: None,
             consumer_groups: Vec::new(),
+            service_keys: vec![q2o_common::service_key::DEMO.to_owned()],
+            service_key: q2o_common::service_key::DEMO.to_owned(),
         }
     }
 }
@@ -207,6 +214,9 @@ pub struct Flags {
     /// Kafka bootstrap servers (turns the event log on with default topic settings).
     #[arg(long, env = "Q2O_KAFKA_BOOTSTRAP")]
     pub kafka_bootstrap: Option<String>,
+    /// The service key this process presents and the one it accepts.
+    #[arg(long, env = q2o_common::service_key::ENV, hide_env_values = true)]
+    pub service_key: Option<String>,
 }
 
 impl Config {
@@ -231,12 +241,18 @@ impl Config {
         if let Some(servers) = &flags.kafka_bootstrap {
             config.kafka.get_or_insert_with(KafkaConfig::default).bootstrap_servers.clone_from(servers);
         }
+        if let Some(key) = &flags.service_key {
+            config.service_key.clone_from(key);
+            config.service_keys = vec![key.clone()];
+        }
         config.validate()?;
         Ok(config)
     }
 
     /// Rejects values that would make the agents misbehave rather than fail.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        q2o_common::service_key::validate("service_keys", &self.service_keys)?;
+        q2o_common::service_key::validate("service_key", std::slice::from_ref(&self.service_key))?;
         for (i, model) in self.models.iter().enumerate() {
             if model.latency_p99 < model.latency_median {
                 return Err(ConfigError::value(format!("models[{i}].latency_p99"), "must not be below latency_median"));

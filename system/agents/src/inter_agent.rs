@@ -6,14 +6,17 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode, Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use q2o_common::domain::{AgentType, Review};
+use q2o_common::service_key;
 use q2o_proto::v1 as pb;
 use q2o_proto::v1::qa_agent_client::QaAgentClient;
 use serde::{Deserialize, Serialize};
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::InterAgentProtocol;
@@ -72,15 +75,24 @@ pub enum QaClient {
         client: Client<HttpConnector, Full<Bytes>>,
         /// Full URL of the review endpoint.
         url: Uri,
+        /// The service key presented.
+        key: HeaderValue,
     },
     /// Protobuf over one HTTP/2 connection, multiplexed.
-    Grpc(QaAgentClient<Channel>),
+    Grpc {
+        /// The client on its channel.
+        client: QaAgentClient<Channel>,
+        /// The service key presented.
+        key: MetadataValue<Ascii>,
+    },
 }
 
 impl QaClient {
-    /// A client for `protocol` at `base_url` (`http://host:port`).
-    pub fn new(protocol: InterAgentProtocol, base_url: &str) -> Result<QaClient, InterAgentError> {
+    /// A client for `protocol` at `base_url` (`http://host:port`), presenting `service_key`.
+    pub fn new(protocol: InterAgentProtocol, base_url: &str, service_key: &str) -> Result<QaClient, InterAgentError> {
         let bad = |reason: String| InterAgentError::Url { url: base_url.to_owned(), reason };
+        let key =
+            HeaderValue::from_str(service_key).map_err(|_| bad("the service key is not a header value".into()))?;
         match protocol {
             InterAgentProtocol::Rest => {
                 let url: Uri = format!("{}{REVIEW_PATH}", base_url.trim_end_matches('/'))
@@ -90,14 +102,16 @@ impl QaClient {
                 connector.set_nodelay(true);
                 let client =
                     Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
-                Ok(QaClient::Rest { client, url })
+                Ok(QaClient::Rest { client, url, key })
             }
             InterAgentProtocol::Grpc => {
                 let endpoint = Endpoint::from_shared(base_url.to_owned())
                     .map_err(|e| bad(e.to_string()))?
                     .tcp_nodelay(true)
                     .timeout(CALL_TIMEOUT);
-                Ok(QaClient::Grpc(QaAgentClient::new(endpoint.connect_lazy())))
+                let key =
+                    MetadataValue::try_from(service_key).map_err(|_| bad("the service key is not metadata".into()))?;
+                Ok(QaClient::Grpc { client: QaAgentClient::new(endpoint.connect_lazy()), key })
             }
         }
     }
@@ -106,7 +120,7 @@ impl QaClient {
     pub fn protocol(&self) -> &'static str {
         match self {
             QaClient::Rest { .. } => InterAgentProtocol::Rest.as_str(),
-            QaClient::Grpc(_) => InterAgentProtocol::Grpc.as_str(),
+            QaClient::Grpc { .. } => InterAgentProtocol::Grpc.as_str(),
         }
     }
 
@@ -128,12 +142,13 @@ impl QaClient {
 
     async fn call(&self, request: ReviewRequest) -> Result<Review, InterAgentError> {
         match self {
-            QaClient::Rest { client, url } => {
+            QaClient::Rest { client, url, key } => {
                 let body = serde_json::to_vec(&request).expect("review requests serialize");
                 let http = Request::builder()
                     .method(Method::POST)
                     .uri(url.clone())
                     .header(header::CONTENT_TYPE, "application/json")
+                    .header(service_key::HEADER, key.clone())
                     .body(Full::new(Bytes::from(body)))
                     .expect("a static request shape is valid");
                 let response = client.request(http).await.map_err(|e| InterAgentError::Http(e.to_string()))?;
@@ -145,9 +160,11 @@ impl QaClient {
                 }
                 serde_json::from_slice(&bytes).map_err(|e| InterAgentError::Http(format!("malformed review: {e}")))
             }
-            QaClient::Grpc(client) => {
-                let request =
+            QaClient::Grpc { client, key } => {
+                let message =
                     pb::ReviewRequest { task_id: request.task_id, language: request.language, code: request.code };
+                let mut request = tonic::Request::new(message);
+                request.metadata_mut().insert(service_key::HEADER, key.clone());
                 let review = client.clone().review_code(request).await?.into_inner();
                 Ok(review.into())
             }

@@ -96,7 +96,7 @@ pub struct Agents {
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AgentsError> {
-    TcpListener::bind(addr).await.map_err(|source| AgentsError::Bind { what, addr, source })
+    q2o_common::net::listen(addr).map_err(|source| AgentsError::Bind { what, addr, source })
 }
 
 impl Agents {
@@ -139,7 +139,7 @@ impl Agents {
         let work = Arc::new(Work {
             store: Arc::clone(&self.store),
             llm: LlmSimulator::new(&config.models, &self.registry),
-            qa: QaClient::new(config.inter_agent, &qa_url)?,
+            qa: QaClient::new(config.inter_agent, &qa_url, &config.service_key)?,
             metrics,
             research_ttl: config.research_cache_ttl,
             models: config.pools.iter().map(|p| (p.agent_type, p.model.clone())).collect::<HashMap<_, _>>(),
@@ -174,7 +174,8 @@ impl Agents {
         let signal = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let state = ServerState { work, registry: self.registry.clone() };
+        let state =
+            ServerState { work, registry: self.registry.clone(), service_keys: config.service_keys.clone().into() };
         let http = axum::serve(q2o_common::net::http_listener(self.http), server::app(state.clone()))
             .with_graceful_shutdown(signal(stopped.clone()));
         let grpc = tonic::transport::Server::builder()

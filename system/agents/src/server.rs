@@ -28,6 +28,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub(crate) struct ServerState {
     pub(crate) work: Arc<Work>,
     pub(crate) registry: prometheus::Registry,
+    pub(crate) service_keys: q2o_common::service_key::ServiceKeys,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,10 +60,12 @@ struct ResearchResponse {
 
 /// The internal REST API, without a socket.
 pub(crate) fn app(state: ServerState) -> Router {
+    let keys = state.service_keys.clone();
     Router::new()
         .route(REVIEW_PATH, post(review_code))
         .route("/internal/v1/coder/generate", post(generate_code))
         .route("/internal/v1/researcher/research", post(research))
+        .route_layer(axum::middleware::from_fn_with_state(keys, q2o_common::service_key::require))
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
         .route("/metrics", get(|State(state): State<ServerState>| async move { render_metrics(&state.registry) }))
@@ -101,12 +104,15 @@ async fn research(State(state): State<ServerState>, Json(request): Json<Research
     }
 }
 
-/// The agents' gRPC services.
+/// The agents' gRPC services, answering only callers with a service key.
 pub(crate) fn grpc_routes(state: ServerState) -> Routes {
     let service = AgentService { work: state.work };
-    Routes::new(pb::qa_agent_server::QaAgentServer::new(service.clone()))
+    let router = Routes::new(pb::qa_agent_server::QaAgentServer::new(service.clone()))
         .add_service(pb::coder_agent_server::CoderAgentServer::new(service.clone()))
         .add_service(pb::researcher_agent_server::ResearcherAgentServer::new(service))
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(state.service_keys, q2o_common::service_key::require));
+    Routes::from(router)
 }
 
 #[derive(Clone, Debug)]

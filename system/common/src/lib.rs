@@ -25,5 +25,6 @@ pub mod log_storm;
 pub mod metrics;
 pub mod net;
 pub mod runtime;
+pub mod service_key;
 pub mod store;
 pub mod telemetry;

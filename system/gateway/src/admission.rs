@@ -66,9 +66,9 @@ impl Default for AdmissionConfig {
         AdmissionConfig {
             mode: Mode::Adaptive,
             limit: 64,
-            min_limit: 8,
+            min_limit: 16,
             max_limit: 2048,
-            latency_target: Duration::from_millis(20),
+            latency_target: Duration::from_millis(10),
             backoff: 0.9,
             retry_after: Duration::from_secs(1),
         }

@@ -40,6 +40,8 @@ pub struct Config {
     pub search_url: String,
     /// How many requests are worked on at once; the rest are turned away.
     pub admission: AdmissionConfig,
+    /// The key presented to q2o-search (`X-Service-Key`).
+    pub service_key: String,
 }
 
 /// One API key and its tenant.
@@ -68,6 +70,7 @@ impl Default for Config {
             tenants: vec![demo_tenant("acme"), demo_tenant("globex")],
             search_url: String::new(),
             admission: AdmissionConfig::default(),
+            service_key: q2o_common::service_key::DEMO.to_owned(),
         }
     }
 }
@@ -95,6 +98,9 @@ pub struct Flags {
     /// Base URL of q2o-search.
     #[arg(long, env = "Q2O_SEARCH_URL")]
     pub search_url: Option<String>,
+    /// The key presented to q2o-search.
+    #[arg(long, env = q2o_common::service_key::ENV, hide_env_values = true)]
+    pub service_key: Option<String>,
 }
 
 impl Config {
@@ -112,6 +118,9 @@ impl Config {
         }
         if let Some(url) = &flags.search_url {
             config.search_url.clone_from(url);
+        }
+        if let Some(key) = &flags.service_key {
+            config.service_key.clone_from(key);
         }
         config.validate()?;
         Ok(config)
@@ -149,6 +158,7 @@ impl Config {
             return Err(ConfigError::value("request_timeout", "must be at least 10ms"));
         }
         self.admission.validate()?;
+        q2o_common::service_key::validate("service_key", std::slice::from_ref(&self.service_key))?;
         if self.session_ttl < Duration::from_secs(1) {
             return Err(ConfigError::value("session_ttl", "must be at least 1s"));
         }

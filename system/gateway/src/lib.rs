@@ -84,7 +84,7 @@ pub struct Gateway {
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
-    TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { what, addr, source })
+    q2o_common::net::listen(addr).map_err(|source| GatewayError::Bind { what, addr, source })
 }
 
 impl Gateway {

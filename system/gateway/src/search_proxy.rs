@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, Response, Uri, header};
+use axum::http::{HeaderValue, Request, Response, Uri, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -22,16 +22,19 @@ const SEARCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SearchProxy {
     base: Option<String>,
     client: Client<HttpConnector, Empty<Bytes>>,
+    key: HeaderValue,
 }
 
 impl SearchProxy {
-    /// A proxy to `base_url`; empty means search is off.
-    pub fn new(base_url: &str) -> Self {
+    /// A proxy to `base_url` presenting `service_key`; an empty URL means search is off.
+    pub fn new(base_url: &str, service_key: &str) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
         let base = (!base_url.is_empty()).then(|| base_url.trim_end_matches('/').to_owned());
-        SearchProxy { base, client }
+        // Validated with the configuration; a key that is no header value presents nothing.
+        let key = HeaderValue::from_str(service_key).unwrap_or(HeaderValue::from_static(""));
+        SearchProxy { base, client, key }
     }
 
     /// Forwards `path` with the client's query parameters, `tenant` replaced by the caller's.
@@ -46,7 +49,10 @@ impl SearchProxy {
         params.push(("tenant".into(), tenant.to_string()));
         let query = serde_urlencoded::to_string(&params).expect("string pairs encode");
         let uri: Uri = format!("{base}{path}?{query}").parse().map_err(|_| ApiError::Upstream("search"))?;
-        let request = Request::get(uri).body(Empty::new()).expect("a static request shape is valid");
+        let request = Request::get(uri)
+            .header(q2o_common::service_key::HEADER, self.key.clone())
+            .body(Empty::new())
+            .expect("a static request shape is valid");
         let response = tokio::time::timeout(SEARCH_TIMEOUT, self.client.request(request))
             .await
             .map_err(|_| {

@@ -40,7 +40,7 @@ impl AppState {
             gate: Arc::new(gate),
             metrics,
             registry,
-            search: SearchProxy::new(&config.search_url),
+            search: SearchProxy::new(&config.search_url, &config.service_key),
             admission,
             request_timeout: config.request_timeout,
         }

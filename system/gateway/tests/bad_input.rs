@@ -28,7 +28,7 @@ async fn bad_requests_get_a_4xx_naming_what_was_wrong() {
             "oversized body",
             http.post(&projects)
                 .bearer_auth(&acme.token)
-                .json(&json!({ "name": "x", "description": "d".repeat(70 * 1024) }))
+                .json(&json!({ "name": "x", "description": "d".repeat(300 * 1024) }))
                 .send()
                 .await
                 .unwrap(),

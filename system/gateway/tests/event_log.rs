@@ -10,10 +10,10 @@ use crate::support::*;
 
 /// A stack with the event log: Redis, tansu, q2o-search, one gateway, and two
 /// agents processes that each run a member of `audit` and `analytics`.
-struct LogStack {
-    stack: Stack,
+pub(crate) struct LogStack {
+    pub(crate) stack: Stack,
     _broker: Broker,
-    search: Service,
+    pub(crate) search: Service,
     agents: Vec<Service>,
     agents_config: String,
 }
@@ -25,7 +25,7 @@ fn kafka_section(bootstrap: &str) -> String {
 }
 
 impl LogStack {
-    fn start() -> LogStack {
+    pub(crate) fn start() -> LogStack {
         let broker = Broker::start().expect("tansu starts");
         let mut stack = Stack::start(GATEWAY, 0, "");
         let search_config = stack.write(

@@ -9,5 +9,6 @@ mod end_to_end;
 mod event_log;
 mod isolation;
 mod rate_limit;
+mod schema;
 mod shutdown;
 mod worker_crash;

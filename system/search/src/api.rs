@@ -29,6 +29,7 @@ pub(crate) struct ApiState {
     pub(crate) index: Arc<SearchIndex>,
     pub(crate) registry: prometheus::Registry,
     pub(crate) http: HttpMetrics,
+    pub(crate) service_keys: q2o_common::service_key::ServiceKeys,
 }
 
 /// A rejected request: 400 with the gateway's error shape.
@@ -87,9 +88,11 @@ fn tenant(value: Option<String>) -> Result<TenantId, BadRequest> {
 }
 
 pub(crate) fn app(state: ApiState) -> Router {
+    let keys = state.service_keys.clone();
     Router::new()
         .route("/api/v1/search", get(search))
         .route("/api/v1/search/autocomplete", get(autocomplete))
+        .route_layer(axum::middleware::from_fn_with_state(keys, q2o_common::service_key::require))
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/ready", get(|| async { Json(serde_json::json!({ "status": "ready" })) }))
         .route("/metrics", get(|State(state): State<ApiState>| async move { render_metrics(&state.registry) }))

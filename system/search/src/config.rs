@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use q2o_common::config::{ConfigError, duration, load_file};
 use q2o_common::kafka::KafkaConfig;
+use q2o_common::service_key;
 use serde::{Deserialize, Serialize};
 
 /// Everything `q2o-search` can be told. Every default works on a laptop.
@@ -21,6 +22,9 @@ pub struct Config {
     pub commit_every: Duration,
     /// The activity log feeding the index; absent means nothing is indexed.
     pub kafka: Option<KafkaConfig>,
+    /// The keys callers of the search API must present (`X-Service-Key`):
+    /// the gateway's, so that only it sets a query's tenant.
+    pub service_keys: Vec<String>,
 }
 
 impl Default for Config {
@@ -34,6 +38,7 @@ impl Default for Config {
             // load. Two seconds of freshness is what users of a search box expect.
             commit_every: Duration::from_secs(2),
             kafka: Some(KafkaConfig::default()),
+            service_keys: vec![service_key::DEMO.to_owned()],
         }
     }
 }
@@ -53,6 +58,9 @@ pub struct Flags {
     /// Kafka bootstrap servers.
     #[arg(long, env = "Q2O_KAFKA_BOOTSTRAP")]
     pub kafka_bootstrap: Option<String>,
+    /// The one service key callers must present (replaces `service_keys`).
+    #[arg(long, env = service_key::ENV, hide_env_values = true)]
+    pub service_key: Option<String>,
 }
 
 impl Config {
@@ -68,6 +76,10 @@ impl Config {
         if let Some(servers) = &flags.kafka_bootstrap {
             config.kafka.get_or_insert_with(KafkaConfig::default).bootstrap_servers.clone_from(servers);
         }
+        if let Some(key) = &flags.service_key {
+            config.service_keys = vec![key.clone()];
+        }
+        service_key::validate("service_keys", &config.service_keys)?;
         if config.commit_every.is_zero() {
             return Err(ConfigError::value("commit_every", "must be positive"));
         }

@@ -75,8 +75,7 @@ impl Search {
     /// Opens the index and binds the API listener.
     pub async fn bind(config: Config, registry: prometheus::Registry) -> Result<Search, SearchError> {
         let index = Arc::new(SearchIndex::open(&config.data_dir, SearchMetrics::new(&registry))?);
-        let listener = TcpListener::bind(config.http_addr)
-            .await
+        let listener = q2o_common::net::listen(config.http_addr)
             .map_err(|source| SearchError::Bind { addr: config.http_addr, source })?;
         Ok(Search { listener, index, config, registry })
     }
@@ -111,6 +110,7 @@ impl Search {
             index: Arc::clone(&self.index),
             registry: self.registry.clone(),
             http: q2o_common::metrics::HttpMetrics::new(&self.registry),
+            service_keys: self.config.service_keys.clone().into(),
         };
         let http = axum::serve(q2o_common::net::http_listener(self.listener), api::app(state))
             .with_graceful_shutdown(signal(stopped.clone()));
