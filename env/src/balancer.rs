@@ -8,6 +8,11 @@
 //! Requests already sent to a replica that dies are not retried: a POST that
 //! may have been applied must not be applied twice. Those few fail, and the
 //! failover report counts them as the error burst.
+//!
+//! A 503 is not an unsuccessful attempt here: it is how a replica sheds load
+//! (with `Retry-After`), and nginx would mark a replica that sheds once as
+//! down for two seconds; with both shedding, every request was answered 502
+//! ("no live upstreams") until they came back. The 503 goes to the client.
 
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -78,7 +83,7 @@ impl Balancer<'_> {
              \x20           proxy_set_header Connection \"\";\n\
              \x20           proxy_connect_timeout 1s;\n\
              \x20           proxy_read_timeout 60s;\n\
-             \x20           proxy_next_upstream error timeout http_502 http_503;\n\
+             \x20           proxy_next_upstream error timeout http_502;\n\
              \x20           proxy_next_upstream_tries 2;\n\
              \x20       }}\n\
              \x20   }}\n\
@@ -91,7 +96,7 @@ impl Balancer<'_> {
              \x20           grpc_pass grpc://gateways_grpc;\n\
              \x20           grpc_connect_timeout 1s;\n\
              \x20           grpc_read_timeout 60s;\n\
-             \x20           grpc_next_upstream error timeout http_502 http_503;\n\
+             \x20           grpc_next_upstream error timeout http_502;\n\
              \x20           grpc_next_upstream_tries 2;\n\
              \x20       }}\n\
              \x20   }}\n\

@@ -9,7 +9,7 @@ use q2o_proto::v1 as pb;
 use tonic::Status;
 
 use crate::journeys::plan::Journey;
-use crate::journeys::shared::{Session, Shared, TASK_DEADLINE, session};
+use crate::journeys::shared::{STOPPED_IDLE, Session, Shared, TASK_DEADLINE, session};
 use crate::journeys::work;
 use crate::outcome::{Outcome, pushback};
 use crate::recorder::Protocol;
@@ -69,6 +69,14 @@ pub(crate) async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionR
 /// One walk through `journey`, thinking after each step. Search has no gRPC
 /// route on the gateway, so a gRPC user searches over REST.
 pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Journey) -> TransactionResult {
+    // Once the run is over every pause returns at once: goose would walk the
+    // users through journey after journey without a pause until it has let
+    // them go, a burst of requests at the end that no user would make. The
+    // user idles instead (and yields, which an immediate return would not).
+    if shared.stopping() {
+        tokio::time::sleep(STOPPED_IDLE).await;
+        return Ok(());
+    }
     if journey == Journey::Search {
         return crate::journeys::rest::journey(user, shared, journey).await;
     }

@@ -45,6 +45,9 @@ pub fn step_keys(protocols: &[Protocol]) -> Vec<StepKey> {
 /// How long one task may take to finish before the user gives up on it.
 pub const TASK_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long a user whose run is over idles per journey goose still gives it.
+pub const STOPPED_IDLE: Duration = Duration::from_millis(100);
+
 /// Longest a shed request's `Retry-After` or pushback makes a user wait: a
 /// server asking for minutes is not followed past the point where the user
 /// would have given up anyway.
