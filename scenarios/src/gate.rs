@@ -43,8 +43,6 @@ pub struct Evidence {
 /// What the loadgen and Prometheus measured over one window of the run.
 #[derive(Clone, Debug, Default)]
 pub struct WindowEvidence {
-    /// From and to, seconds after the load started.
-    pub span: (f64, f64),
     /// The served answers' latency of the API calls, from the interval logs.
     pub api: Option<Histogram<u64>>,
     /// The same of the searches.

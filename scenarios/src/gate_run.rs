@@ -391,9 +391,9 @@ async fn windows(
         return Ok(windows);
     }
     let intervals = users.intervals();
+    let active: Vec<u64> = results.seconds.iter().map(|s| s.users).collect();
     for window in named {
-        let users: Vec<u64> = results.seconds.iter().map(|s| s.users).collect();
-        let (from, to) = match scenario.window_span(window, Some(&users)) {
+        let (from, to) = match scenario.window_span(window, Some(&active)) {
             Some(Ok(span)) => span,
             // The surge's users never left within the hold: nothing to judge
             // after it, and its criteria say "no data".
@@ -420,10 +420,7 @@ async fn windows(
         let criteria: Vec<Criterion> = scenario.criteria.iter().filter(|c| &c.window == window).cloned().collect();
         let length = format!("{}s", (to - from).ceil().max(1.0) as u64);
         let prometheus = evidence::slis(prometheus, &criteria, &length, load_started + to).await?;
-        windows.insert(
-            window.clone(),
-            WindowEvidence { span: (from, to), api: Some(api), search: Some(search), counts, prometheus },
-        );
+        windows.insert(window.clone(), WindowEvidence { api: Some(api), search: Some(search), counts, prometheus });
     }
     Ok(windows)
 }

@@ -80,7 +80,6 @@ pub struct Gateway {
     grpc: TcpListener,
     state: AppState,
     max_body_bytes: usize,
-    request_timeout: Duration,
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
@@ -99,7 +98,6 @@ impl Gateway {
             grpc: bind("grpc", config.grpc_addr).await?,
             state: AppState::new(config, store, registry),
             max_body_bytes: config.max_body_bytes,
-            request_timeout: config.request_timeout,
         })
     }
 
@@ -124,7 +122,7 @@ impl Gateway {
             axum::serve(q2o_common::net::http_listener(self.http), app).with_graceful_shutdown(signal(stopped.clone()));
         // tonic bounds each call by the shorter of its `grpc-timeout` and this.
         let grpc = tonic::transport::Server::builder()
-            .timeout(self.request_timeout)
+            .timeout(self.state.request_timeout)
             .add_routes(grpc::routes(self.state))
             .serve_with_incoming_shutdown(q2o_common::net::grpc_incoming(self.grpc), signal(stopped.clone()));
         let servers = async {
