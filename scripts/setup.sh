@@ -2,7 +2,7 @@
 # Installs what q2o-bench needs beyond the Rust toolchain, and nothing twice:
 #   - Debian packages: redis-server, prometheus (with promtool), nginx (the load balancer)
 #   - just (from PyPI's rust-just) when no `just` is on PATH
-#   - schemathesis (PyPI) in the project's .venv, for `just test`
+#   - schemathesis and kubernetes-validate (PyPI) in the project's .venv, for `just test`
 # Safe to run repeatedly; each step is skipped when already satisfied.
 set -euo pipefail
 
@@ -73,18 +73,22 @@ if [ ! -x "$tansu" ] && [ -z "${Q2O_TANSU:-}" ]; then
     rm -rf "$cache/tansu-build"
 fi
 
-# schemathesis (PyPI), which `just test` runs against the gateway's OpenAPI
-# document, in the project's own virtual environment (.venv, not committed).
+# The Python tools `just test` runs, in the project's own virtual environment
+# (.venv, not committed): schemathesis against the gateway's OpenAPI document,
+# kubernetes-validate against the rendered Kubernetes manifests.
 venv="$(cd "$(dirname "$0")/.." && pwd)/.venv"
-if [ ! -x "$venv/bin/schemathesis" ]; then
-    log "installing schemathesis into $venv (pip)"
-    python3 -m venv "$venv" 2>/dev/null || {
+python_tools=()
+[ -x "$venv/bin/schemathesis" ] || python_tools+=(schemathesis)
+[ -x "$venv/bin/kubernetes-validate" ] || python_tools+=(kubernetes-validate)
+if ((${#python_tools[@]})); then
+    log "installing ${python_tools[*]} into $venv (pip)"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv" 2>/dev/null || {
         sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
         python3 -m venv "$venv"
     }
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check schemathesis
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${python_tools[@]}"
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

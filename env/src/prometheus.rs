@@ -155,6 +155,12 @@ impl Prometheus {
         Ok(Prometheus { base, client })
     }
 
+    /// A Prometheus someone else runs (a cluster's), at its base URL.
+    pub fn at(url: &str) -> Prometheus {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("static client config");
+        Prometheus { base: url.trim_end_matches('/').to_owned(), client }
+    }
+
     /// The base URL.
     pub fn url(&self) -> &str {
         &self.base

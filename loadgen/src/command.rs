@@ -31,12 +31,65 @@ pub struct CommonArgs {
     /// users) and merge their results exactly into --out. Needs --out.
     #[arg(long, default_value_t = 1)]
     pub processes: u32,
+    /// This process is one of this many shards of one run (the pods of a
+    /// Kubernetes Indexed Job): it runs its share, 1/N of the users or the rate.
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Which shard this is, from 0 (a Job's pods have it in JOB_COMPLETION_INDEX).
+    #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0)]
+    pub shard_index: u32,
+    /// Start the load at this wall-clock time (RFC 3339, e.g.
+    /// 2026-12-01T10:00:00Z), so that every shard's ramp lines up.
+    #[arg(long, value_parser = parse_start_at)]
+    pub start_at: Option<StartAt>,
+    /// Once the run is over, serve results.json and latency.hlog under
+    /// /results/ on --metrics-addr until both were fetched, for at most this long.
+    #[arg(long, value_parser = parse_duration)]
+    pub serve_results: Option<Duration>,
 }
 
 impl Default for CommonArgs {
     fn default() -> CommonArgs {
-        CommonArgs { grpc_channels: 4, out: None, metrics_addr: None, processes: 1 }
+        CommonArgs {
+            grpc_channels: 4,
+            out: None,
+            metrics_addr: None,
+            processes: 1,
+            shards: 1,
+            shard_index: 0,
+            start_at: None,
+            serve_results: None,
+        }
     }
+}
+
+/// A wall-clock instant, written in RFC 3339.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartAt(pub time::OffsetDateTime);
+
+impl StartAt {
+    /// The instant as the system clock counts it.
+    pub fn system_time(self) -> std::time::SystemTime {
+        self.0.into()
+    }
+}
+
+impl std::fmt::Display for StartAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.format(&time::format_description::well_known::Rfc3339).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+fn parse_start_at(text: &str) -> Result<StartAt, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(StartAt)
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time such as 2026-12-01T10:00:00Z ({e})"))
+}
+
+/// Share `index` of `count` of `total` things, the remainder spread over the first shares.
+pub fn share_of(total: usize, index: usize, count: usize) -> usize {
+    total / count + usize::from(index < total % count)
 }
 
 impl CommonArgs {
@@ -60,6 +113,36 @@ impl CommonArgs {
             args.extend(["--metrics-addr".into(), addr.to_string()]);
         }
         args.extend(["--processes".into(), self.processes.to_string()]);
+        if self.shards != 1 {
+            args.extend(["--shards".into(), self.shards.to_string()]);
+        }
+        // Left out at 0, so that a Job's pods read theirs from JOB_COMPLETION_INDEX.
+        if self.shard_index != 0 {
+            args.extend(["--shard-index".into(), self.shard_index.to_string()]);
+        }
+        if let Some(at) = self.start_at {
+            args.extend(["--start-at".into(), at.to_string()]);
+        }
+        if let Some(linger) = self.serve_results {
+            args.extend(["--serve-results".into(), format_duration(linger)]);
+        }
+    }
+
+    /// The shard this process is, checked: `(index, count)`.
+    pub fn shard(&self) -> Result<(usize, usize), String> {
+        match self.shards {
+            0 => return Err("--shards must be at least 1".into()),
+            // One shard is the whole run, whatever the environment says.
+            1 => return Ok((0, 1)),
+            _ => {}
+        }
+        if self.shard_index >= self.shards {
+            return Err(format!(
+                "--shard-index (JOB_COMPLETION_INDEX) {} is not below --shards {}",
+                self.shard_index, self.shards
+            ));
+        }
+        Ok((self.shard_index as usize, self.shards as usize))
     }
 }
 
@@ -157,6 +240,20 @@ impl UsersCommand {
         };
         plan.validate()?;
         Ok(plan)
+    }
+
+    /// Share `index` of `count` of these users: as many users (the remainder
+    /// on the first shares), of the surge too, started at 1/`count` of the
+    /// rate, so that all shares together are this command. A share is one
+    /// process, no longer a shard.
+    pub fn share(&self, index: usize, count: usize) -> UsersCommand {
+        let mut share = self.clone();
+        share.users = share_of(self.users, index, count);
+        share.ramp_rate = self.ramp_rate / count as f64;
+        share.surge_users = self.surge_users.map(|users| share_of(users, index, count));
+        share.common.shards = 1;
+        share.common.shard_index = 0;
+        share
     }
 
     /// The command line after `q2o-loadgen`, starting with `users`.
@@ -274,6 +371,17 @@ impl RunCommand {
         }
     }
 
+    /// Share `index` of `count` of this load: 1/`count` of the rate (and of
+    /// the rate ramped to), so that all shares together are this command.
+    pub fn share(&self, _index: usize, count: usize) -> RunCommand {
+        let mut share = self.clone();
+        share.rate = self.rate / count as f64;
+        share.ramp_to = self.ramp_to.map(|end| end / count as f64);
+        share.common.shards = 1;
+        share.common.shard_index = 0;
+        share
+    }
+
     /// The command line after `q2o-loadgen`, starting with `run`.
     pub fn to_args(&self) -> Vec<String> {
         let mut args: Vec<String> = vec!["run".into()];
@@ -346,7 +454,42 @@ mod tests {
         let mut run = RunCommand::new(endpoints, mix, 250.5, Duration::from_millis(1500));
         run.ramp_to = Some(900.0);
         run.common.processes = 3;
+        run.common.shards = 4;
+        run.common.shard_index = 3;
+        run.common.start_at = Some(parse_start_at("2026-12-01T10:00:00.5Z").unwrap());
+        run.common.serve_results = Some(Duration::from_secs(600));
         let parsed = Cli::try_parse_from(std::iter::once("q2o-loadgen".to_owned()).chain(run.to_args())).unwrap();
         assert!(matches!(&parsed, Cli::Run(r) if *r == run), "{parsed:?}");
+    }
+
+    #[test]
+    fn shares_add_up_to_the_whole() {
+        let plan = UserPlan {
+            users: 1001,
+            ramp_rate: 30.0,
+            hold: Duration::from_secs(60),
+            ramp_down: Duration::from_secs(5),
+            think: "const:1s".parse().unwrap(),
+            journeys: vec![(Journey::Browse, 1)],
+            protocols: vec![(Protocol::Rest, 1)],
+            surge: Some(Surge { users: 3002, at: Duration::from_secs(5), lasts: Duration::from_secs(5), ramp: Duration::from_secs(1) }),
+        };
+        let users = UsersCommand::new("http://127.0.0.1:1".into(), &plan);
+        let shares: Vec<UsersCommand> = (0..3).map(|i| users.share(i, 3)).collect();
+        assert_eq!(shares.iter().map(|s| s.users).sum::<usize>(), 1001);
+        assert_eq!(shares.iter().map(|s| s.surge_users.unwrap()).sum::<usize>(), 3002);
+        assert_eq!(shares.iter().map(|s| s.ramp_rate).sum::<f64>(), 30.0);
+        assert_eq!([shares[0].users, shares[2].users], [334, 333]);
+        let mut run = RunCommand::new(Endpoints::default(), "rest:list_projects=1".parse().unwrap(), 90.0, Duration::from_secs(1));
+        run.ramp_to = Some(300.0);
+        assert_eq!((run.share(1, 3).rate, run.share(1, 3).ramp_to), (30.0, Some(100.0)));
+    }
+
+    #[test]
+    fn a_shard_beyond_the_count_and_a_bad_start_time_are_refused() {
+        let common = CommonArgs { shards: 2, shard_index: 2, ..CommonArgs::default() };
+        assert!(common.shard().unwrap_err().contains("JOB_COMPLETION_INDEX"));
+        assert_eq!(CommonArgs { shards: 2, shard_index: 1, ..CommonArgs::default() }.shard(), Ok((1, 2)));
+        assert!(parse_start_at("10:00").unwrap_err().contains("RFC 3339"));
     }
 }

@@ -34,6 +34,7 @@ pub mod outcome;
 pub mod recorder;
 pub mod results;
 pub mod routed;
+pub mod shelf;
 pub mod step;
 pub mod target;
 pub mod weights;
@@ -66,6 +67,8 @@ pub struct OpenRun {
     pub metrics: Option<ClientMetrics>,
     /// Whether to draw a progress bar (on a terminal).
     pub progress: bool,
+    /// When the load starts (`--start-at`); at once when `None`.
+    pub start_at: Option<SystemTime>,
 }
 
 impl std::fmt::Debug for OpenRun {
@@ -81,6 +84,7 @@ impl OpenRun {
         let keys: Vec<_> = self.mix.0.iter().map(|(call, _)| (call.protocol, call.step)).collect();
         let recorder = Arc::new(Recorder::new(&keys));
         let metrics = self.metrics.as_ref().map(|m| m.with_steps(&keys));
+        start_barrier(self.start_at).await;
         let started_at = SystemTime::now();
         let started = std::time::Instant::now();
         if let Some(metrics) = &metrics {
@@ -115,13 +119,38 @@ impl OpenRun {
         }
         let (start, end) = self.schedule.rates();
         let snapshot = recorder.snapshot();
-        let results = RunResults::from_snapshot(&snapshot, started.elapsed().as_secs_f64(), RateSpan { start, end });
+        let mut results =
+            RunResults::from_snapshot(&snapshot, started.elapsed().as_secs_f64(), RateSpan { start, end });
+        results.started_at = Some(unix_seconds(started_at));
         if let Some(dir) = &self.out {
             results.write(dir)?;
             write_interval_log(dir, &snapshot, started_at)?;
         }
         Ok((results, summary))
     }
+}
+
+/// Waits for `at`, the wall-clock start every shard of one run was given,
+/// so that their ramps line up. A start already past by more than a second
+/// is said out loud: that shard's load is late by as much (the merge still
+/// puts its seconds where they happened).
+pub(crate) async fn start_barrier(at: Option<SystemTime>) {
+    let Some(at) = at else { return };
+    match at.duration_since(SystemTime::now()) {
+        Ok(wait) => {
+            println!("q2o-loadgen: starting in {:.1} s (--start-at)", wait.as_secs_f64());
+            tokio::time::sleep(wait).await;
+        }
+        Err(late) if late.duration() > Duration::from_secs(1) => {
+            tracing::warn!(late_seconds = late.duration().as_secs_f64(), "--start-at is past: starting now");
+        }
+        Err(_) => {}
+    }
+}
+
+/// `at` as Unix seconds.
+pub(crate) fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Moves the bar to `elapsed` with the live figures: req/s, errors, p95.

@@ -9,13 +9,14 @@ use q2o_common::runtime::Flavor;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_loadgen::OpenRun;
 use q2o_loadgen::arrival::ArrivalSchedule;
-use q2o_loadgen::command::{RunCommand, UsersCommand};
+use q2o_loadgen::command::{CommonArgs, RunCommand, StartAt, UsersCommand};
 use q2o_loadgen::fanout;
 use q2o_loadgen::journeys::ClosedRun;
 use q2o_loadgen::metrics::{ClientMetrics, serve};
 use q2o_loadgen::recorder::Protocol;
 use q2o_loadgen::results::RunResults;
 use q2o_loadgen::routed::Routed;
+use q2o_loadgen::shelf::Shelf;
 use q2o_loadgen::step::{Call, Mix, Step};
 use q2o_loadgen::target::{Target, UrlTarget};
 use q2o_loadgen::weights::Weights;
@@ -75,9 +76,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Where `--processes` children write, and whether they serve metrics.
-fn split_out(processes: u32, out: &Option<PathBuf>) -> anyhow::Result<Option<&PathBuf>> {
+fn split_out(common: &CommonArgs) -> anyhow::Result<Option<&PathBuf>> {
+    let (processes, out) = (common.processes, &common.out);
     if processes == 0 {
         bail!("--processes must be at least 1");
+    }
+    if common.serve_results.is_some() {
+        if out.is_none() || common.metrics_addr.is_none() {
+            bail!("--serve-results serves --out's files on --metrics-addr: give both");
+        }
+        if processes > 1 {
+            bail!("--serve-results serves one process's results: spread the load with --shards, not --processes");
+        }
     }
     if processes == 1 {
         return Ok(None);
@@ -86,19 +96,20 @@ fn split_out(processes: u32, out: &Option<PathBuf>) -> anyhow::Result<Option<&Pa
 }
 
 async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
+    let (shard, shards) = command.common.shard().map_err(anyhow::Error::msg)?;
+    if command.users < shards {
+        bail!("--users {} cannot be split over --shards {shards}", command.users);
+    }
+    let command = if shards > 1 { command.share(shard, shards) } else { command };
     let plan = command.plan()?;
-    if let Some(out) = split_out(command.common.processes, &command.common.out)? {
+    if let Some(out) = split_out(&command.common)? {
         let n = command.common.processes as usize;
         if plan.users < n {
             bail!("--users {} cannot be split over --processes {n}", plan.users);
         }
         let children = (0..n)
             .map(|i| {
-                let mut child = command.clone();
-                // Spread the remainder over the first processes.
-                child.users = plan.users / n + usize::from(i < plan.users % n);
-                // Together the children start users at the rate asked for.
-                child.ramp_rate = plan.ramp_rate / n as f64;
+                let mut child = command.share(i, n);
                 child.common = command.common.child(out, i);
                 child.to_args()
             })
@@ -107,7 +118,8 @@ async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
     }
     let registry = prometheus::Registry::new();
     let metrics = ClientMetrics::new(&registry);
-    let _server = serve_metrics(command.common.metrics_addr, registry).await?;
+    let shelf = shelf(&command.common);
+    let _server = serve_metrics(command.common.metrics_addr, registry, shelf.clone()).await?;
     let run = ClosedRun {
         rest_url: command.rest_url.clone(),
         grpc_url: command.grpc_url.clone(),
@@ -118,6 +130,7 @@ async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
         metrics: Some(metrics),
         progress: true,
         warm_up: command.warm_up,
+        start_at: command.common.start_at.map(StartAt::system_time),
     };
     let (results, goose) = run.run(shutdown_signal()).await?;
     let all = results.overall_latency().map_err(anyhow::Error::msg)?;
@@ -137,20 +150,21 @@ async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
     if let Some(out) = &command.common.out {
         println!("results written to {}", out.join("results.json").display());
     }
+    serve_results(shelf, command.common.serve_results).await;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn open_run(command: RunCommand) -> anyhow::Result<ExitCode> {
+    let (shard, shards) = command.common.shard().map_err(anyhow::Error::msg)?;
+    let command = if shards > 1 { command.share(shard, shards) } else { command };
     // Checked before anything is spawned.
     let schedule = ArrivalSchedule::new(command.rate, command.ramp_to.unwrap_or(command.rate), command.duration)
         .map_err(anyhow::Error::msg)?;
-    if let Some(out) = split_out(command.common.processes, &command.common.out)? {
-        let n = command.common.processes;
-        let children = (0..n as usize)
+    if let Some(out) = split_out(&command.common)? {
+        let n = command.common.processes as usize;
+        let children = (0..n)
             .map(|i| {
-                let mut child = command.clone();
-                child.rate = command.rate / f64::from(n);
-                child.ramp_to = command.ramp_to.map(|end| end / f64::from(n));
+                let mut child = command.share(i, n);
                 child.common = command.common.child(out, i);
                 child.to_args()
             })
@@ -169,7 +183,8 @@ async fn open_run(command: RunCommand) -> anyhow::Result<ExitCode> {
     };
     let registry = prometheus::Registry::new();
     let metrics = ClientMetrics::new(&registry);
-    let _server = serve_metrics(command.common.metrics_addr, registry).await?;
+    let shelf = shelf(&command.common);
+    let _server = serve_metrics(command.common.metrics_addr, registry, shelf.clone()).await?;
     let run = OpenRun {
         target,
         mix,
@@ -178,6 +193,7 @@ async fn open_run(command: RunCommand) -> anyhow::Result<ExitCode> {
         out: command.common.out.clone(),
         metrics: Some(metrics),
         progress: true,
+        start_at: command.common.start_at.map(StartAt::system_time),
     };
     let (results, summary) = run.run(shutdown_signal()).await?;
     let all = results.overall_latency().map_err(anyhow::Error::msg)?;
@@ -194,6 +210,7 @@ async fn open_run(command: RunCommand) -> anyhow::Result<ExitCode> {
     if let Some(out) = &command.common.out {
         println!("results written to {}", out.join("results.json").display());
     }
+    serve_results(shelf, command.common.serve_results).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -226,12 +243,31 @@ fn print_latency(what: &str, all: &hdrhistogram::Histogram<u64>) {
     );
 }
 
+/// With `--serve-results`, the shelf this run's files are served from.
+fn shelf(common: &CommonArgs) -> Option<Arc<Shelf>> {
+    common.serve_results.and(common.out.clone()).map(|out| Arc::new(Shelf::new(out)))
+}
+
+/// Serves the finished run's files until both were fetched, `linger` is
+/// over, or the process is asked to stop.
+async fn serve_results(shelf: Option<Arc<Shelf>>, linger: Option<std::time::Duration>) {
+    let (Some(shelf), Some(linger)) = (shelf, linger) else { return };
+    shelf.open();
+    println!("serving the results under /results/ until fetched (at most {} s)", linger.as_secs());
+    tokio::select! {
+        () = shelf.fetched() => println!("results fetched"),
+        () = tokio::time::sleep(linger) => println!("nobody fetched the results within {} s", linger.as_secs()),
+        () = shutdown_signal() => {}
+    }
+}
+
 async fn serve_metrics(
     addr: Option<SocketAddr>,
     registry: prometheus::Registry,
+    shelf: Option<Arc<Shelf>>,
 ) -> anyhow::Result<Option<AbortOnDrop>> {
     let Some(addr) = addr else { return Ok(None) };
-    let (bound, task) = serve(addr, registry).await.with_context(|| format!("--metrics-addr {addr}"))?;
+    let (bound, task) = serve(addr, registry, shelf).await.with_context(|| format!("--metrics-addr {addr}"))?;
     println!("q2o-loadgen listening: metrics={bound}");
     Ok(Some(AbortOnDrop(task)))
 }

@@ -126,18 +126,26 @@ impl ClientMetrics {
     }
 }
 
-/// Serves `registry` on `/metrics` at `addr` until the returned handle is dropped
+/// Serves `registry` on `/metrics` at `addr`, and a finished run's files on
+/// `/results/{file}` when given a `shelf`, until the returned handle is dropped
 /// or aborted; returns the bound address.
-pub async fn serve(addr: SocketAddr, registry: Registry) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Registry,
+    shelf: Option<std::sync::Arc<crate::shelf::Shelf>>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = axum::Router::new().route(
+    let mut app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let registry = registry.clone();
             async move { q2o_common::telemetry::render_metrics(&registry) }
         }),
     );
+    if let Some(shelf) = shelf {
+        app = app.route("/results/{file}", axum::routing::get(crate::shelf::get).with_state(shelf));
+    }
     let task = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::warn!(%err, "metrics server stopped");

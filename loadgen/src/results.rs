@@ -156,6 +156,10 @@ pub struct RunResults {
     pub users: Option<u64>,
     /// Processes merged into these results.
     pub processes: u32,
+    /// When the run's load started (Unix seconds): the merge lines up the
+    /// parts' per-second timelines by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
     /// Wall time of the run.
     pub duration_seconds: f64,
     /// Closed model: the first seconds, whose requests are in `seconds` but
@@ -207,6 +211,7 @@ impl RunResults {
             model: "open".into(),
             users: None,
             processes: 1,
+            started_at: None,
             duration_seconds,
             warm_up_seconds: 0.0,
             target_rate,
@@ -221,6 +226,8 @@ impl RunResults {
     /// their percentiles averaged) and counters summed.
     pub fn merge(parts: &[RunResults]) -> Result<RunResults, String> {
         let first = parts.first().ok_or("nothing to merge")?;
+        // The earliest start, if every part knows its own.
+        let started_at = parts.iter().map(|p| p.started_at).try_fold(f64::INFINITY, |min, s| s.map(|s| min.min(s)));
         let mut histograms: BTreeMap<StepKey, StepRecord> = BTreeMap::new();
         let mut seconds: Vec<Second> = Vec::new();
         for part in parts {
@@ -241,10 +248,16 @@ impl RunResults {
                     *entry.outcomes.entry(*outcome).or_default() += count;
                 }
             }
-            if seconds.len() < part.seconds.len() {
-                seconds.resize(part.seconds.len(), Second::default());
+            // A part that started later (a shard whose pod was late) adds
+            // its seconds where they happened, not from the first second.
+            let offset = match (part.started_at, started_at) {
+                (Some(start), Some(first)) => (start - first).round().max(0.0) as usize,
+                _ => 0,
+            };
+            if seconds.len() < offset + part.seconds.len() {
+                seconds.resize(offset + part.seconds.len(), Second::default());
             }
-            for (sum, s) in seconds.iter_mut().zip(&part.seconds) {
+            for (sum, s) in seconds[offset..].iter_mut().zip(&part.seconds) {
                 sum.requests += s.requests;
                 sum.errors += s.errors;
                 sum.shed += s.shed;
@@ -266,7 +279,12 @@ impl RunResults {
                 outcomes: record.outcomes,
             })
             .collect();
-        let duration = parts.iter().map(|p| p.duration_seconds).fold(0.0, f64::max);
+        // From the first part's start to the last part's end.
+        let late = |p: &RunResults| match (p.started_at, started_at) {
+            (Some(start), Some(first)) => (start - first).max(0.0),
+            _ => 0.0,
+        };
+        let duration = parts.iter().map(|p| late(p) + p.duration_seconds).fold(0.0, f64::max);
         let warm_up = parts.iter().map(|p| p.warm_up_seconds).fold(0.0, f64::max);
         let total: u64 = steps.iter().map(|s| s.count).sum();
         let measured = duration - warm_up;
@@ -275,6 +293,7 @@ impl RunResults {
             model: first.model.clone(),
             users: parts.iter().map(|p| p.users).sum(),
             processes: parts.iter().map(|p| p.processes).sum(),
+            started_at,
             duration_seconds: duration,
             warm_up_seconds: warm_up,
             target_rate: RateSpan {
@@ -439,5 +458,31 @@ mod tests {
             read.iter().map(|i| (i.start, i.end, i.key, i.histogram.len())).collect();
         assert_eq!(spans, [(0.0, 1.0, keys[0], 1), (0.0, 1.0, keys[1], 1), (1.0, 2.0, keys[0], 1)]);
         assert!(read[2].histogram.min() >= 4_990, "the shed answer is not in the served latencies");
+    }
+
+    #[test]
+    fn a_part_that_started_late_is_merged_where_its_seconds_happened() {
+        let keys = [(Protocol::Rest, Step::ListProjects)];
+        let part = |started_at: f64, seconds: u64| {
+            let recorder = Recorder::new(&keys);
+            for s in 0..seconds {
+                recorder.record(0, Outcome::Ok, Duration::from_millis(2), Duration::from_millis(s * 1000 + 500));
+                recorder.close_interval(Duration::from_secs(s + 1));
+            }
+            let mut results = RunResults::from_snapshot(&recorder.snapshot(), seconds as f64, RateSpan { start: 0.0, end: 0.0 });
+            results.started_at = Some(started_at);
+            results
+        };
+        let merged = RunResults::merge(&[part(1000.0, 3), part(1002.2, 3)]).unwrap();
+        assert_eq!(merged.started_at, Some(1000.0));
+        let requests: Vec<u64> = merged.seconds.iter().map(|s| s.requests).collect();
+        assert_eq!(requests, [1, 1, 2, 1, 1], "the late part's first second is the third");
+        assert!((merged.duration_seconds - 5.2).abs() < 1e-9, "{}", merged.duration_seconds);
+        assert_eq!(merged.steps[0].count, 6);
+        // Without start times, parts line up from their first seconds, as before.
+        let mut a = part(0.0, 2);
+        a.started_at = None;
+        let merged = RunResults::merge(&[a, part(5.0, 2)]).unwrap();
+        assert_eq!((merged.started_at, merged.seconds.len()), (None, 2));
     }
 }

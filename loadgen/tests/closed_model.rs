@@ -68,6 +68,7 @@ async fn rest_users_walk_their_journeys_and_every_request_reaches_the_gateway() 
         out: None,
         metrics: None,
         progress: false,
+        start_at: None,
         warm_up: Duration::ZERO,
     };
     let (results, goose) = run.run(std::future::pending()).await.unwrap();
@@ -109,6 +110,7 @@ async fn grpc_users_stream_their_tasks_and_goose_records_every_call() {
         out: Some(dir.path().to_owned()),
         metrics: None,
         progress: false,
+        start_at: None,
         warm_up: Duration::ZERO,
     };
     let (results, goose) = run.run(std::future::pending()).await.unwrap();

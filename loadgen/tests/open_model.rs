@@ -50,6 +50,7 @@ async fn the_open_model_counts_a_stall_that_a_closed_loop_hides() {
         out: None,
         metrics: None,
         progress: false,
+        start_at: None,
     };
     let (results, summary) = run.run(std::future::pending()).await.unwrap();
     assert_eq!(summary.dropped, 0);
@@ -148,6 +149,7 @@ async fn recorded_counts_equal_the_gateways_own_counters() {
             out: None,
             metrics: None,
             progress: false,
+            start_at: None,
         };
         let (results, _) = run.run(std::future::pending()).await.unwrap();
         let step = &results.steps[0];

@@ -7,7 +7,7 @@
 //! started_at, finished_at   RFC 3339
 //! verdict           "GO" | "NO-GO" | "ERROR" (the run itself failed)
 //! reasons[]         why not GO: one sentence per failed criterion, or the error
-//! environment       {kind: "local" | "docker", os, cpus, memory_bytes, prometheus}
+//! environment       {kind: "local" | "docker" | "kubernetes", os, cpus, memory_bytes, prometheus}
 //! sizes             {users, users_in_file, ramp_rate, hold_seconds, ramp_down_seconds,
 //!                    loadgen_processes, scaled: bool, overrides {users, duration, scale}}
 //! topology          the scenario's [topology] as run

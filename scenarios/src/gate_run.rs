@@ -13,7 +13,7 @@ use q2o_env::ports::free_addr;
 use q2o_env::resources::{Resources, Saturation};
 use q2o_env::{EnvKind, Environment};
 use q2o_loadgen::recorder::{ApiCounts, latency_histogram};
-use q2o_loadgen::results::RunResults;
+use q2o_loadgen::results::{LoggedInterval, RunResults};
 use q2o_loadgen::step::Step;
 use q2o_slo::alert_tests::{AlertTestCoverage, alerts_in};
 use q2o_slo::gates::{Gate, gate_rules};
@@ -178,7 +178,7 @@ fn sizes(scenario: &Scenario, users_in_file: usize, options: &RunOptions) -> Siz
 }
 
 /// Writes the report files and points `latest` at the run.
-fn write(folder: &RunFolder, summary: &mut Summary, charts: &[Chart]) -> Result<(), RunFailed> {
+pub(crate) fn write(folder: &RunFolder, summary: &mut Summary, charts: &[Chart]) -> Result<(), RunFailed> {
     summary.files = q2o_report::files_in(&folder.dir);
     q2o_report::write_all(&folder.dir, summary, charts).map_err(|source| RunFailed {
         error: RunError::Io { path: folder.dir.clone(), source },
@@ -294,9 +294,84 @@ async fn drive(
 
     // One more scrape and rule evaluation after the last request.
     tokio::time::sleep(prometheus::INTERVAL * 3).await;
+    let results = users.results(&folder.dir.join("logs"))?;
+    results.write(&folder.dir.join("loadgen"))?;
+    let stores = Stores { redis_url: endpoints.redis_url.as_deref(), kafka: endpoints.kafka.as_deref() };
+    let load = LoadSpan { started: unix(load_started), ended: unix(load_ended) };
+    let mut assessed =
+        assess(scenario, prometheus, &options.dashboards_dir, &folder.id, (&results, &users.intervals()), load, stores)
+            .await?;
+
+    let recoveries = env.recoveries();
+    faults::attach_recoveries(&mut injected, &recoveries);
+    let error_burst = injected.first().map(|first| faults::error_burst(&results.seconds, first.at));
+    let per_second = |f: fn(&q2o_loadgen::recorder::Second) -> u64| results.seconds.iter().map(f).collect::<Vec<_>>();
+    let hold = plan.ramp_up().as_secs() as usize..(plan.ramp_up() + plan.hold).as_secs() as usize;
+    let resources = timeline.figures(hold, &per_second(|s| s.requests));
+    let saturation = timeline.saturation(&per_second(|s| s.users));
+    assessed.evidence.recoveries = recoveries.iter().map(|r| r.recovered_after).collect();
+    assessed.evidence.error_burst_seconds = error_burst.as_ref().map(|b| b.seconds);
+    assessed.charts.push(Chart::cpu_by_process(&timeline));
+    Ok(Measured {
+        charts: assessed.charts,
+        resources,
+        saturation,
+        scrape: assessed.scrape,
+        evidence: assessed.evidence,
+        results,
+        faults: injected,
+        error_burst,
+        events: assessed.events,
+        slis: assessed.slis,
+        dashboards: assessed.dashboards,
+        alert_tests: None,
+        alerts_firing: assessed.alerts_firing,
+        prometheus: prometheus.url().to_owned(),
+    })
+}
+
+/// When a run's load started and ended (Unix seconds).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LoadSpan {
+    pub started: f64,
+    pub ended: f64,
+}
+
+/// Where the run's Redis and broker are reached from here, when they are.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stores<'a> {
+    pub redis_url: Option<&'a str>,
+    pub kafka: Option<&'a str>,
+}
+
+/// What the servers said of a finished load, before any verdict.
+#[derive(Debug)]
+pub(crate) struct Assessed {
+    pub evidence: Evidence,
+    pub events: Option<EventCensus>,
+    pub scrape: ScrapeCoverage,
+    pub slis: SliCoverage,
+    pub dashboards: DashboardCoverage,
+    pub alerts_firing: Vec<FiringAlert>,
+    pub charts: Vec<Chart>,
+}
+
+/// Asks Prometheus, and Redis and the broker where `stores` reach them,
+/// what became of a finished load whose merged `results` and interval logs
+/// are given: the same for a local run and for a cluster's (`q2o-bench judge`).
+pub(crate) async fn assess(
+    scenario: &Scenario,
+    prometheus: &Prometheus,
+    dashboards_dir: &Path,
+    run_id: &str,
+    (results, intervals): (&RunResults, &[LoggedInterval]),
+    load: LoadSpan,
+    stores: Stores<'_>,
+) -> Result<Assessed, RunError> {
+    let plan = scenario.user_plan();
     // Where the broker can be read, the census waits for the audit group
     // itself; elsewhere (docker) Prometheus's counters are waited on.
-    let events = match (&endpoints.kafka, &endpoints.redis_url) {
+    let events = match (stores.kafka, stores.redis_url) {
         (Some(kafka), Some(redis)) => {
             let mut census = evidence::event_census(kafka, redis, evidence::CENSUS_LAG_BOUND).await?;
             // Asked after the wait: a producer gives up on an event only after retrying it for a minute.
@@ -310,29 +385,18 @@ async fn drive(
         }
         _ => None,
     };
-    let at = unix_now();
-    let window = format!("{}s", (at - unix(load_started)).ceil() as u64);
-
-    let results = users.results(&folder.dir.join("logs"))?;
-    results.write(&folder.dir.join("loadgen"))?;
-    let recoveries = env.recoveries();
-    faults::attach_recoveries(&mut injected, &recoveries);
-    let tasks_unfinished = match (&endpoints.redis_url, evidence::tenant_of(&scenario.load.api_key)) {
+    let at = unix_now().max(load.ended);
+    let window = format!("{}s", (at - load.started).ceil() as u64);
+    let tasks_unfinished = match (stores.redis_url, evidence::tenant_of(&scenario.load.api_key)) {
         (Some(url), Some(tenant)) if scenario.criteria.iter().any(|c| c.sli == Sli::TasksUnfinished) => {
             Some(evidence::tasks_unfinished(url, &tenant).await?)
         }
         _ => None,
     };
-    let error_burst = injected.first().map(|first| faults::error_burst(&results.seconds, first.at));
-    let per_second = |f: fn(&q2o_loadgen::recorder::Second) -> u64| results.seconds.iter().map(f).collect::<Vec<_>>();
-    let hold = plan.ramp_up().as_secs() as usize..(plan.ramp_up() + plan.hold).as_secs() as usize;
-    let resources = timeline.figures(hold, &per_second(|s| s.requests));
-    let saturation = timeline.saturation(&per_second(|s| s.users));
-
     // Coverage is asked at the end of the hold, when every loadgen still ran.
-    let hold_end = unix(load_started) + (plan.ramp_up() + plan.hold).as_secs_f64() - 2.0;
+    let hold_end = load.started + (plan.ramp_up() + plan.hold).as_secs_f64() - 2.0;
     let dashboards =
-        evidence::dashboard_coverage(prometheus, &options.dashboards_dir, &scenario.name, &folder.id, hold_end).await?;
+        evidence::dashboard_coverage(prometheus, dashboards_dir, &scenario.name, run_id, hold_end).await?;
     let slis = evidence::sli_coverage(prometheus, hold_end).await?;
     let ratio = |n: usize, of: usize| (of > 0).then(|| n as f64 / of as f64);
     let evidence = Evidence {
@@ -342,35 +406,25 @@ async fn drive(
         alert_test_coverage: None,
         tasks_unfinished,
         events_lost: events.as_ref().map(|e| e.lost as f64),
-        recoveries: recoveries.iter().map(|r| r.recovered_after).collect(),
-        error_burst_seconds: error_burst.as_ref().map(|b| b.seconds),
-        windows: windows(scenario, &users, &results, prometheus, unix(load_started)).await?,
+        recoveries: Vec::new(),
+        error_burst_seconds: None,
+        windows: windows(scenario, intervals, results, prometheus, load.started).await?,
         results: Some(results.clone()),
     };
-    let load_end = unix(load_ended);
     let alerts_firing = prometheus
-        .firing(&scenario.name, load_end)
+        .firing(&scenario.name, load.ended)
         .await?
         .into_iter()
         .map(|(alert, criterion, severity)| FiringAlert { alert, criterion, severity })
         .collect();
-    let mut charts = charts(prometheus, &results, unix(load_started), load_end).await;
-    charts.push(Chart::cpu_by_process(&timeline));
-    Ok(Measured {
-        charts,
-        resources,
-        saturation,
+    Ok(Assessed {
+        charts: charts(prometheus, results, load.started, load.ended).await,
         scrape: evidence::scrape_coverage(prometheus, hold_end).await?,
         evidence,
-        results,
-        faults: injected,
-        error_burst,
         events,
         slis,
         dashboards,
-        alert_tests: None,
         alerts_firing,
-        prometheus: prometheus.url().to_owned(),
     })
 }
 
@@ -380,7 +434,7 @@ async fn drive(
 /// outcomes from the per-second counts, and Prometheus over the window.
 async fn windows(
     scenario: &Scenario,
-    users: &Users,
+    intervals: &[LoggedInterval],
     results: &RunResults,
     prometheus: &Prometheus,
     load_started: f64,
@@ -390,7 +444,6 @@ async fn windows(
     if named.is_empty() {
         return Ok(windows);
     }
-    let intervals = users.intervals();
     let active: Vec<u64> = results.seconds.iter().map(|s| s.users).collect();
     for window in named {
         let (from, to) = match scenario.window_span(window, Some(&active)) {

@@ -43,14 +43,9 @@ impl Users {
             .enumerate()
             .map(|(i, addr)| {
                 let gateway = i % rest_urls.len();
-                let mut command = UsersCommand::new(rest_urls[gateway].clone(), plan);
+                let mut command = UsersCommand::new(rest_urls[gateway].clone(), plan).share(i, processes);
                 command.grpc_url = grpc_urls.get(gateway).cloned();
                 command.api_key = api_key.to_owned();
-                command.users = plan.users / processes + usize::from(i < plan.users % processes);
-                command.ramp_rate = plan.ramp_rate / processes as f64;
-                if let Some(surge) = &plan.surge {
-                    command.surge_users = Some(surge.users / processes + usize::from(i < surge.users % processes));
-                }
                 // goose lets its users go in whole seconds.
                 command.ramp_down = plan.ramp_down.max(Duration::from_secs(1));
                 command.common.out = Some(out.join(format!("part-{i}")));

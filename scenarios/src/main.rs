@@ -14,7 +14,8 @@ use q2o_scenarios::error::{RunError, RunFailed};
 use q2o_scenarios::gate_run::{self, RunOptions};
 use q2o_scenarios::regression::{self, RunSummary};
 use q2o_scenarios::rules;
-use q2o_scenarios::scenario::Overrides;
+use q2o_scenarios::{judge, render};
+use q2o_scenarios::scenario::{Overrides, Scenario};
 use q2o_scenarios::scenario_file::ScenarioFile;
 use q2o_scenarios::session::Interrupt;
 use q2o_slo::generate::{self, Destinations};
@@ -91,6 +92,85 @@ enum Cli {
         #[arg(long, default_value_t = 0.1)]
         tolerance: f64,
     },
+    /// Write a cluster run's manifests: the load generator as an Indexed Job
+    /// (each pod its share of the users, all from one start time) and the
+    /// scenario's gate rules, beside the stack of deploy/kubernetes/overlays.
+    Render {
+        /// The scenario file (scenarios/phase2.toml).
+        scenario: PathBuf,
+        /// Where the run goes; only `kubernetes` is rendered.
+        #[arg(long = "env", value_enum, default_value = "kubernetes")]
+        env: RenderEnv,
+        #[command(flatten)]
+        sizes: SizeFlags,
+        /// Loadgen pods (10,000 users each by default).
+        #[arg(long)]
+        pods: Option<usize>,
+        /// The loadgen image (`just images` builds q2o/loadgen:local; push it where the cluster pulls).
+        #[arg(long, default_value = "q2o/loadgen:local")]
+        image: String,
+        /// The gateway's REST URL as the pods reach it.
+        #[arg(long, default_value = "http://gateway:8080")]
+        rest_url: String,
+        /// The gateway's gRPC URL as the pods reach it.
+        #[arg(long, default_value = "http://gateway:9090")]
+        grpc_url: String,
+        /// The stack's namespace.
+        #[arg(long, default_value = "q2o")]
+        namespace: String,
+        /// How long from now the pods start their load: apply the manifests before.
+        #[arg(long, value_parser = parse_duration, default_value = "2m")]
+        start_in: Duration,
+        /// How long a finished pod serves its results for `q2o-bench collect`.
+        #[arg(long, value_parser = parse_duration, default_value = "30m")]
+        serve_results: Duration,
+        /// Where the manifests go (reports/<scenario>/cluster-<run id> by default).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Fetch the results each loadgen pod serves once it is done (one URL per
+    /// pod, e.g. a `kubectl port-forward` to it) into DIR/part-<i>/.
+    Collect {
+        /// The pods' metrics URLs (http://127.0.0.1:9100).
+        #[arg(required = true, num_args = 1..)]
+        urls: Vec<String>,
+        /// Where the results go.
+        #[arg(long)]
+        out: PathBuf,
+        /// How long to wait for pods still running.
+        #[arg(long, value_parser = parse_duration, default_value = "30m")]
+        wait: Duration,
+    },
+    /// Judge a run whose load came from elsewhere (a cluster's loadgen Job):
+    /// the collected results merged exactly, Prometheus asked for the rest;
+    /// the same report, JUnit and exit code as `run`.
+    Judge {
+        /// The scenario file, with the sizes the run was rendered with.
+        scenario: PathBuf,
+        #[command(flatten)]
+        sizes: SizeFlags,
+        /// The collected results (`q2o-bench collect --out`).
+        #[arg(long)]
+        results: PathBuf,
+        /// The Prometheus that scraped the run.
+        #[arg(long)]
+        prometheus: String,
+        /// The run's Redis, if reachable from here: judges `tasks_unfinished`.
+        #[arg(long)]
+        redis_url: Option<String>,
+        /// The run's Kafka bootstrap, if reachable from here: the census behind `events_lost`.
+        #[arg(long)]
+        kafka: Option<String>,
+        /// The environment the report names.
+        #[arg(long = "env", value_enum, default_value = "kubernetes")]
+        env: RenderEnv,
+        /// Where reports go.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// Grafana dashboards whose queries are checked against the run.
+        #[arg(long, default_value = "dashboards/grafana")]
+        dashboards_dir: PathBuf,
+    },
     /// Write alerts/ (recording rules, gate alerts, their promtool tests) and
     /// dashboards/grafana/ (dashboards, provisioning) from the scenarios.
     Rules {
@@ -106,6 +186,55 @@ enum Cli {
         #[arg(long)]
         check: bool,
     },
+}
+
+/// Where a rendered or judged run's load came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RenderEnv {
+    /// A Kubernetes cluster (deploy/kubernetes).
+    Kubernetes,
+    /// Loadgen containers beside the docker environment (the Job's contract, tested here).
+    Docker,
+}
+
+impl RenderEnv {
+    fn as_str(self) -> &'static str {
+        match self {
+            RenderEnv::Kubernetes => "kubernetes",
+            RenderEnv::Docker => "docker",
+        }
+    }
+}
+
+/// The sizes a scenario runs at, as `run` takes them.
+#[derive(Clone, Debug, clap::Args)]
+struct SizeFlags {
+    /// Users at the top of the ramp, instead of the file's.
+    #[arg(long)]
+    users: Option<usize>,
+    /// Hold, instead of the file's (e.g. 30s).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Multiply the file's users by this (0.01 runs 1 %).
+    #[arg(long)]
+    scale: Option<f64>,
+}
+
+impl SizeFlags {
+    fn overrides(&self) -> Overrides {
+        Overrides { users: self.users, duration: self.duration, scale: self.scale }
+    }
+}
+
+/// A gate scenario with `sizes` applied, and its users before them.
+fn sized_scenario(path: &std::path::Path, sizes: &SizeFlags) -> Result<(Scenario, usize), RunFailed> {
+    let ScenarioFile::Gate(mut scenario) = ScenarioFile::load(path).map_err(RunError::from)? else {
+        let reason = "is a comparison file; a cluster run is of a gate scenario".to_owned();
+        return Err(RunError::Unsupported { key: path.display().to_string(), reason }.into());
+    };
+    let users_in_file = scenario.load.users;
+    scenario.apply(&sizes.overrides()).map_err(RunError::from)?;
+    Ok((scenario, users_in_file))
 }
 
 #[tokio::main]
@@ -196,6 +325,67 @@ async fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode, RunFailed> {
             print!("{}", measured.report.markdown());
             println!("report: {}", measured.dir.join("cost.md").display());
             Ok(ExitCode::SUCCESS)
+        }
+        Cli::Render {
+            scenario,
+            env,
+            sizes,
+            pods,
+            image,
+            rest_url,
+            grpc_url,
+            namespace,
+            start_in,
+            serve_results,
+            out,
+        } => {
+            if env != RenderEnv::Kubernetes {
+                let reason = "a docker run is started by `q2o-bench run --env docker`".to_owned();
+                return Err(RunError::Unsupported { key: "--env".into(), reason }.into());
+            }
+            let (scenario, _) = sized_scenario(&scenario, &sizes)?;
+            let run_id = q2o_scenarios::run_folder::run_id(std::time::SystemTime::now());
+            let dir = out.unwrap_or_else(|| PathBuf::from("reports").join(&scenario.name).join(format!("cluster-{run_id}")));
+            let options = render::RenderOptions {
+                pods,
+                image,
+                rest_url,
+                grpc_url,
+                namespace,
+                start_at: std::time::SystemTime::now() + start_in,
+                serve_results,
+            };
+            let rendered = render::render(&scenario, &options, &dir, &run_id)?;
+            println!("{}: {} loadgen pods (Job {}) start at {}", scenario.name, rendered.pods, rendered.job, rendered.start_at);
+            println!("apply before then: kubectl apply -k {}", rendered.dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cli::Collect { urls, out, wait } => {
+            let parts = judge::collect(&urls, &out, wait).await?;
+            println!("collected {} pods' results into {}", parts.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cli::Judge { scenario, sizes, results, prometheus, redis_url, kafka, env, reports, dashboards_dir } => {
+            let (scenario, users_in_file) = sized_scenario(&scenario, &sizes)?;
+            let options = judge::JudgeOptions {
+                scenario,
+                overrides: sizes.overrides(),
+                users_in_file,
+                results,
+                prometheus,
+                redis_url,
+                kafka,
+                reports,
+                dashboards_dir,
+                env: env.as_str(),
+            };
+            let judged = judge::judge(options).await?;
+            println!("{}: {} ({} loadgen parts merged)", judged.summary.scenario, judged.summary.verdict, judged.parts);
+            for reason in &judged.summary.reasons {
+                println!("  {reason}");
+            }
+            println!("report: {}", judged.dir.join("report.html").display());
+            Ok(verdict(judged.go))
         }
         Cli::Report { run, baseline, tolerance } => {
             let current = RunSummary::read(&run)?;

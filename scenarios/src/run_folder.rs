@@ -55,7 +55,8 @@ pub fn rfc3339(t: SystemTime) -> String {
     time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-fn run_id(t: SystemTime) -> String {
+/// The id of a run started at `t`: its start time, to the second.
+pub fn run_id(t: SystemTime) -> String {
     let t = time::OffsetDateTime::from(t);
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",

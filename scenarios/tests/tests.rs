@@ -1,4 +1,6 @@
 mod census;
+mod cluster;
+mod kubernetes;
 mod planning;
 mod runner;
 mod schema;

@@ -18,7 +18,7 @@ pub struct Destinations {
     pub alerts: PathBuf,
     /// The dashboards and their provisioning (`dashboards/grafana/`).
     pub dashboards: PathBuf,
-    /// The `PrometheusRule` manifest.
+    /// The `PrometheusRule` manifest; the dashboards' ConfigMaps go beside it.
     pub manifest: PathBuf,
 }
 
@@ -34,14 +34,40 @@ pub fn generated(gates: &[Gate<'_>], to: &Destinations) -> Vec<(PathBuf, String)
         (to.alerts.join(SLO_TESTS_FILE), slo_rule_tests(HEADER, SLOS_FILE)),
         (to.manifest.clone(), manifest),
     ];
-    for (name, dashboard) in dashboards::dashboards() {
-        let json = serde_json::to_string_pretty(&dashboard).expect("dashboards serialize") + "\n";
+    let dashboards: Vec<(String, String)> = dashboards::dashboards()
+        .into_iter()
+        .map(|(name, dashboard)| (name, serde_json::to_string_pretty(&dashboard).expect("dashboards serialize") + "\n"))
+        .collect();
+    files.push((to.manifest.with_file_name(DASHBOARDS_MANIFEST), dashboard_config_maps(&dashboards)));
+    for (name, json) in dashboards {
         files.push((to.dashboards.join(name), json));
     }
     for (name, text) in dashboards::provisioning() {
         files.push((to.dashboards.join(name), text.to_owned()));
     }
     files
+}
+
+/// The name of the dashboards' manifest, beside the `PrometheusRule`.
+pub const DASHBOARDS_MANIFEST: &str = "grafana-dashboards.yaml";
+
+/// One ConfigMap per dashboard, labelled for the Grafana sidecar of the
+/// Prometheus Operator's stack (`grafana_dashboard: "1"`), which loads every
+/// ConfigMap so labelled into Grafana.
+fn dashboard_config_maps(dashboards: &[(String, String)]) -> String {
+    use std::fmt::Write;
+    let mut text = HEADER.to_owned();
+    for (file, json) in dashboards {
+        let name = file.trim_end_matches(".json");
+        let _ = write!(
+            text,
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: grafana-dashboard-{name}\n  labels:\n    app.kubernetes.io/part-of: q2o\n    grafana_dashboard: \"1\"\ndata:\n  {file}: |\n"
+        );
+        for line in json.lines() {
+            let _ = writeln!(text, "    {line}");
+        }
+    }
+    text
 }
 
 /// Writes `files`, creating their folders.

@@ -11,7 +11,7 @@ pub const GATE_TESTS_FILE: &str = "tests/gates.test.yml";
 /// The generated file of the SLI recording rules, in `alerts/`.
 pub const SLIS_FILE: &str = "slis.rules.yml";
 /// The `PrometheusRule` manifest, from the repository's root.
-pub const MANIFEST_FILE: &str = "deploy/kubernetes/prometheus-rules.yaml";
+pub const MANIFEST_FILE: &str = "deploy/kubernetes/base/monitoring/prometheus-rules.yaml";
 
 /// The first lines of every generated rule file.
 // The path it names is where the rules were first written; the text stays

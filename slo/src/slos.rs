@@ -370,11 +370,16 @@ fn result_labels(alert: &Alert) -> Vec<(&'static str, &'static str)> {
     }
 }
 
-/// `deploy/kubernetes/prometheus-rules.yaml`: every group of `files` (our rule
+/// `deploy/kubernetes/base/monitoring/prometheus-rules.yaml`: every group of `files` (our rule
 /// files' text) in one `PrometheusRule` for the Prometheus Operator.
 pub fn prometheus_rule(header: &str, files: &[String]) -> String {
+    prometheus_rule_named("q2o-slos", header, files)
+}
+
+/// The same, named `name` (a cluster run's gate rules are `q2o-gate-<scenario>`).
+pub fn prometheus_rule_named(name: &str, header: &str, files: &[String]) -> String {
     let mut text = format!(
-        "{header}apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: q2o-slos\n  labels:\n    app.kubernetes.io/part-of: q2o\n    release: kube-prometheus-stack\nspec:\n  groups:\n"
+        "{header}apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: {name}\n  labels:\n    app.kubernetes.io/part-of: q2o\n    release: kube-prometheus-stack\nspec:\n  groups:\n"
     );
     for file in files {
         let groups = file.split_once("groups:\n").map_or("", |(_, g)| g);

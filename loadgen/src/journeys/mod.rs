@@ -72,6 +72,8 @@ pub struct ClosedRun {
     pub progress: bool,
     /// Requests finishing this soon after the start stay out of the results' steps.
     pub warm_up: Duration,
+    /// When the users start (`--start-at`); at once when `None`.
+    pub start_at: Option<SystemTime>,
 }
 
 /// What goose saw, to set beside the recorder's numbers.
@@ -130,6 +132,7 @@ impl ClosedRun {
         let active = Arc::new(AtomicU64::new(0));
         let attack = self.attack(&rest_url, &shared, &active)?;
 
+        crate::start_barrier(self.start_at).await;
         let started_at = SystemTime::now();
         let started = tokio::time::Instant::now();
         let total = self.plan.total();
@@ -196,6 +199,7 @@ impl ClosedRun {
             RunResults::from_snapshot(&snapshot, started.elapsed().as_secs_f64(), RateSpan { start: 0.0, end: 0.0 });
         results.model = "closed".into();
         results.users = Some(self.plan.users as u64);
+        results.started_at = Some(crate::unix_seconds(started_at));
         results.warm_up_seconds = self.warm_up.as_secs_f64().min(results.duration_seconds);
         results.achieved_rate =
             results.steps.iter().map(|s| s.count).sum::<u64>() as f64 / results.measured_seconds().max(1e-9);

@@ -312,6 +312,19 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_configs_run_all_twelve_agent_types() {
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes");
+        for (file, kafka) in [("base/config/agents.toml", false), ("components/event-log/config/agents.toml", true)] {
+            let config = Config::load(&Flags { config: Some(deploy.join(file)), ..Flags::default() }).unwrap();
+            let types: std::collections::BTreeSet<_> = config.pools.iter().map(|p| p.agent_type).collect();
+            assert_eq!(types.len(), AgentType::ALL.len(), "{file}");
+            assert_eq!(config.inter_agent, InterAgentProtocol::Grpc, "{file}");
+            assert_eq!(config.kafka.is_some(), kafka, "{file}");
+            assert_eq!(config.consumer_groups.len(), if kafka { 2 } else { 0 }, "{file}");
+        }
+    }
+
+    #[test]
     fn a_pool_naming_an_unknown_model_is_rejected() {
         let config: Config = parse_toml("[[pools]]\nagent_type = \"coder\"\nworkers = 1\nmodel = \"gpt-9\"\n").unwrap();
         let err = config.validate().unwrap_err().to_string();

@@ -177,6 +177,14 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_config_is_valid_and_adaptive() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/base/config/gateway.toml");
+        let config = Config::load(&Flags { config: Some(file), ..Flags::default() }).unwrap();
+        assert_eq!(config.admission.mode, crate::admission::Mode::Adaptive);
+        assert_eq!(config.tenants.len(), 2);
+    }
+
+    #[test]
     fn a_file_overrides_only_what_it_names() {
         let config: Config =
             parse_toml("session_ttl = \"5m\"\n[rate_limit]\ncapacity = 5\nrefill_per_second = 0.5\n").unwrap();
