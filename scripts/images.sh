@@ -61,6 +61,12 @@ build() {
     printf 'root:x:0:0:root:/root:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
     printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+    # reqwest's TLS (rustls with the platform's verifier) refuses to build a
+    # client without a root store, even for plain-HTTP use: the loadgen's
+    # clients need the host's CA bundle.
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+        place /etc/ssl/certs/ca-certificates.crt "$root"
+    fi
 
     local digest image current
     digest=$(cd "$root" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)

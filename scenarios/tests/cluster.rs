@@ -169,7 +169,9 @@ async fn the_loadgen_job_as_containers_is_judged_as_its_local_merge() {
         run.push(image);
         run.extend(&args);
         docker(&run);
-        let published = docker(&["port", &name, "9100/tcp"]);
+        let port = Command::new("docker").args(["port", &name, "9100/tcp"]).output().unwrap();
+        assert!(port.status.success(), "loadgen {index} is not running: {}", docker(&["logs", &name]));
+        let published = String::from_utf8_lossy(&port.stdout).trim().to_owned();
         let addr = published.lines().next().unwrap().to_owned();
         urls.push(format!("http://{addr}"));
         targets.push(ScrapeTarget { job: "loadgen".into(), addr: addr.parse().unwrap() });

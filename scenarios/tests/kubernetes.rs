@@ -169,7 +169,6 @@ pub(crate) fn check_references(docs: &[Value], what: &str) {
         assert_eq!(pods.len(), 1, "{what}: {peers:?}");
         assert_eq!(pods[0]["matchLabels"]["app.kubernetes.io/name"], "gateway");
     }
-    assert!(named(docs, "NetworkPolicy", "default-deny-ingress").is_some(), "{what}: nothing is denied by default");
 }
 
 fn env_value<'a>(workload: &'a Value, var: &str) -> Option<&'a str> {
@@ -195,6 +194,7 @@ fn every_phase_overlay_renders_validates_and_runs_its_scenarios_topology() {
         let agents = named(&docs, "Deployment", "agents").expect("an agents Deployment");
         assert_eq!(agents["spec"]["replicas"], topology(phase, "agent_processes"), "{phase}: agents replicas");
         assert!(named(&docs, "PodDisruptionBudget", "gateway").is_some(), "{phase}");
+        assert!(named(&docs, "NetworkPolicy", "default-deny-ingress").is_some(), "{phase}: nothing is denied by default");
         assert!(named(&docs, "PrometheusRule", "q2o-slos").is_some(), "{phase}: the SLO rules");
         let dashboards = kind(&docs, "ConfigMap").filter(|m| m["metadata"]["labels"]["grafana_dashboard"] == "1");
         assert_eq!(dashboards.count(), 5, "{phase}: every Grafana dashboard, labelled for the sidecar");
