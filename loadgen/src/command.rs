@@ -472,7 +472,12 @@ mod tests {
             think: "const:1s".parse().unwrap(),
             journeys: vec![(Journey::Browse, 1)],
             protocols: vec![(Protocol::Rest, 1)],
-            surge: Some(Surge { users: 3002, at: Duration::from_secs(5), lasts: Duration::from_secs(5), ramp: Duration::from_secs(1) }),
+            surge: Some(Surge {
+                users: 3002,
+                at: Duration::from_secs(5),
+                lasts: Duration::from_secs(5),
+                ramp: Duration::from_secs(1),
+            }),
         };
         let users = UsersCommand::new("http://127.0.0.1:1".into(), &plan);
         let shares: Vec<UsersCommand> = (0..3).map(|i| users.share(i, 3)).collect();
@@ -480,7 +485,12 @@ mod tests {
         assert_eq!(shares.iter().map(|s| s.surge_users.unwrap()).sum::<usize>(), 3002);
         assert_eq!(shares.iter().map(|s| s.ramp_rate).sum::<f64>(), 30.0);
         assert_eq!([shares[0].users, shares[2].users], [334, 333]);
-        let mut run = RunCommand::new(Endpoints::default(), "rest:list_projects=1".parse().unwrap(), 90.0, Duration::from_secs(1));
+        let mut run = RunCommand::new(
+            Endpoints::default(),
+            "rest:list_projects=1".parse().unwrap(),
+            90.0,
+            Duration::from_secs(1),
+        );
         run.ramp_to = Some(300.0);
         assert_eq!((run.share(1, 3).rate, run.share(1, 3).ramp_to), (30.0, Some(100.0)));
     }

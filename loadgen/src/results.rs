@@ -469,7 +469,8 @@ mod tests {
                 recorder.record(0, Outcome::Ok, Duration::from_millis(2), Duration::from_millis(s * 1000 + 500));
                 recorder.close_interval(Duration::from_secs(s + 1));
             }
-            let mut results = RunResults::from_snapshot(&recorder.snapshot(), seconds as f64, RateSpan { start: 0.0, end: 0.0 });
+            let mut results =
+                RunResults::from_snapshot(&recorder.snapshot(), seconds as f64, RateSpan { start: 0.0, end: 0.0 });
             results.started_at = Some(started_at);
             results
         };

@@ -395,8 +395,7 @@ pub(crate) async fn assess(
     };
     // Coverage is asked at the end of the hold, when every loadgen still ran.
     let hold_end = load.started + (plan.ramp_up() + plan.hold).as_secs_f64() - 2.0;
-    let dashboards =
-        evidence::dashboard_coverage(prometheus, dashboards_dir, &scenario.name, run_id, hold_end).await?;
+    let dashboards = evidence::dashboard_coverage(prometheus, dashboards_dir, &scenario.name, run_id, hold_end).await?;
     let slis = evidence::sli_coverage(prometheus, hold_end).await?;
     let ratio = |n: usize, of: usize| (of > 0).then(|| n as f64 / of as f64);
     let evidence = Evidence {

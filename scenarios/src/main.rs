@@ -14,10 +14,10 @@ use q2o_scenarios::error::{RunError, RunFailed};
 use q2o_scenarios::gate_run::{self, RunOptions};
 use q2o_scenarios::regression::{self, RunSummary};
 use q2o_scenarios::rules;
-use q2o_scenarios::{judge, render};
 use q2o_scenarios::scenario::{Overrides, Scenario};
 use q2o_scenarios::scenario_file::ScenarioFile;
 use q2o_scenarios::session::Interrupt;
+use q2o_scenarios::{judge, render};
 use q2o_slo::generate::{self, Destinations};
 use q2o_slo::rule_files::MANIFEST_FILE;
 
@@ -345,7 +345,8 @@ async fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode, RunFailed> {
             }
             let (scenario, _) = sized_scenario(&scenario, &sizes)?;
             let run_id = q2o_scenarios::run_folder::run_id(std::time::SystemTime::now());
-            let dir = out.unwrap_or_else(|| PathBuf::from("reports").join(&scenario.name).join(format!("cluster-{run_id}")));
+            let dir =
+                out.unwrap_or_else(|| PathBuf::from("reports").join(&scenario.name).join(format!("cluster-{run_id}")));
             let options = render::RenderOptions {
                 pods,
                 image,
@@ -356,7 +357,10 @@ async fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode, RunFailed> {
                 serve_results,
             };
             let rendered = render::render(&scenario, &options, &dir, &run_id)?;
-            println!("{}: {} loadgen pods (Job {}) start at {}", scenario.name, rendered.pods, rendered.job, rendered.start_at);
+            println!(
+                "{}: {} loadgen pods (Job {}) start at {}",
+                scenario.name, rendered.pods, rendered.job, rendered.start_at
+            );
             println!("apply before then: kubectl apply -k {}", rendered.dir.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -141,7 +141,8 @@ async fn the_loadgen_job_as_containers_is_judged_as_its_local_merge() {
         rendered.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(0), "{said}");
-    let job: Value = serde_json::from_str(&std::fs::read_to_string(rendered.join("loadgen-job.json")).unwrap()).unwrap();
+    let job: Value =
+        serde_json::from_str(&std::fs::read_to_string(rendered.join("loadgen-job.json")).unwrap()).unwrap();
     assert_eq!(job["spec"]["completions"], PODS);
     let container = &job["spec"]["template"]["spec"]["containers"][0];
     let image = container["image"].as_str().unwrap();
@@ -204,10 +205,13 @@ async fn the_loadgen_job_as_containers_is_judged_as_its_local_merge() {
     // Fetched, every pod completes by itself.
     for index in 0..PODS {
         let name = format!("{network}-loadgen-{index}");
-        let status = tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(move || docker(&["wait", &name])))
-            .await
-            .expect("a pod whose results were fetched exits")
-            .unwrap();
+        let status = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || docker(&["wait", &name])),
+        )
+        .await
+        .expect("a pod whose results were fetched exits")
+        .unwrap();
         assert_eq!(status, "0", "loadgen {index}: {}", docker(&["logs", &format!("{network}-loadgen-{index}")]));
     }
 
@@ -246,10 +250,9 @@ async fn the_loadgen_job_as_containers_is_judged_as_its_local_merge() {
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("cluster-contract: GO (3 loadgen parts merged)"), "{said}");
 
-    let summary: Value = serde_json::from_str(
-        &std::fs::read_to_string(reports.join("cluster-contract/latest/summary.json")).unwrap(),
-    )
-    .unwrap();
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("cluster-contract/latest/summary.json")).unwrap())
+            .unwrap();
     assert_eq!(summary["environment"]["kind"], "docker");
     // The judged counts are the exact merge's.
     let requests: u64 = local.steps.iter().map(|s| s.count).sum();

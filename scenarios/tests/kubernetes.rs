@@ -24,7 +24,12 @@ fn venv_tool(name: &str) -> PathBuf {
 /// `kubectl kustomize <dir>`, whose output must pass `kubernetes-validate`.
 pub(crate) fn kustomize(dir: &Path) -> String {
     let output = Command::new("kubectl").arg("kustomize").arg(dir).output().expect("kubectl runs");
-    assert!(output.status.success(), "kubectl kustomize {}: {}", dir.display(), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -158,8 +163,8 @@ pub(crate) fn check_references(docs: &[Value], what: &str) {
     // Every service the stack runs is scraped.
     for workload in workloads(docs).filter(|w| matches!(app(w), "gateway" | "agents" | "search")) {
         let app = app(workload);
-        let scraped = kind(docs, "ServiceMonitor")
-            .any(|m| m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == app);
+        let scraped =
+            kind(docs, "ServiceMonitor").any(|m| m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == app);
         assert!(scraped, "{what}: nothing scrapes {app}");
     }
     // Only the gateway reaches search's API (Prometheus its /metrics, on the same port).
@@ -194,7 +199,10 @@ fn every_phase_overlay_renders_validates_and_runs_its_scenarios_topology() {
         let agents = named(&docs, "Deployment", "agents").expect("an agents Deployment");
         assert_eq!(agents["spec"]["replicas"], topology(phase, "agent_processes"), "{phase}: agents replicas");
         assert!(named(&docs, "PodDisruptionBudget", "gateway").is_some(), "{phase}");
-        assert!(named(&docs, "NetworkPolicy", "default-deny-ingress").is_some(), "{phase}: nothing is denied by default");
+        assert!(
+            named(&docs, "NetworkPolicy", "default-deny-ingress").is_some(),
+            "{phase}: nothing is denied by default"
+        );
         assert!(named(&docs, "PrometheusRule", "q2o-slos").is_some(), "{phase}: the SLO rules");
         let dashboards = kind(&docs, "ConfigMap").filter(|m| m["metadata"]["labels"]["grafana_dashboard"] == "1");
         assert_eq!(dashboards.count(), 5, "{phase}: every Grafana dashboard, labelled for the sidecar");
@@ -287,7 +295,8 @@ fn a_rendered_cluster_run_validates_and_splits_the_users_over_an_indexed_job() {
 
 #[test]
 fn rendering_a_scenario_with_faults_for_a_cluster_is_refused() {
-    let (code, _, stderr) = crate::runner::bench(&["render", "scenarios/failover.toml", "--out", "/nonexistent/x"], &[]);
+    let (code, _, stderr) =
+        crate::runner::bench(&["render", "scenarios/failover.toml", "--out", "/nonexistent/x"], &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("faults"), "{stderr}");
 }

@@ -465,7 +465,8 @@ fn every_rule_file_passes_promtool_check_and_its_unit_tests() {
     assert!(tests.iter().any(|t| t.ends_with("slos.test.yml")), "burn-rate and operational alerts are tested");
 
     // The PrometheusRule manifest holds the same rules as the files.
-    let manifest = std::fs::read_to_string(repo().join("deploy/kubernetes/base/monitoring/prometheus-rules.yaml")).unwrap();
+    let manifest =
+        std::fs::read_to_string(repo().join("deploy/kubernetes/base/monitoring/prometheus-rules.yaml")).unwrap();
     assert!(manifest.contains("kind: PrometheusRule\n"));
     let count = |text: &str| text.matches("- alert: ").count() + text.matches("- record: ").count();
     let in_files: usize = rules.iter().map(|f| count(&std::fs::read_to_string(f).unwrap())).sum();

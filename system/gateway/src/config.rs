@@ -178,7 +178,8 @@ mod tests {
 
     #[test]
     fn the_kubernetes_config_is_valid_and_adaptive() {
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/base/config/gateway.toml");
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/base/config/gateway.toml");
         let config = Config::load(&Flags { config: Some(file), ..Flags::default() }).unwrap();
         assert_eq!(config.admission.mode, crate::admission::Mode::Adaptive);
         assert_eq!(config.tenants.len(), 2);
