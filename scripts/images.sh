@@ -6,7 +6,8 @@
 #   scripts/images.sh [name...]     names: gateway agents search loadgen monolith
 #                                          redis broker prometheus load-balancer
 #
-# Images are tagged q2o/<name>:local. An image is rebuilt only when its files
+# Images are tagged q2o/<name>:local (Q2O_IMAGE_TAG sets another tag, for a
+# cluster's registry; the docker environment runs :local). An image is rebuilt only when its files
 # changed: the digest of its root filesystem is kept as the label
 # q2o.content and compared first. The q2o binaries come from
 # $CARGO_TARGET_DIR/$Q2O_PROFILE (release by default; `just images` builds them).
@@ -70,7 +71,7 @@ build() {
 
     local digest image current
     digest=$(cd "$root" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)
-    image="q2o/$name:local"
+    image="q2o/$name:${Q2O_IMAGE_TAG:-local}"
     current=$(docker image inspect --format '{{ index .Config.Labels "q2o.content" }}' "$image" 2>/dev/null || true)
     if [ "$current" = "$digest" ]; then
         log "$image is current"

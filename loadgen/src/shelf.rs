@@ -76,3 +76,38 @@ pub async fn get(State(shelf): State<std::sync::Arc<Shelf>>, Path(file): Path<St
         Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{file}: {err}")).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn files_are_served_once_the_run_is_over_until_both_were_fetched() {
+        let dir = q2o_testkit::ScratchDir::new("shelf").unwrap();
+        std::fs::write(dir.path().join("results.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("latency.hlog"), "#log").unwrap();
+        let shelf = Arc::new(Shelf::new(dir.path().to_owned()));
+        let registry = prometheus::Registry::new();
+        let (addr, server) =
+            crate::metrics::serve(([127, 0, 0, 1], 0).into(), registry, Some(Arc::clone(&shelf))).await.unwrap();
+        let get = async |file: &str| {
+            let response = reqwest::get(format!("http://{addr}/results/{file}")).await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        };
+        assert_eq!(get("results.json").await.0, 503, "not before the run is over");
+        assert_eq!(get("../Cargo.toml").await.0, 404);
+        shelf.open();
+        assert_eq!(get("results.json").await, (200, "{}".to_owned()));
+        let fetched = tokio::spawn({
+            let shelf = Arc::clone(&shelf);
+            async move { shelf.fetched().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!fetched.is_finished(), "one file is still to be fetched");
+        assert_eq!(get("latency.hlog").await, (200, "#log".to_owned()));
+        tokio::time::timeout(std::time::Duration::from_secs(5), fetched).await.unwrap().unwrap();
+        server.abort();
+    }
+}

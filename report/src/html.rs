@@ -148,10 +148,8 @@ pub fn render(s: &Summary, charts: &[Chart]) -> String {
     }
     let _ = writeln!(
         h,
-        "<p class=\"note\">Environment: {} on {} ({} CPUs). Logs: {}.</p>\n</body></html>",
-        escape(&s.environment.kind),
-        escape(&s.environment.os),
-        s.environment.cpus,
+        "<p class=\"note\">Environment: {}. Logs: {}.</p>\n</body></html>",
+        escape(&crate::summary::machine_line(&s.environment)),
         escape(&s.files.iter().filter(|f| f.starts_with("logs/")).cloned().collect::<Vec<_>>().join(", "))
     );
     h

@@ -101,14 +101,7 @@ pub fn render(s: &Summary) -> String {
         }
         md.push('\n');
     }
-    let _ = writeln!(
-        md,
-        "Environment: {} on {} ({} CPUs, {:.1} GiB). Files: {}.",
-        s.environment.kind,
-        s.environment.os,
-        s.environment.cpus,
-        s.environment.memory_bytes as f64 / (1u64 << 30) as f64,
-        s.files.join(", ")
-    );
+    let _ =
+        writeln!(md, "Environment: {}. Files: {}.", crate::summary::machine_line(&s.environment), s.files.join(", "));
     md
 }

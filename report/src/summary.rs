@@ -119,16 +119,25 @@ pub struct Summary {
 /// The machine.
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
-    /// `local` or `docker`.
+    /// `local`, `docker` or `kubernetes`.
     pub kind: String,
     /// Operating system and kernel.
     pub os: String,
-    /// Logical CPUs.
+    /// Logical CPUs (0: a cluster's, not measured by the judge).
     pub cpus: usize,
     /// Physical memory.
     pub memory_bytes: u64,
     /// Prometheus's URL during the run.
     pub prometheus: String,
+}
+
+/// `local on linux 6.1 (2 CPUs, 23.5 GiB)`; a cluster's machines, which
+/// nothing here measured (cpus 0), without the figures.
+pub fn machine_line(m: &Machine) -> String {
+    if m.cpus == 0 {
+        return format!("{} on {}", m.kind, m.os);
+    }
+    format!("{} on {} ({} CPUs, {:.1} GiB)", m.kind, m.os, m.cpus, m.memory_bytes as f64 / (1u64 << 30) as f64)
 }
 
 impl Machine {

@@ -203,6 +203,12 @@ pub async fn judge(options: JudgeOptions) -> Result<Judgement, RunFailed> {
     summary.reasons = gate::reasons(&judged);
     summary.criteria = judged;
     summary.environment.prometheus = options.prometheus.clone();
+    if options.env == "kubernetes" {
+        // The cluster's machines ran the load; the judge's own are beside the point.
+        summary.environment.os = "a cluster (its machines are not measured by the judge)".into();
+        summary.environment.cpus = 0;
+        summary.environment.memory_bytes = 0;
+    }
     summary.load = Some(LoadFigures::of(&results));
     summary.events = assessed.events;
     summary.scrape = Some(assessed.scrape);
