@@ -4,15 +4,14 @@
 //! and stopping leaves nothing behind. The docker half skips, saying so,
 //! where no engine runs.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use q2o_env::backend::Recovery;
 use q2o_env::binaries::Binaries;
 use q2o_env::topology::{FaultAction, Topology};
 use q2o_env::{EnvKind, Environment};
-use q2o_testkit::ScratchDir;
+use q2o_testkit::{ScratchDir, docker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Redis, the broker, one agents process, two gateways behind the balancer.
@@ -146,33 +145,16 @@ async fn network_faults_are_refused_locally_naming_the_fault() {
     assert_eq!(refused, "fault `disconnect` of redis needs the docker environment");
 }
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker runs");
-    assert!(output.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_docker_backend_conforms() {
-    if !Path::new("/var/run/docker.sock").exists() {
+    if !docker::available() {
         eprintln!("skipping the docker backend: /var/run/docker.sock is absent (no docker engine here)");
         return;
     }
     // The images, from the binaries under test (a no-op when they are current).
-    let target = q2o_testkit::bin_dir().parent().unwrap().to_owned();
-    let images = Command::new(repo().join("scripts/images.sh"))
-        .args(["redis", "broker", "agents", "gateway", "load-balancer"])
-        .env("Q2O_PROFILE", "debug")
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
-    assert!(images.status.success(), "just images: {}", String::from_utf8_lossy(&images.stderr));
+    docker::build_images(&["redis", "broker", "agents", "gateway", "load-balancer"]);
     let (_dir, run_id) = conforms(EnvKind::Docker).await;
-    assert_eq!(docker(&["ps", "-a", "-q", "--filter", &format!("label=q2o.run={run_id}")]), "", "containers left");
+    assert_eq!(docker::cli(&["ps", "-a", "-q", "--filter", &format!("label=q2o.run={run_id}")]), "", "containers left");
     let network = format!("q2o-{}", run_id.to_lowercase());
-    assert_eq!(docker(&["network", "ls", "-q", "--filter", &format!("name={network}")]), "", "network left");
+    assert_eq!(docker::cli(&["network", "ls", "-q", "--filter", &format!("name={network}")]), "", "network left");
 }

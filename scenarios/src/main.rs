@@ -34,16 +34,8 @@ enum Cli {
         /// (images from `just images`).
         #[arg(long = "env", value_enum, default_value = "local")]
         env: EnvKind,
-        /// Users at the top of the ramp, instead of the file's.
-        #[arg(long)]
-        users: Option<usize>,
-        /// Hold, instead of the file's (e.g. 30s).
-        #[arg(long, value_parser = parse_duration)]
-        duration: Option<Duration>,
-        /// Multiply the file's users by this (0.01 runs 1 %); in a comparison,
-        /// the rounds' lengths.
-        #[arg(long)]
-        scale: Option<f64>,
+        #[command(flatten)]
+        sizes: SizeFlags,
         /// Where reports go.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
@@ -215,7 +207,8 @@ struct SizeFlags {
     /// Hold, instead of the file's (e.g. 30s).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Multiply the file's users by this (0.01 runs 1 %).
+    /// Multiply the file's users by this (0.01 runs 1 %); in a comparison,
+    /// the rounds' lengths.
     #[arg(long)]
     scale: Option<f64>,
 }
@@ -256,7 +249,8 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode, RunFailed> {
     let verdict = |passed: bool| if passed { ExitCode::SUCCESS } else { ExitCode::from(1) };
     match cli {
-        Cli::Run { scenario, env, users, duration, scale, reports, rules_dir, dashboards_dir } => {
+        Cli::Run { scenario, env, sizes, reports, rules_dir, dashboards_dir } => {
+            let SizeFlags { users, duration, scale } = sizes;
             match ScenarioFile::load(&scenario).map_err(RunError::from)? {
                 ScenarioFile::Comparison(file) => {
                     if env != EnvKind::Local || users.is_some() || duration.is_some() {

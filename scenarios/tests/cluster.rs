@@ -19,7 +19,7 @@ use q2o_env::{EnvKind, Environment};
 use q2o_loadgen::results::RunResults;
 use q2o_scenarios::scenario::Scenario;
 use q2o_slo::gates::{Gate, gate_rules};
-use q2o_testkit::ScratchDir;
+use q2o_testkit::{ScratchDir, docker};
 use serde_json::Value;
 
 const PODS: usize = 3;
@@ -71,12 +71,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker runs");
-    assert!(output.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 /// Removes the run's loadgen containers, however the test ends.
 struct Containers(String);
 
@@ -92,18 +86,11 @@ impl Drop for Containers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loadgen_job_as_containers_is_judged_as_its_local_merge() {
-    if !Path::new("/var/run/docker.sock").exists() {
+    if !docker::available() {
         eprintln!("skipping the Indexed Job contract: /var/run/docker.sock is absent (no docker engine here)");
         return;
     }
-    let target = q2o_testkit::bin_dir().parent().unwrap().to_owned();
-    let images = Command::new(repo().join("scripts/images.sh"))
-        .args(["redis", "agents", "gateway", "loadgen"])
-        .env("Q2O_PROFILE", "debug")
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
-    assert!(images.status.success(), "just images: {}", String::from_utf8_lossy(&images.stderr));
+    docker::build_images(&["redis", "agents", "gateway", "loadgen"]);
 
     let dir = ScratchDir::new("cluster-contract").unwrap();
     let scenario_file = dir.path().join("cluster-contract.toml");
@@ -169,9 +156,9 @@ async fn the_loadgen_job_as_containers_is_judged_as_its_local_merge() {
         }
         run.push(image);
         run.extend(&args);
-        docker(&run);
+        docker::cli(&run);
         let port = Command::new("docker").args(["port", &name, "9100/tcp"]).output().unwrap();
-        assert!(port.status.success(), "loadgen {index} is not running: {}", docker(&["logs", &name]));
+        assert!(port.status.success(), "loadgen {index} is not running: {}", docker::cli(&["logs", &name]));
         let published = String::from_utf8_lossy(&port.stdout).trim().to_owned();
         let addr = published.lines().next().unwrap().to_owned();
         urls.push(format!("http://{addr}"));
@@ -207,12 +194,12 @@ async fn the_loadgen_job_as_containers_is_judged_as_its_local_merge() {
         let name = format!("{network}-loadgen-{index}");
         let status = tokio::time::timeout(
             Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || docker(&["wait", &name])),
+            tokio::task::spawn_blocking(move || docker::cli(&["wait", &name])),
         )
         .await
         .expect("a pod whose results were fetched exits")
         .unwrap();
-        assert_eq!(status, "0", "loadgen {index}: {}", docker(&["logs", &format!("{network}-loadgen-{index}")]));
+        assert_eq!(status, "0", "loadgen {index}: {}", docker::cli(&["logs", &format!("{network}-loadgen-{index}")]));
     }
 
     let parts: Vec<RunResults> =

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use q2o_testkit::ScratchDir;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -36,8 +37,8 @@ pub(crate) fn kustomize(dir: &Path) -> String {
 /// Fails with kubernetes-validate's own words unless every built-in kind in
 /// `yaml` validates strictly against Kubernetes 1.32.
 pub(crate) fn validate(yaml: &str, what: &str) {
-    let scratch = tempdir();
-    let file = scratch.join("manifests.yaml");
+    let scratch = ScratchDir::new("k8s").unwrap();
+    let file = scratch.path().join("manifests.yaml");
     std::fs::write(&file, yaml).unwrap();
     let output = Command::new(venv_tool("kubernetes-validate"))
         .args(["--strict", "--kubernetes-version", "1.32.0", "--quiet", "--no-warn"])
@@ -50,7 +51,6 @@ pub(crate) fn validate(yaml: &str, what: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let _ = std::fs::remove_dir_all(scratch);
 }
 
 /// The documents of `yaml` as JSON values (PyYAML of the project's `.venv`).
@@ -66,12 +66,6 @@ pub(crate) fn documents(yaml: &str) -> Vec<Value> {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "the manifests are not YAML");
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("q2o-k8s-{}-{:?}", std::process::id(), std::thread::current().id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn kind<'a>(docs: &'a [Value], kind: &str) -> impl Iterator<Item = &'a Value> {
@@ -229,8 +223,8 @@ fn every_phase_overlay_renders_validates_and_runs_its_scenarios_topology() {
 fn a_manifest_with_a_wrong_field_does_not_validate() {
     // The check above can fail: a misspelt field is refused.
     let yaml = kustomize(&repo().join("deploy/kubernetes/overlays/phase1")).replace("minReplicas:", "minReplica:");
-    let scratch = tempdir();
-    let file = scratch.join("bad.yaml");
+    let scratch = ScratchDir::new("k8s-bad").unwrap();
+    let file = scratch.path().join("bad.yaml");
     std::fs::write(&file, yaml).unwrap();
     let status = Command::new(venv_tool("kubernetes-validate"))
         .args(["--strict", "--kubernetes-version", "1.32.0", "--quiet", "--no-warn"])
@@ -240,7 +234,6 @@ fn a_manifest_with_a_wrong_field_does_not_validate() {
         .status()
         .unwrap();
     assert!(!status.success());
-    let _ = std::fs::remove_dir_all(scratch);
 }
 
 #[derive(Debug, clap::Parser)]
@@ -250,7 +243,8 @@ enum LoadgenCli {
 
 #[test]
 fn a_rendered_cluster_run_validates_and_splits_the_users_over_an_indexed_job() {
-    let out = tempdir().join("run");
+    let scratch = ScratchDir::new("k8s-run").unwrap();
+    let out = scratch.path().join("run");
     let (code, stdout, stderr) = crate::runner::bench(
         &["render", "scenarios/phase2.toml", "--env", "kubernetes", "--users", "25001", "--out", out.to_str().unwrap()],
         &[],
@@ -290,7 +284,6 @@ fn a_rendered_cluster_run_validates_and_splits_the_users_over_an_indexed_job() {
     assert!(command.common.start_at.is_some() && command.common.serve_results.is_some());
     let shares: Vec<usize> = (0..3).map(|i| command.share(i, 3).users).collect();
     assert_eq!(shares, [8334, 8334, 8333]);
-    let _ = std::fs::remove_dir_all(out.parent().unwrap());
 }
 
 #[test]

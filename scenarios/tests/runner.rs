@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use q2o_testkit::ScratchDir;
+use q2o_testkit::docker;
 use serde_json::Value;
 
 use crate::schema::violations;
@@ -279,28 +280,16 @@ fn failover_in(scenario: &str, env: &str) -> Value {
     summary
 }
 
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker runs");
-    assert!(output.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 /// Runs `scenario` locally and, where a docker engine runs, in containers:
 /// the same verdicts, and nothing of the docker run left behind.
 fn in_both_environments(scenario: &str) {
     let local = failover_in(scenario, "local");
-    if !Path::new("/var/run/docker.sock").exists() {
+    if !docker::available() {
         eprintln!("skipping the docker half: /var/run/docker.sock is absent (no docker engine here)");
         return;
     }
-    // The images, from the binaries under test (a no-op when they are current).
-    let target = q2o_testkit::bin_dir().parent().unwrap().to_owned();
-    let images = Command::new(repo().join("scripts/images.sh"))
-        .env("Q2O_PROFILE", "debug")
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
-    assert!(images.status.success(), "just images: {}", String::from_utf8_lossy(&images.stderr));
+    // Every image, from the binaries under test (a no-op when they are current).
+    docker::build_images(&[]);
 
     let docker_run = failover_in(scenario, "docker");
     let verdicts = |s: &Value| -> Vec<(String, String)> {
@@ -315,9 +304,9 @@ fn in_both_environments(scenario: &str) {
     };
     assert_eq!(verdicts(&local), verdicts(&docker_run), "the same scenario, the same verdicts");
     let run_id = docker_run["run_id"].as_str().unwrap();
-    assert_eq!(docker(&["ps", "-a", "-q", "--filter", &format!("label=q2o.run={run_id}")]), "", "containers left");
+    assert_eq!(docker::cli(&["ps", "-a", "-q", "--filter", &format!("label=q2o.run={run_id}")]), "", "containers left");
     let network = format!("q2o-{}", run_id.to_lowercase());
-    assert_eq!(docker(&["network", "ls", "-q", "--filter", &format!("name={network}")]), "", "network left");
+    assert_eq!(docker::cli(&["network", "ls", "-q", "--filter", &format!("name={network}")]), "", "network left");
 }
 
 #[test]

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod docker;
+
 /// A child process killed (SIGKILL) and reaped on drop.
 #[derive(Debug)]
 struct ChildGuard(Child);
