@@ -5,11 +5,10 @@
 //! invalid ones accepted, and credentials not enforced. And the search
 //! service behind the gateway answers no one without the service key.
 //!
-//! The two search operations are left out of the schemathesis run: their
-//! `q` is a query language (phrases, exclusions, `field:value` filters)
-//! that JSON Schema cannot describe, so schemathesis takes every refused
-//! query for a schema-valid request rejected. Their parameters' bounds are
-//! in the document; their refusals are tested in q2o-search.
+//! A 504 is taken for what it is, an answer the document promises: the
+//! `X-Request-Timeout` header may ask for as little as 10 ms, and on a busy
+//! machine (CI runs the tests in parallel) a task's submission can take
+//! longer. Every other 5xx is still a failure.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,12 +25,16 @@ fn schemathesis() -> PathBuf {
 async fn schemathesis_finds_nothing_against_the_openapi_document() {
     let stack = LogStack::start();
     let base = stack.stack.rest(0);
-    // schemathesis keeps a cache in its working directory: the stack's scratch one.
+    // schemathesis keeps a cache in its working directory, and reads its
+    // config there: the stack's scratch one.
+    let scratch = stack.stack.dir.path();
+    let config = "[checks.not_a_server_error]\nexpected-statuses = [\"2xx\", \"3xx\", \"4xx\", \"504\"]\n";
+    std::fs::write(scratch.join("schemathesis.toml"), config).unwrap();
     let output = Command::new(schemathesis())
-        .current_dir(stack.stack.dir.path())
+        .current_dir(scratch)
         .args(["run", &format!("{base}/api/v1/openapi.json"), "--checks", "all"])
         .args(["--header", "X-API-Key: key-acme-0001", "--max-examples", "40", "--seed", "20261201"])
-        .args(["--request-timeout", "10", "--no-color", "--exclude-path-regex", "^/api/v1/search"])
+        .args(["--request-timeout", "10", "--no-color"])
         .output()
         .expect("schemathesis runs");
     let report = String::from_utf8_lossy(&output.stdout);
@@ -40,7 +43,12 @@ async fn schemathesis_finds_nothing_against_the_openapi_document() {
         "schemathesis found failures:\n{report}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(report.contains("Selected: 13/15"), "every operation but the two searches was tested:\n{report}");
+    assert!(report.contains("Selected: 15/15"), "every operation was tested, the searches too:\n{report}");
+    // What was tried, for the test's log.
+    println!(
+        "{}",
+        report.lines().filter(|l| l.contains("generated") || l.contains("Tested")).collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[tokio::test]

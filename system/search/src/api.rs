@@ -21,7 +21,7 @@ use q2o_common::metrics::{HttpMetrics, track_http};
 use q2o_common::telemetry::render_metrics;
 use serde::Deserialize;
 
-use crate::index::{Filters, MAX_PAGE_SIZE, MAX_RESULT_DEPTH, SearchIndex};
+use crate::index::{Filters, MAX_PAGE, MAX_PAGE_SIZE, SearchIndex};
 use crate::query_plan::QueryPlan;
 
 #[derive(Clone, Debug)]
@@ -105,6 +105,15 @@ fn query_rejection(err: axum::extract::rejection::QueryRejection) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
+/// `YYYY-MM` as the schema's pattern `^[0-9]{4}-(0[1-9]|1[0-2])$` says.
+fn is_month(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 7
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && matches!((b[5], b[6]), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'))
+}
+
 async fn search(
     State(state): State<ApiState>,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
@@ -121,13 +130,13 @@ async fn search(
             return Err(bad("size", format!("must be between 1 and {MAX_PAGE_SIZE}, got {size}")));
         }
         let page = params.page.unwrap_or(1);
-        if page == 0 || page.saturating_mul(size) > MAX_RESULT_DEPTH {
-            return Err(bad("page", format!("must be at least 1 and reach no deeper than result {MAX_RESULT_DEPTH}")));
+        if page == 0 || page > MAX_PAGE {
+            return Err(bad("page", format!("must be between 1 and {MAX_PAGE}, got {page}")));
         }
         if let Some(month) = &params.month
-            && !(month.len() == 7 && month.as_bytes()[4] == b'-')
+            && !is_month(month)
         {
-            return Err(bad("month", "must be YYYY-MM"));
+            return Err(bad("month", "must be YYYY-MM, with a month from 01 to 12"));
         }
         let filters = Filters { agent_type: params.agent_type, status: params.status, month: params.month };
         Ok((tenant, plan, filters, page, size))
@@ -162,7 +171,9 @@ async fn autocomplete(
     let checked = (|| {
         let tenant = tenant(params.tenant)?;
         let prefix = params.prefix.unwrap_or_default();
-        if prefix.trim().is_empty() {
+        // Only an empty prefix is refused, as the schema says (minLength 1);
+        // one of spaces alone suggests nothing.
+        if prefix.is_empty() {
             return Err(bad("prefix", "must not be empty"));
         }
         if prefix.chars().count() > 64 {

@@ -33,6 +33,11 @@ pub const MAX_PAGE_SIZE: usize = 50;
 /// Deepest result a client may page to.
 pub const MAX_RESULT_DEPTH: usize = 1000;
 
+/// The last page a search may ask for: at the largest page size, as deep as
+/// [`MAX_RESULT_DEPTH`]. A bound on the page alone, so that the API's schema
+/// can state it (a bound on `page` × `size` spans two parameters).
+pub const MAX_PAGE: usize = MAX_RESULT_DEPTH / MAX_PAGE_SIZE;
+
 /// The index could not be opened, written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -193,6 +198,9 @@ pub struct SearchResults {
     pub hits: Vec<Hit>,
     /// Counts by facet (`status`, `agent_type`, `month`) and value.
     pub facets: BTreeMap<String, BTreeMap<String, u64>>,
+    /// What of the query was left out or read otherwise, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -426,6 +434,12 @@ impl SearchIndex {
         size: usize,
     ) -> Result<SearchResults, IndexError> {
         let started = Instant::now();
+        if plan.is_empty() {
+            // Nothing understood, or exclusions alone: nothing matches.
+            let took_ms = started.elapsed().as_secs_f64() * 1e3;
+            let (hits, facets, ignored) = (Vec::new(), BTreeMap::new(), plan.ignored.clone());
+            return Ok(SearchResults { total: 0, page, size, took_ms, hits, facets, ignored });
+        }
         let query = self.build(tenant, plan, filters)?;
         let searcher = self.reader.searcher();
         let mut facets = FacetCollector::for_field("facets");
@@ -477,7 +491,8 @@ impl SearchIndex {
         }
         let took = started.elapsed();
         self.metrics.query_duration.with_label_values(&["search"]).observe(took.as_secs_f64());
-        Ok(SearchResults { total, page, size, took_ms: took.as_secs_f64() * 1e3, hits, facets })
+        let ignored = plan.ignored.clone();
+        Ok(SearchResults { total, page, size, took_ms: took.as_secs_f64() * 1e3, hits, facets, ignored })
     }
 
     /// Up to `limit` distinct project names of `tenant` with a word starting with `prefix`.

@@ -173,11 +173,50 @@ pub(crate) async fn get_task(
     Ok(Json(ops::get_task(&*state.store, &caller.tenant, id).await?))
 }
 
+/// What q2o-search takes, as the schema states it (the gateway forwards the
+/// query as it came and sets the tenant; q2o-search checks it): documentation only.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct SearchQuery {
+    /// Words, "phrases", -exclusions and field:value filters (name, tags,
+    /// language, agent_type, status). Never refused for its syntax: what is
+    /// not understood is left out, and the answer lists it under `ignored`.
+    #[param(min_length = 1, max_length = 256)]
+    q: String,
+    /// The page, from 1 (default 1); as deep as result 1,000 at the largest page.
+    #[param(nullable = false, minimum = 1, maximum = 20)]
+    page: Option<u32>,
+    /// Hits per page (default 10).
+    #[param(nullable = false, minimum = 1, maximum = 50)]
+    size: Option<u32>,
+    /// Only this agent type's documents.
+    #[param(nullable = false)]
+    agent_type: Option<String>,
+    /// Only documents with this status.
+    #[param(nullable = false)]
+    status: Option<String>,
+    /// Only this month's documents.
+    #[param(nullable = false, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    month: Option<String>,
+}
+
+/// What q2o-search's autocomplete takes: documentation only, as [`SearchQuery`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct AutocompleteQuery {
+    /// The start of a project's name (spaces alone suggest nothing).
+    #[param(min_length = 1, max_length = 64)]
+    prefix: String,
+    /// Most suggestions (default 10).
+    #[param(nullable = false, minimum = 1, maximum = 25)]
+    limit: Option<u32>,
+}
+
 /// Search the caller's projects and generated code (forwarded to q2o-search).
 #[utoipa::path(get, path = "/api/v1/search", tag = "search",
-    params(("q" = String, Query, description = "Words, \"phrases\", -exclusions, field:value filters"),
-        ("page" = Option<u32>, Query), ("size" = Option<u32>, Query, description = "1-50"),
-        ("agent_type" = Option<String>, Query), ("status" = Option<String>, Query), ("month" = Option<String>, Query, description = "YYYY-MM")),
+    params(SearchQuery),
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "Hits, facets and highlights"), (status = 400, body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -191,7 +230,7 @@ pub(crate) async fn search(
 
 /// Project names starting with a prefix (forwarded to q2o-search).
 #[utoipa::path(get, path = "/api/v1/search/autocomplete", tag = "search",
-    params(("prefix" = String, Query), ("limit" = Option<u32>, Query, description = "1-25")),
+    params(AutocompleteQuery),
     security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "Suggestions"), (status = 400, body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
