@@ -51,7 +51,7 @@ impl QueryPlan {
         }
         let mut plan = QueryPlan::default();
         let mut parts: Vec<&str> = text.split('"').collect();
-        if parts.len() % 2 == 0 {
+        if parts.len().is_multiple_of(2) {
             // An odd number of quotes: the last one opens nothing.
             plan.ignored.push("an unbalanced quote".into());
             let last = parts.pop().unwrap_or_default();
