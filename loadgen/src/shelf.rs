@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -21,7 +22,7 @@ pub const FILES: [&str; 2] = ["results.json", "latency.hlog"];
 #[derive(Debug)]
 pub struct Shelf {
     dir: PathBuf,
-    ready: watch::Sender<bool>,
+    ready: AtomicBool,
     fetched: Mutex<[bool; FILES.len()]>,
     all_fetched: watch::Sender<bool>,
 }
@@ -31,7 +32,7 @@ impl Shelf {
     pub fn new(dir: PathBuf) -> Shelf {
         Shelf {
             dir,
-            ready: watch::Sender::new(false),
+            ready: AtomicBool::new(false),
             fetched: Mutex::new([false; FILES.len()]),
             all_fetched: watch::Sender::new(false),
         }
@@ -39,7 +40,7 @@ impl Shelf {
 
     /// The run is over and its files are written: serve them.
     pub fn open(&self) {
-        self.ready.send_replace(true);
+        self.ready.store(true, Ordering::Release);
     }
 
     /// Resolves once every one of [`FILES`] has been fetched whole.
@@ -63,7 +64,7 @@ pub async fn get(State(shelf): State<std::sync::Arc<Shelf>>, Path(file): Path<St
     let Some(index) = FILES.iter().position(|f| *f == file) else {
         return (StatusCode::NOT_FOUND, format!("no file {file}: there are {}", FILES.join(", "))).into_response();
     };
-    if !*shelf.ready.borrow() {
+    if !shelf.ready.load(Ordering::Acquire) {
         let retry = [(header::RETRY_AFTER, "5")];
         return (StatusCode::SERVICE_UNAVAILABLE, retry, "the run is not over yet").into_response();
     }

@@ -70,20 +70,15 @@ pub struct Finished {
 /// Everything a run measured, before any verdict.
 #[derive(Debug)]
 struct Measured {
-    evidence: Evidence,
+    /// What the servers said of the load, as a cluster run's judge asks too.
+    assessed: Assessed,
     results: RunResults,
     faults: Vec<Injected>,
     error_burst: Option<ErrorBurst>,
-    events: Option<EventCensus>,
     resources: Resources,
     saturation: Option<Saturation>,
-    scrape: ScrapeCoverage,
-    slis: SliCoverage,
-    dashboards: DashboardCoverage,
     alert_tests: Option<AlertTestCoverage>,
-    alerts_firing: Vec<FiringAlert>,
     prometheus: String,
-    charts: Vec<Chart>,
 }
 
 /// Runs a scenario. `interrupt` (Ctrl-C) ends it early: everything is stopped
@@ -119,18 +114,14 @@ pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished,
     summary.finished_at = rfc3339(SystemTime::now());
     match outcome {
         Ok((measured, recoveries)) => {
-            let mut judged = gate::judge(&measured.evidence, &scenario.criteria);
+            let mut judged = gate::judge(&measured.assessed.evidence, &scenario.criteria);
             judged.extend(faults::judge(&measured.faults));
-            let go = gate::decide(&judged);
-            summary.verdict = if go { "GO" } else { "NO-GO" }.into();
-            summary.reasons = gate::reasons(&judged);
-            summary.criteria = judged;
+            let go = record_verdict(&mut summary, judged);
             summary.recoveries = recoveries;
             summary.environment.prometheus = measured.prometheus;
             summary.load = Some(LoadFigures::of(&measured.results));
             summary.faults = measured.faults;
             summary.error_burst = measured.error_burst;
-            summary.events = measured.events;
             if !go && let Some(sat) = &measured.saturation {
                 let knee = latest_knee(&options.reports, &scenario);
                 summary.reasons.insert(0, q2o_report::lines::saturated_reason(sat, knee.as_ref()));
@@ -138,12 +129,9 @@ pub async fn run(options: RunOptions, interrupt: &Interrupt) -> Result<Finished,
             summary.warnings = warnings(measured.saturation.as_ref(), &scenario, &measured.results);
             summary.resources = Some(measured.resources);
             summary.saturation = measured.saturation;
-            summary.scrape = Some(measured.scrape);
-            summary.slis = Some(measured.slis);
-            summary.dashboards = Some(measured.dashboards);
             summary.alert_tests = measured.alert_tests;
-            summary.alerts_firing = measured.alerts_firing;
-            write(&folder, &mut summary, &measured.charts)?;
+            let charts = measured.assessed.record(&mut summary);
+            write(&folder, &mut summary, &charts)?;
             Ok(Finished { go, dir: folder.dir, summary })
         }
         Err(error) => {
@@ -251,7 +239,7 @@ async fn measure(
     };
     Session::run(plan, interrupt, async |session: &Session| {
         let mut measured = drive(scenario, options, folder, session, &loadgen_addrs).await?;
-        measured.evidence.alert_test_coverage = alert_tests.as_ref().and_then(AlertTestCoverage::ratio);
+        measured.assessed.evidence.alert_test_coverage = alert_tests.as_ref().and_then(AlertTestCoverage::ratio);
         measured.alert_tests = alert_tests;
         Ok((measured, session.env.recoveries()))
     })
@@ -313,21 +301,24 @@ async fn drive(
     assessed.evidence.error_burst_seconds = error_burst.as_ref().map(|b| b.seconds);
     assessed.charts.push(Chart::cpu_by_process(&timeline));
     Ok(Measured {
-        charts: assessed.charts,
+        assessed,
         resources,
         saturation,
-        scrape: assessed.scrape,
-        evidence: assessed.evidence,
         results,
         faults: injected,
         error_burst,
-        events: assessed.events,
-        slis: assessed.slis,
-        dashboards: assessed.dashboards,
         alert_tests: None,
-        alerts_firing: assessed.alerts_firing,
         prometheus: prometheus.url().to_owned(),
     })
+}
+
+/// Puts the verdicts of `judged` into `summary`; whether the run is GO.
+pub(crate) fn record_verdict(summary: &mut Summary, judged: Vec<gate::Judged>) -> bool {
+    let go = gate::decide(&judged);
+    summary.verdict = if go { "GO" } else { "NO-GO" }.into();
+    summary.reasons = gate::reasons(&judged);
+    summary.criteria = judged;
+    go
 }
 
 /// When a run's load started and ended (Unix seconds).
@@ -354,6 +345,18 @@ pub(crate) struct Assessed {
     pub dashboards: DashboardCoverage,
     pub alerts_firing: Vec<FiringAlert>,
     pub charts: Vec<Chart>,
+}
+
+impl Assessed {
+    /// Puts what was assessed into `summary`; the charts, for the report.
+    pub(crate) fn record(self, summary: &mut Summary) -> Vec<Chart> {
+        summary.events = self.events;
+        summary.scrape = Some(self.scrape);
+        summary.slis = Some(self.slis);
+        summary.dashboards = Some(self.dashboards);
+        summary.alerts_firing = self.alerts_firing;
+        self.charts
+    }
 }
 
 /// Asks Prometheus, and Redis and the broker where `stores` reach them,

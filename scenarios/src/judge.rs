@@ -197,11 +197,7 @@ pub async fn judge(options: JudgeOptions) -> Result<Judgement, RunFailed> {
             return Err(RunFailed { error, dir: Some(folder.dir) });
         }
     };
-    let judged = gate::judge(&assessed.evidence, &scenario.criteria);
-    let go = gate::decide(&judged);
-    summary.verdict = if go { "GO" } else { "NO-GO" }.into();
-    summary.reasons = gate::reasons(&judged);
-    summary.criteria = judged;
+    let go = gate_run::record_verdict(&mut summary, gate::judge(&assessed.evidence, &scenario.criteria));
     summary.environment.prometheus = options.prometheus.clone();
     if options.env == "kubernetes" {
         // The cluster's machines ran the load; the judge's own are beside the point.
@@ -210,13 +206,9 @@ pub async fn judge(options: JudgeOptions) -> Result<Judgement, RunFailed> {
         summary.environment.memory_bytes = 0;
     }
     summary.load = Some(LoadFigures::of(&results));
-    summary.events = assessed.events;
-    summary.scrape = Some(assessed.scrape);
-    summary.slis = Some(assessed.slis);
-    summary.dashboards = Some(assessed.dashboards);
-    summary.alerts_firing = assessed.alerts_firing;
+    let charts = assessed.record(&mut summary);
     results.write(&folder.dir.join("loadgen")).map_err(RunError::from)?;
     folder.remove_data();
-    gate_run::write(&folder, &mut summary, &assessed.charts)?;
+    gate_run::write(&folder, &mut summary, &charts)?;
     Ok(Judgement { go, dir: folder.dir, summary, parts })
 }
