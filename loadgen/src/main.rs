@@ -100,7 +100,8 @@ async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
     if command.users < shards {
         bail!("--users {} cannot be split over --shards {shards}", command.users);
     }
-    let command = if shards > 1 { command.share(shard, shards) } else { command };
+    // Share 0 of 1 is the whole command.
+    let command = command.share(shard, shards);
     let plan = command.plan()?;
     if let Some(out) = split_out(&command.common)? {
         let n = command.common.processes as usize;
@@ -156,7 +157,8 @@ async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
 
 async fn open_run(command: RunCommand) -> anyhow::Result<ExitCode> {
     let (shard, shards) = command.common.shard().map_err(anyhow::Error::msg)?;
-    let command = if shards > 1 { command.share(shard, shards) } else { command };
+    // Share 0 of 1 is the whole command.
+    let command = command.share(shard, shards);
     // Checked before anything is spawned.
     let schedule = ArrivalSchedule::new(command.rate, command.ramp_to.unwrap_or(command.rate), command.duration)
         .map_err(anyhow::Error::msg)?;
