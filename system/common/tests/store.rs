@@ -225,8 +225,10 @@ async fn sessions_projects_and_deletes_are_per_tenant() {
         let backend = store.backend();
         let acme = tenant("acme");
         store.create_session("tok", &acme, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(store.session_tenant("tok").await.unwrap(), Some(acme.clone()), "{backend}");
-        assert_eq!(store.session_tenant("other").await.unwrap(), None);
+        let (who, left) = store.session("tok").await.unwrap().unwrap();
+        assert_eq!(who, acme, "{backend}");
+        assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(55), "{backend}: {left:?} to live");
+        assert_eq!(store.session("other").await.unwrap(), None);
 
         let (a, b) = (project(&acme), project(&acme));
         store.insert_project(&a).await.unwrap();
@@ -281,27 +283,20 @@ async fn a_ledger_counts_each_event_once_and_names_what_it_lacks() {
 }
 
 #[tokio::test]
-async fn admitting_a_session_finds_its_tenant_and_takes_from_that_tenants_bucket() {
+async fn a_lease_takes_up_to_what_it_asks_from_the_shared_bucket() {
     let (_redis, stores) = backends().await;
-    let bucket = TokenBucket { capacity: 2, refill_per_second: 0.001 };
+    let bucket = TokenBucket { capacity: 5, refill_per_second: 0.001 };
     for store in stores {
         let backend = store.backend();
         let (acme, globex) = (tenant("acme"), tenant("globex"));
-        store.create_session("tok-acme", &acme, Duration::from_secs(60)).await.unwrap();
-        store.create_session("tok-globex", &globex, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(store.admit_session("nope", Some(bucket)).await.unwrap(), None, "{backend}");
-        assert_eq!(store.admit_session("tok-acme", None).await.unwrap(), Some((acme.clone(), None)), "{backend}");
-        for remaining in [1, 0] {
-            let (who, decision) = store.admit_session("tok-acme", Some(bucket)).await.unwrap().unwrap();
-            let decision = decision.expect("a bucket was asked for");
-            assert_eq!((who, decision.allowed, decision.remaining), (acme.clone(), true, remaining), "{backend}");
-        }
-        let (_, refused) = store.admit_session("tok-acme", Some(bucket)).await.unwrap().unwrap();
-        let refused = refused.unwrap();
-        assert!(!refused.allowed && refused.retry_after > Duration::ZERO, "{backend}: {refused:?}");
-        // The same bucket the API-key path takes from, and only acme's.
+        let (granted, decision) = store.take_tokens(&acme, bucket, 3).await.unwrap();
+        assert_eq!((granted, decision.allowed, decision.remaining), (3, true, 2), "{backend}");
+        let (granted, decision) = store.take_tokens(&acme, bucket, 3).await.unwrap();
+        assert_eq!((granted, decision.remaining), (2, 0), "{backend}: what was left");
+        let (granted, refused) = store.take_tokens(&acme, bucket, 3).await.unwrap();
+        assert!(granted == 0 && !refused.allowed && refused.retry_after > Duration::ZERO, "{backend}: {refused:?}");
+        // The same bucket a single take draws on, and only acme's.
         assert!(!store.take_token(&acme, bucket).await.unwrap().allowed, "{backend}");
-        let (who, other) = store.admit_session("tok-globex", Some(bucket)).await.unwrap().unwrap();
-        assert_eq!((who, other.unwrap().allowed), (globex, true), "{backend}");
+        assert_eq!(store.take_tokens(&globex, bucket, 5).await.unwrap().0, 5, "{backend}");
     }
 }

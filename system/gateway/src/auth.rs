@@ -5,14 +5,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use q2o_common::domain::TenantId;
 use q2o_common::store::{RateDecision, Store, TokenBucket};
 
 use crate::config::TenantKey;
 use crate::error::ApiError;
+use crate::lease::Leases;
 use crate::metrics::GatewayMetrics;
+use crate::sessions::SessionCache;
 
 /// An authenticated, admitted caller.
 #[derive(Clone, Debug)]
@@ -39,7 +41,10 @@ pub struct Session {
 pub struct Gatekeeper {
     api_keys: HashMap<String, TenantId>,
     store: Arc<dyn Store>,
-    bucket: Option<TokenBucket>,
+    /// Sessions looked up before, until they expire.
+    sessions: SessionCache,
+    /// Tokens taken from the tenants' buckets ahead of need; `None` when rate limiting is off.
+    leases: Option<Leases>,
     session_ttl: Duration,
     metrics: GatewayMetrics,
 }
@@ -54,7 +59,8 @@ impl Gatekeeper {
         metrics: GatewayMetrics,
     ) -> Self {
         let api_keys = keys.iter().map(|k| (k.api_key.clone(), k.tenant.clone())).collect();
-        Gatekeeper { api_keys, store, bucket, session_ttl, metrics }
+        let (sessions, leases) = (SessionCache::default(), bucket.map(Leases::new));
+        Gatekeeper { api_keys, store, sessions, leases, session_ttl, metrics }
     }
 
     /// Exchanges an API key for a session token stored in the shared store, so
@@ -62,47 +68,59 @@ impl Gatekeeper {
     pub async fn login(&self, api_key: &str) -> Result<Session, ApiError> {
         let tenant = self.api_keys.get(api_key).ok_or(ApiError::Unauthenticated("unknown API key"))?;
         let token = new_token();
+        let asked = Instant::now();
         self.store.create_session(&token, tenant, self.session_ttl).await?;
+        self.sessions.insert(&token, tenant, asked, self.session_ttl);
         Ok(Session { token, tenant: tenant.clone(), ttl: self.session_ttl })
     }
 
     /// Authenticates from the `Authorization` and `X-API-Key` values, then takes a
-    /// token from the tenant's bucket: one store round trip either way. A
-    /// request that sends both must have both valid and for one tenant: an
-    /// invalid credential is refused, whatever else came with it.
+    /// token from the tenant's bucket. A request that sends both must have both
+    /// valid and for one tenant: an invalid credential is refused, whatever else
+    /// came with it. A session seen before and a token held by the tenant's
+    /// lease cost no store round trip.
     pub async fn admit(&self, authorization: Option<&str>, api_key: Option<&str>) -> Result<Caller, ApiError> {
         let key_tenant = api_key
             .map(|key| self.api_keys.get(key).cloned().ok_or(ApiError::Unauthenticated("unknown API key")))
             .transpose()?;
-        let (tenant, decision) = match (authorization, key_tenant) {
-            (None, Some(tenant)) => {
-                let decision = match self.bucket {
-                    Some(bucket) => Some(self.store.take_token(&tenant, bucket).await?),
-                    None => None,
-                };
-                (tenant, decision)
-            }
+        let tenant = match (authorization, key_tenant) {
+            (None, Some(tenant)) => tenant,
             (authorization, key_tenant) => {
-                let (tenant, decision) = self
-                    .store
-                    .admit_session(session_token(authorization)?, self.bucket)
-                    .await?
-                    .ok_or(ApiError::Unauthenticated("unknown or expired session token"))?;
+                let tenant = self.session_tenant(session_token(authorization)?).await?;
                 if key_tenant.is_some_and(|key_tenant| key_tenant != tenant) {
                     return Err(ApiError::Unauthenticated(
                         "the API key and the session token are of different tenants",
                     ));
                 }
-                (tenant, decision)
+                tenant
             }
         };
-        let Some(decision) = decision else { return Ok(Caller { tenant, rate: None }) };
+        let Some(leases) = &self.leases else { return Ok(Caller { tenant, rate: None }) };
+        let decision = match leases.take_held(&tenant) {
+            Ok(decision) => decision,
+            Err(want) => {
+                let (granted, decision) = self.store.take_tokens(&tenant, leases.bucket(), want).await?;
+                leases.granted(&tenant, granted, decision)
+            }
+        };
         self.metrics.rate_limit_decision(decision.allowed);
         if decision.allowed {
             Ok(Caller { tenant, rate: Some(decision) })
         } else {
             Err(ApiError::RateLimited(decision))
         }
+    }
+
+    /// The tenant of a live session: from this replica's cache, else from the store.
+    async fn session_tenant(&self, token: &str) -> Result<TenantId, ApiError> {
+        if let Some(tenant) = self.sessions.get(token) {
+            return Ok(tenant);
+        }
+        let asked = Instant::now();
+        let (tenant, left) =
+            self.store.session(token).await?.ok_or(ApiError::Unauthenticated("unknown or expired session token"))?;
+        self.sessions.insert(token, &tenant, asked, left);
+        Ok(tenant)
     }
 }
 
@@ -132,9 +150,28 @@ mod tests {
     use q2o_common::store::MemoryStore;
 
     fn gatekeeper(bucket: Option<TokenBucket>) -> Gatekeeper {
+        replica(Arc::new(MemoryStore::new()), bucket)
+    }
+
+    fn replica(store: Arc<MemoryStore>, bucket: Option<TokenBucket>) -> Gatekeeper {
         let keys = [TenantKey { tenant: "acme".parse().unwrap(), api_key: "key-acme-123".into() }];
         let metrics = GatewayMetrics::new(&prometheus::Registry::new());
-        Gatekeeper::new(&keys, Arc::new(MemoryStore::new()), bucket, Duration::from_secs(60), metrics)
+        Gatekeeper::new(&keys, store, bucket, Duration::from_secs(60), metrics)
+    }
+
+    #[tokio::test]
+    async fn a_session_made_on_one_replica_admits_on_another_and_both_take_from_one_bucket() {
+        let store = Arc::new(MemoryStore::new());
+        let bucket = Some(TokenBucket { capacity: 3, refill_per_second: 0.001 });
+        let (one, two) = (replica(Arc::clone(&store), bucket), replica(store, bucket));
+        let session = one.login("key-acme-123").await.unwrap();
+        let bearer = format!("Bearer {}", session.token);
+        let mut remaining = Vec::new();
+        for gate in [&two, &one, &two] {
+            remaining.push(gate.admit(Some(&bearer), None).await.unwrap().rate.unwrap().remaining);
+        }
+        assert_eq!(remaining, [2, 1, 0]);
+        assert!(matches!(one.admit(Some(&bearer), None).await, Err(ApiError::RateLimited(_))));
     }
 
     #[tokio::test]

@@ -32,10 +32,12 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod grpc;
+mod lease;
 pub mod metrics;
 pub mod operations;
 pub mod rest;
 pub mod search_proxy;
+mod sessions;
 mod state;
 
 use std::net::SocketAddr;

@@ -91,10 +91,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn session_tenant(&self, token: &str) -> Result<Option<TenantId>, StoreError> {
+    async fn session(&self, token: &str) -> Result<Option<(TenantId, Duration)>, StoreError> {
         let mut state = self.state();
+        let now = Instant::now();
         match state.sessions.get(token) {
-            Some((tenant, expires)) if *expires > Instant::now() => Ok(Some(tenant.clone())),
+            Some((tenant, expires)) if *expires > now => Ok(Some((tenant.clone(), *expires - now))),
             Some(_) => {
                 state.sessions.remove(token);
                 Ok(None)
@@ -103,13 +104,18 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn take_token(&self, tenant: &TenantId, bucket: TokenBucket) -> Result<RateDecision, StoreError> {
+    async fn take_tokens(
+        &self,
+        tenant: &TenantId,
+        bucket: TokenBucket,
+        want: u32,
+    ) -> Result<(u32, RateDecision), StoreError> {
         let mut state = self.state();
         let now = Instant::now();
         let (tokens, last) = state.buckets.get(tenant).copied().unwrap_or((f64::from(bucket.capacity), now));
-        let (left, decision) = bucket.take(tokens, now.duration_since(last));
+        let (left, granted, decision) = bucket.take_up_to(tokens, now.duration_since(last), want);
         state.buckets.insert(tenant.clone(), (left, now));
-        Ok(decision)
+        Ok((granted, decision))
     }
 
     async fn insert_project(&self, project: &Project) -> Result<(), StoreError> {

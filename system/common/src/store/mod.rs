@@ -92,29 +92,26 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Stores a session token for `tenant`, expiring after `ttl`.
     async fn create_session(&self, token: &str, tenant: &TenantId, ttl: Duration) -> Result<(), StoreError>;
-    /// The tenant of a live session.
-    async fn session_tenant(&self, token: &str) -> Result<Option<TenantId>, StoreError>;
+    /// The tenant of a live session and how long it stays live (what a
+    /// replica may cache it for: a session never changes tenant and is never
+    /// revoked, it only expires).
+    async fn session(&self, token: &str) -> Result<Option<(TenantId, Duration)>, StoreError>;
 
     // ---- rate limiting
 
-    /// Takes one token from the tenant's bucket, atomically across replicas.
-    async fn take_token(&self, tenant: &TenantId, bucket: TokenBucket) -> Result<RateDecision, StoreError>;
-
-    /// The tenant of a live session and, with `bucket`, one token taken from
-    /// that tenant's bucket: what every request with a session token needs,
-    /// in one round trip where the store is remote. `None` for an unknown or
-    /// expired session (and then no token is taken).
-    async fn admit_session(
+    /// Takes up to `want` tokens (at least one, or none and a refusal) from
+    /// the tenant's bucket, atomically across replicas: a replica's lease.
+    /// Returns how many were granted and the decision.
+    async fn take_tokens(
         &self,
-        token: &str,
-        bucket: Option<TokenBucket>,
-    ) -> Result<Option<(TenantId, Option<RateDecision>)>, StoreError> {
-        let Some(tenant) = self.session_tenant(token).await? else { return Ok(None) };
-        let decision = match bucket {
-            Some(bucket) => Some(self.take_token(&tenant, bucket).await?),
-            None => None,
-        };
-        Ok(Some((tenant, decision)))
+        tenant: &TenantId,
+        bucket: TokenBucket,
+        want: u32,
+    ) -> Result<(u32, RateDecision), StoreError>;
+
+    /// Takes one token from the tenant's bucket.
+    async fn take_token(&self, tenant: &TenantId, bucket: TokenBucket) -> Result<RateDecision, StoreError> {
+        Ok(self.take_tokens(tenant, bucket, 1).await?.1)
     }
 
     // ---- projects

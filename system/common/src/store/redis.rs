@@ -78,7 +78,6 @@ pub struct RedisStore {
     conn: ConnectionManager,
     blocking: Mutex<HashMap<AgentType, MultiplexedConnection>>,
     token_bucket: Script,
-    admit_session: Script,
     start_task: Script,
     finish_task: Script,
     hub: Arc<NotificationHub>,
@@ -112,8 +111,7 @@ impl RedisStore {
             client,
             conn,
             blocking: Mutex::new(HashMap::new()),
-            token_bucket: Script::new(concat!(include_str!("bucket_take.lua"), include_str!("token_bucket.lua"))),
-            admit_session: Script::new(concat!(include_str!("bucket_take.lua"), include_str!("admit_session.lua"))),
+            token_bucket: Script::new(include_str!("token_bucket.lua")),
             start_task: Script::new(START_TASK),
             finish_task: Script::new(FINISH_TASK),
             hub: Arc::default(),
@@ -182,9 +180,9 @@ impl RedisStore {
 }
 
 /// The bucket script's reply as a decision.
-fn decision(bucket: TokenBucket, allowed: i64, remaining: i64, retry_ms: i64, reset_ms: i64) -> RateDecision {
+fn decision(bucket: TokenBucket, allowed: bool, remaining: i64, retry_ms: i64, reset_ms: i64) -> RateDecision {
     RateDecision {
-        allowed: allowed == 1,
+        allowed,
         limit: bucket.capacity,
         remaining: remaining.max(0) as u32,
         retry_after: Duration::from_millis(retry_ms.max(0) as u64),
@@ -251,50 +249,33 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn session_tenant(&self, token: &str) -> Result<Option<TenantId>, StoreError> {
+    async fn session(&self, token: &str) -> Result<Option<(TenantId, Duration)>, StoreError> {
         let key = keys::session(token);
-        let tenant: Option<String> = self.conn().get(&key).await?;
-        tenant.map(|t| t.parse().map_err(|e| corrupt(&key, e))).transpose()
+        // One round trip, two plain commands: cheaper inside Redis than a script.
+        let (tenant, ttl_ms): (Option<String>, i64) =
+            redis::pipe().get(&key).pttl(&key).query_async(&mut self.conn()).await?;
+        let Some(tenant) = tenant else { return Ok(None) };
+        let tenant = tenant.parse().map_err(|e| corrupt(&key, e))?;
+        // -1 (no expiry) is not a session this store wrote: live, but not for caching.
+        Ok(Some((tenant, Duration::from_millis(ttl_ms.max(0) as u64))))
     }
 
-    async fn take_token(&self, tenant: &TenantId, bucket: TokenBucket) -> Result<RateDecision, StoreError> {
-        let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = self
+    async fn take_tokens(
+        &self,
+        tenant: &TenantId,
+        bucket: TokenBucket,
+        want: u32,
+    ) -> Result<(u32, RateDecision), StoreError> {
+        let (granted, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = self
             .token_bucket
             .key(keys::rate_limit(tenant))
             .arg(bucket.capacity)
             .arg(bucket.refill_per_second)
+            .arg(want.max(1))
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(decision(bucket, allowed, remaining, retry_ms, reset_ms))
-    }
-
-    async fn admit_session(
-        &self,
-        token: &str,
-        bucket: Option<TokenBucket>,
-    ) -> Result<Option<(TenantId, Option<RateDecision>)>, StoreError> {
-        let key = keys::session(token);
-        let mut call = self.admit_session.key(&key);
-        call.arg(keys::RATE_LIMIT_PREFIX);
-        match bucket {
-            Some(bucket) => call.arg(bucket.capacity).arg(bucket.refill_per_second),
-            None => call.arg("").arg(0),
-        };
-        let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn()).await?;
-        let int = |v: &redis::Value| redis::from_redis_value_ref::<i64>(v).map_err(|e| corrupt(&key, e));
-        let tenant = |v: &redis::Value| -> Result<TenantId, StoreError> {
-            let text: String = redis::from_redis_value_ref(v).map_err(|e| corrupt(&key, e))?;
-            text.parse().map_err(|e| corrupt(&key, e))
-        };
-        match (reply.as_slice(), bucket) {
-            ([], _) => Ok(None),
-            ([who], None) => Ok(Some((tenant(who)?, None))),
-            ([who, allowed, remaining, retry_ms, reset_ms], Some(bucket)) => {
-                let decision = decision(bucket, int(allowed)?, int(remaining)?, int(retry_ms)?, int(reset_ms)?);
-                Ok(Some((tenant(who)?, Some(decision))))
-            }
-            (other, _) => Err(corrupt(&key, format!("the admission script answered {} values", other.len()))),
-        }
+        let granted = granted.clamp(0, i64::from(want.max(1))) as u32;
+        Ok((granted, decision(bucket, granted > 0, remaining, retry_ms, reset_ms)))
     }
 
     async fn insert_project(&self, project: &Project) -> Result<(), StoreError> {
