@@ -79,9 +79,9 @@ measure-cost scenario="phase2" *flags: setup
 measure-event-log events="50000": setup
     cargo bench -p q2o-benches --bench event_log -- {{events}}
 
-# Search p50/p95 at 100k documents, and indexing lag.
-measure-search docs="100000":
-    cargo bench -p q2o-benches --bench search_index -- {{docs}}
+# Search latency at 100k documents (distinct queries, and the users' repeated ones), and indexing lag; tenants=1 is a load test's.
+measure-search docs="100000" tenants="20":
+    cargo bench -p q2o-benches --bench search_index -- {{docs}} {{tenants}}
 
 # Criterion micro-benchmarks: codecs (JSON vs protobuf), the Redis token bucket, HdrHistogram, code templates,
 # a search on a 100k-document index.

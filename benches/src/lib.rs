@@ -1,11 +1,12 @@
 //! Benchmarks of the reference system. Each `benches/*.rs` is a program that
 //! measures one thing and prints what it measured; see the README's Benchmarks.
 
-/// Formats a latency histogram (microseconds) as `p50 / p95 / p99 / max`.
+/// Formats a latency histogram (microseconds) as `mean / p50 / p95 / p99 / max`.
 pub fn percentiles(h: &hdrhistogram::Histogram<u64>) -> String {
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     format!(
-        "p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n = {})",
+        "mean {:.3} ms, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n = {})",
+        h.mean() / 1000.0,
         ms(0.5),
         ms(0.95),
         ms(0.99),
@@ -15,8 +16,8 @@ pub fn percentiles(h: &hdrhistogram::Histogram<u64>) -> String {
 }
 
 pub mod corpus {
-    //! The synthetic search corpus: documents of 20 tenants drawn from a
-    //! 40-word vocabulary, a third of them projects and the rest code.
+    //! The synthetic search corpus: documents of `tenants` tenants drawn from
+    //! a 40-word vocabulary, a third of them projects and the rest code.
 
     use q2o_search::index::{DocKind, IndexDoc, SearchIndex};
     use rand::RngExt;
@@ -71,14 +72,14 @@ pub mod corpus {
         (0..n).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect::<Vec<_>>().join(" ")
     }
 
-    /// Indexes `docs` documents (committing every 20,000 and at the end).
-    pub fn fill(index: &SearchIndex, docs: usize, rng: &mut impl rand::Rng) {
+    /// Indexes `docs` documents of `tenants` tenants (committing every 20,000 and at the end).
+    pub fn fill(index: &SearchIndex, docs: usize, tenants: usize, rng: &mut impl rand::Rng) {
         for i in 0..docs {
             let kind = if i % 3 == 0 { DocKind::Project } else { DocKind::Code };
             let doc = IndexDoc {
                 kind,
                 id: format!("doc-{i}"),
-                tenant: format!("tenant-{}", i % 20),
+                tenant: format!("tenant-{}", i % tenants),
                 project_id: format!("p-{}", i / 3),
                 name: sentence(rng, 3),
                 objective: sentence(rng, 8),

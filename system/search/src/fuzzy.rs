@@ -1,17 +1,26 @@
-//! One-typo matching without building a Levenshtein automaton per field and query.
+//! One-typo matching without building a Levenshtein automaton per field and
+//! query, and without reading the postings of the word itself twice.
 //!
 //! tantivy's `FuzzyTermQuery` builds its automaton (a DFA over the word) in
 //! every query, once per field: a word searched in five fields built five
 //! identical DFAs, and building them (allocating and zeroing their
 //! transition tables) was a third of q2o-search's CPU under phase2's load.
 //! The DFA depends only on the word, so [`Automata`] builds it once and
-//! keeps it for the next query with that word; [`SharedFuzzy`] matches a
-//! field with it, scoring as `FuzzyTermQuery` does (a constant score).
+//! keeps it for the next query with that word.
+//!
+//! Its matching then read, per segment and field, the postings of every term
+//! the automaton accepts into a bitset of the whole segment, every tenant's
+//! documents included. The term it accepts first is the word itself, which
+//! the query's exact clause reads again (scored, and only as far as the
+//! tenant's documents). So [`variants`] walks the term dictionaries alone and
+//! returns the *other* terms within one typo, usually none or a few rare ones;
+//! the query matches those at the constant score `FuzzyTermQuery` gave.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use tantivy::query::{AutomatonWeight, DfaWrapper, EnableScoring, FuzzyTermQuery, Query, Weight};
+use tantivy::Searcher;
+use tantivy::query::{DfaWrapper, FuzzyTermQuery};
 use tantivy::schema::{Field, Term};
 
 /// How many words' automata are kept. Past that the cache starts over: a
@@ -49,60 +58,62 @@ impl Automata {
     }
 }
 
-/// The terms of `field` within one typo of a word, through a shared automaton.
-#[derive(Clone)]
-pub(crate) struct SharedFuzzy {
-    field: Field,
-    dfa: Arc<DfaWrapper>,
-}
-
-impl SharedFuzzy {
-    pub(crate) fn new(field: Field, dfa: Arc<DfaWrapper>) -> SharedFuzzy {
-        SharedFuzzy { field, dfa }
+/// The terms of `field`, in any of `searcher`'s segments, that `dfa` (built
+/// for `word`) accepts, other than `word` itself.
+pub(crate) fn variants(searcher: &Searcher, field: Field, dfa: &DfaWrapper, word: &str) -> tantivy::Result<Vec<Term>> {
+    let mut found = BTreeSet::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(field)?;
+        let mut terms = inverted.terms().search(dfa).into_stream()?;
+        while terms.advance() {
+            let key = terms.key();
+            if key != word.as_bytes()
+                && let Ok(text) = std::str::from_utf8(key)
+            {
+                found.insert(text.to_owned());
+            }
+        }
     }
-}
-
-impl std::fmt::Debug for SharedFuzzy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedFuzzy").field("field", &self.field).finish_non_exhaustive()
-    }
-}
-
-impl Query for SharedFuzzy {
-    fn weight(&self, _scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        Ok(Box::new(AutomatonWeight::<DfaWrapper>::new(self.field, Arc::clone(&self.dfa))))
-    }
+    Ok(found.into_iter().map(|text| Term::from_field_text(field, &text)).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tantivy::collector::Count;
-    use tantivy::schema::{Schema, TEXT};
+    use tantivy::collector::DocSetCollector;
+    use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+    use tantivy::schema::{IndexRecordOption, Schema, TEXT};
     use tantivy::{Index, doc};
 
     #[test]
-    fn a_shared_automaton_matches_what_fuzzy_term_query_matches_in_each_field() {
+    fn the_variants_and_the_word_match_what_fuzzy_term_query_matches_in_each_field() {
         let mut schema = Schema::builder();
         let (name, code) = (schema.add_text_field("name", TEXT), schema.add_text_field("code", TEXT));
         let index = Index::create_in_ram(schema.build());
         let mut writer = index.writer_with_num_threads(1, 15_000_000).unwrap();
         for (n, c) in [("parser", "fn main"), ("pasrer", "parsers"), ("lexer", "parse"), ("other", "nothing")] {
             writer.add_document(doc!(name => n, code => c)).unwrap();
+            // Two segments: a variant is found in whichever holds it.
+            writer.commit().unwrap();
         }
-        writer.commit().unwrap();
         let searcher = index.reader().unwrap().searcher();
         let automata = Automata::default();
-        for field in [name, code] {
+        let text = |terms: &[Term]| terms.iter().map(|t| t.value().as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        for (field, expected) in [(name, vec!["pasrer"]), (code, vec!["parse", "parsers"])] {
             let dfa = automata.one_typo(field, "parser").unwrap();
-            let shared = searcher.search(&SharedFuzzy::new(field, dfa), &Count).unwrap();
+            let variants = variants(&searcher, field, &dfa, "parser").unwrap();
+            assert_eq!(text(&variants), expected);
+            let mut any: Vec<(Occur, Box<dyn Query>)> =
+                variants.into_iter().map(|t| (Occur::Should, term_query(t))).collect();
+            any.push((Occur::Should, term_query(Term::from_field_text(field, "parser"))));
             let fuzzy = FuzzyTermQuery::new(Term::from_field_text(field, "parser"), 1, true);
-            assert_eq!(shared, searcher.search(&fuzzy, &Count).unwrap());
+            let both = searcher.search(&BooleanQuery::new(any), &DocSetCollector).unwrap();
+            assert_eq!(both, searcher.search(&fuzzy, &DocSetCollector).unwrap());
         }
-        assert_eq!(
-            searcher.search(&SharedFuzzy::new(name, automata.one_typo(name, "parser").unwrap()), &Count).unwrap(),
-            2
-        );
         assert!(Arc::ptr_eq(&automata.one_typo(name, "parser").unwrap(), &automata.one_typo(code, "parser").unwrap()));
+    }
+
+    fn term_query(term: Term) -> Box<dyn Query> {
+        Box::new(TermQuery::new(term, IndexRecordOption::Basic))
     }
 }

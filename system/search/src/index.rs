@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use tantivy::collector::{Count, FacetCollector, TopDocs};
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, Query, RegexQuery, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RegexQuery, TermQuery};
 use tantivy::schema::{
     FAST, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
 };
@@ -21,9 +21,10 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 use time::OffsetDateTime;
 
-use crate::fuzzy::{Automata, SharedFuzzy};
+use crate::fuzzy::{Automata, variants};
 use crate::metrics::SearchMetrics;
 use crate::query_plan::QueryPlan;
+use crate::result_cache::{Answer, Question, ResultCache};
 
 /// Text fields searched by plain words, with their boosts.
 const BOOSTS: &[(&str, f32)] = &[("name", 3.0), ("objective", 2.0), ("description", 1.0), ("tags", 1.0), ("code", 1.0)];
@@ -150,7 +151,7 @@ fn schema() -> (Schema, Fields) {
 }
 
 /// Filters from the API's facet parameters.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Filters {
     /// Only this agent type.
     pub agent_type: Option<String>,
@@ -161,7 +162,7 @@ pub struct Filters {
 }
 
 /// One result.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Hit {
     /// What it is.
     pub kind: String,
@@ -222,6 +223,8 @@ pub struct SearchIndex {
     metrics: SearchMetrics,
     /// One-typo automata of recent query words.
     automata: Automata,
+    /// Answers of the searcher's generation; `None` computes every search.
+    answers: Option<ResultCache>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -254,9 +257,17 @@ impl SearchIndex {
             dir: dir.to_owned(),
             metrics,
             automata: Automata::default(),
+            answers: Some(ResultCache::default()),
         };
         search.update_size_metrics();
         Ok(search)
+    }
+
+    /// Computes every search instead of keeping answers until the next
+    /// commit: for measuring what a query costs.
+    pub fn without_result_cache(mut self) -> Self {
+        self.answers = None;
+        self
     }
 
     /// The log offsets the index on disk covers: where indexing resumes.
@@ -356,7 +367,13 @@ impl SearchIndex {
         (Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic)))
     }
 
-    fn build(&self, tenant: &str, plan: &QueryPlan, filters: &Filters) -> Result<BooleanQuery, IndexError> {
+    fn build(
+        &self,
+        searcher: &tantivy::Searcher,
+        tenant: &str,
+        plan: &QueryPlan,
+        filters: &Filters,
+    ) -> Result<BooleanQuery, IndexError> {
         let mut clauses = vec![self.tenant_clause(tenant)];
         for word in &plan.words {
             let mut any_field: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -369,8 +386,15 @@ impl SearchIndex {
                 let exact = TermQuery::new(term, IndexRecordOption::WithFreqs);
                 any_field.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), boost * 2.0))));
                 if let Some(dfa) = &one_typo {
-                    let fuzzy = SharedFuzzy::new(self.field(name), Arc::clone(dfa));
-                    any_field.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost))));
+                    // The word's variants, at the constant score FuzzyTermQuery gave them.
+                    let variants: Vec<(Occur, Box<dyn Query>)> = variants(searcher, self.field(name), dfa, word)?
+                        .into_iter()
+                        .map(|t| (Occur::Should, Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>))
+                        .collect();
+                    if !variants.is_empty() {
+                        let any = Box::new(BooleanQuery::new(variants));
+                        any_field.push((Occur::Should, Box::new(ConstScoreQuery::new(any, boost))));
+                    }
                 }
             }
             clauses.push((Occur::Must, Box::new(BooleanQuery::new(any_field))));
@@ -440,8 +464,43 @@ impl SearchIndex {
             let (hits, facets, ignored) = (Vec::new(), BTreeMap::new(), plan.ignored.clone());
             return Ok(SearchResults { total: 0, page, size, took_ms, hits, facets, ignored });
         }
-        let query = self.build(tenant, plan, filters)?;
         let searcher = self.reader.searcher();
+        let generation = searcher.generation().generation_id();
+        let question = Question { tenant: tenant.to_owned(), plan: plan.clone(), filters: filters.clone(), page, size };
+        let cached = self.answers.as_ref().and_then(|answers| answers.get(generation, &question));
+        let answer = match cached {
+            Some(answer) => {
+                self.metrics.result_cache_hits.inc();
+                answer
+            }
+            None => {
+                self.metrics.result_cache_misses.inc();
+                let answer = Arc::new(self.answer(&searcher, tenant, plan, filters, page, size)?);
+                if let Some(answers) = &self.answers {
+                    answers.put(generation, question, Arc::clone(&answer));
+                }
+                answer
+            }
+        };
+        let (total, hits, facets) = (answer.total, answer.hits.clone(), answer.facets.clone());
+        let took = started.elapsed();
+        self.metrics.query_duration.with_label_values(&["search"]).observe(took.as_secs_f64());
+        let ignored = plan.ignored.clone();
+        Ok(SearchResults { total, page, size, took_ms: took.as_secs_f64() * 1e3, hits, facets, ignored })
+    }
+
+    /// Computes a page of `tenant`'s documents matching `plan` on `searcher`,
+    /// with facet counts over every match.
+    fn answer(
+        &self,
+        searcher: &tantivy::Searcher,
+        tenant: &str,
+        plan: &QueryPlan,
+        filters: &Filters,
+        page: usize,
+        size: usize,
+    ) -> Result<Answer, IndexError> {
+        let query = self.build(searcher, tenant, plan, filters)?;
         let mut facets = FacetCollector::for_field("facets");
         for facet in ["/status", "/agent_type", "/month"] {
             facets.add_facet(facet);
@@ -489,10 +548,7 @@ impl SearchIndex {
                 .collect();
             facets.insert(name.to_owned(), counts);
         }
-        let took = started.elapsed();
-        self.metrics.query_duration.with_label_values(&["search"]).observe(took.as_secs_f64());
-        let ignored = plan.ignored.clone();
-        Ok(SearchResults { total, page, size, took_ms: took.as_secs_f64() * 1e3, hits, facets, ignored })
+        Ok(Answer { total, hits, facets })
     }
 
     /// Up to `limit` distinct project names of `tenant` with a word starting with `prefix`.

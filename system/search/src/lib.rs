@@ -23,6 +23,7 @@ pub mod index;
 pub mod indexer;
 pub mod metrics;
 pub mod query_plan;
+mod result_cache;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use q2o_common::metrics::{LATENCY_BUCKETS, names, register};
 
 /// The search service's own series.
@@ -9,11 +9,18 @@ pub struct SearchMetrics {
     pub(crate) size_bytes: IntGauge,
     pub(crate) indexing_lag: Histogram,
     pub(crate) indexed: IntCounter,
+    /// Searches answered from the current generation's results, and computed.
+    pub(crate) result_cache_hits: IntCounter,
+    pub(crate) result_cache_misses: IntCounter,
 }
 
 impl SearchMetrics {
     /// Creates and registers the series.
     pub fn new(registry: &Registry) -> Self {
+        let lookups = |name: &str, help: &str| {
+            let vec = IntCounterVec::new(Opts::new(name, help), &["cache_type"]).expect("valid metric");
+            register(registry, vec).with_label_values(&["search_results"])
+        };
         let lag_buckets = vec![0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0];
         let metrics = SearchMetrics {
             query_duration: register(
@@ -52,6 +59,8 @@ impl SearchMetrics {
                 registry,
                 IntCounter::new(names::SEARCH_DOCUMENTS_INDEXED_TOTAL, "Documents indexed.").expect("valid metric"),
             ),
+            result_cache_hits: lookups(names::CACHE_HITS_TOTAL, "Cache lookups that hit."),
+            result_cache_misses: lookups(names::CACHE_MISSES_TOTAL, "Cache lookups that missed."),
         };
         for kind in ["search", "autocomplete"] {
             metrics.query_duration.with_label_values(&[kind]);

@@ -16,7 +16,7 @@ pub const MAX_QUERY_CHARS: usize = 256;
 pub const FILTER_FIELDS: &[&str] = &["name", "tags", "language", "agent_type", "status"];
 
 /// A parsed query.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct QueryPlan {
     /// Words every hit must contain (lower-cased).
     pub words: Vec<String>,

@@ -98,3 +98,32 @@ fn upserts_replace_and_offsets_survive_a_reopen() {
     assert_eq!((offsets[&0], offsets[&1], offsets[&2]), (42, 8, 4));
     assert_eq!(search(&reopened, "acme", "new"), ["a"]);
 }
+
+#[test]
+fn a_repeated_question_is_answered_as_computed_until_a_commit_changes_the_answer() {
+    let (dir, computed_dir) = (ScratchDir::new("search-cached").unwrap(), ScratchDir::new("search-computed").unwrap());
+    let (cached, computed) = (index(&dir), index(&computed_dir).without_result_cache());
+    let both = [&cached, &computed];
+    let ledger = |id: &str| doc(DocKind::Project, id, "acme", "Ledger", "tracks invoices", "", "");
+    for index in both {
+        index.upsert(&ledger("a"), None).unwrap();
+        index.commit().unwrap();
+    }
+    let ask = |index: &SearchIndex| {
+        let results = index.search("acme", &QueryPlan::parse("ledger").unwrap(), &Filters::default(), 1, 10).unwrap();
+        (results.total, results.hits.iter().map(|h| (h.id.clone(), h.score, h.highlights.clone())).collect::<Vec<_>>())
+    };
+    let first = ask(&cached);
+    assert_eq!(first, ask(&computed));
+    assert_eq!(ask(&cached), first, "asked again");
+    for index in both {
+        index.upsert(&ledger("b"), None).unwrap();
+    }
+    assert_eq!(ask(&cached).0, 1, "not committed: not visible, cached or not");
+    for index in both {
+        index.commit().unwrap();
+    }
+    let after = ask(&cached);
+    assert_eq!(after.0, 2, "the commit's generation is answered afresh");
+    assert_eq!(after, ask(&computed));
+}
