@@ -136,15 +136,13 @@ async fn users_run(command: UsersCommand) -> anyhow::Result<ExitCode> {
     let (results, goose) = run.run(shutdown_signal()).await?;
     let all = results.overall_latency().map_err(anyhow::Error::msg)?;
     println!(
-        "{} users (goose's peak {}): {} requests in {:.1} s ({:.1} req/s), {} failed; goose counted {} requests, {} failed{}",
+        "{} users (goose's peak {}): {} requests in {:.1} s ({:.1} req/s), {} failed{}",
         command.users,
         goose.max_users,
         all.len(),
         results.duration_seconds,
         results.achieved_rate,
         results.failed(),
-        goose.requests,
-        goose.failures,
         if goose.interrupted { " (interrupted: partial results)" } else { "" }
     );
     print_latency("latency", &all);

@@ -1,6 +1,6 @@
 //! The journeys over gRPC, on the run's shared channel pool. goose speaks only
-//! HTTP, so each call is timed here and handed to goose with
-//! `record_custom_request_duration` (method `GRPC`) as well as to the recorder.
+//! HTTP and keeps no metrics of its own here (the recorder has them all), so
+//! each call is timed here, into the recorder.
 
 use std::time::Instant;
 
@@ -15,12 +15,11 @@ use crate::outcome::{Outcome, pushback};
 use crate::recorder::Protocol;
 use crate::step::Step;
 
-/// Times `call`, records it in both places and hands back its answer. A
+/// Times `call`, records it and hands back its answer. A
 /// shed call makes the user wait as its retry pushback asked; it is not
 /// retried (a tonic call cannot be sent twice; the user's next step is the
 /// next request), so the retry budget applies to REST only.
 async fn timed<T>(
-    user: &mut GooseUser,
     shared: &Shared,
     step: Step,
     call: impl Future<Output = Result<tonic::Response<T>, Status>>,
@@ -29,11 +28,6 @@ async fn timed<T>(
     let result = call.await;
     let elapsed = started.elapsed();
     shared.record(Protocol::Grpc, step, Outcome::of_grpc(&result), elapsed);
-    let error = result.as_ref().err().map(|s| s.message().to_owned());
-    // A refused report (the run is ending) changes nothing about the measurement.
-    let _ = user
-        .record_custom_request_duration("GRPC", step.as_label(), elapsed, result.is_ok(), None, error.as_deref())
-        .await;
     if let Err(status) = &result
         && let Some(wait) = pushback(status)
     {
@@ -54,12 +48,12 @@ fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
 pub(crate) async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     let mut auth = pb::auth_client::AuthClient::new(shared.channel());
     let login = pb::LoginRequest { api_key: shared.api_key.clone() };
-    let Some(login) = timed(user, shared, Step::Login, auth.login(login)).await else { return Ok(()) };
+    let Some(login) = timed(shared, Step::Login, auth.login(login)).await else { return Ok(()) };
     let mut projects = pb::projects_client::ProjectsClient::new(shared.channel());
     let create =
         pb::CreateProjectRequest { name: "loadgen user".into(), tags: vec!["loadgen".into()], ..Default::default() };
     if let Some(project) =
-        timed(user, shared, Step::CreateProject, projects.create_project(authed(&login.token, create))).await
+        timed(shared, Step::CreateProject, projects.create_project(authed(&login.token, create))).await
     {
         user.set_session_data(Session { token: login.token, project: project.id });
     }
@@ -90,17 +84,17 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
     match journey {
         Journey::Browse => {
             let list = authed(&token, pb::ListProjectsRequest { limit: 10, offset: 0 });
-            timed(user, shared, Step::ListProjects, projects.list_projects(list)).await;
+            timed(shared, Step::ListProjects, projects.list_projects(list)).await;
             if !shared.think().await {
                 return Ok(());
             }
             let get = authed(&token, pb::GetProjectRequest { project_id: project.clone() });
-            timed(user, shared, Step::GetProject, projects.get_project(get)).await;
+            timed(shared, Step::GetProject, projects.get_project(get)).await;
             if !shared.think().await {
                 return Ok(());
             }
             let status = authed(&token, pb::GetProjectStatusRequest { project_id: project });
-            timed(user, shared, Step::ProjectStatus, orchestrator.get_project_status(status)).await;
+            timed(shared, Step::ProjectStatus, orchestrator.get_project_status(status)).await;
         }
         Journey::CreateProject => {
             let create = pb::CreateProjectRequest {
@@ -109,16 +103,16 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
                 ..Default::default()
             };
             if let Some(created) =
-                timed(user, shared, Step::CreateProject, projects.create_project(authed(&token, create))).await
+                timed(shared, Step::CreateProject, projects.create_project(authed(&token, create))).await
             {
                 if !shared.think().await {
                     return Ok(());
                 }
                 let get = authed(&token, pb::GetProjectRequest { project_id: created.id });
-                timed(user, shared, Step::GetProject, projects.get_project(get)).await;
+                timed(shared, Step::GetProject, projects.get_project(get)).await;
             }
         }
-        Journey::SubmitTask => submit_and_stream(user, shared, &token, &project, &mut orchestrator).await,
+        Journey::SubmitTask => submit_and_stream(shared, &token, &project, &mut orchestrator).await,
         Journey::Search => unreachable!("handled above"),
     }
     shared.think().await;
@@ -128,7 +122,6 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
 /// Opens the project's update stream, submits a task, and reads the stream
 /// until that task has finished or failed, or [`TASK_DEADLINE`] passed.
 async fn submit_and_stream(
-    user: &mut GooseUser,
     shared: &Shared,
     token: &str,
     project: &str,
@@ -158,7 +151,7 @@ async fn submit_and_stream(
     let distribute =
         pb::DistributeTaskRequest { project_id: project.to_owned(), agent_type: agent_type.to_owned(), description };
     let Some(task) =
-        timed(user, shared, Step::SubmitTask, orchestrator.distribute_task(authed(token, distribute))).await
+        timed(shared, Step::SubmitTask, orchestrator.distribute_task(authed(token, distribute))).await
     else {
         return;
     };

@@ -76,13 +76,11 @@ pub struct ClosedRun {
     pub start_at: Option<SystemTime>,
 }
 
-/// What goose saw, to set beside the recorder's numbers.
+/// What goose saw, to set beside the recorder's numbers. goose keeps no
+/// per-request metrics here (`NoMetrics`): the recorder has every request,
+/// and goose's copy cost a clone and a channel send per request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GooseCounts {
-    /// Requests goose counted (HTTP and custom gRPC records).
-    pub requests: u64,
-    /// Of which failed in goose's eyes.
-    pub failures: u64,
     /// Most users running at once.
     pub max_users: usize,
     /// Whether the run was cut short (Ctrl-C or a signal).
@@ -207,13 +205,7 @@ impl ClosedRun {
             results.write(dir)?;
             write_interval_log(dir, &snapshot, started_at)?;
         }
-        let (requests, failures) = goose
-            .requests
-            .values()
-            .fold((0, 0), |(n, f), r| (n + (r.success_count + r.fail_count) as u64, f + r.fail_count as u64));
         let counts = GooseCounts {
-            requests,
-            failures,
             max_users: goose.maximum_users,
             interrupted: interrupted.load(Ordering::Relaxed),
         };
@@ -250,9 +242,7 @@ impl ClosedRun {
             .map_err(Box::new)?
             .set_default(GooseDefault::Host, rest_url)
             .and_then(|a| a.set_default(GooseDefault::TestPlan, plan.as_str()))
-            .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
-            .and_then(|a| a.set_default(GooseDefault::NoTransactionMetrics, true))
-            .and_then(|a| a.set_default(GooseDefault::NoScenarioMetrics, true))
+            .and_then(|a| a.set_default(GooseDefault::NoMetrics, true))
             .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
             .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
             .map_err(Box::new)?;
