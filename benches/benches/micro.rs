@@ -7,6 +7,11 @@
 //!   sizes are printed once, before the timings.
 //! - `redis/token_bucket`: one rate-limit decision, the Lua script's round trip
 //!   to a real redis-server on loopback.
+//! - `gateway/*`: one REST request through the gateway's whole router (admission,
+//!   deadline, authentication with a session token, the rate-limit lease,
+//!   the handler, the Redis round trip to a real redis-server, the JSON body),
+//!   without the socket: `GET /api/v1/projects/{id}` and `/api/v1/tasks/{id}`
+//!   (a user's poll).
 //! - `hdr/*`: recording one latency, and merging two interval histograms.
 //! - `templates/render`: the agents' code generation for one task.
 //! - `search/100k/*`: one search (2 words, page of 10 with facets and
@@ -117,6 +122,60 @@ fn token_bucket(c: &mut Criterion) {
     });
 }
 
+fn gateway(c: &mut Criterion) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let redis = q2o_testkit::RedisServer::start().expect("redis-server starts (scripts/setup.sh installs it)");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let config = q2o_gateway::Config {
+        // The load tests' bucket: never empty, but its script runs (as leases).
+        rate_limit: Some(TokenBucket { capacity: 100_000_000, refill_per_second: 1e8 }),
+        ..q2o_gateway::Config::default()
+    };
+    let store = runtime.block_on(RedisStore::connect(RedisStoreOptions::new(redis.url()))).expect("connects");
+    let state = q2o_gateway::AppState::new(&config, std::sync::Arc::new(store), prometheus::Registry::new());
+    let app = q2o_gateway::rest::app(state, config.max_body_bytes);
+    let call = |request: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.expect("the router answers");
+            assert!(response.status().is_success(), "{}", response.status());
+            let body = response.into_body().collect().await.expect("a body").to_bytes();
+            serde_json::from_slice::<serde_json::Value>(&body).expect("JSON")
+        }
+    };
+    let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request.body(Body::from(body.to_string())).expect("a request")
+    };
+    let (token, project, task) = runtime.block_on(async {
+        let login = call(post("/api/v1/auth/login", None, serde_json::json!({ "api_key": "demo-key-acme" }))).await;
+        let token = login["token"].as_str().expect("a token").to_owned();
+        let project = call(post("/api/v1/projects", Some(&token), serde_json::json!({ "name": "bench" }))).await;
+        let project = project["id"].as_str().expect("an id").to_owned();
+        let body = serde_json::json!({ "agent_type": "coder", "description": "write the api handler" });
+        let task = call(post(&format!("/api/v1/projects/{project}/tasks"), Some(&token), body)).await;
+        (token, project, task["id"].as_str().expect("an id").to_owned())
+    });
+    let bearer = format!("Bearer {token}");
+    let mut group = c.benchmark_group("gateway");
+    for (name, path) in [("get_project", format!("/api/v1/projects/{project}")), ("poll_task", format!("/api/v1/tasks/{task}"))] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let request = Request::get(&path).header(header::AUTHORIZATION, &bearer).body(Body::empty());
+                runtime.block_on(call(request.expect("a request")))
+            })
+        });
+    }
+    group.finish();
+}
+
 fn hdr(c: &mut Criterion) {
     let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
     let mut value = 1u64;
@@ -143,10 +202,13 @@ fn search(c: &mut Criterion) {
 
     let docs: usize = std::env::var("Q2O_MICRO_SEARCH_DOCS").ok().and_then(|d| d.parse().ok()).unwrap_or(100_000);
     let dir = q2o_testkit::ScratchDir::new("micro-search").expect("a scratch directory");
-    let index = SearchIndex::open(dir.path(), SearchMetrics::new(&prometheus::Registry::new())).expect("index opens");
+    // Every query computed: the rotation below would otherwise be answered from the result cache.
+    let index = SearchIndex::open(dir.path(), SearchMetrics::new(&prometheus::Registry::new()))
+        .expect("index opens")
+        .without_result_cache();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let started = std::time::Instant::now();
-    q2o_benches::corpus::fill(&index, docs, &mut rng);
+    q2o_benches::corpus::fill(&index, docs, 20, &mut rng);
     println!("search: indexed {docs} documents in {:.1} s", started.elapsed().as_secs_f64());
     // A fixed rotation of queries, so that every run times the same work.
     let queries: Vec<(String, String)> =
@@ -182,5 +244,5 @@ fn render(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, codec, token_bucket, hdr, render, search);
+criterion_group!(benches, codec, token_bucket, gateway, hdr, render, search);
 criterion_main!(benches);
