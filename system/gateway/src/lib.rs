@@ -119,6 +119,7 @@ impl Gateway {
         let signal = move |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        let draining = self.state.clone();
         let app = rest::app(self.state.clone(), self.max_body_bytes);
         let http =
             axum::serve(q2o_common::net::http_listener(self.http), app).with_graceful_shutdown(signal(stopped.clone()));
@@ -136,6 +137,7 @@ impl Gateway {
             shutdown.await;
             tracing::info!("shutting down");
             let _ = stop.send(true);
+            draining.stopping.send_replace(true);
             tokio::time::sleep(SHUTDOWN_GRACE).await;
             tracing::warn!("open connections did not finish within {SHUTDOWN_GRACE:?}; closing them");
         };

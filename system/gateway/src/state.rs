@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use prometheus::Registry;
 use q2o_common::store::Store;
+use tokio::sync::watch;
 
 use crate::admission::Admission;
 use crate::auth::Gatekeeper;
@@ -28,6 +29,9 @@ pub struct Shared {
     pub(crate) admission: Arc<Admission>,
     /// The deadline of a request whose caller set none, and the longest one allowed.
     pub(crate) request_timeout: Duration,
+    /// Turns true when the gateway starts draining: open streams end then
+    /// instead of holding the drain up for its whole grace.
+    pub(crate) stopping: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -50,7 +54,18 @@ impl AppState {
             search: SearchProxy::new(&config.search_url, &config.service_key),
             admission,
             request_timeout: config.request_timeout,
+            stopping: watch::Sender::new(false),
         }))
+    }
+}
+
+impl Shared {
+    /// Resolves once the gateway starts draining; a stream ends there.
+    pub(crate) fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
     }
 }
 

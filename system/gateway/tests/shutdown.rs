@@ -2,7 +2,13 @@ use std::time::Duration;
 
 use crate::support::*;
 
-#[tokio::test]
+/// The gateway's drain grace (`SHUTDOWN_GRACE`); an open stream that held the
+/// gateway up would make it take all of it.
+const GATEWAY_GRACE: Duration = Duration::from_secs(5);
+
+// Multi-threaded: `terminate` blocks its thread while it waits, and the
+// clients' connections must still answer the gateway's HTTP/2 GOAWAY ping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_gateway_and_agents_promptly_and_cleanly() {
     let mut stack = Stack::start(GATEWAY, 1, &format!("{FAST_AGENTS}{}", pools("fast")));
     // An open gRPC stream must not hold the gateway up.
@@ -16,7 +22,10 @@ async fn sigterm_stops_gateway_and_agents_promptly_and_cleanly() {
     let started = std::time::Instant::now();
     let code = stack.agents[0].terminate(Duration::from_secs(8)).unwrap();
     assert_eq!(code, Some(0), "agents exit code");
+    let gateway_started = std::time::Instant::now();
     let code = stack.gateways[0].terminate(Duration::from_secs(8)).unwrap();
     assert_eq!(code, Some(0), "gateway exit code");
+    let gateway = gateway_started.elapsed();
+    assert!(gateway < GATEWAY_GRACE - Duration::from_secs(1), "the gateway took {gateway:?}: the stream held it up");
     assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
 }

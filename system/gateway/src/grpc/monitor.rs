@@ -49,7 +49,7 @@ impl pb::agent_monitor_server::AgentMonitor for MonitorService {
                     };
                     std::future::ready(item)
                 });
-                Ok(Response::new(Box::pin(stream) as ActivityStream))
+                Ok(Response::new(Box::pin(stream.take_until(self.state.draining())) as ActivityStream))
             })
             .await
     }

@@ -124,7 +124,8 @@ impl pb::orchestrator_server::Orchestrator for OrchestratorService {
                         }
                     }
                 });
-                Ok(Response::new(Box::pin(snapshot.chain(live)) as UpdateStream))
+                let stream = snapshot.chain(live).take_until(self.state.draining());
+                Ok(Response::new(Box::pin(stream) as UpdateStream))
             })
             .await
     }
