@@ -165,7 +165,9 @@ fn gateway(c: &mut Criterion) {
     });
     let bearer = format!("Bearer {token}");
     let mut group = c.benchmark_group("gateway");
-    for (name, path) in [("get_project", format!("/api/v1/projects/{project}")), ("poll_task", format!("/api/v1/tasks/{task}"))] {
+    for (name, path) in
+        [("get_project", format!("/api/v1/projects/{project}")), ("poll_task", format!("/api/v1/tasks/{task}"))]
+    {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let request = Request::get(&path).header(header::AUTHORIZATION, &bearer).body(Body::empty());

@@ -77,10 +77,7 @@ fn main() {
             latencies.record(t.elapsed().as_micros().max(1) as u64).unwrap();
             std::hint::black_box(results);
         }
-        println!(
-            "search ({label}; page of 10 + facets + highlights): {}",
-            q2o_benches::percentiles(&latencies)
-        );
+        println!("search ({label}; page of 10 + facets + highlights): {}", q2o_benches::percentiles(&latencies));
     }
 
     // Indexing lag: documents arriving every 0.5 ms (plus indexing time), committed as the service does.

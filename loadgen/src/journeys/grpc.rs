@@ -150,8 +150,7 @@ async fn submit_and_stream(
     let (agent_type, description) = work::task();
     let distribute =
         pb::DistributeTaskRequest { project_id: project.to_owned(), agent_type: agent_type.to_owned(), description };
-    let Some(task) =
-        timed(shared, Step::SubmitTask, orchestrator.distribute_task(authed(token, distribute))).await
+    let Some(task) = timed(shared, Step::SubmitTask, orchestrator.distribute_task(authed(token, distribute))).await
     else {
         return;
     };

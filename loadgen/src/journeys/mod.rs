@@ -205,10 +205,7 @@ impl ClosedRun {
             results.write(dir)?;
             write_interval_log(dir, &snapshot, started_at)?;
         }
-        let counts = GooseCounts {
-            max_users: goose.maximum_users,
-            interrupted: interrupted.load(Ordering::Relaxed),
-        };
+        let counts = GooseCounts { max_users: goose.maximum_users, interrupted: interrupted.load(Ordering::Relaxed) };
         Ok((results, counts))
     }
 

@@ -389,7 +389,9 @@ impl SearchIndex {
                     // The word's variants, at the constant score FuzzyTermQuery gave them.
                     let variants: Vec<(Occur, Box<dyn Query>)> = variants(searcher, self.field(name), dfa, word)?
                         .into_iter()
-                        .map(|t| (Occur::Should, Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>))
+                        .map(|t| {
+                            (Occur::Should, Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>)
+                        })
                         .collect();
                     if !variants.is_empty() {
                         let any = Box::new(BooleanQuery::new(variants));
