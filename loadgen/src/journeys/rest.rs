@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionResult};
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::journeys::plan::Journey;
@@ -18,10 +20,60 @@ use crate::step::Step;
 /// Between two polls of a running task.
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
-/// One request: its outcome is recorded; the parsed body comes back on
-/// success. A shed answer is recorded as such, then the user waits as the
+/// What a step reads from a successful answer: only the fields the user
+/// goes on with. A step that needs nothing reads `()`, and its body is
+/// received whole (its time includes it) but not parsed: a `serde_json::Value`
+/// of every answer, a polled task's generated code included, was a tree of
+/// allocations per request that nothing read.
+trait Answer: DeserializeOwned {
+    fn read(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+impl Answer for () {
+    fn read(_: &[u8]) -> Option<()> {
+        Some(())
+    }
+}
+
+/// A login's answer.
+#[derive(Deserialize)]
+struct Token {
+    token: String,
+}
+
+impl Answer for Token {}
+
+/// A created project's or submitted task's answer.
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+impl Answer for Created {}
+
+/// A polled task's answer.
+#[derive(Deserialize)]
+struct Polled {
+    status: PolledStatus,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PolledStatus {
+    Completed,
+    Failed,
+    #[serde(other)]
+    Unfinished,
+}
+
+impl Answer for Polled {}
+
+/// One request: its outcome is recorded; what the step reads of the body
+/// comes back on success. A shed answer is recorded as such, then the user waits as the
 /// `Retry-After` asked and, if the run's retry budget allows, tries once more.
-async fn call(
+async fn call<A: Answer>(
     user: &mut GooseUser,
     shared: &Shared,
     method: GooseMethod,
@@ -29,7 +81,7 @@ async fn call(
     step: Step,
     token: Option<&str>,
     body: Option<Value>,
-) -> Option<Value> {
+) -> Option<A> {
     shared.retries.deposit();
     let mut retried = false;
     loop {
@@ -46,14 +98,14 @@ async fn call(
 }
 
 /// How one attempt of a request ended.
-enum Attempt {
-    /// Answered (the body on success), or failed.
-    Done(Option<Value>),
+enum Attempt<A> {
+    /// Answered (what the step reads, on success), or failed.
+    Done(Option<A>),
     /// Shed: come back after this.
     Shed(Duration),
 }
 
-async fn attempt(
+async fn attempt<A: Answer>(
     user: &mut GooseUser,
     shared: &Shared,
     method: GooseMethod,
@@ -61,7 +113,7 @@ async fn attempt(
     step: Step,
     token: Option<&str>,
     body: Option<&Value>,
-) -> Attempt {
+) -> Attempt<A> {
     let Ok(mut builder) = user.get_request_builder(&method, path) else {
         shared.record(Protocol::Rest, step, Outcome::Transport(Transport::Request), Duration::ZERO);
         return Attempt::Done(None);
@@ -89,7 +141,7 @@ async fn attempt(
                     Err(_) => (Outcome::Transport(Transport::Io), Attempt::Done(None)),
                     Ok(_) if outcome.is_shed() => (outcome, Attempt::Shed(retry_after.unwrap_or_default())),
                     Ok(_) if !status.is_success() => (outcome, Attempt::Done(None)),
-                    Ok(bytes) => (outcome, Attempt::Done(Some(serde_json::from_slice(&bytes).unwrap_or(Value::Null)))),
+                    Ok(bytes) => (outcome, Attempt::Done(A::read(&bytes))),
                 }
             }
         },
@@ -109,19 +161,17 @@ fn retry_after_seconds(value: &reqwest::header::HeaderValue) -> Duration {
 /// journeys work on. A user whose start failed retries at its next journey.
 pub(crate) async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     let login = json!({ "api_key": shared.api_key });
-    let Some(answer) =
+    let Some(Token { token }) =
         call(user, shared, GooseMethod::Post, "/api/v1/auth/login", Step::Login, None, Some(login)).await
     else {
         return Ok(());
     };
-    let Some(token) = answer["token"].as_str().map(str::to_owned) else { return Ok(()) };
     let project = json!({ "name": "loadgen user", "tags": ["loadgen"] });
     let path = "/api/v1/projects";
-    if let Some(created) =
+    if let Some(Created { id }) =
         call(user, shared, GooseMethod::Post, path, Step::CreateProject, Some(&token), Some(project)).await
-        && let Some(id) = created["id"].as_str()
     {
-        user.set_session_data(Session { token, project: id.to_owned() });
+        user.set_session_data(Session { token, project: id });
     }
     Ok(())
 }
@@ -144,34 +194,35 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
     let token = Some(token.as_str());
     match journey {
         Journey::Browse => {
-            call(user, shared, GooseMethod::Get, "/api/v1/projects?limit=10", Step::ListProjects, token, None).await;
+            call::<()>(user, shared, GooseMethod::Get, "/api/v1/projects?limit=10", Step::ListProjects, token, None)
+                .await;
             if !shared.think().await {
                 return Ok(());
             }
             let path = format!("/api/v1/projects/{project}");
-            call(user, shared, GooseMethod::Get, &path, Step::GetProject, token, None).await;
+            call::<()>(user, shared, GooseMethod::Get, &path, Step::GetProject, token, None).await;
             if !shared.think().await {
                 return Ok(());
             }
             let path = format!("/api/v1/projects/{project}/status");
-            call(user, shared, GooseMethod::Get, &path, Step::ProjectStatus, token, None).await;
+            call::<()>(user, shared, GooseMethod::Get, &path, Step::ProjectStatus, token, None).await;
         }
         Journey::CreateProject => {
             let body = json!({ "name": "loadgen journey", "tags": ["loadgen"] });
             let created =
                 call(user, shared, GooseMethod::Post, "/api/v1/projects", Step::CreateProject, token, Some(body)).await;
-            if let Some(id) = created.as_ref().and_then(|c| c["id"].as_str()) {
+            if let Some(Created { id }) = created {
                 if !shared.think().await {
                     return Ok(());
                 }
                 let path = format!("/api/v1/projects/{id}");
-                call(user, shared, GooseMethod::Get, &path, Step::GetProject, token, None).await;
+                call::<()>(user, shared, GooseMethod::Get, &path, Step::GetProject, token, None).await;
             }
         }
         Journey::SubmitTask => submit_and_poll(user, shared, token, &project).await,
         Journey::Search => {
             let path = format!("/api/v1/search?q={}", work::term());
-            call(user, shared, GooseMethod::Get, &path, Step::Search, token, None).await;
+            call::<()>(user, shared, GooseMethod::Get, &path, Step::Search, token, None).await;
         }
     }
     shared.think().await;
@@ -185,10 +236,10 @@ async fn submit_and_poll(user: &mut GooseUser, shared: &Shared, token: Option<&s
     let body = json!({ "agent_type": agent_type, "description": description });
     let path = format!("/api/v1/projects/{project}/tasks");
     let submitted = Instant::now();
-    let Some(task) = call(user, shared, GooseMethod::Post, &path, Step::SubmitTask, token, Some(body)).await else {
+    let Some(Created { id }) = call(user, shared, GooseMethod::Post, &path, Step::SubmitTask, token, Some(body)).await
+    else {
         return;
     };
-    let Some(id) = task["id"].as_str() else { return };
     let path = format!("/api/v1/tasks/{id}");
     let outcome = loop {
         if submitted.elapsed() > TASK_DEADLINE {
@@ -198,12 +249,10 @@ async fn submit_and_poll(user: &mut GooseUser, shared: &Shared, token: Option<&s
             // The run ended while the task ran: not the system's failure, not recorded.
             return;
         }
-        if let Some(task) = call(user, shared, GooseMethod::Get, &path, Step::PollTask, token, None).await {
-            match task["status"].as_str() {
-                Some("completed") => break Outcome::Ok,
-                Some("failed") => break Outcome::TaskFailed,
-                _ => {}
-            }
+        match call(user, shared, GooseMethod::Get, &path, Step::PollTask, token, None).await {
+            Some(Polled { status: PolledStatus::Completed }) => break Outcome::Ok,
+            Some(Polled { status: PolledStatus::Failed }) => break Outcome::TaskFailed,
+            Some(Polled { status: PolledStatus::Unfinished }) | None => {}
         }
     };
     shared.record(Protocol::Rest, Step::AwaitTask, outcome, submitted.elapsed());
