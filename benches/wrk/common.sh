@@ -2,6 +2,8 @@
 # binaries, a scratch folder, and a cleanup that stops every process a script
 # started (their pids go into `pids`) on exit, Ctrl-C and failure.
 set -euo pipefail
+# wrk is the yardstick, not a dependency of the harness: setup.sh does not install it.
+command -v wrk >/dev/null 2>&1 || { echo "$(basename "$0"): wrk is not installed (apt-get install wrk)" >&2; exit 2; }
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bin=${CARGO_TARGET_DIR:-$root/target}/release
 work=$(mktemp -d)
