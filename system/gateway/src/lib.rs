@@ -46,7 +46,6 @@ use std::time::Duration;
 
 use q2o_common::store::Store;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 pub use config::Config;
 pub use state::AppState;
@@ -115,19 +114,16 @@ impl Gateway {
 
     /// Serves both APIs until `shutdown` resolves, then drains for up to five seconds.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), GatewayError> {
-        let (stop, stopped) = watch::channel(false);
-        let signal = move |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let draining = self.state.clone();
+        // One signal for the servers and the open streams: both start
+        // draining when it turns.
+        let state = self.state.clone();
         let app = rest::app(self.state.clone(), self.max_body_bytes);
-        let http =
-            axum::serve(q2o_common::net::http_listener(self.http), app).with_graceful_shutdown(signal(stopped.clone()));
+        let http = axum::serve(q2o_common::net::http_listener(self.http), app).with_graceful_shutdown(state.draining());
         // tonic bounds each call by the shorter of its `grpc-timeout` and this.
         let grpc = tonic::transport::Server::builder()
             .timeout(self.state.request_timeout)
             .add_routes(grpc::routes(self.state))
-            .serve_with_incoming_shutdown(q2o_common::net::grpc_incoming(self.grpc), signal(stopped.clone()));
+            .serve_with_incoming_shutdown(q2o_common::net::grpc_incoming(self.grpc), state.draining());
         let servers = async {
             let (http, grpc) = tokio::join!(http, grpc);
             http.map_err(GatewayError::Http)?;
@@ -136,8 +132,7 @@ impl Gateway {
         let deadline = async move {
             shutdown.await;
             tracing::info!("shutting down");
-            let _ = stop.send(true);
-            draining.stopping.send_replace(true);
+            state.stopping.send_replace(true);
             tokio::time::sleep(SHUTDOWN_GRACE).await;
             tracing::warn!("open connections did not finish within {SHUTDOWN_GRACE:?}; closing them");
         };

@@ -29,8 +29,9 @@ pub struct Shared {
     pub(crate) admission: Arc<Admission>,
     /// The deadline of a request whose caller set none, and the longest one allowed.
     pub(crate) request_timeout: Duration,
-    /// Turns true when the gateway starts draining: open streams end then
-    /// instead of holding the drain up for its whole grace.
+    /// Turns true when the gateway starts draining: its servers stop
+    /// accepting, and open streams end instead of holding the drain up for
+    /// its whole grace.
     pub(crate) stopping: watch::Sender<bool>,
 }
 
@@ -60,7 +61,7 @@ impl AppState {
 }
 
 impl Shared {
-    /// Resolves once the gateway starts draining; a stream ends there.
+    /// Resolves once the gateway starts draining.
     pub(crate) fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut stopping = self.stopping.subscribe();
         async move {
