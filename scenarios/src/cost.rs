@@ -8,10 +8,12 @@
 //! same count are comparable before and after a change. Before the load, the
 //! idle stack is measured the same way. Nothing is judged: this measures.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use q2o_common::store::{RedisStore, RedisStoreOptions};
 use q2o_env::Environment;
 use q2o_env::binaries::Binaries;
 use q2o_env::ports::free_addr;
@@ -83,12 +85,49 @@ pub struct CostReport {
     pub loadgen_cpu_us_per_request: f64,
     /// The load generator's resident memory per user, bytes (its processes' peaks summed).
     pub loadgen_rss_bytes_per_user: f64,
+    /// Commands Redis ran per request over the measured seconds, in all and
+    /// by command, most first; none without Redis in the topology.
+    pub redis_commands_per_request: Option<RedisCommands>,
     /// Every process under load.
     pub processes: Vec<ProcessFigures>,
     /// The services' cores before the load, all together.
     pub idle_cores: f64,
     /// Each service idle.
     pub idle: Vec<ProcessFigures>,
+}
+
+/// What Redis ran per request: `INFO commandstats` read as the measured
+/// seconds start and end, over the requests finished in them.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedisCommands {
+    /// Every command.
+    pub total: f64,
+    /// By command name, most first.
+    pub by_command: Vec<(String, f64)>,
+}
+
+impl RedisCommands {
+    /// Calls between two `INFO commandstats` readings, `seconds` apart, per
+    /// request of a load making `requests_per_second`.
+    fn between(
+        before: &BTreeMap<String, u64>,
+        after: &BTreeMap<String, u64>,
+        seconds: f64,
+        requests_per_second: f64,
+    ) -> Option<RedisCommands> {
+        if seconds <= 0.0 || requests_per_second <= 0.0 {
+            return None;
+        }
+        let per_request = |calls: u64| calls as f64 / seconds / requests_per_second;
+        let mut by_command: Vec<(String, f64)> = after
+            .iter()
+            .map(|(name, calls)| (name.clone(), calls.saturating_sub(before.get(name).copied().unwrap_or(0))))
+            .filter(|(_, calls)| *calls > 0)
+            .map(|(name, calls)| (name, per_request(calls)))
+            .collect();
+        by_command.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Some(RedisCommands { total: by_command.iter().map(|(_, n)| n).sum(), by_command })
+    }
 }
 
 /// A finished measurement and where it was written.
@@ -115,8 +154,10 @@ pub async fn run(options: CostOptions, interrupt: &Interrupt) -> Result<Measured
     })
     .await;
     folder.remove_data();
-    let Loaded { idle, results, span, figures } = measured.map_err(failed)?;
-    let report = CostReport::new(&scenario, &folder, &results, span, figures, idle);
+    let Loaded { idle, results, span, figures, redis } = measured.map_err(failed)?;
+    let mut report = CostReport::new(&scenario, &folder, &results, span, figures, idle);
+    report.redis_commands_per_request =
+        redis.and_then(|r| RedisCommands::between(&r.before, &r.after, r.seconds, report.requests_per_second));
     write(&folder.dir, &report).map_err(|e| failed(RunError::io(&folder.dir)(e)))?;
     folder.link_latest();
     Ok(Measured { report, dir: folder.dir })
@@ -164,6 +205,15 @@ struct Loaded {
     span: Range<usize>,
     /// Every process over `span`.
     figures: Resources,
+    /// Redis's command counts as `span` started and ended.
+    redis: Option<Readings>,
+}
+
+/// Two `INFO commandstats` readings and the seconds between them.
+struct Readings {
+    before: BTreeMap<String, u64>,
+    after: BTreeMap<String, u64>,
+    seconds: f64,
 }
 
 /// The idle services, then the load.
@@ -193,9 +243,28 @@ async fn measure(
     bar.set_message(format!("{} users: ramp, then {:?} measured", plan.users, options.load.hold));
     users.start(&env.harness, &options.binaries.q2o("q2o-loadgen")).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel();
+    // The command census is one figure of many: without it the rest still stands.
+    let redis = match &env.endpoints.redis_url {
+        Some(url) => RedisStore::connect(RedisStoreOptions::new(url.as_str()))
+            .await
+            .inspect_err(|err| tracing::warn!(%err, "cannot reach Redis to count its commands"))
+            .ok(),
+        None => None,
+    };
     let load = async {
         bar.set_length(plan.total().as_secs());
         let started = tokio::time::Instant::now();
+        let mut readings = Vec::new();
+        for at in [skipped, skipped + options.load.hold] {
+            tokio::time::sleep_until(started + at).await;
+            bar.set_position(started.elapsed().as_secs());
+            if let Some(redis) = &redis {
+                match redis.commands_served().await {
+                    Ok(calls) => readings.push((tokio::time::Instant::now(), calls)),
+                    Err(err) => tracing::warn!(%err, "cannot read Redis's command counts"),
+                }
+            }
+        }
         while started.elapsed() < plan.total() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             bar.set_position(started.elapsed().as_secs());
@@ -203,9 +272,13 @@ async fn measure(
         // Bounded: the users' plan, then a minute for goose to let them go.
         let exited = users.wait(&env.harness, Duration::from_secs(60)).await;
         let _ = stop.send(());
-        exited
+        let redis = match <[_; 2]>::try_from(readings) {
+            Ok([(from, before), (to, after)]) => Some(Readings { before, after, seconds: (to - from).as_secs_f64() }),
+            Err(_) => None,
+        };
+        (exited, redis)
     };
-    let (exited, timeline) = tokio::join!(load, env.sample_resources(&scenario.topology, stopped));
+    let ((exited, redis), timeline) = tokio::join!(load, env.sample_resources(&scenario.topology, stopped));
     bar.finish_and_clear();
     if !exited {
         tracing::warn!("a loadgen process outlived its plan by a minute and was stopped");
@@ -214,7 +287,7 @@ async fn measure(
     let requests: Vec<u64> = results.seconds.iter().map(|s| s.requests).collect();
     let span = skipped.as_secs() as usize..(skipped + options.load.hold).as_secs() as usize;
     let figures = timeline.figures(span.clone(), &requests);
-    Ok(Loaded { idle, results, span, figures })
+    Ok(Loaded { idle, results, span, figures, redis })
 }
 
 impl CostReport {
@@ -254,6 +327,7 @@ impl CostReport {
             services_cpu_us_per_request: per_request(cores_of(&|p| p.role == Role::Service)),
             loadgen_cpu_us_per_request: per_request(cores_of(&is_loadgen)),
             loadgen_rss_bytes_per_user: loadgen_rss as f64 / scenario.load.users.max(1) as f64,
+            redis_commands_per_request: None,
             processes: loaded.processes,
             idle_cores: services.iter().map(|p| p.cpu_cores_mean).sum(),
             idle: services,
@@ -292,6 +366,10 @@ impl CostReport {
             self.loadgen_rss_bytes_per_user / 1024.0,
             self.idle_cores
         ));
+        if let Some(redis) = &self.redis_commands_per_request {
+            let top: Vec<String> = redis.by_command.iter().take(8).map(|(name, n)| format!("{name} {n:.2}")).collect();
+            md.push_str(&format!("- redis: {:.2} commands per request ({})\n", redis.total, top.join(", ")));
+        }
         md
     }
 }
@@ -300,4 +378,21 @@ fn write(dir: &Path, report: &CostReport) -> std::io::Result<()> {
     let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("cost.json"), json + "\n")?;
     std::fs::write(dir.join("cost.md"), report.markdown())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_commands_are_counted_per_request_most_first() {
+        let reading = |pairs: &[(&str, u64)]| pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect();
+        let before = reading(&[("get", 100), ("set", 50)]);
+        let after = reading(&[("get", 700), ("set", 50), ("evalsha", 1_200)]);
+        // 10 s at 60 requests/s: 600 requests.
+        let redis = RedisCommands::between(&before, &after, 10.0, 60.0).unwrap();
+        assert_eq!(redis.by_command, [("evalsha".to_owned(), 2.0), ("get".to_owned(), 1.0)]);
+        assert_eq!(redis.total, 3.0);
+        assert!(RedisCommands::between(&before, &after, 10.0, 0.0).is_none(), "no requests, no ratio");
+    }
 }

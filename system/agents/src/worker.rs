@@ -103,7 +103,7 @@ impl Workers {
     async fn process(self: Arc<Self>, claim: Claim, _permit: OwnedSemaphorePermit) {
         let store = &*self.work.store;
         let agent = claim.agent_type;
-        let task = match store.start_task(&claim.tenant, claim.task_id).await {
+        let task = match store.start_task(&claim).await {
             Ok(Some(task)) => task,
             Ok(None) => {
                 // Already finished by an earlier attempt, or deleted with its project.
@@ -122,7 +122,7 @@ impl Workers {
             Ok(result) => TaskOutcome::Completed(result),
             Err(reason) => TaskOutcome::Failed(reason),
         };
-        let finished = store.finish_task(&claim.tenant, claim.task_id, &outcome).await;
+        let finished = store.finish_task(&task, &outcome).await;
         let took = started.elapsed();
         match finished {
             Ok(Some(task)) => {
@@ -200,10 +200,9 @@ impl Workers {
         if let Some(events) = &self.events {
             events.send(&event);
         }
-        for notification in [Notification::Task(TaskUpdate::of(task)), Notification::Agent(event)] {
-            if let Err(err) = self.work.store.publish(&notification).await {
-                tracing::warn!(%err, "cannot publish notification");
-            }
+        let notifications = [Notification::Task(TaskUpdate::of(task)), Notification::Agent(event)];
+        if let Err(err) = self.work.store.publish(&notifications).await {
+            tracing::warn!(%err, "cannot publish notifications");
         }
     }
 }

@@ -8,7 +8,7 @@ use q2o_common::domain::{
     AgentType, Notification, Page, Project, ProjectId, ProjectStatus, Task, TaskId, TaskOutcome, TaskResult,
     TaskStatus, TaskUpdate, TenantId, now,
 };
-use q2o_common::store::{MemoryStore, RedisStore, RedisStoreOptions, Store, TokenBucket};
+use q2o_common::store::{Claim, MemoryStore, RedisStore, RedisStoreOptions, Store, TokenBucket};
 use q2o_testkit::RedisServer;
 
 async fn backends() -> (RedisServer, Vec<Arc<dyn Store>>) {
@@ -77,17 +77,17 @@ async fn a_task_is_claimed_started_and_finished_exactly_once() {
 
         let claims = store.claim_tasks(AgentType::Qa, "w1", 10, Duration::from_millis(200)).await.unwrap();
         assert_eq!(claims.len(), 1, "{backend}");
-        assert_eq!(claims[0].task_id, t.id);
-        let started = store.start_task(&t.tenant, t.id).await.unwrap().unwrap();
+        assert_eq!((claims[0].task_id, claims[0].project_id), (t.id, Some(p.id)), "{backend}");
+        let started = store.start_task(&claims[0]).await.unwrap().unwrap();
         assert_eq!((started.status, started.attempts), (TaskStatus::Running, 1), "{backend}");
 
-        let finished = store.finish_task(&t.tenant, t.id, &TaskOutcome::Completed(result())).await.unwrap();
-        assert_eq!(finished.unwrap().result, Some(result()), "{backend}");
-        let again = store.finish_task(&t.tenant, t.id, &TaskOutcome::Failed("late".into())).await.unwrap();
+        let finished = store.finish_task(&started, &TaskOutcome::Completed(result())).await.unwrap().unwrap();
+        assert_eq!((finished.status, &finished.result), (TaskStatus::Completed, &Some(result())), "{backend}");
+        let again = store.finish_task(&started, &TaskOutcome::Failed("late".into())).await.unwrap();
         assert!(again.is_none(), "{backend}: a second finish must change nothing");
-        assert!(store.start_task(&t.tenant, t.id).await.unwrap().is_none(), "{backend}");
+        assert!(store.start_task(&claims[0]).await.unwrap().is_none(), "{backend}");
         let stored = store.task(&t.tenant, t.id).await.unwrap().unwrap();
-        assert_eq!((stored.status, stored.error), (TaskStatus::Completed, None), "{backend}");
+        assert_eq!(stored, finished, "{backend}: what finish returned is what the store holds");
 
         let summary = store.project_status(&p.tenant, p.id).await.unwrap();
         assert_eq!((summary.total, summary.completed, summary.running, summary.queued), (1, 1, 0, 0), "{backend}");
@@ -251,6 +251,26 @@ async fn sessions_projects_and_deletes_are_per_tenant() {
 }
 
 #[tokio::test]
+async fn a_task_queued_without_its_project_in_the_entry_still_starts() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        store.ensure_queues(&[AgentType::Coder]).await.unwrap();
+        let p = project(&tenant("acme"));
+        store.insert_project(&p).await.unwrap();
+        let t = task(&p, AgentType::Coder);
+        store.submit_task(&t).await.unwrap();
+        let claims = store.claim_tasks(AgentType::Coder, "w1", 10, Duration::from_millis(200)).await.unwrap();
+        // As an older gateway queued it: the store looks the project up itself.
+        let legacy = Claim { project_id: None, ..claims[0].clone() };
+        let started = store.start_task(&legacy).await.unwrap().unwrap();
+        assert_eq!((started.status, started.project_id), (TaskStatus::Running, p.id), "{backend}");
+        let summary = store.project_status(&p.tenant, p.id).await.unwrap();
+        assert_eq!((summary.queued, summary.running), (0, 1), "{backend}: the project's counts moved");
+    }
+}
+
+#[tokio::test]
 async fn notifications_reach_subscribers_of_their_project_only() {
     let (_redis, stores) = backends().await;
     for store in stores {
@@ -259,9 +279,13 @@ async fn notifications_reach_subscribers_of_their_project_only() {
         let mut mine = store.subscribe_project(&p.tenant, p.id).await.unwrap();
         let mut other = store.subscribe_project(&p.tenant, ProjectId::new()).await.unwrap();
         let update = TaskUpdate::of(&task(&p, AgentType::Coder));
-        store.publish(&Notification::Task(update.clone())).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), mine.recv()).await.unwrap().unwrap();
-        assert_eq!(got, update, "{backend}");
+        let later = TaskUpdate { status: TaskStatus::Running, ..update.clone() };
+        let batch = [Notification::Task(update.clone()), Notification::Task(later.clone())];
+        store.publish(&batch).await.unwrap();
+        for expected in [update, later] {
+            let got = tokio::time::timeout(Duration::from_secs(5), mine.recv()).await.unwrap().unwrap();
+            assert_eq!(got, expected, "{backend}: a batch arrives whole and in order");
+        }
         assert!(other.try_recv().is_err(), "{backend}");
     }
 }
@@ -298,5 +322,30 @@ async fn a_lease_takes_up_to_what_it_asks_from_the_shared_bucket() {
         // The same bucket a single take draws on, and only acme's.
         assert!(!store.take_token(&acme, bucket).await.unwrap().allowed, "{backend}");
         assert_eq!(store.take_tokens(&globex, bucket, 5).await.unwrap().0, 5, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn starting_and_finishing_a_task_cost_redis_one_script_call_each() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let store = RedisStore::connect(RedisStoreOptions::new(redis.url())).await.unwrap();
+    store.ensure_queues(&[AgentType::Coder]).await.unwrap();
+    let p = project(&tenant("acme"));
+    store.insert_project(&p).await.unwrap();
+    // The first task loads the scripts; the second is what every task costs.
+    for round in 0..2 {
+        store.submit_task(&task(&p, AgentType::Coder)).await.unwrap();
+        let claims = store.claim_tasks(AgentType::Coder, "w1", 1, Duration::from_millis(200)).await.unwrap();
+        let before = store.commands_served().await.unwrap();
+        let started = store.start_task(&claims[0]).await.unwrap().unwrap();
+        store.finish_task(&started, &TaskOutcome::Completed(result())).await.unwrap().unwrap();
+        let after = store.commands_served().await.unwrap();
+        let ran = |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+        if round == 1 {
+            // The census counts the scripts' own commands too: the start
+            // script's HGETALL is its reply. A read of the hash before either
+            // script would be a second one.
+            assert_eq!((ran("evalsha"), ran("hgetall"), ran("get")), (2, 1, 0), "{after:?}");
+        }
     }
 }

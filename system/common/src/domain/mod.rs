@@ -358,6 +358,26 @@ pub enum TaskOutcome {
     Failed(String),
 }
 
+impl TaskOutcome {
+    /// The status a task ends in.
+    pub fn status(&self) -> TaskStatus {
+        match self {
+            TaskOutcome::Completed(_) => TaskStatus::Completed,
+            TaskOutcome::Failed(_) => TaskStatus::Failed,
+        }
+    }
+
+    /// Records the outcome in `task`, as of `at`: what every store keeps of it.
+    pub fn apply(&self, task: &mut Task, at: OffsetDateTime) {
+        task.status = self.status();
+        task.updated_at = at;
+        match self {
+            TaskOutcome::Completed(result) => task.result = Some(result.clone()),
+            TaskOutcome::Failed(reason) => task.error = Some(reason.clone()),
+        }
+    }
+}
+
 /// Counts of a project's tasks by status.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProjectStatusSummary {

@@ -168,6 +168,7 @@ impl Store for MemoryStore {
                 agent_type: task.agent_type,
                 entry_id: state.next_entry.to_string(),
                 tenant: task.tenant.clone(),
+                project_id: Some(task.project_id),
                 task_id: task.id,
             };
             state.queues.entry(task.agent_type).or_default().push_back(claim);
@@ -259,9 +260,9 @@ impl Store for MemoryStore {
         Ok((state.queues.values().map(VecDeque::len).sum::<usize>() + state.pending.len()) as u64)
     }
 
-    async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError> {
+    async fn start_task(&self, claim: &Claim) -> Result<Option<Task>, StoreError> {
         let mut state = self.state();
-        let Some(task) = state.tasks.get_mut(&(tenant.clone(), id)) else { return Ok(None) };
+        let Some(task) = state.tasks.get_mut(&(claim.tenant.clone(), claim.task_id)) else { return Ok(None) };
         if task.status.is_terminal() {
             return Ok(None);
         }
@@ -271,28 +272,13 @@ impl Store for MemoryStore {
         Ok(Some(task.clone()))
     }
 
-    async fn finish_task(
-        &self,
-        tenant: &TenantId,
-        id: TaskId,
-        outcome: &TaskOutcome,
-    ) -> Result<Option<Task>, StoreError> {
+    async fn finish_task(&self, task: &Task, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError> {
         let mut state = self.state();
-        let Some(task) = state.tasks.get_mut(&(tenant.clone(), id)) else { return Ok(None) };
+        let Some(task) = state.tasks.get_mut(&(task.tenant.clone(), task.id)) else { return Ok(None) };
         if task.status.is_terminal() {
             return Ok(None);
         }
-        match outcome {
-            TaskOutcome::Completed(result) => {
-                task.status = TaskStatus::Completed;
-                task.result = Some(result.clone());
-            }
-            TaskOutcome::Failed(reason) => {
-                task.status = TaskStatus::Failed;
-                task.error = Some(reason.clone());
-            }
-        }
-        task.updated_at = now();
+        outcome.apply(task, now());
         Ok(Some(task.clone()))
     }
 
@@ -324,8 +310,10 @@ impl Store for MemoryStore {
         Ok(event_ids.iter().filter(|id| !held.is_some_and(|l| l.contains(id))).count() as u64)
     }
 
-    async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {
-        self.hub.dispatch(notification.clone());
+    async fn publish(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+        for notification in notifications {
+            self.hub.dispatch(notification.clone());
+        }
         Ok(())
     }
 

@@ -59,6 +59,9 @@ pub struct Claim {
     pub entry_id: String,
     /// The task's tenant.
     pub tenant: TenantId,
+    /// The task's project, carried by the entry so that starting the task
+    /// needs no read of it first; `None` for an entry queued without it.
+    pub project_id: Option<ProjectId>,
     /// The task.
     pub task_id: TaskId,
 }
@@ -166,15 +169,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn queued_tasks(&self) -> Result<u64, StoreError>;
     /// Marks a task running and counts the attempt. `None` if the task is gone or
     /// already finished (a re-delivered entry), in which case there is nothing to do.
-    async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError>;
-    /// Finishes a task exactly once: `None` if it was already finished (by an
-    /// earlier attempt) or is gone, and nothing is changed.
-    async fn finish_task(
-        &self,
-        tenant: &TenantId,
-        id: TaskId,
-        outcome: &TaskOutcome,
-    ) -> Result<Option<Task>, StoreError>;
+    async fn start_task(&self, claim: &Claim) -> Result<Option<Task>, StoreError>;
+    /// Finishes `task` (as [`Store::start_task`] returned it) exactly once: the
+    /// task as this attempt finished it, or `None` if it was already finished
+    /// (by an earlier attempt) or is gone, and nothing is changed.
+    async fn finish_task(&self, task: &Task, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError>;
 
     // ---- cache
 
@@ -194,8 +193,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     // ---- notifications
 
-    /// Announces a task change or agent event to every gateway replica.
-    async fn publish(&self, notification: &Notification) -> Result<(), StoreError>;
+    /// Announces task changes and agent events to every gateway replica, in
+    /// order and in one round trip.
+    async fn publish(&self, notifications: &[Notification]) -> Result<(), StoreError>;
     /// Task updates of one project, from now on.
     async fn subscribe_project(
         &self,

@@ -1,8 +1,9 @@
 //! In-process fan-out of notifications to the streams that asked for them.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
+use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use crate::domain::{AgentEvent, Notification, ProjectId, TaskUpdate, TenantId};
@@ -19,9 +20,17 @@ pub struct NotificationHub {
 const SUBSCRIBER_BACKLOG: usize = 256;
 
 impl NotificationHub {
+    fn lock_projects(&self) -> MutexGuard<'_, HashMap<(TenantId, ProjectId), broadcast::Sender<TaskUpdate>>> {
+        self.projects.lock().expect("hub lock is never poisoned")
+    }
+
+    fn lock_activity(&self) -> MutexGuard<'_, HashMap<TenantId, broadcast::Sender<AgentEvent>>> {
+        self.activity.lock().expect("hub lock is never poisoned")
+    }
+
     /// Task updates of one project.
     pub fn subscribe_project(&self, tenant: &TenantId, project: ProjectId) -> broadcast::Receiver<TaskUpdate> {
-        let mut projects = self.projects.lock().expect("hub lock is never poisoned");
+        let mut projects = self.lock_projects();
         projects
             .entry((tenant.clone(), project))
             .or_insert_with(|| broadcast::channel(SUBSCRIBER_BACKLOG).0)
@@ -30,8 +39,39 @@ impl NotificationHub {
 
     /// Agent events of one tenant.
     pub fn subscribe_activity(&self, tenant: &TenantId) -> broadcast::Receiver<AgentEvent> {
-        let mut activity = self.activity.lock().expect("hub lock is never poisoned");
+        let mut activity = self.lock_activity();
         activity.entry(tenant.clone()).or_insert_with(|| broadcast::channel(SUBSCRIBER_BACKLOG).0).subscribe()
+    }
+
+    /// Delivers a notification received as JSON, parsing it whole only when
+    /// someone listens: most are not wanted by this replica (agent events
+    /// when no one streams activity, updates of projects no one streams), and
+    /// a completed task's event carries kilobytes of generated code.
+    pub fn dispatch_json(&self, json: &[u8]) -> Result<(), serde_json::Error> {
+        // A plain struct, not the tagged enum: serde buffers every field of an
+        // internally tagged enum before it reads the tag, and skips unknown
+        // fields of a struct without allocating.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            Task,
+            Agent,
+        }
+        #[derive(Deserialize)]
+        struct Route {
+            kind: Kind,
+            tenant: TenantId,
+            project_id: ProjectId,
+        }
+        let route: Route = serde_json::from_slice(json)?;
+        let wanted = match route.kind {
+            Kind::Task => self.lock_projects().contains_key(&(route.tenant, route.project_id)),
+            Kind::Agent => self.lock_activity().contains_key(&route.tenant),
+        };
+        if wanted {
+            self.dispatch(serde_json::from_slice(json)?);
+        }
+        Ok(())
     }
 
     /// Delivers a notification; channels whose subscribers are all gone are dropped.
@@ -39,7 +79,7 @@ impl NotificationHub {
         match notification {
             Notification::Task(update) => {
                 let key = (update.tenant.clone(), update.project_id);
-                let mut projects = self.projects.lock().expect("hub lock is never poisoned");
+                let mut projects = self.lock_projects();
                 if let Some(sender) = projects.get(&key)
                     && sender.send(update).is_err()
                 {
@@ -47,7 +87,7 @@ impl NotificationHub {
                 }
             }
             Notification::Agent(event) => {
-                let mut activity = self.activity.lock().expect("hub lock is never poisoned");
+                let mut activity = self.lock_activity();
                 if let Some(sender) = activity.get(&event.tenant)
                     && sender.send(event.clone()).is_err()
                 {
@@ -86,6 +126,29 @@ mod tests {
         assert_eq!(on_a.try_recv().unwrap().project_id, a);
         assert!(on_b.try_recv().is_err());
         assert!(other_tenant.try_recv().is_err());
+    }
+
+    #[test]
+    fn json_reaches_the_subscribers_it_routes_to() {
+        let hub = NotificationHub::default();
+        let acme: TenantId = "acme".parse().unwrap();
+        let project = ProjectId::new();
+        let mut updates = hub.subscribe_project(&acme, project);
+        let Notification::Task(sent) = update("acme", project) else { unreachable!() };
+        hub.dispatch_json(&serde_json::to_vec(&Notification::Task(sent.clone())).unwrap()).unwrap();
+        assert_eq!(updates.try_recv().unwrap(), sent);
+    }
+
+    #[test]
+    fn json_no_one_listens_to_is_not_parsed_whole() {
+        let hub = NotificationHub::default();
+        let acme: TenantId = "acme".parse().unwrap();
+        // Routable, but not an agent event: only a parse of the whole would fail.
+        let partial = format!(r#"{{"kind":"agent","tenant":"acme","project_id":"{}","payload":1}}"#, ProjectId::new());
+        hub.dispatch_json(partial.as_bytes()).unwrap();
+        let _listening = hub.subscribe_activity(&acme);
+        assert!(hub.dispatch_json(partial.as_bytes()).is_err(), "a wanted notification is parsed whole");
+        assert!(hub.dispatch_json(b"{}").is_err(), "one that cannot be routed is an error");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! hash whose status transitions run as Lua scripts, so a task is finished at most
 //! once however often it is delivered.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::{CacheType, Claim, NotificationHub, RateDecision, Store, StoreError, TokenBucket, keys};
 use crate::domain::{
     AgentEvent, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Task, TaskId, TaskOutcome,
-    TaskStatus, TaskUpdate, TenantId, now,
+    TaskUpdate, TenantId, now,
 };
 
 /// Marks a task running unless it is gone or finished. Returns the updated hash
@@ -39,17 +39,18 @@ end
 return redis.call('HGETALL', KEYS[1])
 ";
 
-/// Finishes a task unless it is gone or already finished. Returns the updated
-/// hash when it did, an empty list when it did not.
+/// Finishes a task unless it is gone or already finished. Returns 1 when it
+/// did, 0 when it did not. Not the hash: the caller has what it holds, and a
+/// completed task's result is kilobytes to send back and parse again.
 const FINISH_TASK: &str = r"
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'completed' or status == 'failed' then return {} end
+if not status or status == 'completed' or status == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[2], 'result', ARGV[3], 'error', ARGV[4])
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], status, -1)
   redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 end
-return redis.call('HGETALL', KEYS[1])
+return 1
 ";
 
 /// Connection settings of a [`RedisStore`].
@@ -151,9 +152,8 @@ impl RedisStore {
                         if let Some(connected) = pubsub.take() {
                             let mut messages = connected.into_on_message();
                             while let Some(msg) = messages.next().await {
-                                match serde_json::from_slice::<Notification>(msg.get_payload_bytes()) {
-                                    Ok(notification) => hub.dispatch(notification),
-                                    Err(err) => tracing::warn!(%err, "ignoring malformed notification"),
+                                if let Err(err) = hub.dispatch_json(msg.get_payload_bytes()) {
+                                    tracing::warn!(%err, "ignoring malformed notification");
                                 }
                             }
                             tracing::warn!("notification subscription lost; reconnecting");
@@ -217,16 +217,22 @@ fn task_from_hash(key: &str, mut fields: HashMap<String, String>) -> Result<Opti
 fn claim_from_entry(agent: AgentType, entry: &StreamId) -> Option<Claim> {
     let tenant: String = entry.get("tenant")?;
     let task: String = entry.get("task_id")?;
+    let project: Option<String> = entry.get("project_id");
     Some(Claim {
         agent_type: agent,
         entry_id: entry.id.clone(),
         tenant: tenant.parse().ok()?,
+        project_id: project.and_then(|p| p.parse().ok()),
         task_id: task.parse().ok()?,
     })
 }
 
 fn timestamp() -> String {
-    now().format(&Rfc3339).expect("UTC timestamps always format")
+    rfc3339(now())
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&Rfc3339).expect("UTC timestamps always format")
 }
 
 fn score(at: time::OffsetDateTime) -> i64 {
@@ -366,7 +372,11 @@ impl Store for RedisStore {
             .xadd(
                 keys::queue(task.agent_type),
                 "*",
-                &[("tenant", task.tenant.to_string()), ("task_id", task.id.to_string())],
+                &[
+                    ("tenant", task.tenant.to_string()),
+                    ("task_id", task.id.to_string()),
+                    ("project_id", task.project_id.to_string()),
+                ],
             )
             .ignore()
             .query_async(&mut self.conn())
@@ -508,44 +518,48 @@ impl Store for RedisStore {
         Ok(total)
     }
 
-    async fn start_task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError> {
-        let key = keys::task(tenant, id);
-        let Some(task) = self.load_task(&key).await? else { return Ok(None) };
+    async fn start_task(&self, claim: &Claim) -> Result<Option<Task>, StoreError> {
+        let key = keys::task(&claim.tenant, claim.task_id);
+        let project = match claim.project_id {
+            Some(project) => project,
+            // An entry queued by a gateway that did not write the project yet.
+            None => match self.load_task(&key).await? {
+                Some(task) => task.project_id,
+                None => return Ok(None),
+            },
+        };
         let started: HashMap<String, String> = self
             .start_task
             .key(&key)
-            .key(keys::project_stats(tenant, task.project_id))
+            .key(keys::project_stats(&claim.tenant, project))
             .arg(timestamp())
             .invoke_async(&mut self.conn())
             .await?;
         task_from_hash(&key, started)
     }
 
-    async fn finish_task(
-        &self,
-        tenant: &TenantId,
-        id: TaskId,
-        outcome: &TaskOutcome,
-    ) -> Result<Option<Task>, StoreError> {
-        let key = keys::task(tenant, id);
-        let Some(task) = self.load_task(&key).await? else { return Ok(None) };
-        let (status, result, error) = match outcome {
-            TaskOutcome::Completed(result) => {
-                (TaskStatus::Completed, serde_json::to_string(result).expect("results serialize"), String::new())
-            }
-            TaskOutcome::Failed(reason) => (TaskStatus::Failed, String::new(), reason.clone()),
+    async fn finish_task(&self, task: &Task, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError> {
+        let key = keys::task(&task.tenant, task.id);
+        let at = now();
+        let (result, error) = match outcome {
+            TaskOutcome::Completed(result) => (serde_json::to_string(result).expect("results serialize"), ""),
+            TaskOutcome::Failed(reason) => (String::new(), reason.as_str()),
         };
-        let finished: HashMap<String, String> = self
+        let finished: bool = self
             .finish_task
             .key(&key)
-            .key(keys::project_stats(tenant, task.project_id))
-            .arg(status.as_str())
-            .arg(timestamp())
+            .key(keys::project_stats(&task.tenant, task.project_id))
+            .arg(outcome.status().as_str())
+            .arg(rfc3339(at))
             .arg(result)
             .arg(error)
             .invoke_async(&mut self.conn())
             .await?;
-        task_from_hash(&key, finished)
+        Ok(finished.then(|| {
+            let mut finished = task.clone();
+            outcome.apply(&mut finished, at);
+            finished
+        }))
     }
 
     async fn cache_get(&self, cache: CacheType, key: &str) -> Result<Option<String>, StoreError> {
@@ -578,9 +592,16 @@ impl Store for RedisStore {
         Ok(absent)
     }
 
-    async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {
-        let json = serde_json::to_string(notification).expect("notifications serialize");
-        let _: i64 = self.conn().publish(keys::notify(notification.tenant()), json).await?;
+    async fn publish(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+        if notifications.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for notification in notifications {
+            let json = serde_json::to_string(notification).expect("notifications serialize");
+            pipe.publish(keys::notify(notification.tenant()), json).ignore();
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }
 
@@ -600,6 +621,13 @@ impl Store for RedisStore {
 }
 
 impl RedisStore {
+    /// How many times the server has run each command since it started, by
+    /// name (`INFO commandstats`): what a cost measurement divides by requests.
+    pub async fn commands_served(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut self.conn()).await?;
+        Ok(command_calls(&info))
+    }
+
     /// Turns stream entries into claims. An entry that is not a task reference
     /// can never be processed, so it is acknowledged (dropped) with a warning
     /// instead of being re-delivered forever.
@@ -626,6 +654,17 @@ impl RedisStore {
     }
 }
 
+/// `calls` of each `cmdstat_<name>:calls=N,usec=...` line of `INFO commandstats`.
+fn command_calls(info: &str) -> BTreeMap<String, u64> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, fields) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = fields.split(',').find_map(|field| field.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The groups of an `XINFO GROUPS` reply, each as its fields (name, lag,
 /// pending...) rendered as text; RESP2 sends each as a flat field-value array.
 fn group_infos(reply: &redis::Value) -> Vec<HashMap<String, String>> {
@@ -646,4 +685,19 @@ fn group_infos(reply: &redis::Value) -> Vec<HashMap<String, String>> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_calls_are_read_from_info_commandstats() {
+        let info = "# Commandstats\r\n\
+            cmdstat_evalsha:calls=577,usec=27119,usec_per_call=47.00,rejected_calls=0,failed_calls=0\r\n\
+            cmdstat_hgetall:calls=2029,usec=10753,usec_per_call=5.30,rejected_calls=0,failed_calls=0\r\n\
+            cmdstat_broken:usec=1\r\n";
+        let calls = command_calls(info);
+        assert_eq!(calls.into_iter().collect::<Vec<_>>(), [("evalsha".into(), 577), ("hgetall".into(), 2029)]);
+    }
 }
