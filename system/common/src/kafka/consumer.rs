@@ -108,20 +108,24 @@ impl EventConsumer {
             .client_config()
             .set("group.id", group)
             // Offsets are stored only after an event is processed, and committed
-            // from there every half second: at-least-once, never at-most-once.
+            // from there every second: at-least-once, never at-most-once. Each
+            // commit is a storage transaction in tansu; a shorter interval
+            // only shortens what a restarted member reads again.
             .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "500")
+            .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "1000")
             // tansu holds a fetch for the full wait even when data arrives
             // (events reach a consumer ~400 ms after they were produced, at
-            // p50), and each fetch costs it a storage query: with five
-            // consumers the idle broker used 0.07-0.10 cores at 100 ms waits,
-            // 0.047 at 250 ms and 0.034 at 500 ms (`just measure-cost`). No
-            // consumer here is latency-bound: the index commits every 2 s, and
-            // the census waits for the audit group to catch up.
-            .set("fetch.wait.max.ms", "500")
+            // p50, with 500 ms waits), and each fetch costs it storage
+            // queries: with five consumers the idle broker used 0.07-0.10
+            // cores at 100 ms waits, 0.047 at 250 ms, 0.034-0.042 at 500 ms
+            // and 0.032 at 1 s (`just measure-cost`). No consumer here is
+            // latency-bound: the index commits every 2 s (a document waits
+            // 1 s for it on average), and the census waits for the audit
+            // group to catch up.
+            .set("fetch.wait.max.ms", "1000")
             .create_with_context(context)?;
         match &start {
             Start::Group => consumer.subscribe(&[&config.topic])?,
