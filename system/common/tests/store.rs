@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use q2o_common::domain::{
-    AgentType, Notification, Page, Project, ProjectId, ProjectStatus, Task, TaskId, TaskOutcome, TaskResult,
-    TaskStatus, TaskUpdate, TenantId, now,
+    AgentEvent, AgentEventType, AgentType, Notification, Page, Project, ProjectId, ProjectStatus, Task, TaskId,
+    TaskOutcome, TaskResult, TaskStatus, TaskUpdate, TenantId, now,
 };
 use q2o_common::store::{Claim, MemoryStore, RedisStore, RedisStoreOptions, Store, TokenBucket};
 use q2o_testkit::RedisServer;
@@ -286,6 +286,24 @@ async fn notifications_reach_subscribers_of_their_project_only() {
             let got = tokio::time::timeout(Duration::from_secs(5), mine.recv()).await.unwrap().unwrap();
             assert_eq!(got, expected, "{backend}: a batch arrives whole and in order");
         }
+
+        // Agent events travel apart from updates, and reach activity streams.
+        let mut activity = store.subscribe_activity(&p.tenant).await.unwrap();
+        let event = AgentEvent {
+            event_id: uuid::Uuid::new_v4(),
+            agent_id: "coder-w1".into(),
+            agent_type: AgentType::Coder,
+            event_type: AgentEventType::TaskStarted,
+            task_id: TaskId::new(),
+            project_id: p.id,
+            tenant: p.tenant.clone(),
+            at: now(),
+            payload: serde_json::json!({ "attempt": 1 }),
+        };
+        store.publish(&[Notification::Agent(event.clone())]).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), activity.recv()).await.unwrap().unwrap();
+        assert_eq!(got, event, "{backend}");
+        assert!(mine.try_recv().is_err(), "{backend}: an agent event is no task update");
         assert!(other.try_recv().is_err(), "{backend}");
     }
 }

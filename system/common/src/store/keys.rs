@@ -1,14 +1,17 @@
 //! The Redis key layout. Every key of a tenant's record contains the tenant, so a
 //! lookup with another tenant's credential cannot reach it.
 
-use crate::domain::{AgentType, ProjectId, TaskId, TenantId};
+use crate::domain::{AgentType, Notification, ProjectId, TaskId, TenantId};
 
 use super::CacheType;
 
 /// Consumer group shared by every agents process.
 pub(super) const AGENT_GROUP: &str = "q2o-agents";
-/// Pattern of the notification channels.
+/// Pattern of the task update channels.
 pub(super) const NOTIFY_PATTERN: &str = "q2o:notify:*";
+/// Pattern of the agent activity channels: apart from the updates, so that a
+/// gateway with no activity stream is not sent every agent event.
+pub(super) const ACTIVITY_PATTERN: &str = "q2o:activity:*";
 
 pub(super) fn session(token: &str) -> String {
     format!("q2o:session:{token}")
@@ -55,8 +58,12 @@ pub(super) fn cache(cache: CacheType, key: &str) -> String {
     format!("q2o:cache:{}:{key}", cache.as_str())
 }
 
-pub(super) fn notify(tenant: &TenantId) -> String {
-    format!("q2o:notify:{tenant}")
+/// Where a notification is published.
+pub(super) fn notify(notification: &Notification) -> String {
+    match notification {
+        Notification::Task(update) => format!("q2o:notify:{}", update.tenant),
+        Notification::Agent(event) => format!("q2o:activity:{}", event.tenant),
+    }
 }
 
 /// Set of event ids a consumer group has processed.

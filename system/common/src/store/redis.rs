@@ -82,7 +82,10 @@ pub struct RedisStore {
     start_task: Script,
     finish_task: Script,
     hub: Arc<NotificationHub>,
-    listener: OnceCell<Listener>,
+    /// Task updates, subscribed with the first project stream.
+    updates: OnceCell<Listener>,
+    /// Agent events, subscribed with the first activity stream.
+    activity: OnceCell<Listener>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -116,7 +119,8 @@ impl RedisStore {
             start_task: Script::new(START_TASK),
             finish_task: Script::new(FINISH_TASK),
             hub: Arc::default(),
-            listener: OnceCell::new(),
+            updates: OnceCell::new(),
+            activity: OnceCell::new(),
         })
     }
 
@@ -136,14 +140,15 @@ impl RedisStore {
         Ok(conn)
     }
 
-    /// Starts the pub/sub listener on first use; it reconnects until the store is dropped.
-    async fn ensure_listener(&self) -> Result<(), StoreError> {
-        self.listener
+    /// Starts the listener of `pattern`'s channels on first use; it
+    /// reconnects until the store is dropped.
+    async fn ensure_listener(&self, listener: &OnceCell<Listener>, pattern: &'static str) -> Result<(), StoreError> {
+        listener
             .get_or_try_init(|| async {
                 // Subscribe before returning, so nothing published after a
                 // subscribe_* call returns can be missed.
                 let mut pubsub = self.client.get_async_pubsub().await?;
-                pubsub.psubscribe(keys::NOTIFY_PATTERN).await?;
+                pubsub.psubscribe(pattern).await?;
                 let client = self.client.clone();
                 let hub = Arc::clone(&self.hub);
                 Ok::<_, StoreError>(Listener(tokio::spawn(async move {
@@ -156,13 +161,13 @@ impl RedisStore {
                                     tracing::warn!(%err, "ignoring malformed notification");
                                 }
                             }
-                            tracing::warn!("notification subscription lost; reconnecting");
+                            tracing::warn!(pattern, "notification subscription lost; reconnecting");
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         match client.get_async_pubsub().await {
-                            Ok(mut fresh) => match fresh.psubscribe(keys::NOTIFY_PATTERN).await {
+                            Ok(mut fresh) => match fresh.psubscribe(pattern).await {
                                 Ok(()) => pubsub = Some(fresh),
-                                Err(err) => tracing::warn!(%err, "cannot resubscribe to notifications"),
+                                Err(err) => tracing::warn!(%err, pattern, "cannot resubscribe to notifications"),
                             },
                             Err(err) => tracing::warn!(%err, "cannot reconnect for notifications"),
                         }
@@ -599,7 +604,7 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         for notification in notifications {
             let json = serde_json::to_string(notification).expect("notifications serialize");
-            pipe.publish(keys::notify(notification.tenant()), json).ignore();
+            pipe.publish(keys::notify(notification), json).ignore();
         }
         let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
@@ -610,12 +615,12 @@ impl Store for RedisStore {
         tenant: &TenantId,
         project: ProjectId,
     ) -> Result<broadcast::Receiver<TaskUpdate>, StoreError> {
-        self.ensure_listener().await?;
+        self.ensure_listener(&self.updates, keys::NOTIFY_PATTERN).await?;
         Ok(self.hub.subscribe_project(tenant, project))
     }
 
     async fn subscribe_activity(&self, tenant: &TenantId) -> Result<broadcast::Receiver<AgentEvent>, StoreError> {
-        self.ensure_listener().await?;
+        self.ensure_listener(&self.activity, keys::ACTIVITY_PATTERN).await?;
         Ok(self.hub.subscribe_activity(tenant))
     }
 }
