@@ -51,6 +51,16 @@ fn task(project: &Project, agent: AgentType) -> Task {
     }
 }
 
+/// A task of a new project of acme's, submitted to `agent`'s queue.
+async fn submitted(store: &dyn Store, agent: AgentType) -> (Project, Task) {
+    store.ensure_queues(&[agent]).await.unwrap();
+    let p = project(&tenant("acme"));
+    store.insert_project(&p).await.unwrap();
+    let t = task(&p, agent);
+    store.submit_task(&t).await.unwrap();
+    (p, t)
+}
+
 fn result() -> TaskResult {
     TaskResult {
         summary: "s".into(),
@@ -69,11 +79,7 @@ async fn a_task_is_claimed_started_and_finished_exactly_once() {
     let (_redis, stores) = backends().await;
     for store in stores {
         let backend = store.backend();
-        store.ensure_queues(&[AgentType::Qa]).await.unwrap();
-        let p = project(&tenant("acme"));
-        store.insert_project(&p).await.unwrap();
-        let t = task(&p, AgentType::Qa);
-        store.submit_task(&t).await.unwrap();
+        let (p, t) = submitted(&*store, AgentType::Qa).await;
 
         let claims = store.claim_tasks(AgentType::Qa, "w1", 10, Duration::from_millis(200)).await.unwrap();
         assert_eq!(claims.len(), 1, "{backend}");
@@ -255,11 +261,7 @@ async fn a_task_queued_without_its_project_in_the_entry_still_starts() {
     let (_redis, stores) = backends().await;
     for store in stores {
         let backend = store.backend();
-        store.ensure_queues(&[AgentType::Coder]).await.unwrap();
-        let p = project(&tenant("acme"));
-        store.insert_project(&p).await.unwrap();
-        let t = task(&p, AgentType::Coder);
-        store.submit_task(&t).await.unwrap();
+        let (p, _) = submitted(&*store, AgentType::Coder).await;
         let claims = store.claim_tasks(AgentType::Coder, "w1", 10, Duration::from_millis(200)).await.unwrap();
         // As an older gateway queued it: the store looks the project up itself.
         let legacy = Claim { project_id: None, ..claims[0].clone() };

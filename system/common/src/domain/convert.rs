@@ -1,16 +1,10 @@
 //! Domain records to protobuf messages (and back where a service receives them).
 
 use q2o_proto::v1 as pb;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::{
-    AgentEvent, Project, ProjectStatus, ProjectStatusSummary, Review, Task, TaskResult, TaskStatus, TaskUpdate,
+    AgentEvent, Project, ProjectStatus, ProjectStatusSummary, Review, Task, TaskResult, TaskStatus, TaskUpdate, rfc3339,
 };
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).expect("UTC timestamps always format")
-}
 
 impl From<ProjectStatus> for pb::ProjectStatus {
     fn from(status: ProjectStatus) -> Self {

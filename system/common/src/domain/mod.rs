@@ -20,6 +20,11 @@ pub fn now() -> OffsetDateTime {
     now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).expect("a truncated nanosecond is in range")
 }
 
+/// `at` as RFC 3339 text, as records and messages carry times.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).expect("UTC timestamps always format")
+}
+
 /// A tenant: the unit of isolation. Every record belongs to exactly one.
 ///
 /// Tenant ids appear in storage keys, so they are restricted to `[a-z0-9_-]{1,64}`.

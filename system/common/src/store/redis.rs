@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::{CacheType, Claim, NotificationHub, RateDecision, Store, StoreError, TokenBucket, keys};
 use crate::domain::{
     AgentEvent, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Task, TaskId, TaskOutcome,
-    TaskUpdate, TenantId, now,
+    TaskUpdate, TenantId, now, rfc3339,
 };
 
 /// Marks a task running unless it is gone or finished. Returns the updated hash
@@ -236,10 +236,6 @@ fn timestamp() -> String {
     rfc3339(now())
 }
 
-fn rfc3339(at: time::OffsetDateTime) -> String {
-    at.format(&Rfc3339).expect("UTC timestamps always format")
-}
-
 fn score(at: time::OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -355,7 +351,7 @@ impl Store for RedisStore {
 
     async fn submit_task(&self, task: &Task) -> Result<(), StoreError> {
         let doc = serde_json::to_string(task).expect("tasks serialize");
-        let updated = task.updated_at.format(&Rfc3339).expect("UTC timestamps always format");
+        let updated = rfc3339(task.updated_at);
         let _: () = redis::pipe()
             .atomic()
             .hset_multiple(
