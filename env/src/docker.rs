@@ -29,7 +29,7 @@ use crate::backend::{Backend, Recovery};
 use crate::config_files;
 use crate::endpoints::Endpoints;
 use crate::error::EnvError;
-use crate::plan::{PortKind, PortRef, Ready, Resolve, ServicePlan};
+use crate::plan::{PortKind, PortRef, Ready, Resolve, ServicePlan, resolve_args};
 use crate::ports::free_addr;
 use crate::supervisor::READY_TIMEOUT;
 use crate::topology::{FaultAction, Topology};
@@ -205,7 +205,7 @@ impl DockerBackend {
         (nano_cpus, memory): (Option<i64>, Option<i64>),
     ) -> Result<(), EnvError> {
         let (image, tag) = Images::of(plan.kind.image());
-        let args: Vec<String> = plan.args.iter().map(|a| a.resolve(plan, layout)).collect();
+        let args: Vec<String> = resolve_args(plan, layout);
         let mut request = GenericImage::new(image.clone(), tag.clone())
             .with_wait_for(WaitFor::Nothing)
             .with_cmd(args)

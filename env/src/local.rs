@@ -2,7 +2,7 @@
 //! free ports, with its config, data and log under the run folder, under a
 //! [`Supervisor`] that restarts what dies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +14,7 @@ use crate::binaries::Binaries;
 use crate::config_files;
 use crate::endpoints::Endpoints;
 use crate::error::EnvError;
-use crate::plan::{PortKind, PortRef, Ready, Resolve, ServicePlan};
+use crate::plan::{Arg, PortKind, PortRef, Ready, Resolve, ServicePlan, resolve_args};
 use crate::ports::free_addr;
 use crate::supervisor::{Readiness, ServiceSpec, Supervisor};
 use crate::topology::FaultAction;
@@ -24,6 +24,8 @@ use crate::topology::FaultAction;
 struct Layout {
     data: PathBuf,
     addrs: BTreeMap<(String, PortKind), SocketAddr>,
+    /// The services that listen on a Unix socket as well as their ports.
+    sockets: BTreeSet<String>,
 }
 
 impl Layout {
@@ -57,7 +59,24 @@ impl Resolve for Layout {
     fn scratch_dir(&self, service: &str) -> String {
         self.data_dir(service)
     }
+
+    /// `<data>/<service>/<service>.sock`, absolute (redis-server changes
+    /// into its `--dir`), for the services that listen on one, unless the
+    /// path is too long for a socket address: those are reached at their
+    /// ports instead.
+    fn unix_socket(&self, service: &str) -> Option<String> {
+        if !self.sockets.contains(service) {
+            return None;
+        }
+        let path = std::path::absolute(self.dir(service).join(format!("{service}.sock"))).ok()?;
+        let path = path.to_str()?.to_owned();
+        (path.len() < SUN_PATH_MAX).then_some(path)
+    }
 }
+
+/// The bytes of a Unix socket's path, its terminating NUL included, that
+/// Linux's `sockaddr_un` holds.
+const SUN_PATH_MAX: usize = 108;
 
 /// The services as local processes.
 #[derive(Debug)]
@@ -75,7 +94,12 @@ impl LocalBackend {
         run: &Path,
         epoch: Instant,
     ) -> Result<(LocalBackend, Endpoints), EnvError> {
-        let mut layout = Layout { data: run.join("data"), addrs: BTreeMap::new() };
+        let sockets = plans
+            .iter()
+            .filter(|s| s.args.iter().any(|a| matches!(a, Arg::UnixSocket(_))))
+            .map(|s| s.name.clone())
+            .collect();
+        let mut layout = Layout { data: run.join("data"), addrs: BTreeMap::new(), sockets };
         let backend = LocalBackend { supervisor: Supervisor::new(run.join("logs"), epoch)? };
         for service in plans {
             // A service's ports are picked just before it starts (it only
@@ -108,7 +132,7 @@ impl LocalBackend {
         let spec = ServiceSpec {
             name: service.name.clone(),
             program: binaries.of(service.kind),
-            args: service.args.iter().map(|a| a.resolve(service, layout)).collect(),
+            args: resolve_args(service, layout),
             env: service.env.iter().map(|(k, v)| ((*k).to_owned(), v.resolve(service, layout))).collect(),
             cwd: service.runs_in_data_dir.then_some(dir),
             ready,
@@ -144,5 +168,24 @@ impl Backend for LocalBackend {
 
     async fn stop(&self) {
         self.supervisor.stop().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(data: &str) -> Layout {
+        Layout { data: PathBuf::from(data), addrs: BTreeMap::new(), sockets: BTreeSet::from(["redis".to_owned()]) }
+    }
+
+    #[test]
+    fn a_socket_whose_path_does_not_fit_an_address_is_not_used() {
+        assert_eq!(layout("/run/x/data").unix_socket("redis").as_deref(), Some("/run/x/data/redis/redis.sock"));
+        assert_eq!(layout("/run/x/data").unix_socket("gateway-0"), None, "only services planned with one");
+        let deep = format!("/{}", "d".repeat(SUN_PATH_MAX));
+        assert_eq!(layout(&deep).unix_socket("redis"), None);
+        let relative = layout("reports/run/data").unix_socket("redis").unwrap();
+        assert!(relative.starts_with('/'), "redis-server changes directory: {relative}");
     }
 }

@@ -127,6 +127,13 @@ pub enum Arg {
     DataDir,
     /// A writable folder for temporary files.
     ScratchDir,
+    /// The flag and the path of the Unix socket this service also listens
+    /// on, where the backend gives it one (redis-server's `--unixsocket`);
+    /// no argument at all where it does not.
+    UnixSocket(&'static str),
+    /// Where another service is reached: over its Unix socket where the
+    /// backend gave it one (`unix:///path`), else at its port.
+    PeerSocket(PortRef, Scheme),
 }
 
 fn text(values: &[&str]) -> Vec<Arg> {
@@ -273,11 +280,16 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
         return vec![monolith];
     }
     let mut plans = Vec::new();
-    let redis_url = Arg::Peer(port("redis", PortKind::Redis), Scheme::Redis);
+    // The services reach Redis over its Unix socket where they share its
+    // host: a loopback TCP round trip costs Redis and its client kernel time
+    // in the TCP/IP stack (and netfilter) that a Unix socket does not. The
+    // TCP port stays for everything else (the harness, redis-cli).
+    let redis_url = Arg::PeerSocket(port("redis", PortKind::Redis), Scheme::Redis);
 
     let mut redis = ServicePlan::new("redis", ServiceKind::Redis, Ready::Tcp(PortKind::Redis));
     redis.args = vec![Arg::Text("--port".into()), Arg::ListenPort(PortKind::Redis)];
     redis.args.extend([Arg::Text("--bind".into()), Arg::ListenHost]);
+    redis.args.push(Arg::UnixSocket("--unixsocket"));
     redis.args.extend(text(&["--protected-mode", "no", "--save", ""]));
     redis.args.extend(text(&["--appendonly", if t.redis_aof { "yes" } else { "no" }, "--appendfsync", "everysec"]));
     redis.args.extend([Arg::Text("--dir".into()), Arg::DataDir]);
@@ -389,10 +401,32 @@ pub trait Resolve {
     fn data_dir(&self, service: &str) -> String;
     /// `service`'s scratch folder.
     fn scratch_dir(&self, service: &str) -> String;
+    /// The Unix socket `service` listens on beside its ports, where its
+    /// clients share its file system; `None` where they do not.
+    fn unix_socket(&self, _service: &str) -> Option<String> {
+        None
+    }
+}
+
+/// `service`'s command line.
+pub fn resolve_args(service: &ServicePlan, resolve: &dyn Resolve) -> Vec<String> {
+    let mut args = Vec::with_capacity(service.args.len());
+    for arg in &service.args {
+        match arg {
+            Arg::UnixSocket(flag) => {
+                if let Some(path) = resolve.unix_socket(&service.name) {
+                    args.extend([(*flag).to_owned(), path]);
+                }
+            }
+            arg => args.push(arg.resolve(service, resolve)),
+        }
+    }
+    args
 }
 
 impl Arg {
-    /// The argument's text for `service`.
+    /// The argument's text for `service` (an environment value, or one
+    /// argument of [`resolve_args`]).
     pub fn resolve(&self, service: &ServicePlan, resolve: &dyn Resolve) -> String {
         match self {
             Arg::Text(text) => text.clone(),
@@ -405,6 +439,11 @@ impl Arg {
             Arg::ConfigFile => resolve.config_path(service),
             Arg::DataDir => resolve.data_dir(&service.name),
             Arg::ScratchDir => resolve.scratch_dir(&service.name),
+            Arg::UnixSocket(_) => resolve.unix_socket(&service.name).unwrap_or_default(),
+            Arg::PeerSocket(to, scheme) => match resolve.unix_socket(&to.service) {
+                Some(path) => format!("unix://{path}"),
+                None => scheme.write(&resolve.peer(to)),
+            },
         }
     }
 }
@@ -438,6 +477,53 @@ mod tests {
         assert!(err.contains("worker_threads") && err.contains("`lots`"), "{err}");
     }
 
+    /// A backend that gives the services Unix sockets, or does not.
+    struct Host {
+        sockets: bool,
+    }
+
+    impl Resolve for Host {
+        fn listen(&self, _: &str, port: PortKind) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], port.container_port()))
+        }
+        fn peer(&self, to: &PortRef) -> String {
+            format!("{}:{}", to.service, to.port.container_port())
+        }
+        fn config_path(&self, s: &ServicePlan) -> String {
+            format!("/cfg/{}", s.name)
+        }
+        fn data_dir(&self, s: &str) -> String {
+            format!("/data/{s}")
+        }
+        fn scratch_dir(&self, s: &str) -> String {
+            format!("/tmp/{s}")
+        }
+        fn unix_socket(&self, s: &str) -> Option<String> {
+            self.sockets.then(|| format!("/data/{s}/{s}.sock"))
+        }
+    }
+
+    #[test]
+    fn services_reach_redis_over_its_unix_socket_where_the_backend_gives_it_one() {
+        let plans = plan(&topology("redis = true\nkafka = true\nsearch = true"));
+        let service = |name: &str| plans.iter().find(|s| s.name == name).unwrap();
+        let redis_url = |name: &str, host: &Host| {
+            let s = service(name);
+            s.env.iter().find(|(k, _)| *k == "Q2O_REDIS_URL").unwrap().1.resolve(s, host)
+        };
+        let local = Host { sockets: true };
+        let containers = Host { sockets: false };
+        for name in ["gateway-0", "agents-0"] {
+            assert_eq!(redis_url(name, &local), "unix:///data/redis/redis.sock");
+            assert_eq!(redis_url(name, &containers), "redis://redis:6379");
+        }
+        let args = resolve_args(service("redis"), &local);
+        assert!(args.windows(2).any(|w| w == ["--unixsocket", "/data/redis/redis.sock"]), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--port", "6379"]), "TCP stays for the harness: {args:?}");
+        let args = resolve_args(service("redis"), &containers);
+        assert!(!args.iter().any(|a| a.contains("unixsocket")), "{args:?}");
+    }
+
     #[test]
     fn phase_topologies_start_their_dependencies_first() {
         let t = topology(
@@ -462,7 +548,10 @@ mod tests {
                 .args
                 .iter()
                 .chain(service.env.iter().map(|(_, a)| a))
-                .filter_map(|a| if let Arg::Peer(to, _) = a { Some(to) } else { None })
+                .filter_map(|a| match a {
+                    Arg::Peer(to, _) | Arg::PeerSocket(to, _) => Some(to),
+                    _ => None,
+                })
                 .collect();
             if let Some(ConfigFile::Balancer { rest, grpc }) = &service.config {
                 peers.extend(rest.iter().chain(grpc));
