@@ -161,12 +161,11 @@ impl Environment {
                 .into_iter()
                 .map(|(name, pid)| (watched(&name, Role::Service, limit(&name), service_scope), pid))
                 .collect();
-            now.extend(
-                env.harness
-                    .named_pids()
-                    .into_iter()
-                    .map(|(name, pid)| (watched(&name, Role::Harness, cores, Scope::Tree), pid)),
-            );
+            let harness_limits = env.harness.core_limits();
+            now.extend(env.harness.named_pids().into_iter().map(|(name, pid)| {
+                let limit = harness_limits.get(&name).map_or(cores, |c| c.min(cores));
+                (watched(&name, Role::Harness, limit, Scope::Tree), pid)
+            }));
             now.push((watched("runner", Role::Harness, cores, Scope::Process), std::process::id()));
             // Reading /proc is blocking work: off the runtime's threads.
             timeline = match tokio::task::spawn_blocking(move || {

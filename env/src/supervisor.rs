@@ -4,6 +4,7 @@
 //! is spawned with `kill_on_drop` and with the parent-death signal set, so an
 //! error, a panic or a killed runner still takes them down.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
+
+use q2o_common::runtime::Flavor;
 
 use crate::backend::Recovery;
 use crate::error::EnvError;
@@ -217,6 +220,19 @@ impl Supervisor {
             .iter()
             .map(|s| (s.spec.name.clone(), s.pid.load(Ordering::Relaxed)))
             .filter(|(_, pid)| *pid != 0)
+            .collect()
+    }
+
+    /// The most cores each service's runtime uses, where its environment
+    /// sets `Q2O_WORKER_THREADS` to a bounded runtime.
+    pub fn core_limits(&self) -> HashMap<String, f64> {
+        let services = self.services.lock().expect("never poisoned");
+        services
+            .iter()
+            .filter_map(|s| {
+                let (_, value) = s.spec.env.iter().find(|(k, _)| k == q2o_common::runtime::WORKER_THREADS_VAR)?;
+                Some((s.spec.name.clone(), Flavor::parse(value).ok()?.cores()?))
+            })
             .collect()
     }
 

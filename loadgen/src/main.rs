@@ -21,6 +21,14 @@ use q2o_loadgen::step::{Call, Mix, Step};
 use q2o_loadgen::target::{Target, UrlTarget};
 use q2o_loadgen::weights::Weights;
 
+/// mimalloc, not the system's malloc: phase2's users cost 121 CPU-µs per
+/// request with it and 133 without (`just measure-cost`, two runs each), for
+/// about 4 KiB more RSS per user (19 -> 23). The loadgen shares the machine
+/// with the stack it measures, and CPU is what runs out first. The services
+/// keep the system's: there it saved nothing measurable and cost RSS.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The q2o load generator.
 #[derive(Debug, Parser)]
 #[command(name = "q2o-loadgen", version)]
@@ -43,12 +51,16 @@ enum Cli {
 fn main() -> ExitCode {
     init_tracing("warn");
     let cli = Cli::parse();
-    // The open-model engine is one task driving every request, and its
-    // connections' drivers wake it on the same thread: a single-threaded runtime
-    // spares it the cross-thread wake-ups (`--processes` uses more cores). goose
-    // users are many tasks: by default on every core, unless `Q2O_WORKER_THREADS` says otherwise.
+    // Single-threaded by default: the open-model engine is one task driving
+    // every request, and its connections' drivers wake it on the same thread;
+    // goose users are many tasks, but a process holds at most
+    // `users_per_process` of them, and a scenario runs more processes for more
+    // users. A work-stealing pool made the users' tasks wake each other across
+    // threads: phase2's users cost 140 CPU-µs per request on two workers per
+    // process, 126 on one (`just measure-cost`). `Q2O_WORKER_THREADS` still
+    // gives a users process more.
     let flavor = match &cli {
-        Cli::Users(_) => Flavor::from_env().map_err(anyhow::Error::new),
+        Cli::Users(_) => Flavor::from_env_or(Flavor::CurrentThread).map_err(anyhow::Error::new),
         Cli::Run(_) | Cli::Merge { .. } => Ok(Flavor::CurrentThread),
     };
     let result = flavor.and_then(Flavor::start).and_then(|runtime| runtime.block_on(run(cli)));

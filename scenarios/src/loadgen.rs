@@ -84,7 +84,7 @@ impl Users {
                     name: self.process_name(i),
                     program: loadgen.to_owned(),
                     args: command.to_args(),
-                    env: vec![("Q2O_LOG".into(), "warn".into())],
+                    env: vec![("Q2O_LOG".into(), "warn".into()), users_runtime()],
                     cwd: None,
                     ready: Readiness::LogLine("q2o-loadgen listening"),
                     restart: false,
@@ -217,6 +217,15 @@ pub async fn run_together(steps: &[OpenStep]) -> Result<StepRun, RunError> {
     let parts = runs.into_iter().map(|r| r.map(|run| run.results)).collect::<Result<Vec<_>, _>>()?;
     let results = RunResults::merge(&parts).map_err(RunError::Loadgen)?;
     Ok(StepRun { results, client_cpu_seconds })
+}
+
+/// A users process's runtime, named in its environment so that the
+/// resource table knows its core limit: the runner's own
+/// `Q2O_WORKER_THREADS` if set, else one thread (the loadgen's default).
+fn users_runtime() -> (String, String) {
+    let var = q2o_common::runtime::WORKER_THREADS_VAR;
+    let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "current".into());
+    (var.to_owned(), value)
 }
 
 fn last_lines(path: &Path) -> String {

@@ -46,9 +46,14 @@ impl Flavor {
 
     /// From the environment; [`Flavor::PerCore`] when unset.
     pub fn from_env() -> Result<Flavor, FlavorError> {
+        Flavor::from_env_or(Flavor::PerCore)
+    }
+
+    /// From the environment; `unset` when it says nothing.
+    pub fn from_env_or(unset: Flavor) -> Result<Flavor, FlavorError> {
         match std::env::var(WORKER_THREADS_VAR) {
             Ok(value) if !value.trim().is_empty() => Flavor::parse(&value),
-            _ => Ok(Flavor::PerCore),
+            _ => Ok(unset),
         }
     }
 
