@@ -44,8 +44,7 @@ pub fn free_addr() -> Result<SocketAddr, EnvError> {
     // start drawn anew per pick did that (a loadgen's metrics port taken by
     // a service of the same run).
     let start = *START.get_or_init(|| {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         (std::process::id().wrapping_mul(2_654_435_761) ^ nanos) % span
     });
     let mut last = None;
