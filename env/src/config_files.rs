@@ -99,31 +99,11 @@ pub fn render(config: &ConfigFile, service: &ServicePlan, resolve: &dyn Resolve)
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
     use super::*;
-    use crate::plan::{PortRef, plan};
+    use crate::plan::{TestHost, plan};
     use crate::topology::Topology;
 
-    struct Fixed;
-
-    impl Resolve for Fixed {
-        fn listen(&self, _: &str, port: PortKind) -> SocketAddr {
-            SocketAddr::from(([127, 0, 0, 1], port.container_port()))
-        }
-        fn peer(&self, to: &PortRef) -> String {
-            format!("{}:{}", to.service, to.port.container_port())
-        }
-        fn config_path(&self, s: &ServicePlan) -> String {
-            format!("/cfg/{}", s.name)
-        }
-        fn data_dir(&self, s: &str) -> String {
-            format!("/data/{s}")
-        }
-        fn scratch_dir(&self, s: &str) -> String {
-            format!("/tmp/{s}")
-        }
-    }
+    const FIXED: TestHost = TestHost { sockets: false };
 
     #[test]
     fn configs_are_the_services_own_schemas() {
@@ -134,7 +114,7 @@ mod tests {
         let plans = plan(&t);
         let rendered = |name: &str| {
             let service = plans.iter().find(|s| s.name == name).unwrap();
-            render(service.config.as_ref().unwrap(), service, &Fixed)
+            render(service.config.as_ref().unwrap(), service, &FIXED)
         };
         let agents: Table = toml::from_str(&rendered("agents-0")).unwrap();
         assert_eq!(agents["inter_agent"].as_str(), Some("grpc"));
@@ -145,13 +125,13 @@ mod tests {
         // A quota holds one second's worth of requests.
         let quota = plan(&toml::from_str("redis = true\ntenant_rate_limit = 40.5").unwrap());
         let gateway = quota.iter().find(|s| s.name == "gateway-0").unwrap();
-        let gateway: Table = toml::from_str(&render(gateway.config.as_ref().unwrap(), gateway, &Fixed)).unwrap();
+        let gateway: Table = toml::from_str(&render(gateway.config.as_ref().unwrap(), gateway, &FIXED)).unwrap();
         assert_eq!(gateway["rate_limit"]["capacity"].as_integer(), Some(41));
         assert_eq!(gateway["rate_limit"]["refill_per_second"].as_float(), Some(40.5));
         assert!(!gateway.contains_key("admission"), "adaptive is the gateway's own default");
         let fixed = plan(&toml::from_str("redis = true\nadmission = 64").unwrap());
         let gateway = fixed.iter().find(|s| s.name == "gateway-0").unwrap();
-        let gateway: Table = toml::from_str(&render(gateway.config.as_ref().unwrap(), gateway, &Fixed)).unwrap();
+        let gateway: Table = toml::from_str(&render(gateway.config.as_ref().unwrap(), gateway, &FIXED)).unwrap();
         assert_eq!(gateway["admission"]["mode"].as_str(), Some("static"));
         assert_eq!(gateway["admission"]["limit"].as_integer(), Some(64));
         let err = toml::from_str::<crate::topology::Topology>("redis = true\nadmission = \"maybe\"").unwrap_err();
@@ -160,7 +140,7 @@ mod tests {
         assert!(nginx.contains("server gateway-1:9090 max_fails=1"), "{nginx}");
         assert!(nginx.contains("pid /tmp/load-balancer/nginx.pid;"), "{nginx}");
         let monolith = plan(&toml::from_str("monolith = true").unwrap()).remove(0);
-        let text = render(monolith.config.as_ref().unwrap(), &monolith, &Fixed);
+        let text = render(monolith.config.as_ref().unwrap(), &monolith, &FIXED);
         let config: Table = toml::from_str(&text).unwrap();
         assert_eq!(config["gateway"]["grpc_addr"].as_str(), Some("127.0.0.1:9090"));
     }

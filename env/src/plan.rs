@@ -448,6 +448,35 @@ impl Arg {
     }
 }
 
+/// A resolver with fixed addresses and folders, for the crate's tests.
+#[cfg(test)]
+pub(crate) struct TestHost {
+    /// Whether it gives the services Unix sockets (as the local backend does).
+    pub(crate) sockets: bool,
+}
+
+#[cfg(test)]
+impl Resolve for TestHost {
+    fn listen(&self, _: &str, port: PortKind) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port.container_port()))
+    }
+    fn peer(&self, to: &PortRef) -> String {
+        format!("{}:{}", to.service, to.port.container_port())
+    }
+    fn config_path(&self, s: &ServicePlan) -> String {
+        format!("/cfg/{}", s.name)
+    }
+    fn data_dir(&self, s: &str) -> String {
+        format!("/data/{s}")
+    }
+    fn scratch_dir(&self, s: &str) -> String {
+        format!("/tmp/{s}")
+    }
+    fn unix_socket(&self, s: &str) -> Option<String> {
+        self.sockets.then(|| format!("/data/{s}/{s}.sock"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,42 +506,16 @@ mod tests {
         assert!(err.contains("worker_threads") && err.contains("`lots`"), "{err}");
     }
 
-    /// A backend that gives the services Unix sockets, or does not.
-    struct Host {
-        sockets: bool,
-    }
-
-    impl Resolve for Host {
-        fn listen(&self, _: &str, port: PortKind) -> SocketAddr {
-            SocketAddr::from(([127, 0, 0, 1], port.container_port()))
-        }
-        fn peer(&self, to: &PortRef) -> String {
-            format!("{}:{}", to.service, to.port.container_port())
-        }
-        fn config_path(&self, s: &ServicePlan) -> String {
-            format!("/cfg/{}", s.name)
-        }
-        fn data_dir(&self, s: &str) -> String {
-            format!("/data/{s}")
-        }
-        fn scratch_dir(&self, s: &str) -> String {
-            format!("/tmp/{s}")
-        }
-        fn unix_socket(&self, s: &str) -> Option<String> {
-            self.sockets.then(|| format!("/data/{s}/{s}.sock"))
-        }
-    }
-
     #[test]
     fn services_reach_redis_over_its_unix_socket_where_the_backend_gives_it_one() {
         let plans = plan(&topology("redis = true\nkafka = true\nsearch = true"));
         let service = |name: &str| plans.iter().find(|s| s.name == name).unwrap();
-        let redis_url = |name: &str, host: &Host| {
+        let redis_url = |name: &str, host: &TestHost| {
             let s = service(name);
             s.env.iter().find(|(k, _)| *k == "Q2O_REDIS_URL").unwrap().1.resolve(s, host)
         };
-        let local = Host { sockets: true };
-        let containers = Host { sockets: false };
+        let local = TestHost { sockets: true };
+        let containers = TestHost { sockets: false };
         for name in ["gateway-0", "agents-0"] {
             assert_eq!(redis_url(name, &local), "unix:///data/redis/redis.sock");
             assert_eq!(redis_url(name, &containers), "redis://redis:6379");
