@@ -63,6 +63,13 @@ impl EventHandler for Member {
         self.own.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+
+    /// The tally does not care about order, so the members take the batched
+    /// path the agents' ledgers take: the contract checked here (every event
+    /// seen, offsets committed only after handling) must hold there too.
+    fn in_order(&self) -> bool {
+        false
+    }
 }
 
 fn event(seq: usize) -> AgentEvent {

@@ -2,6 +2,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future;
 use prometheus::IntGaugeVec;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
@@ -37,7 +39,18 @@ pub trait EventHandler: Send + Sync {
     /// Processes one event. Called at least once per event: after a crash, events
     /// since the last commit are delivered again.
     async fn handle(&self, event: &AgentEvent, at: Position) -> Result<(), HandleError>;
+
+    /// Whether events must be handled one after the other, in log order (the
+    /// default). A handler whose effects commute may say no: the consumer then
+    /// handles the events it already holds together, so that their store calls
+    /// share round trips.
+    fn in_order(&self) -> bool {
+        true
+    }
 }
+
+/// Most events a consumer takes in hand at once.
+const BATCH: usize = 64;
 
 /// A consumer could not be created or failed for good.
 #[derive(Debug, thiserror::Error)]
@@ -146,15 +159,21 @@ impl EventConsumer {
 
     /// Processes events until `shutdown` resolves, then commits what was processed.
     /// Returns how many events were processed.
+    ///
+    /// Each turn takes the next event and whatever else the consumer already
+    /// holds (up to [`BATCH`]), handles them (together, where the handler
+    /// allows it), and only then stores their offsets: an event is committed
+    /// after it was handled, never before.
     pub async fn run(&self, handler: &dyn EventHandler, shutdown: impl Future<Output = ()>) -> u64 {
         let mut processed = 0;
+        let mut batch = Vec::with_capacity(BATCH);
         tokio::pin!(shutdown);
         loop {
-            let message = tokio::select! {
+            let first = tokio::select! {
                 () = &mut shutdown => break,
                 message = self.consumer.recv() => message,
             };
-            let message = match message {
+            let first = match first {
                 Ok(message) => message,
                 Err(err) => {
                     tracing::warn!(group = %self.group, %err, "consume error");
@@ -162,37 +181,59 @@ impl EventConsumer {
                     continue;
                 }
             };
-            let at = Position { partition: message.partition(), offset: message.offset() };
-            let event = message.payload().map(serde_json::from_slice::<AgentEvent>);
-            match event {
-                Some(Ok(event)) => {
-                    loop {
-                        match handler.handle(&event, at).await {
-                            Ok(()) => break,
-                            Err(err) => {
-                                tracing::warn!(group = %self.group, %err, "cannot process event; retrying");
-                                tokio::select! {
-                                    () = &mut shutdown => return self.finish(processed),
-                                    () = tokio::time::sleep(RETRY_PAUSE) => {}
-                                }
-                            }
-                        }
-                    }
-                    let age = (crate::domain::now() - event.at).as_seconds_f64().max(0.0);
-                    self.metrics.age.with_label_values(&[self.group.as_str()]).observe(age);
-                    self.count("processed");
-                    processed += 1;
-                }
-                _ => {
-                    tracing::warn!(group = %self.group, partition = at.partition, offset = at.offset, "skipping malformed event");
-                    self.count("malformed");
+            batch.clear();
+            batch.push(first);
+            // What has arrived already; an error is left for the next turn.
+            while batch.len() < BATCH {
+                match self.consumer.recv().now_or_never() {
+                    Some(Ok(message)) => batch.push(message),
+                    _ => break,
                 }
             }
-            if let Err(err) = self.consumer.store_offset_from_message(&message) {
-                tracing::warn!(group = %self.group, %err, "cannot store offset");
+            let mut events = Vec::with_capacity(batch.len());
+            for message in &batch {
+                let at = Position { partition: message.partition(), offset: message.offset() };
+                match message.payload().map(serde_json::from_slice::<AgentEvent>) {
+                    Some(Ok(event)) => events.push((event, at)),
+                    _ => {
+                        tracing::warn!(group = %self.group, partition = at.partition, offset = at.offset, "skipping malformed event");
+                        self.count("malformed");
+                    }
+                }
+            }
+            let handled = async {
+                if handler.in_order() {
+                    for (event, at) in &events {
+                        self.handle(handler, event, *at).await;
+                    }
+                } else {
+                    future::join_all(events.iter().map(|(event, at)| self.handle(handler, event, *at))).await;
+                }
+            };
+            tokio::select! {
+                // Offsets not stored: the batch is delivered again after a restart.
+                () = &mut shutdown => return self.finish(processed),
+                () = handled => {}
+            }
+            processed += events.len() as u64;
+            for message in &batch {
+                if let Err(err) = self.consumer.store_offset_from_message(message) {
+                    tracing::warn!(group = %self.group, %err, "cannot store offset");
+                }
             }
         }
         self.finish(processed)
+    }
+
+    /// Handles one event, retrying until it succeeds (the caller gives up on shutdown).
+    async fn handle(&self, handler: &dyn EventHandler, event: &AgentEvent, at: Position) {
+        while let Err(err) = handler.handle(event, at).await {
+            tracing::warn!(group = %self.group, %err, "cannot process event; retrying");
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        let age = (crate::domain::now() - event.at).as_seconds_f64().max(0.0);
+        self.metrics.age.with_label_values(&[self.group.as_str()]).observe(age);
+        self.count("processed");
     }
 
     fn count(&self, outcome: &str) {
