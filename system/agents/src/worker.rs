@@ -122,7 +122,12 @@ impl Workers {
             Ok(result) => TaskOutcome::Completed(result),
             Err(reason) => TaskOutcome::Failed(reason),
         };
-        let finished = store.finish_task(&task, &outcome).await;
+        // The project goes into a completion event (consumers such as the search
+        // indexer need no store of ours): read with the finish, in its round trip.
+        let completed = matches!(outcome, TaskOutcome::Completed(_));
+        let (finished, project) = tokio::join!(store.finish_task(&task, &outcome), async {
+            if completed { store.project(&task.tenant, task.project_id).await.ok().flatten() } else { None }
+        });
         let took = started.elapsed();
         match finished {
             Ok(Some(task)) => {
@@ -136,9 +141,6 @@ impl Workers {
                 self.work.metrics.task_ended(agent, end, took);
                 let payload = match &outcome {
                     TaskOutcome::Completed(result) => {
-                        // Consumers (the search indexer) get the project and the
-                        // artefact with the event, so that they need no store of ours.
-                        let project = store.project(&task.tenant, task.project_id).await.ok().flatten();
                         serde_json::json!({
                             "duration_ms": took.as_millis() as u64,
                             "prompt_tokens": result.prompt_tokens,
@@ -162,8 +164,11 @@ impl Workers {
                         "error": reason,
                     }),
                 };
-                self.announce(&task, event, payload).await;
-                self.ack(&claim).await;
+                // `join!` polls `announce` first, which puts the event in the
+                // producer's queue before it awaits anything: acknowledging
+                // alongside its notifications loses nothing and shares their
+                // round trip.
+                tokio::join!(self.announce(&task, event, payload), self.ack(&claim));
             }
             Ok(None) => {
                 self.work.metrics.task_ended(agent, TaskEnd::Duplicate, took);
