@@ -263,8 +263,11 @@ pub async fn list_tasks(
     project: ProjectId,
     page: Page,
 ) -> Result<TaskList, ApiError> {
-    get_project(store, tenant, project).await?;
-    Ok(TaskList { tasks: store.tasks(tenant, project, page).await? })
+    // Asked together, so that both share one Redis round trip; a missing
+    // project's answer is a 404 whatever the list held.
+    let (found, tasks) = tokio::join!(get_project(store, tenant, project), store.tasks(tenant, project, page));
+    found?;
+    Ok(TaskList { tasks: tasks? })
 }
 
 /// Task counts of one of the tenant's projects.
@@ -273,8 +276,10 @@ pub async fn project_status(
     tenant: &TenantId,
     project: ProjectId,
 ) -> Result<ProjectStatusSummary, ApiError> {
-    get_project(store, tenant, project).await?;
-    Ok(store.project_status(tenant, project).await?)
+    // As `list_tasks`: one round trip for both.
+    let (found, status) = tokio::join!(get_project(store, tenant, project), store.project_status(tenant, project));
+    found?;
+    Ok(status?)
 }
 
 /// Validates a client's page request.
