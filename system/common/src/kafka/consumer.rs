@@ -8,7 +8,7 @@ use prometheus::IntGaugeVec;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
@@ -161,9 +161,11 @@ impl EventConsumer {
     /// Returns how many events were processed.
     ///
     /// Each turn takes the next event and whatever else the consumer already
-    /// holds (up to [`BATCH`]), handles them (together, where the handler
-    /// allows it), and only then stores their offsets: an event is committed
-    /// after it was handled, never before.
+    /// holds (up to [`BATCH`]). An in-order handler gets them one by one, each
+    /// offset stored once its event is handled; any other handler gets the
+    /// batch at once and the offsets are stored when all of it is handled.
+    /// Either way an offset is stored after its event was handled, never
+    /// before; what shutdown interrupts is delivered again after a restart.
     pub async fn run(&self, handler: &dyn EventHandler, shutdown: impl Future<Output = ()>) -> u64 {
         let mut processed = 0;
         let mut batch = Vec::with_capacity(BATCH);
@@ -190,39 +192,48 @@ impl EventConsumer {
                     _ => break,
                 }
             }
-            let mut events = Vec::with_capacity(batch.len());
-            for message in &batch {
-                let at = Position { partition: message.partition(), offset: message.offset() };
-                match message.payload().map(serde_json::from_slice::<AgentEvent>) {
-                    Some(Ok(event)) => events.push((event, at)),
-                    _ => {
-                        tracing::warn!(group = %self.group, partition = at.partition, offset = at.offset, "skipping malformed event");
-                        self.count("malformed");
+            if handler.in_order() {
+                for message in &batch {
+                    if let Some((event, at)) = self.event(message) {
+                        tokio::select! {
+                            () = &mut shutdown => return self.finish(processed),
+                            () = self.handle(handler, &event, at) => processed += 1,
+                        }
                     }
+                    self.store_offset(message);
                 }
-            }
-            let handled = async {
-                if handler.in_order() {
-                    for (event, at) in &events {
-                        self.handle(handler, event, *at).await;
-                    }
-                } else {
-                    future::join_all(events.iter().map(|(event, at)| self.handle(handler, event, *at))).await;
+            } else {
+                let events: Vec<_> = batch.iter().filter_map(|message| self.event(message)).collect();
+                let handled = future::join_all(events.iter().map(|(event, at)| self.handle(handler, event, *at)));
+                tokio::select! {
+                    () = &mut shutdown => return self.finish(processed),
+                    _ = handled => processed += events.len() as u64,
                 }
-            };
-            tokio::select! {
-                // Offsets not stored: the batch is delivered again after a restart.
-                () = &mut shutdown => return self.finish(processed),
-                () = handled => {}
-            }
-            processed += events.len() as u64;
-            for message in &batch {
-                if let Err(err) = self.consumer.store_offset_from_message(message) {
-                    tracing::warn!(group = %self.group, %err, "cannot store offset");
+                for message in &batch {
+                    self.store_offset(message);
                 }
             }
         }
         self.finish(processed)
+    }
+
+    /// The event a message carries; a malformed one is counted and skipped.
+    fn event(&self, message: &BorrowedMessage<'_>) -> Option<(AgentEvent, Position)> {
+        let at = Position { partition: message.partition(), offset: message.offset() };
+        match message.payload().map(serde_json::from_slice::<AgentEvent>) {
+            Some(Ok(event)) => Some((event, at)),
+            _ => {
+                tracing::warn!(group = %self.group, partition = at.partition, offset = at.offset, "skipping malformed event");
+                self.count("malformed");
+                None
+            }
+        }
+    }
+
+    fn store_offset(&self, message: &BorrowedMessage<'_>) {
+        if let Err(err) = self.consumer.store_offset_from_message(message) {
+            tracing::warn!(group = %self.group, %err, "cannot store offset");
+        }
     }
 
     /// Handles one event, retrying until it succeeds (the caller gives up on shutdown).
