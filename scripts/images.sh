@@ -18,7 +18,7 @@ log() { printf 'images: %s\n' "$*" >&2; }
 profile="${Q2O_PROFILE:-release}"
 target="${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}"
 cache="${Q2O_CACHE:-$HOME/.cache/q2o-bench}"
-tansu="${Q2O_TANSU:-$cache/tansu-0.6.0/bin/tansu}"
+tansu="${Q2O_TANSU:-$cache/tansu-0.6.0-q2o1/bin/tansu}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/q2o-images.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 

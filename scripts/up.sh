@@ -14,7 +14,7 @@ agents_http=${Q2O_AGENTS_HTTP:-127.0.0.1:8090}
 agents_grpc=${Q2O_AGENTS_GRPC:-127.0.0.1:50061}
 broker_port=${Q2O_BROKER_PORT:-9092}
 search_http=${Q2O_SEARCH_HTTP:-127.0.0.1:8070}
-tansu=${Q2O_TANSU:-${Q2O_CACHE:-$HOME/.cache/q2o-bench}/tansu-0.6.0/bin/tansu}
+tansu=${Q2O_TANSU:-${Q2O_CACHE:-$HOME/.cache/q2o-bench}/tansu-0.6.0-q2o1/bin/tansu}
 bin=${CARGO_TARGET_DIR:-$root/target}/debug
 
 if [ -f "$state/pids" ]; then

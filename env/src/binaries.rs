@@ -39,7 +39,7 @@ impl Binaries {
             let cache = std::env::var_os("Q2O_CACHE").map(PathBuf::from).unwrap_or_else(|| {
                 PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/q2o-bench")
             });
-            cache.join("tansu-0.6.0/bin/tansu")
+            cache.join("tansu-0.6.0-q2o1/bin/tansu")
         });
         Binaries {
             q2o,

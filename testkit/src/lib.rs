@@ -164,7 +164,7 @@ pub fn tansu_path() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(path));
     }
     let cached =
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/q2o-bench/tansu-0.6.0/bin/tansu");
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/q2o-bench/tansu-0.6.0-q2o1/bin/tansu");
     if cached.exists() {
         return Ok(cached);
     }
