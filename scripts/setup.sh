@@ -90,16 +90,21 @@ TOML
     touch "$work/sources/src/lib.rs"
     cargo fetch --manifest-path "$work/sources/Cargo.toml" --quiet 2>"$work/fetch.log" \
         || { log "cannot fetch the tansu 0.6.0 sources: $(tail -n 5 "$work/fetch.log")"; exit 1; }
-    cargo metadata --manifest-path "$work/sources/Cargo.toml" --format-version 1 2>/dev/null \
+    # cargo metadata lists tansu-storage; tansu, a binary crate, it leaves out
+    # of a library's dependencies, but fetch unpacked it beside the other.
+    storage=$(cargo metadata --manifest-path "$work/sources/Cargo.toml" --format-version 1 2>/dev/null \
         | python3 -c '
 import json, os, sys
 for p in json.load(sys.stdin)["packages"]:
-    if p["name"] in ("tansu", "tansu-storage") and p["version"] == "0.6.0":
-        print(p["name"], os.path.dirname(p["manifest_path"]))
-' > "$work/sources.txt"
-    while read -r name dir; do cp -r "$dir" "$work/$name"; done < "$work/sources.txt"
-    [ -d "$work/tansu" ] && [ -d "$work/tansu-storage" ] || { log "cannot fetch the tansu 0.6.0 sources"; exit 1; }
-    (cd "$work/tansu-storage" && git apply -p1 "$root/scripts/tansu/statement-cache.patch")
+    if p["name"] == "tansu-storage" and p["version"] == "0.6.0":
+        print(os.path.dirname(p["manifest_path"]))
+')
+    broker="$(dirname "${storage:-.}")/tansu-0.6.0"
+    [ -n "$storage" ] && [ -f "$broker/Cargo.lock" ] || { log "cannot find the fetched tansu 0.6.0 sources"; exit 1; }
+    cp -r "$storage" "$work/tansu-storage"
+    cp -r "$broker" "$work/tansu"
+    # git apply as a plain patch tool: it must not find a repository above the cache.
+    (cd "$work/tansu-storage" && GIT_CEILING_DIRECTORIES="$work" git apply -p1 "$root/scripts/tansu/statement-cache.patch")
     printf '\n[patch.crates-io]\ntansu-storage = { path = "../tansu-storage" }\n' >> "$work/tansu/Cargo.toml"
     # The crate's own Cargo.lock pins every other dependency, as --locked would.
     cargo build --manifest-path "$work/tansu/Cargo.toml" --release --no-default-features \
