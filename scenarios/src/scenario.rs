@@ -336,13 +336,15 @@ impl Scenario {
     }
 
     /// How many loadgen processes carry the users: enough for
-    /// `users_per_process` each, and without a balancer at least one per
-    /// gateway replica (process `i` talks to replica `i mod n`; fewer
-    /// processes would leave replicas idle).
+    /// `users_per_process` each and, without a balancer, a multiple of the
+    /// gateway replicas (process `i` talks to replica `i mod n`, so fewer
+    /// would leave replicas idle, and any other count loads them unevenly:
+    /// three processes on two replicas gave one two thirds of the users).
     pub fn loadgen_processes(&self) -> usize {
         let t = &self.topology;
-        let addresses = if t.load_balancer || t.monolith { 1 } else { t.gateways };
-        self.load.users.div_ceil(self.load.users_per_process).max(addresses).min(self.load.users).max(1)
+        let addresses = if t.load_balancer || t.monolith { 1 } else { t.gateways.max(1) };
+        let needed = self.load.users.div_ceil(self.load.users_per_process);
+        (needed.div_ceil(addresses) * addresses).min(self.load.users).max(1)
     }
 }
 
@@ -559,6 +561,22 @@ target = 0.05
         assert_eq!(scenario.load.hold, Duration::from_secs(5));
         let err = scenario.apply(&Overrides { scale: Some(-1.0), ..Default::default() }).unwrap_err();
         assert!(err.to_string().contains("--scale"));
+    }
+
+    #[test]
+    fn loadgen_processes_come_in_whole_rounds_of_the_gateway_replicas() {
+        let (_d, path) = write(&GOOD.replace("redis = true", "redis = true\ngateways = 2"));
+        let mut scenario = Scenario::load(&path).unwrap();
+        let processes = |scenario: &mut Scenario, users: usize| {
+            scenario.load.users = users;
+            scenario.loadgen_processes()
+        };
+        assert_eq!(processes(&mut scenario, 1), 1, "never more processes than users");
+        assert_eq!(processes(&mut scenario, 100), 2, "one per replica at least");
+        assert_eq!(processes(&mut scenario, 25_000), 4, "three would load one replica twice as much");
+        assert_eq!(processes(&mut scenario, 50_000), 6);
+        scenario.topology.load_balancer = true;
+        assert_eq!(processes(&mut scenario, 25_000), 3, "a balancer spreads any number evenly");
     }
 
     #[test]
