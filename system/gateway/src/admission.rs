@@ -14,10 +14,12 @@
 //! flight cuts the limit by `backoff`; a window
 //! that was fast and used most of the limit raises it by its square root.
 //! The square root is Netflix's Gradient2 queue allowance: it finds a large
-//! limit in a few seconds without overshooting a small one by much. A fast
-//! window also brings a cut limit back toward where it started, crowded or
-//! not: a cut is evidence of one slow moment, and on a shared machine most
-//! slow moments are another process's, so the limit must not keep it.
+//! limit in a few seconds without overshooting a small one by much.
+//!
+//! A cut limit climbs back toward where it started once twice `retry_after`
+//! has passed without a slow, crowded window or a request turned away: by
+//! then the clients turned away last have come back and been served. Without
+//! that, a shared machine's hiccups walk the limit down for good.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -149,16 +151,28 @@ impl ShedReason {
     }
 }
 
-/// A window of the adaptive limit: the completions since it opened.
-#[derive(Debug)]
+/// A window of the adaptive limit: the completions since it opened, and
+/// what the windows before it leave for it to judge them by.
+#[derive(Clone, Copy, Debug)]
 struct Window {
     opened: Instant,
     completions: u32,
     slow: u32,
     /// Most requests in flight seen at a completion of this window.
     peak_in_flight: usize,
+    /// Requests turned away while it was open.
+    shed: usize,
     /// The limit as a real number: increments below one add up.
     limit: f64,
+    /// When the last window that was slow and crowded or turned a request
+    /// away closed.
+    troubled_at: Instant,
+}
+
+impl Window {
+    fn open(now: Instant, limit: f64) -> Window {
+        Window { opened: now, completions: 0, slow: 0, peak_in_flight: 0, shed: 0, limit, troubled_at: now }
+    }
 }
 
 /// How long an adaptive window lasts.
@@ -170,6 +184,8 @@ pub struct Admission {
     config: AdmissionConfig,
     in_flight: AtomicUsize,
     limit: AtomicUsize,
+    /// Turned away since the adaptive window opened.
+    shed: AtomicUsize,
     window: Mutex<Window>,
     metrics: AdmissionMetrics,
 }
@@ -187,13 +203,8 @@ impl Admission {
             config,
             in_flight: AtomicUsize::new(0),
             limit: AtomicUsize::new(limit),
-            window: Mutex::new(Window {
-                opened: Instant::now(),
-                completions: 0,
-                slow: 0,
-                peak_in_flight: 0,
-                limit: limit as f64,
-            }),
+            shed: AtomicUsize::new(0),
+            window: Mutex::new(Window::open(Instant::now(), limit as f64)),
             metrics,
         })
     }
@@ -224,6 +235,7 @@ impl Admission {
 
     /// Counts a request turned away by `reason`.
     fn shed(&self, front: Front, reason: ShedReason) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
         self.metrics.shed.with_label_values(&[front.as_str(), reason.as_str()]).inc();
     }
 
@@ -241,21 +253,22 @@ impl Admission {
         if now.duration_since(window.opened) < WINDOW {
             return;
         }
-        let next = next_limit(&self.config, &window);
-        *window = Window { opened: now, completions: 0, slow: 0, peak_in_flight: 0, limit: next };
+        window.shed = self.shed.swap(0, Ordering::Relaxed);
+        *window = next_window(&self.config, &window, now);
+        let whole = window.limit as usize;
         drop(window);
-        let whole = next as usize;
         self.limit.store(whole, Ordering::Relaxed);
         self.metrics.limit.set(i64::try_from(whole).unwrap_or(i64::MAX));
     }
 }
 
-/// The adaptive limit after `window`: cut when more than 5 % of its
-/// completions were slow (its p95 was over the target) while the requests in
-/// flight filled at least half the limit; raised when it was fast and they
-/// came near the limit (the limit was what held them back); raised back
-/// toward the starting limit, and no further, when it was fast and the limit
-/// had been cut; kept otherwise.
+/// The window after `window`, closed at `now`, and the limit it opens with:
+/// cut when more than 5 % of its completions were slow (its p95 was over the
+/// target) while the requests in flight filled at least half the limit;
+/// raised when it was fast and they came
+/// near the limit (the limit was what held them back); raised back toward the
+/// starting limit, and no further, when it was fast and calm had lasted twice
+/// `retry_after`; kept otherwise.
 ///
 /// A slow window with few requests in flight is not slow for their number:
 /// the time went elsewhere (a busy CPU's run queue, a slow Redis). Cutting
@@ -265,25 +278,32 @@ impl Admission {
 ///
 /// The way back matters as much. A burst that arrives while the machine's
 /// cores are busy elsewhere fills half the limit and is slow, however few
-/// requests the gateway could otherwise carry; before a fast window restored
-/// the limit, every such burst cut it for good. At 20,000 phase2 users the
-/// limit walked down from 256 to 16-30 over three minutes of steady load
-/// while 0-40 requests were in flight, and from then on turned away 1-2 % of
-/// the requests.
-fn next_limit(config: &AdmissionConfig, window: &Window) -> f64 {
+/// requests the gateway could otherwise carry. When such windows cut the
+/// limit and nothing restored it, the limit walked down from 256 to 16-30
+/// over three minutes of 20,000 steady phase2 users, with 0-40 requests in
+/// flight, and from then on turned away 1-2 % of the requests. The calm the
+/// way back waits for keeps a surge's lulls from raising it: the clients
+/// turned away wait `retry_after` and come back together, and a limit that
+/// climbed in between let the whole wave in (admitted p95 105 ms in the
+/// overload scenario's surge, against 23-54 ms without the climb). Nor does a
+/// cut wait for a second slow window: that let 87 ms through.
+fn next_window(config: &AdmissionConfig, window: &Window, now: Instant) -> Window {
     let (min, max, start) = (config.min_limit as f64, config.max_limit as f64, config.limit as f64);
     let slow = f64::from(window.slow) > 0.05 * f64::from(window.completions.max(1));
     let crowded = window.peak_in_flight as f64 >= 0.5 * window.limit.floor();
-    let next = if slow {
+    let troubled = slow && crowded || window.shed > 0;
+    let troubled_at = if troubled { now } else { window.troubled_at };
+    let calm = now.duration_since(troubled_at) >= 2 * config.retry_after;
+    let limit = if slow {
         if crowded { window.limit * config.backoff } else { window.limit }
     } else if window.peak_in_flight as f64 >= 0.8 * window.limit.floor() {
         window.limit + window.limit.sqrt()
-    } else if window.limit < start {
+    } else if calm && window.limit < start {
         (window.limit + window.limit.sqrt()).min(start)
     } else {
         window.limit
     };
-    next.clamp(min, max)
+    Window { troubled_at, ..Window::open(now, limit.clamp(min, max)) }
 }
 
 /// An admitted request; dropping it ends the request for the controller.
@@ -341,8 +361,34 @@ mod tests {
         AdmissionConfig { limit: 100, min_limit: 10, max_limit: 1000, ..AdmissionConfig::default() }
     }
 
+    /// A window of `limit` that saw `completions`, `slow` of them slow, with
+    /// at most `peak_in_flight` in flight.
     fn window(limit: f64, completions: u32, slow: u32, peak_in_flight: usize) -> Window {
-        Window { opened: Instant::now(), completions, slow, peak_in_flight, limit }
+        Window { completions, slow, peak_in_flight, ..Window::open(Instant::now(), limit) }
+    }
+
+    /// The limit after `window`, where `calm` says whether calm had lasted.
+    fn next_limit(config: &AdmissionConfig, window: Window, calm: bool) -> f64 {
+        let now = window.opened + WINDOW;
+        let troubled_at = if calm { now - 2 * config.retry_after } else { now };
+        next_window(config, &Window { troubled_at, ..window }, now).limit
+    }
+
+    /// Drives the controller through `windows`, 100 ms apart, each given as
+    /// (completions, slow, peak in flight, turned away); the peak is capped at
+    /// the limit. Returns the limit after each.
+    fn drive(config: &AdmissionConfig, windows: impl IntoIterator<Item = (u32, u32, usize, usize)>) -> Vec<f64> {
+        let mut now = Instant::now();
+        let mut state = Window::open(now, config.limit as f64);
+        let mut limits = Vec::new();
+        for (completions, slow, peak_in_flight, shed) in windows {
+            now += WINDOW;
+            let seen =
+                Window { completions, slow, peak_in_flight: peak_in_flight.min(state.limit as usize), shed, ..state };
+            state = next_window(config, &seen, now);
+            limits.push(state.limit);
+        }
+        limits
     }
 
     #[test]
@@ -375,59 +421,74 @@ mod tests {
     #[test]
     fn slow_windows_cut_the_limit_and_fast_busy_ones_raise_it() {
         let config = adaptive();
+        let next = |limit, slow, peak, calm| next_limit(&config, window(limit, 100, slow, peak), calm);
         // 10 of 100 completions over the target: p95 is over it.
-        assert!((next_limit(&config, &window(100.0, 100, 10, 100)) - 90.0).abs() < 1e-9);
+        assert!((next(100.0, 10, 100, false) - 90.0).abs() < 1e-9);
         // 5 of 100 is the 95th percentile itself: not over.
-        assert!((next_limit(&config, &window(100.0, 100, 5, 100)) - 110.0).abs() < 1e-9);
+        assert!((next(100.0, 5, 100, false) - 110.0).abs() < 1e-9);
         // Fast but far from the limit: the limit did not hold anyone back.
-        assert!((next_limit(&config, &window(100.0, 100, 0, 20)) - 100.0).abs() < 1e-9);
-        assert!((next_limit(&config, &window(400.0, 100, 0, 20)) - 400.0).abs() < 1e-9);
-        // ... unless it had been cut: then it goes back toward the start, no further.
-        assert!((next_limit(&config, &window(64.0, 100, 0, 20)) - 72.0).abs() < 1e-9);
-        assert!((next_limit(&config, &window(96.0, 100, 0, 20)) - 100.0).abs() < 1e-9);
-        // Slow with most of the limit in flight is still cut, not raised.
-        assert!((next_limit(&config, &window(100.0, 100, 50, 90)) - 90.0).abs() < 1e-9);
+        assert!((next(100.0, 0, 20, true) - 100.0).abs() < 1e-9);
+        assert!((next(400.0, 0, 20, true) - 400.0).abs() < 1e-9);
+        // ... unless it had been cut and calm has lasted: back toward the start, no further.
+        assert!((next(64.0, 0, 20, true) - 72.0).abs() < 1e-9);
+        assert!((next(96.0, 0, 20, true) - 100.0).abs() < 1e-9);
+        assert!((next(64.0, 0, 20, false) - 64.0).abs() < 1e-9);
         // Slow with few in flight: not their number's fault, kept; with half the limit in flight, cut.
-        assert!((next_limit(&config, &window(100.0, 100, 50, 20)) - 100.0).abs() < 1e-9);
-        assert!((next_limit(&config, &window(100.0, 100, 50, 50)) - 90.0).abs() < 1e-9);
+        assert!((next(100.0, 50, 20, true) - 100.0).abs() < 1e-9);
+        assert!((next(100.0, 50, 50, true) - 90.0).abs() < 1e-9);
         // Bounds hold both ways.
-        assert!((next_limit(&config, &window(10.5, 100, 100, 10)) - 10.0).abs() < 1e-9);
-        assert!((next_limit(&config, &window(999.0, 100, 0, 999)) - 1000.0).abs() < 1e-9);
+        assert!((next(10.5, 100, 10, false) - 10.0).abs() < 1e-9);
+        assert!((next(999.0, 0, 999, false) - 1000.0).abs() < 1e-9);
     }
 
     #[test]
     fn a_sustained_overload_brings_the_limit_down_to_what_stays_fast() {
-        // A server whose latency grows with concurrency past 40 requests:
-        // the limit must settle near 40, not at either bound.
+        // A server whose latency grows with concurrency past 40 requests,
+        // and always more requests than the limit: it must settle near 40,
+        // not at either bound.
         let config = adaptive();
-        let mut limit = config.limit as f64;
+        let mut now = Instant::now();
+        let mut state = Window::open(now, config.limit as f64);
         for _ in 0..200 {
-            let in_flight = limit.floor() as usize;
+            now += WINDOW;
+            let in_flight = state.limit.floor() as usize;
             let slow = if in_flight > 40 { 50 } else { 0 };
-            limit = next_limit(&config, &window(limit, 100, slow, in_flight));
+            let seen = Window { completions: 100, slow, peak_in_flight: in_flight, shed: 10, ..state };
+            state = next_window(&config, &seen, now);
         }
-        assert!((30.0..=50.0).contains(&limit), "settled at {limit}");
+        assert!((30.0..=50.0).contains(&state.limit), "settled at {}", state.limit);
     }
 
     #[test]
     fn bursts_on_a_busy_machine_cost_the_limit_a_moment_not_the_rest_of_the_run() {
-        // Every tenth window, the machine's cores were busy elsewhere: a burst
-        // filled the limit and was slow. The windows between were fast, with
-        // a handful of requests in flight. The gateway itself never was the
-        // bottleneck, so the limit must stay near where it started.
+        // The machine's cores were busy elsewhere now and then: a burst filled
+        // more than half the limit and was slow. The windows between were
+        // fast, with a handful of requests in flight. The gateway itself was
+        // never the bottleneck, so the limit must stay near where it started.
         let config = adaptive();
-        let mut limit = config.limit as f64;
-        let mut lowest = limit;
-        for n in 0..1_000 {
-            limit = if n % 10 == 5 {
-                next_limit(&config, &window(limit, 100, 50, limit.floor() as usize))
-            } else {
-                next_limit(&config, &window(limit, 100, 0, 8))
-            };
-            lowest = lowest.min(limit);
-        }
-        assert!(lowest >= 0.9 * config.limit as f64 - 1e-9, "fell to {lowest}");
-        assert!((limit - config.limit as f64).abs() < 1e-9, "ended at {limit}");
+        let start = config.limit as f64;
+        // A burst every three seconds: each cuts the limit, and it is restored.
+        let limits = drive(&config, (0..990).map(|n| if n % 30 == 0 { (100, 50, 60, 0) } else { (100, 0, 8, 0) }));
+        let lowest = limits.iter().copied().fold(f64::MAX, f64::min);
+        assert!(lowest >= 0.9 * start - 1e-9, "fell to {lowest}");
+        assert!((limits[limits.len() - 1] - start).abs() < 1e-9, "ended at {limits:?}");
+    }
+
+    #[test]
+    fn a_surges_lulls_do_not_raise_the_limit_and_its_end_does() {
+        // A minute of surge: the clients turned away come back together after
+        // `retry_after`, so each second is a slow, crowded wave that sheds,
+        // then a fast lull with few in flight.
+        let config = adaptive();
+        let surge = (0..600).map(|n| if n % 10 < 3 { (100, 50, usize::MAX, 50) } else { (100, 0, 2, 0) });
+        let calm = (0..100).map(|_| (100, 0, 2, 0));
+        let limits = drive(&config, surge.chain(calm));
+        let (during, after) = limits.split_at(600);
+        assert!(during[300..].iter().all(|&l| l <= 0.2 * config.limit as f64), "{during:?}");
+        // The last wave came 0.7 s before the end: the limit stays down for
+        // the next 1.3 s, then is back at the start within 5 s of the end.
+        assert!(after[..12].iter().all(|&l| l < 0.2 * config.limit as f64), "raised before the calm lasted: {after:?}");
+        assert!((after[50] - config.limit as f64).abs() < 1e-9, "{after:?}");
     }
 
     #[test]
