@@ -265,10 +265,9 @@ impl Admission {
 /// The window after `window`, closed at `now`, and the limit it opens with:
 /// cut when more than 5 % of its completions were slow (its p95 was over the
 /// target) while the requests in flight filled at least half the limit;
-/// raised when it was fast and they came
-/// near the limit (the limit was what held them back); raised back toward the
-/// starting limit, and no further, when it was fast and calm had lasted twice
-/// `retry_after`; kept otherwise.
+/// raised when it was fast and they came near the limit (the limit was what
+/// held them back); raised back toward the starting limit, and no further,
+/// when it was fast and calm had lasted twice `retry_after`; kept otherwise.
 ///
 /// A slow window with few requests in flight is not slow for their number:
 /// the time went elsewhere (a busy CPU's run queue, a slow Redis). Cutting
@@ -283,10 +282,12 @@ impl Admission {
 /// over three minutes of 20,000 steady phase2 users, with 0-40 requests in
 /// flight, and from then on turned away 1-2 % of the requests. The calm the
 /// way back waits for keeps a surge's lulls from raising it: the clients
-/// turned away wait `retry_after` and come back together, and a limit that
-/// climbed in between let the whole wave in (admitted p95 105 ms in the
-/// overload scenario's surge, against 23-54 ms without the climb). Nor does a
-/// cut wait for a second slow window: that let 87 ms through.
+/// turned away wait `retry_after` and come back together, and a limit raised
+/// in the lull between two waves would let the next one in whole. (The
+/// overload scenario's admitted p95 during the surge ranged from 75 to 106 ms
+/// over single runs with and without the way back on one day: its run-to-run
+/// noise hides the difference.) A cut does not wait for a second slow window
+/// either: at a surge's start that would let a whole limit in for 100 ms more.
 fn next_window(config: &AdmissionConfig, window: &Window, now: Instant) -> Window {
     let (min, max, start) = (config.min_limit as f64, config.max_limit as f64, config.limit as f64);
     let slow = f64::from(window.slow) > 0.05 * f64::from(window.completions.max(1));
