@@ -369,3 +369,58 @@ async fn starting_and_finishing_a_task_cost_redis_one_script_call_each() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_projects_recent_task_updates_are_its_last_tasks_as_they_are_now() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        store.ensure_queues(&[AgentType::Coder, AgentType::Qa]).await.unwrap();
+        let acme = tenant("acme");
+        let p = project(&acme);
+        store.insert_project(&p).await.unwrap();
+        assert!(store.recent_task_updates(&acme, p.id, 2).await.unwrap().is_empty(), "{backend}: no tasks yet");
+        let mut tasks = Vec::new();
+        for (n, agent) in [AgentType::Coder, AgentType::Qa, AgentType::Coder].into_iter().enumerate() {
+            // Distinct creation times: the project's tasks are ordered by them.
+            let mut t = task(&p, agent);
+            t.created_at += Duration::from_millis(n as u64);
+            store.submit_task(&t).await.unwrap();
+            tasks.push(t);
+        }
+        let claims = store.claim_tasks(AgentType::Qa, "w1", 1, Duration::from_millis(200)).await.unwrap();
+        let started = store.start_task(&claims[0]).await.unwrap().unwrap();
+        let finished = store.finish_task(&started, &TaskOutcome::Completed(result())).await.unwrap().unwrap();
+
+        let recent = store.recent_task_updates(&acme, p.id, 2).await.unwrap();
+        assert_eq!(recent, [TaskUpdate::of(&finished), TaskUpdate::of(&tasks[2])], "{backend}: the last two, oldest first");
+        assert_eq!(recent[0].status, TaskStatus::Completed, "{backend}");
+        let all = store.recent_task_updates(&acme, p.id, 100).await.unwrap();
+        assert_eq!(all.iter().map(|u| u.task_id).collect::<Vec<_>>(), tasks.iter().map(|t| t.id).collect::<Vec<_>>());
+        assert!(store.recent_task_updates(&tenant("globex"), p.id, 100).await.unwrap().is_empty(), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_of_task_updates_leaves_the_results_in_redis() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let store = RedisStore::connect(RedisStoreOptions::new(redis.url())).await.unwrap();
+    let (p, _) = submitted(&store, AgentType::Coder).await;
+    let claims = store.claim_tasks(AgentType::Coder, "w1", 1, Duration::from_millis(200)).await.unwrap();
+    let started = store.start_task(&claims[0]).await.unwrap().unwrap();
+    store.finish_task(&started, &TaskOutcome::Completed(result())).await.unwrap().unwrap();
+    let before = store.commands_served().await.unwrap();
+    let recent = store.recent_task_updates(&p.tenant, p.id, 100).await.unwrap();
+    let after = store.commands_served().await.unwrap();
+    assert_eq!(recent.len(), 1);
+    let ran = |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+    // HMGET of three short fields, not HGETALL (or an HGET of the document).
+    assert_eq!((ran("zrange"), ran("hmget"), ran("hgetall"), ran("hget")), (1, 1, 0, 0), "{after:?}");
+
+    // A hash written before it carried its agent type is read whole instead.
+    let mut raw = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let key = format!("q2o:task:{}:{}", p.tenant, recent[0].task_id);
+    let removed: u32 = redis::cmd("HDEL").arg(&key).arg("agent_type").query_async(&mut raw).await.unwrap();
+    assert_eq!(removed, 1, "{key} held the agent type");
+    assert_eq!(store.recent_task_updates(&p.tenant, p.id, 100).await.unwrap(), recent);
+}

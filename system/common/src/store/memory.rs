@@ -187,6 +187,18 @@ impl Store for MemoryStore {
         Ok(page(ids, p).into_iter().filter_map(|id| state.tasks.get(&(tenant.clone(), id)).cloned()).collect())
     }
 
+    async fn recent_task_updates(
+        &self,
+        tenant: &TenantId,
+        project: ProjectId,
+        last: u32,
+    ) -> Result<Vec<TaskUpdate>, StoreError> {
+        let state = self.state();
+        let ids = state.project_tasks.get(&(tenant.clone(), project)).map(Vec::as_slice).unwrap_or_default();
+        let recent = &ids[ids.len().saturating_sub(last as usize)..];
+        Ok(recent.iter().filter_map(|id| state.tasks.get(&(tenant.clone(), *id))).map(TaskUpdate::of).collect())
+    }
+
     async fn project_status(&self, tenant: &TenantId, project: ProjectId) -> Result<ProjectStatusSummary, StoreError> {
         let state = self.state();
         let mut summary = ProjectStatusSummary { project_id: project, ..Default::default() };

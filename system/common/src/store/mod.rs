@@ -138,6 +138,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError>;
     /// A project's tasks, oldest first.
     async fn tasks(&self, tenant: &TenantId, project: ProjectId, page: Page) -> Result<Vec<Task>, StoreError>;
+    /// The current status of a project's `last` most recent tasks, oldest
+    /// first: what a stream of the project's updates starts with. Reads only
+    /// what an update carries, never a task's result, which is kilobytes.
+    async fn recent_task_updates(
+        &self,
+        tenant: &TenantId,
+        project: ProjectId,
+        last: u32,
+    ) -> Result<Vec<TaskUpdate>, StoreError>;
     /// Counts of a project's tasks by status.
     async fn project_status(&self, tenant: &TenantId, project: ProjectId) -> Result<ProjectStatusSummary, StoreError>;
 

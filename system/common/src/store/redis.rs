@@ -53,6 +53,10 @@ end
 return 1
 ";
 
+/// The fields of a task's hash that a [`TaskUpdate`] is made of, in the order
+/// `recent_task_updates` reads them.
+const UPDATE_FIELDS: [&str; 3] = ["status", "updated_at", "agent_type"];
+
 /// Connection settings of a [`RedisStore`].
 #[derive(Clone, Debug)]
 pub struct RedisStoreOptions {
@@ -361,6 +365,7 @@ impl Store for RedisStore {
                     ("status", task.status.as_str()),
                     ("attempts", "0"),
                     ("updated_at", updated.as_str()),
+                    ("agent_type", task.agent_type.as_str()),
                 ],
             )
             .ignore()
@@ -407,6 +412,51 @@ impl Store for RedisStore {
             tasks.extend(task_from_hash(key, fields)?);
         }
         Ok(tasks)
+    }
+
+    async fn recent_task_updates(
+        &self,
+        tenant: &TenantId,
+        project: ProjectId,
+        last: u32,
+    ) -> Result<Vec<TaskUpdate>, StoreError> {
+        if last == 0 {
+            return Ok(Vec::new());
+        }
+        let start = -(last as isize);
+        let ids: Vec<String> = self.conn().zrange(keys::project_tasks(tenant, project), start, -1).await?;
+        let ids: Vec<TaskId> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| keys::task(tenant, *id)).collect();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("HMGET").arg(key).arg(&UPDATE_FIELDS[..]);
+        }
+        let rows: Vec<[Option<String>; 3]> = pipe.query_async(&mut self.conn()).await?;
+        let mut updates = Vec::with_capacity(rows.len());
+        for ((key, id), [status, at, agent]) in keys.iter().zip(ids).zip(rows) {
+            // Gone with its project since the ZRANGE.
+            let (Some(status), Some(at)) = (status, at) else { continue };
+            let agent_type = match agent {
+                Some(agent) => agent.parse().map_err(|e| corrupt(key, e))?,
+                // Written before the hash carried its agent type: its document has it.
+                None => match self.load_task(key).await? {
+                    Some(task) => task.agent_type,
+                    None => continue,
+                },
+            };
+            updates.push(TaskUpdate {
+                tenant: tenant.clone(),
+                task_id: id,
+                project_id: project,
+                agent_type,
+                status: status.parse().map_err(|e| corrupt(key, e))?,
+                at: time::OffsetDateTime::parse(&at, &Rfc3339).map_err(|e| corrupt(key, e))?,
+            });
+        }
+        Ok(updates)
     }
 
     async fn project_status(&self, tenant: &TenantId, project: ProjectId) -> Result<ProjectStatusSummary, StoreError> {

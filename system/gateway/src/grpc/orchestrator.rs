@@ -1,7 +1,7 @@
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
-use q2o_common::domain::{AgentType, Page, TaskUpdate};
+use q2o_common::domain::{AgentType, Page};
 use q2o_proto::v1 as pb;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -104,17 +104,16 @@ impl pb::orchestrator_server::Orchestrator for OrchestratorService {
                 let caller = admit(&self.state, &request).await?;
                 let project = api(parse_id("project_id", &request.get_ref().project_id))?;
                 let store = &*self.state.store;
-                let summary = api(ops::project_status(store, &caller.tenant, project).await)?;
+                api(ops::get_project(store, &caller.tenant, project).await)?;
                 // Subscribe before reading the snapshot: a change in between then
                 // arrives twice (harmless) instead of never.
                 let live = store.subscribe_project(&caller.tenant, project).await.map_err(ApiError::from)?;
-                let offset = summary.total.saturating_sub(u64::from(SNAPSHOT_TASKS)) as u32;
                 let snapshot = store
-                    .tasks(&caller.tenant, project, Page { limit: SNAPSHOT_TASKS, offset })
+                    .recent_task_updates(&caller.tenant, project, SNAPSHOT_TASKS)
                     .await
                     .map_err(ApiError::from)?;
                 let guard = self.state.metrics.stream_opened();
-                let snapshot = futures::stream::iter(snapshot).map(|task| Ok(TaskUpdate::of(&task).into()));
+                let snapshot = futures::stream::iter(snapshot).map(|update| Ok(update.into()));
                 let live = BroadcastStream::new(live).map(move |update| {
                     let _open = &guard;
                     match update {
