@@ -393,7 +393,11 @@ async fn a_projects_recent_task_updates_are_its_last_tasks_as_they_are_now() {
         let finished = store.finish_task(&started, &TaskOutcome::Completed(result())).await.unwrap().unwrap();
 
         let recent = store.recent_task_updates(&acme, p.id, 2).await.unwrap();
-        assert_eq!(recent, [TaskUpdate::of(&finished), TaskUpdate::of(&tasks[2])], "{backend}: the last two, oldest first");
+        assert_eq!(
+            recent,
+            [TaskUpdate::of(&finished), TaskUpdate::of(&tasks[2])],
+            "{backend}: the last two, oldest first"
+        );
         assert_eq!(recent[0].status, TaskStatus::Completed, "{backend}");
         let all = store.recent_task_updates(&acme, p.id, 100).await.unwrap();
         assert_eq!(all.iter().map(|u| u.task_id).collect::<Vec<_>>(), tasks.iter().map(|t| t.id).collect::<Vec<_>>());

@@ -10,8 +10,8 @@
 //!
 //! The limit is either static or adaptive. The adaptive one is AIMD, in the
 //! manner of Netflix's concurrency-limits: each 100 ms window of completions
-//! whose p95 exceeded `latency_target` while at least half the limit was in
-//! flight cuts the limit by `backoff`; a window
+//! whose p95 exceeded `latency_target` while on average at least half the
+//! limit was in flight cuts the limit by `backoff`; a window
 //! that was fast and used most of the limit raises it by its square root.
 //! The square root is Netflix's Gradient2 queue allowance: it finds a large
 //! limit in a few seconds without overshooting a small one by much.
@@ -160,6 +160,9 @@ struct Window {
     slow: u32,
     /// Most requests in flight seen at a completion of this window.
     peak_in_flight: usize,
+    /// The latencies of its completions added up: over the window's length,
+    /// the requests in flight on average (Little's law).
+    busy: Duration,
     /// Requests turned away while it was open.
     shed: usize,
     /// The limit as a real number: increments below one add up.
@@ -171,7 +174,16 @@ struct Window {
 
 impl Window {
     fn open(now: Instant, limit: f64) -> Window {
-        Window { opened: now, completions: 0, slow: 0, peak_in_flight: 0, shed: 0, limit, troubled_at: now }
+        Window {
+            opened: now,
+            completions: 0,
+            slow: 0,
+            peak_in_flight: 0,
+            busy: Duration::ZERO,
+            shed: 0,
+            limit,
+            troubled_at: now,
+        }
     }
 }
 
@@ -250,6 +262,7 @@ impl Admission {
         window.completions += 1;
         window.slow += u32::from(latency > self.config.latency_target);
         window.peak_in_flight = window.peak_in_flight.max(in_flight);
+        window.busy += latency;
         if now.duration_since(window.opened) < WINDOW {
             return;
         }
@@ -264,7 +277,8 @@ impl Admission {
 
 /// The window after `window`, closed at `now`, and the limit it opens with:
 /// cut when more than 5 % of its completions were slow (its p95 was over the
-/// target) while the requests in flight filled at least half the limit;
+/// target) while the requests in flight filled at least half the limit on
+/// average over the window;
 /// raised when it was fast and they came near the limit (the limit was what
 /// held them back); raised back toward the starting limit, and no further,
 /// when it was fast and calm had lasted twice `retry_after`; kept otherwise.
@@ -288,10 +302,21 @@ impl Admission {
 /// over single runs with and without the way back on one day: its run-to-run
 /// noise hides the difference.) A cut does not wait for a second slow window
 /// either: at a surge's start that would let a whole limit in for 100 ms more.
+///
+/// Crowded is an average, not a peak. A gateway's thread that waited tens of
+/// milliseconds for a core reads the requests that arrived meanwhile at once:
+/// 73-134 of them in flight for a moment, on average a tenth of that over the
+/// window. Judged by the peak, each such moment cut the limit, and a cut
+/// limit made the next, smaller burst crowded: at 35,000 phase2 users the
+/// limit walked from 256 to 20-35 in half a minute while 0-30 requests were in
+/// flight, and turned 1.2 % of all requests away. A surge keeps the limit
+/// full the whole window, so its average is the limit and it is cut as before.
 fn next_window(config: &AdmissionConfig, window: &Window, now: Instant) -> Window {
     let (min, max, start) = (config.min_limit as f64, config.max_limit as f64, config.limit as f64);
     let slow = f64::from(window.slow) > 0.05 * f64::from(window.completions.max(1));
-    let crowded = window.peak_in_flight as f64 >= 0.5 * window.limit.floor();
+    let length = now.duration_since(window.opened).max(WINDOW);
+    let mean_in_flight = window.busy.as_secs_f64() / length.as_secs_f64();
+    let crowded = mean_in_flight >= 0.5 * window.limit.floor();
     let troubled = slow && crowded || window.shed > 0;
     let troubled_at = if troubled { now } else { window.troubled_at };
     let calm = now.duration_since(troubled_at) >= 2 * config.retry_after;
@@ -363,9 +388,14 @@ mod tests {
     }
 
     /// A window of `limit` that saw `completions`, `slow` of them slow, with
-    /// at most `peak_in_flight` in flight.
+    /// `peak_in_flight` in flight the whole window.
     fn window(limit: f64, completions: u32, slow: u32, peak_in_flight: usize) -> Window {
-        Window { completions, slow, peak_in_flight, ..Window::open(Instant::now(), limit) }
+        Window { completions, slow, peak_in_flight, busy: held(peak_in_flight), ..Window::open(Instant::now(), limit) }
+    }
+
+    /// What `in_flight` requests held for a whole window add up to.
+    fn held(in_flight: usize) -> Duration {
+        WINDOW * u32::try_from(in_flight).unwrap_or(u32::MAX)
     }
 
     /// The limit after `window`, where `calm` says whether calm had lasted.
@@ -376,16 +406,16 @@ mod tests {
     }
 
     /// Drives the controller through `windows`, 100 ms apart, each given as
-    /// (completions, slow, peak in flight, turned away); the peak is capped at
-    /// the limit. Returns the limit after each.
+    /// (completions, slow, in flight the whole window, turned away); in flight
+    /// is capped at the limit. Returns the limit after each.
     fn drive(config: &AdmissionConfig, windows: impl IntoIterator<Item = (u32, u32, usize, usize)>) -> Vec<f64> {
         let mut now = Instant::now();
         let mut state = Window::open(now, config.limit as f64);
         let mut limits = Vec::new();
         for (completions, slow, peak_in_flight, shed) in windows {
             now += WINDOW;
-            let seen =
-                Window { completions, slow, peak_in_flight: peak_in_flight.min(state.limit as usize), shed, ..state };
+            let in_flight = peak_in_flight.min(state.limit as usize);
+            let seen = Window { completions, slow, peak_in_flight: in_flight, busy: held(in_flight), shed, ..state };
             state = next_window(config, &seen, now);
             limits.push(state.limit);
         }
@@ -454,7 +484,8 @@ mod tests {
             now += WINDOW;
             let in_flight = state.limit.floor() as usize;
             let slow = if in_flight > 40 { 50 } else { 0 };
-            let seen = Window { completions: 100, slow, peak_in_flight: in_flight, shed: 10, ..state };
+            let seen =
+                Window { completions: 100, slow, peak_in_flight: in_flight, busy: held(in_flight), shed: 10, ..state };
             state = next_window(&config, &seen, now);
         }
         assert!((30.0..=50.0).contains(&state.limit), "settled at {}", state.limit);
@@ -473,6 +504,18 @@ mod tests {
         let lowest = limits.iter().copied().fold(f64::MAX, f64::min);
         assert!(lowest >= 0.9 * start - 1e-9, "fell to {lowest}");
         assert!((limits[limits.len() - 1] - start).abs() < 1e-9, "ended at {limits:?}");
+    }
+
+    #[test]
+    fn a_burst_read_after_a_wait_for_the_cpu_is_not_a_crowd() {
+        // 240 completions in the window, 48 of them queued behind a 20 ms
+        // wait for a core: 134 in flight at the worst moment, 11 on average.
+        let config = AdmissionConfig { limit: 256, ..adaptive() };
+        let burst = Window { busy: Duration::from_millis(192 * 2 + 48 * 15), ..window(256.0, 240, 48, 134) };
+        assert!((next_limit(&config, burst, false) - 256.0).abs() < 1e-9);
+        // The same window at a limit its average fills half of is crowded.
+        let small = Window { limit: 22.0, ..burst };
+        assert!((next_limit(&config, small, false) - 22.0 * config.backoff).abs() < 1e-9);
     }
 
     #[test]

@@ -108,10 +108,8 @@ impl pb::orchestrator_server::Orchestrator for OrchestratorService {
                 // Subscribe before reading the snapshot: a change in between then
                 // arrives twice (harmless) instead of never.
                 let live = store.subscribe_project(&caller.tenant, project).await.map_err(ApiError::from)?;
-                let snapshot = store
-                    .recent_task_updates(&caller.tenant, project, SNAPSHOT_TASKS)
-                    .await
-                    .map_err(ApiError::from)?;
+                let snapshot =
+                    store.recent_task_updates(&caller.tenant, project, SNAPSHOT_TASKS).await.map_err(ApiError::from)?;
                 let guard = self.state.metrics.stream_opened();
                 let snapshot = futures::stream::iter(snapshot).map(|update| Ok(update.into()));
                 let live = BroadcastStream::new(live).map(move |update| {
