@@ -1,7 +1,7 @@
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
-use q2o_common::domain::{AgentType, Page};
+use q2o_common::domain::AgentType;
 use q2o_proto::v1 as pb;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
