@@ -200,7 +200,13 @@ target = 0.99
     let run = run_dir(&reports, "impossible");
     let summary: Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["verdict"], "NO-GO");
-    assert!(summary["reasons"][0].as_str().unwrap().starts_with("p95_under_a_microsecond"), "{}", summary["reasons"]);
+    // Named among the reasons; a busy CI machine may add its saturation first.
+    let reasons = summary["reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r.as_str().unwrap().starts_with("p95_under_a_microsecond")),
+        "{}",
+        summary["reasons"]
+    );
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(md.contains("p95_under_a_microsecond missed"), "{md}");
     assert!(
