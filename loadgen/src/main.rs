@@ -10,7 +10,7 @@ use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_loadgen::OpenRun;
 use q2o_loadgen::arrival::ArrivalSchedule;
 use q2o_loadgen::command::{CommonArgs, RunCommand, StartAt, UsersCommand};
-use q2o_loadgen::fanout;
+use q2o_loadgen::{fanout, huge_pages};
 use q2o_loadgen::journeys::ClosedRun;
 use q2o_loadgen::metrics::{ClientMetrics, serve};
 use q2o_loadgen::recorder::Protocol;
@@ -22,10 +22,11 @@ use q2o_loadgen::target::{Target, UrlTarget};
 use q2o_loadgen::weights::Weights;
 
 /// mimalloc, not the system's malloc: phase2's users cost 121 CPU-µs per
-/// request with it and 133 without (`just measure-cost`, two runs each), for
-/// about 4 KiB more RSS per user (19 -> 23). The loadgen shares the machine
-/// with the stack it measures, and CPU is what runs out first. The services
-/// keep the system's: there it saved nothing measurable and cost RSS.
+/// request with it and 133 without (`just measure-cost`, two runs each). The
+/// loadgen shares the machine with the stack it measures, and CPU is what
+/// runs out first. Its 4 KiB more RSS per user (19 -> 23) were huge pages,
+/// now turned off ([`huge_pages`]). The services keep the system's: there it
+/// saved nothing measurable and cost RSS.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -50,6 +51,9 @@ enum Cli {
 
 fn main() -> ExitCode {
     init_tracing("warn");
+    if let Err(err) = huge_pages::disable() {
+        tracing::warn!(%err, "cannot turn transparent huge pages off; allocations may cost more CPU");
+    }
     let cli = Cli::parse();
     // Single-threaded by default: the open-model engine is one task driving
     // every request, and its connections' drivers wake it on the same thread;
