@@ -26,7 +26,6 @@ pub mod command;
 pub mod connect;
 pub mod engine;
 pub mod fanout;
-pub mod huge_pages;
 mod http1;
 pub mod inter_agent;
 pub mod journeys;

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use q2o_common::huge_pages;
 use q2o_common::runtime::Flavor;
 use q2o_common::telemetry::{init_tracing, shutdown_signal};
 use q2o_loadgen::OpenRun;
 use q2o_loadgen::arrival::ArrivalSchedule;
 use q2o_loadgen::command::{CommonArgs, RunCommand, StartAt, UsersCommand};
-use q2o_loadgen::{fanout, huge_pages};
+use q2o_loadgen::fanout;
 use q2o_loadgen::journeys::ClosedRun;
 use q2o_loadgen::metrics::{ClientMetrics, serve};
 use q2o_loadgen::recorder::Protocol;
@@ -25,8 +26,7 @@ use q2o_loadgen::weights::Weights;
 /// request with it and 133 without (`just measure-cost`, two runs each). The
 /// loadgen shares the machine with the stack it measures, and CPU is what
 /// runs out first. Its 4 KiB more RSS per user (19 -> 23) were huge pages,
-/// now turned off ([`huge_pages`]). The services keep the system's: there it
-/// saved nothing measurable and cost RSS.
+/// now turned off (`q2o_common::huge_pages`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

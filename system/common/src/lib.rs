@@ -19,6 +19,7 @@ What the q2o services share, and nothing else: no service logic lives here.
 
 pub mod config;
 pub mod domain;
+pub mod huge_pages;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod log_storm;

@@ -15,9 +15,23 @@ struct Cli {
     flags: Flags,
 }
 
+/// mimalloc, not the system's malloc: glibc's malloc and free were 20 % of
+/// the gateway's instructions. Counted with callgrind over 1,000 requests of
+/// the open model's default REST mix, against real Redis, after a warm-up:
+/// 138,000 instructions per request on glibc (two runs: 137,917 and 138,171),
+/// 120,100 on mimalloc (120,129 and 120,099), 13 % fewer. An earlier
+/// comparison by CPU time could not tell this from the shared machine's drift.
+/// The cost is about 4 MiB more RSS per gateway (34 MiB against 30 at
+/// 10,000 users), with transparent huge pages off (`q2o_common::huge_pages`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// On the runtime `Q2O_WORKER_THREADS` asks for (tokio's per-core default without it).
 fn main() -> ExitCode {
     init_tracing("info");
+    if let Err(err) = q2o_common::huge_pages::disable() {
+        tracing::warn!(%err, "cannot turn transparent huge pages off; allocations may cost more CPU");
+    }
     let cli = Cli::parse();
     q2o_common::runtime::run("q2o-gateway", async { exit_code("q2o-gateway", run(cli).await) })
 }

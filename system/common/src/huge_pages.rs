@@ -1,4 +1,4 @@
-//! Transparent huge pages off for the load generator's process.
+//! Transparent huge pages off for a process on mimalloc.
 //!
 //! mimalloc asks the kernel for huge pages on its arenas (`MADV_HUGEPAGE`)
 //! and hands freed memory back in 64 KiB pieces a second later. The next
