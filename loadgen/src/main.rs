@@ -51,9 +51,7 @@ enum Cli {
 
 fn main() -> ExitCode {
     init_tracing("warn");
-    if let Err(err) = huge_pages::disable() {
-        tracing::warn!(%err, "cannot turn transparent huge pages off; allocations may cost more CPU");
-    }
+    huge_pages::disable_or_warn();
     let cli = Cli::parse();
     // Single-threaded by default: the open-model engine is one task driving
     // every request, and its connections' drivers wake it on the same thread;

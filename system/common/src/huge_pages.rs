@@ -9,6 +9,14 @@
 //! keep RSS to what is touched: phase2's users took 19.9 KiB each instead
 //! of 23.6 (`just measure-cost`, two interleaved runs each).
 
+/// [`disable`], for a process's `main` once tracing is up: a kernel that
+/// refuses only costs CPU, so it is a warning, not a failure.
+pub fn disable_or_warn() {
+    if let Err(err) = disable() {
+        tracing::warn!(%err, "cannot turn transparent huge pages off; allocations may cost more CPU");
+    }
+}
+
 /// Turns transparent huge pages off for every mapping of this process, those
 /// made before included (the kernel checks at each page fault).
 #[cfg(target_os = "linux")]

@@ -29,9 +29,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// On the runtime `Q2O_WORKER_THREADS` asks for (tokio's per-core default without it).
 fn main() -> ExitCode {
     init_tracing("info");
-    if let Err(err) = q2o_common::huge_pages::disable() {
-        tracing::warn!(%err, "cannot turn transparent huge pages off; allocations may cost more CPU");
-    }
+    q2o_common::huge_pages::disable_or_warn();
     let cli = Cli::parse();
     q2o_common::runtime::run("q2o-gateway", async { exit_code("q2o-gateway", run(cli).await) })
 }
