@@ -19,21 +19,27 @@ use crate::step::Step;
 /// shed call makes the user wait as its retry pushback asked; it is not
 /// retried (a tonic call cannot be sent twice; the user's next step is the
 /// next request), so the retry budget applies to REST only.
-async fn timed<T>(
-    shared: &Shared,
+fn timed<'a, T: Send + 'a>(
+    shared: &'a Shared,
     step: Step,
-    call: impl Future<Output = Result<tonic::Response<T>, Status>>,
-) -> Option<T> {
-    let started = Instant::now();
-    let result = call.await;
-    let elapsed = started.elapsed();
-    shared.record(Protocol::Grpc, step, Outcome::of_grpc(&result), elapsed);
-    if let Err(status) = &result
-        && let Some(wait) = pushback(status)
-    {
-        shared.back_off(wait).await;
+    call: impl Future<Output = Result<tonic::Response<T>, Status>> + Send + 'a,
+) -> impl Future<Output = Option<T>> + Send + 'a {
+    // Boxed before the first poll: a tonic call's state is kilobytes, and
+    // inline it would size the user's journey future for its think times
+    // too, when no call is in flight. See the `walk` transaction in `journeys`.
+    let call = Box::pin(call);
+    async move {
+        let started = Instant::now();
+        let result = call.await;
+        let elapsed = started.elapsed();
+        shared.record(Protocol::Grpc, step, Outcome::of_grpc(&result), elapsed);
+        if let Err(status) = &result
+            && let Some(wait) = pushback(status)
+        {
+            shared.back_off(wait).await;
+        }
+        result.ok().map(tonic::Response::into_inner)
     }
-    result.ok().map(tonic::Response::into_inner)
 }
 
 fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
@@ -72,10 +78,11 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
         return Ok(());
     }
     if journey == Journey::Search {
-        return crate::journeys::rest::journey(user, shared, journey).await;
+        // Boxed: inline, the REST journey's state would double this one's.
+        return Box::pin(crate::journeys::rest::journey(user, shared, journey)).await;
     }
     let Some((token, project)) = session(user) else {
-        start(user, shared).await?;
+        Box::pin(start(user, shared)).await?;
         shared.think().await;
         return Ok(());
     };
@@ -112,7 +119,8 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
                 timed(shared, Step::GetProject, projects.get_project(get)).await;
             }
         }
-        Journey::SubmitTask => submit_and_stream(shared, &token, &project, &mut orchestrator).await,
+        // Boxed for the same reason as `timed`: an open update stream is large.
+        Journey::SubmitTask => Box::pin(submit_and_stream(shared, &token, &project, &mut orchestrator)).await,
         Journey::Search => unreachable!("handled above"),
     }
     shared.think().await;

@@ -85,7 +85,10 @@ async fn call<A: Answer>(
     shared.retries.deposit();
     let mut retried = false;
     loop {
-        match attempt(user, shared, method, path, step, token, body.as_ref()).await {
+        // Boxed: a request's state (goose's, reqwest's) is kilobytes, and
+        // inline it would size the user's journey future for its think
+        // times too, when no request is in flight. See the `walk` transaction in `journeys`.
+        match Box::pin(attempt(user, shared, method, path, step, token, body.as_ref())).await {
             Attempt::Done(value) => return value,
             Attempt::Shed(wait) => {
                 if !shared.back_off(wait).await || retried || !shared.retries.withdraw() {
@@ -187,7 +190,7 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
         return Ok(());
     }
     let Some((token, project)) = session(user) else {
-        start(user, shared).await?;
+        Box::pin(start(user, shared)).await?;
         shared.think().await;
         return Ok(());
     };
