@@ -233,6 +233,23 @@ impl std::fmt::Debug for SearchIndex {
     }
 }
 
+/// tantivy's log merge policy, its smallest level at 1,000 documents instead
+/// of 10,000. Every segment under the smallest level's size counts as one
+/// level, and a level is merged once it holds 8 segments: with commits of
+/// tens to hundreds of documents every 2 s, the growing segment was merged
+/// again every seven commits until it reached about 16,800 documents, so
+/// merging cost more the longer a run went. Counted with
+/// `benches/callgrind`'s method, 120-170 s into a run of 1,000 phase2
+/// users: merges 1,376 M -> 445 M instructions, queries 745 M -> 802 M (more
+/// segments to search), 575,000 -> 430,000 instructions per request. At
+/// 10,000 users, whose commits are hundreds of documents, CPU time over a
+/// 2-minute hold did not change (50.1 against 49.4 µs per request).
+fn merge_policy() -> tantivy::indexer::LogMergePolicy {
+    let mut policy = tantivy::indexer::LogMergePolicy::default();
+    policy.set_min_layer_size(1_000);
+    policy
+}
+
 fn month(at: OffsetDateTime) -> String {
     format!("{:04}-{:02}", at.year(), u8::from(at.month()))
 }
@@ -245,7 +262,8 @@ impl SearchIndex {
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
         let index = Index::open_or_create(directory, schema)?;
         // One indexing thread: the machine's cores are for serving.
-        let writer = index.writer_with_num_threads(1, 50_000_000)?;
+        let writer: IndexWriter = index.writer_with_num_threads(1, 50_000_000)?;
+        writer.set_merge_policy(Box::new(merge_policy()));
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let offsets = committed_offsets(&index)?;
         let search = SearchIndex {
