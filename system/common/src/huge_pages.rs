@@ -20,7 +20,7 @@ pub fn disable_or_warn() {
 /// Turns transparent huge pages off for every mapping of this process, those
 /// made before included (the kernel checks at each page fault).
 #[cfg(target_os = "linux")]
-pub fn disable() -> std::io::Result<()> {
+fn disable() -> std::io::Result<()> {
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
     match unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } {
         0 => Ok(()),
@@ -30,7 +30,7 @@ pub fn disable() -> std::io::Result<()> {
 
 /// Other systems have no transparent huge pages to turn off.
 #[cfg(not(target_os = "linux"))]
-pub fn disable() -> std::io::Result<()> {
+fn disable() -> std::io::Result<()> {
     Ok(())
 }
 
