@@ -6,15 +6,16 @@
 # Instruction counts repeat on a shared machine where CPU time drifts by 5-15 %
 # between runs; callgrind slows the service about 50x, so keep the users low.
 #   benches/callgrind/service_cost.sh SERVICE [users=1000]
-# SERVICE is q2o-gateway, q2o-agents or q2o-search; every process of it is
-# counted. The binaries are the release ones (`cargo build --release --bins`).
+# SERVICE is q2o-gateway, q2o-agents, q2o-search or q2o-loadgen; every
+# process of it is counted. The binaries are the release ones (`cargo build --release --bins`).
+# With KEEP=DIR the dumps are copied there, for callgrind_annotate.
 set -euo pipefail
 command -v callgrind_control >/dev/null 2>&1 || { echo "$(basename "$0"): valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
 service=${1:?usage: service_cost.sh SERVICE [users]}
 users=${2:-1000}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bin=${CARGO_TARGET_DIR:-$root/target}/release
-[ -x "$bin/$service" ] || { echo "$(basename "$0"): no $bin/$service (SERVICE: q2o-gateway, q2o-agents or q2o-search)" >&2; exit 2; }
+[ -x "$bin/$service" ] || { echo "$(basename "$0"): no $bin/$service (SERVICE: q2o-gateway, q2o-agents, q2o-search or q2o-loadgen)" >&2; exit 2; }
 work=$(mktemp -d)
 watcher=
 cleanup() { [ -n "$watcher" ] && kill "$watcher" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -34,7 +35,7 @@ chmod +x "$work/$service"
 ramp=$(( (users + 499) / 500 )); [ "$ramp" -gt 30 ] && ramp=30
 skip=$(( ramp + 14 )); span=50
 (
-    until pgrep -f "^$work/q2o-loadgen" >/dev/null; do sleep 0.2; done
+    until pgrep -f "$work/(real/)?q2o-loadgen" >/dev/null; do sleep 0.2; done
     sleep "$skip"
     for pid in $(pgrep -f "valgrind.*$work/real/$service"); do callgrind_control -z "$pid" >/dev/null 2>&1; done
     echo "zero $(date +%s.%N)" > "$work/window"
@@ -69,3 +70,6 @@ for dump in glob.glob(f"{work}/cg.*.out.1"):
 print(f"{service}: {instructions:,} instructions over {t1 - t0:.1f} s and {requests:,.0f} requests: "
       f"{instructions / requests:,.0f} per request")
 PY
+if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP" && cp "$work"/cg.*.out.1 "$KEEP"/ && echo "dumps copied to $KEEP"
+fi

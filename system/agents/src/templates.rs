@@ -39,23 +39,67 @@ fn pascal(word: &str) -> String {
     chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
-/// Replaces every `{{key}}` in `template`.
-fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = template.to_owned();
-    for (key, value) in values {
-        out = out.replace(&format!("{{{{{key}}}}}"), value);
+/// The template's placeholder for the fingerprint of what it renders to.
+const FINGERPRINT: &str = "fingerprint";
+
+/// Renders `template` into `out` in one pass: each `{{key}}` becomes its
+/// value, and a value is never scanned for placeholders itself (a
+/// description that says `{{methods}}` is text). A key without a value is
+/// left as it was, and where `{{fingerprint}}` stood is pushed to `holes`.
+fn fill_into(out: &mut String, template: &str, values: &[(&str, &str)], holes: &mut Vec<usize>) {
+    let mut rest = template;
+    while let Some(open) = find_pair(rest, '{') {
+        let (text, tail) = rest.split_at(open);
+        out.push_str(text);
+        let Some(close) = find_pair(tail, '}') else {
+            rest = tail;
+            break;
+        };
+        let key = &tail[2..close];
+        match values.iter().find(|(k, _)| *k == key) {
+            Some((_, value)) => out.push_str(value),
+            None => {
+                if key == FINGERPRINT {
+                    holes.push(out.len());
+                }
+                out.push_str(&tail[..close + 2]);
+            }
+        }
+        rest = &tail[close + 2..];
     }
+    out.push_str(rest);
+}
+
+/// Where `cc` first occurs in `text`, for `c` an ASCII brace: a search for
+/// one char (memchr) per brace. `str::find("{{")` sets up a substring
+/// searcher on every call, which cost more than the search itself over these
+/// short templates.
+fn find_pair(text: &str, c: char) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find(c) {
+        let at = from + at;
+        if text[at + 1..].starts_with(c) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Replaces every `{{key}}` in `template` (see [`fill_into`]).
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    fill_into(&mut out, template, values, &mut Vec::new());
     out
 }
 
-/// Renders one item template per feature and joins them.
+/// Renders one item template per feature, one after the other.
 fn each(features: &[String], template: &str) -> String {
-    features
-        .iter()
-        .enumerate()
-        .map(|(i, f)| fill(template, &[("f", f), ("F", &pascal(f)), ("i", &i.to_string())]))
-        .collect::<Vec<_>>()
-        .join("")
+    let mut out = String::with_capacity(features.len() * (template.len() + 32));
+    for (i, f) in features.iter().enumerate() {
+        fill_into(&mut out, template, &[("f", f), ("F", &pascal(f)), ("i", &i.to_string())], &mut Vec::new());
+    }
+    out
 }
 
 const RUST_MODULE: &str = "\
@@ -178,8 +222,13 @@ pub fn render(agent: AgentType, description: &str) -> Artifact {
     };
     let items = each(&features, item);
     let tests = if language == "rust" { each(&features, RUST_TEST) } else { String::new() };
-    // The fingerprint covers the rendered body, so it changes whenever the output does.
-    let body = fill(
+    // The fingerprint covers the rendered body, placeholder included, so it
+    // changes whenever the output does; it then takes the placeholder's place.
+    let tests = fill(&tests, &[("Name", &name)]);
+    let mut body = String::with_capacity(template.len() + 2 * items.len() + tests.len() + summary.len());
+    let mut holes = Vec::new();
+    fill_into(
+        &mut body,
         template,
         &[
             ("Name", &name),
@@ -187,11 +236,21 @@ pub fn render(agent: AgentType, description: &str) -> Artifact {
             ("summary", &summary),
             ("methods", &items),
             ("items", &items),
-            ("tests", &fill(&tests, &[("Name", &name)])),
+            ("tests", &tests),
         ],
+        &mut holes,
     );
     let fingerprint = sha1_smol::Sha1::from(body.as_bytes()).digest().to_string();
-    Artifact { language, code: body.replace("{{fingerprint}}", &fingerprint[..12]) }
+    let placeholder = FINGERPRINT.len() + 4;
+    let mut code = String::with_capacity(body.len());
+    let mut from = 0;
+    for hole in holes {
+        code.push_str(&body[from..hole]);
+        code.push_str(&fingerprint[..12]);
+        from = hole + placeholder;
+    }
+    code.push_str(&body[from..]);
+    Artifact { language, code }
 }
 
 #[cfg(test)]
@@ -208,6 +267,18 @@ mod tests {
             assert!(a.code.contains(&format!("fn {f}_accepts_input()")), "missing test {f}");
         }
         assert!(!a.code.contains("{{"), "unfilled placeholder in {}", a.code);
+    }
+
+    #[test]
+    fn placeholders_in_the_description_are_text_and_the_fingerprint_fills_only_the_templates_own() {
+        let a = render(AgentType::Data, "orders {{items}} by {{fingerprint}} region");
+        let header = a.code.lines().next().unwrap();
+        assert!(header.starts_with("-- orders {{items}} by {{fingerprint}} region (fingerprint "), "{header}");
+        let fingerprint = header.rsplit("fingerprint ").next().unwrap().trim_end_matches(')');
+        assert_eq!(fingerprint.len(), 12, "{header}");
+        assert!(fingerprint.bytes().all(|b| b.is_ascii_hexdigit()), "{header}");
+        assert_eq!(fill("{{a}}{{b}} {{c}}", &[("a", "{{b}}"), ("b", "x")]), "{{b}}x {{c}}");
+        assert_eq!(fill("open {{a", &[("a", "x")]), "open {{a");
     }
 
     #[test]
