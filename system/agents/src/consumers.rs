@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use q2o_common::domain::{AgentEvent, AgentEventType};
-use q2o_common::kafka::{EventHandler, HandleError, Position};
+use q2o_common::kafka::{EventHandler, HandleError, Payload, Position};
 use q2o_common::metrics::{TASK_BUCKETS, names, register};
 use q2o_common::store::Store;
 
@@ -84,6 +84,11 @@ impl<A: Action> EventHandler for Ledgered<A> {
     /// member holds go to Redis together, in one round trip instead of one each.
     fn in_order(&self) -> bool {
         false
+    }
+
+    /// The ledger takes the id; analytics reads the payload's duration and cost.
+    fn payload(&self) -> Payload {
+        Payload::Scalars
     }
 }
 
@@ -212,6 +217,10 @@ impl EventHandler for ReplayCounter {
         *summary.by_agent_type.entry(event.agent_type.as_str().to_owned()).or_default() += 1;
         self.last.lock().expect("never poisoned").insert(at.partition, at.offset);
         Ok(())
+    }
+
+    fn payload(&self) -> Payload {
+        Payload::Scalars
     }
 }
 

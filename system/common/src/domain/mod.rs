@@ -456,8 +456,11 @@ impl AgentEventType {
 }
 
 /// One entry of the agent activity log (Kafka topic `agent_activity`).
+///
+/// `P` is what of the payload was read: all of it (the default), or, for a
+/// consumer that needs less, a part (see `kafka::PayloadScalars`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AgentEvent {
+pub struct AgentEvent<P = serde_json::Value> {
     /// Unique per event; the audit counts these.
     pub event_id: Uuid,
     /// The worker that emitted it (`<agent_type>-<process>-<n>`).
@@ -476,7 +479,24 @@ pub struct AgentEvent {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     /// Event-specific details (durations, token counts ...).
-    pub payload: serde_json::Value,
+    pub payload: P,
+}
+
+impl<P> AgentEvent<P> {
+    /// The same event, its payload turned into another.
+    pub fn map_payload<Q>(self, f: impl FnOnce(P) -> Q) -> AgentEvent<Q> {
+        AgentEvent {
+            event_id: self.event_id,
+            agent_id: self.agent_id,
+            agent_type: self.agent_type,
+            event_type: self.event_type,
+            task_id: self.task_id,
+            project_id: self.project_id,
+            tenant: self.tenant,
+            at: self.at,
+            payload: f(self.payload),
+        }
+    }
 }
 
 /// What the update feed carries: task changes and agent events.

@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{ConsumeError, EventConsumer, EventHandler, HandleError, KafkaConfig, KafkaMetrics, Position, Start};
+use super::{
+    ConsumeError, EventConsumer, EventHandler, HandleError, KafkaConfig, KafkaMetrics, Payload, Position, Start,
+};
 use crate::domain::AgentEvent;
 
 /// A group's place in the log, as the broker has it.
@@ -101,5 +103,10 @@ impl EventHandler for Census {
             self.done.notify_one();
         }
         Ok(())
+    }
+
+    /// The census counts ids.
+    fn payload(&self) -> Payload {
+        Payload::Scalars
     }
 }

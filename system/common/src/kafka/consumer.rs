@@ -12,7 +12,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::{KafkaConfig, KafkaMetrics};
+use super::{KafkaConfig, KafkaMetrics, PayloadScalars};
 use crate::domain::AgentEvent;
 
 /// How long to wait before retrying an event whose handler failed.
@@ -47,6 +47,22 @@ pub trait EventHandler: Send + Sync {
     fn in_order(&self) -> bool {
         true
     }
+
+    /// What of an event's payload the handler reads: all of it (the
+    /// default), or only its top-level numbers and booleans, which spares
+    /// decoding a completed task's code for each event.
+    fn payload(&self) -> Payload {
+        Payload::Whole
+    }
+}
+
+/// What of an event's payload a handler is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// The payload as it was sent.
+    Whole,
+    /// Its top-level fields that are numbers, booleans or null ([`PayloadScalars`]).
+    Scalars,
 }
 
 /// Most events a consumer takes in hand at once.
@@ -201,7 +217,7 @@ impl EventConsumer {
             }
             if handler.in_order() {
                 for message in &batch {
-                    if let Some((event, at)) = self.event(message) {
+                    if let Some((event, at)) = self.event(message, handler.payload()) {
                         tokio::select! {
                             () = &mut shutdown => return self.finish(processed),
                             () = self.handle(handler, &event, at) => processed += 1,
@@ -210,7 +226,8 @@ impl EventConsumer {
                     self.store_offset(message);
                 }
             } else {
-                let events: Vec<_> = batch.iter().filter_map(|message| self.event(message)).collect();
+                let payload = handler.payload();
+                let events: Vec<_> = batch.iter().filter_map(|message| self.event(message, payload)).collect();
                 let handled = future::join_all(events.iter().map(|(event, at)| self.handle(handler, event, *at)));
                 tokio::select! {
                     () = &mut shutdown => return self.finish(processed),
@@ -225,9 +242,14 @@ impl EventConsumer {
     }
 
     /// The event a message carries; a malformed one is counted and skipped.
-    fn event(&self, message: &BorrowedMessage<'_>) -> Option<(AgentEvent, Position)> {
+    fn event(&self, message: &BorrowedMessage<'_>, payload: Payload) -> Option<(AgentEvent, Position)> {
         let at = Position { partition: message.partition(), offset: message.offset() };
-        match message.payload().map(serde_json::from_slice::<AgentEvent>) {
+        let event = message.payload().map(|json| match payload {
+            Payload::Whole => serde_json::from_slice::<AgentEvent>(json),
+            Payload::Scalars => serde_json::from_slice::<AgentEvent<PayloadScalars>>(json)
+                .map(|event| event.map_payload(serde_json::Value::from)),
+        });
+        match event {
             Some(Ok(event)) => Some((event, at)),
             _ => {
                 tracing::warn!(group = %self.group, partition = at.partition, offset = at.offset, "skipping malformed event");

@@ -8,6 +8,7 @@ pub mod census;
 mod consumer;
 mod metrics;
 mod producer;
+mod scalars;
 
 use std::collections::BTreeMap;
 
@@ -18,9 +19,10 @@ pub use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
 
-pub use consumer::{ConsumeError, EventConsumer, EventHandler, HandleError, Position, Start};
+pub use consumer::{ConsumeError, EventConsumer, EventHandler, HandleError, Payload, Position, Start};
 pub use metrics::KafkaMetrics;
 pub use producer::EventProducer;
+pub use scalars::PayloadScalars;
 
 /// The topic every agent event goes to.
 pub const AGENT_ACTIVITY_TOPIC: &str = "agent_activity";
