@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use q2o_common::domain::{AgentEvent, AgentEventType, AgentType, Notification, Task, TaskOutcome, TaskUpdate, now};
+use q2o_common::domain::{
+    AgentEvent, AgentEventType, AgentType, Notification, Published, Task, TaskOutcome, TaskUpdate, now,
+};
 use q2o_common::kafka::EventProducer;
 use q2o_common::store::Claim;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -202,10 +204,15 @@ impl Workers {
             at: now(),
             payload,
         };
+        // Encoded once, for the log and the gateways: a completed task's
+        // event carries its code.
+        let json = serde_json::to_vec(&event).expect("events serialize");
+        let key = event.agent_id.clone();
+        let agent = Published::agent_event(event, &json);
         if let Some(events) = &self.events {
-            events.send(&event);
+            events.send_json(key, json);
         }
-        let notifications = [Notification::Task(TaskUpdate::of(task)), Notification::Agent(event)];
+        let notifications = [Published::new(Notification::Task(TaskUpdate::of(task))), agent];
         if let Err(err) = self.work.store.publish(&notifications).await {
             tracing::warn!(%err, "cannot publish notifications");
         }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use q2o_common::domain::{
-    AgentEvent, AgentEventType, AgentType, Notification, Page, Project, ProjectId, ProjectStatus, Task, TaskId,
-    TaskOutcome, TaskResult, TaskStatus, TaskUpdate, TenantId, now,
+    AgentEvent, AgentEventType, AgentType, Notification, Page, Project, ProjectId, ProjectStatus, Published, Task,
+    TaskId, TaskOutcome, TaskResult, TaskStatus, TaskUpdate, TenantId, now,
 };
 use q2o_common::store::{Claim, MemoryStore, RedisStore, RedisStoreOptions, Store, TokenBucket};
 use q2o_testkit::RedisServer;
@@ -282,7 +282,7 @@ async fn notifications_reach_subscribers_of_their_project_only() {
         let mut other = store.subscribe_project(&p.tenant, ProjectId::new()).await.unwrap();
         let update = TaskUpdate::of(&task(&p, AgentType::Coder));
         let later = TaskUpdate { status: TaskStatus::Running, ..update.clone() };
-        let batch = [Notification::Task(update.clone()), Notification::Task(later.clone())];
+        let batch = [Published::new(Notification::Task(update.clone())), Published::new(Notification::Task(later.clone()))];
         store.publish(&batch).await.unwrap();
         for expected in [update, later] {
             let got = tokio::time::timeout(Duration::from_secs(5), mine.recv()).await.unwrap().unwrap();
@@ -302,7 +302,8 @@ async fn notifications_reach_subscribers_of_their_project_only() {
             at: now(),
             payload: serde_json::json!({ "attempt": 1 }),
         };
-        store.publish(&[Notification::Agent(event.clone())]).await.unwrap();
+        let event_json = serde_json::to_vec(&event).unwrap();
+        store.publish(&[Published::agent_event(event.clone(), &event_json)]).await.unwrap();
         let got = tokio::time::timeout(Duration::from_secs(5), activity.recv()).await.unwrap().unwrap();
         assert_eq!(got, event, "{backend}");
         assert!(mine.try_recv().is_err(), "{backend}: an agent event is no task update");

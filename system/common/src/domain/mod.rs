@@ -519,6 +519,41 @@ impl Notification {
     }
 }
 
+/// A notification and its JSON, for a store to publish: encoded by the
+/// sender, which may have encoded part of it already.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Published {
+    /// What is announced.
+    pub notification: Notification,
+    /// Its JSON, as `serde_json` writes the notification.
+    pub json: Vec<u8>,
+}
+
+impl Published {
+    /// Encodes `notification`.
+    pub fn new(notification: Notification) -> Self {
+        let json = serde_json::to_vec(&notification).expect("notifications serialize");
+        Published { notification, json }
+    }
+
+    /// An agent event's notification from the JSON of the event itself, as
+    /// it went to the activity log: the payload (a completed task's code
+    /// among it) is not encoded a second time. serde writes an internally
+    /// tagged variant as its tag, then the struct's fields: `event_json` with
+    /// the tag put in front is those bytes.
+    pub fn agent_event(event: AgentEvent, event_json: &[u8]) -> Self {
+        const TAG: &[u8] = br#"{"kind":"agent""#;
+        let Some(fields) = event_json.strip_prefix(b"{").filter(|fields| fields.first() == Some(&b'"')) else {
+            return Published::new(Notification::Agent(event));
+        };
+        let mut json = Vec::with_capacity(TAG.len() + 1 + fields.len());
+        json.extend_from_slice(TAG);
+        json.push(b',');
+        json.extend_from_slice(fields);
+        Published { notification: Notification::Agent(event), json }
+    }
+}
+
 /// Limit and offset of a listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
@@ -572,6 +607,28 @@ mod tests {
         }
         let err = "poet".parse::<AgentType>().unwrap_err();
         assert!(err.contains("poet") && err.contains("coder"), "{err}");
+    }
+
+    #[test]
+    fn an_agent_events_notification_from_its_json_is_what_serde_writes() {
+        let event = AgentEvent {
+            event_id: Uuid::new_v4(),
+            agent_id: "coder-agents-0-1".into(),
+            agent_type: AgentType::Coder,
+            event_type: AgentEventType::TaskCompleted,
+            task_id: TaskId::new(),
+            project_id: ProjectId::new(),
+            tenant: "acme".parse().unwrap(),
+            at: now(),
+            payload: serde_json::json!({ "result": { "code": "fn main() {\n}\n" }, "duration_ms": 3 }),
+        };
+        let event_json = serde_json::to_vec(&event).unwrap();
+        let spliced = Published::agent_event(event.clone(), &event_json);
+        assert_eq!(spliced, Published::new(Notification::Agent(event.clone())));
+        let read: Notification = serde_json::from_slice(&spliced.json).unwrap();
+        assert_eq!(read, Notification::Agent(event.clone()));
+        // Bytes that are not an encoded struct are not trusted: the event is encoded again.
+        assert_eq!(Published::agent_event(event.clone(), b"{}"), Published::new(Notification::Agent(event)));
     }
 
     #[test]

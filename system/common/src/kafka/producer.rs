@@ -145,8 +145,13 @@ impl EventProducer {
     /// Queues `event` and counts its delivery report when it arrives, without
     /// making the caller wait for the broker.
     pub fn send(&self, event: &AgentEvent) {
-        let payload = serde_json::to_vec(event).expect("events serialize");
-        let key = event.agent_id.clone();
+        self.send_json(event.agent_id.clone(), serde_json::to_vec(event).expect("events serialize"));
+    }
+
+    /// [`EventProducer::send`] for an event its caller has encoded already,
+    /// to use the bytes elsewhere too: `payload` is the event as JSON, `key`
+    /// its `agent_id`.
+    pub fn send_json(&self, key: String, payload: Vec<u8>) {
         let this = self.clone();
         tokio::spawn(async move {
             let status = this.deliver(&key, &payload).await;

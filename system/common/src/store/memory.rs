@@ -13,7 +13,7 @@ use tokio::sync::{Notify, broadcast};
 
 use super::{CacheType, Claim, NotificationHub, RateDecision, Store, StoreError, TokenBucket};
 use crate::domain::{
-    AgentEvent, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Task, TaskId, TaskOutcome,
+    AgentEvent, AgentType, Page, Project, ProjectId, ProjectStatusSummary, Published, Task, TaskId, TaskOutcome,
     TaskStatus, TaskUpdate, TenantId, now,
 };
 
@@ -322,9 +322,9 @@ impl Store for MemoryStore {
         Ok(event_ids.iter().filter(|id| !held.is_some_and(|l| l.contains(id))).count() as u64)
     }
 
-    async fn publish(&self, notifications: &[Notification]) -> Result<(), StoreError> {
-        for notification in notifications {
-            self.hub.dispatch(notification.clone());
+    async fn publish(&self, notifications: &[Published]) -> Result<(), StoreError> {
+        for published in notifications {
+            self.hub.dispatch(published.notification.clone());
         }
         Ok(())
     }

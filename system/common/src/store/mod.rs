@@ -29,7 +29,7 @@ pub use rate_limit::{RateDecision, TokenBucket};
 pub use redis::{RedisStore, RedisStoreOptions};
 
 use crate::domain::{
-    AgentEvent, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Task, TaskId, TaskOutcome,
+    AgentEvent, AgentType, Page, Project, ProjectId, ProjectStatusSummary, Published, Task, TaskId, TaskOutcome,
     TaskUpdate, TenantId,
 };
 
@@ -204,7 +204,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Announces task changes and agent events to every gateway replica, in
     /// order and in one round trip.
-    async fn publish(&self, notifications: &[Notification]) -> Result<(), StoreError>;
+    async fn publish(&self, notifications: &[Published]) -> Result<(), StoreError>;
     /// Task updates of one project, from now on.
     async fn subscribe_project(
         &self,

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::{CacheType, Claim, NotificationHub, RateDecision, Store, StoreError, TokenBucket, keys};
 use crate::domain::{
-    AgentEvent, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Task, TaskId, TaskOutcome,
+    AgentEvent, AgentType, Page, Project, ProjectId, ProjectStatusSummary, Published, Task, TaskId, TaskOutcome,
     TaskUpdate, TenantId, now, rfc3339,
 };
 
@@ -643,14 +643,13 @@ impl Store for RedisStore {
         Ok(absent)
     }
 
-    async fn publish(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+    async fn publish(&self, notifications: &[Published]) -> Result<(), StoreError> {
         if notifications.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for notification in notifications {
-            let json = serde_json::to_string(notification).expect("notifications serialize");
-            pipe.publish(keys::notify(notification), json).ignore();
+        for published in notifications {
+            pipe.publish(keys::notify(&published.notification), published.json.as_slice()).ignore();
         }
         let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
