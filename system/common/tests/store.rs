@@ -282,7 +282,8 @@ async fn notifications_reach_subscribers_of_their_project_only() {
         let mut other = store.subscribe_project(&p.tenant, ProjectId::new()).await.unwrap();
         let update = TaskUpdate::of(&task(&p, AgentType::Coder));
         let later = TaskUpdate { status: TaskStatus::Running, ..update.clone() };
-        let batch = [Published::new(Notification::Task(update.clone())), Published::new(Notification::Task(later.clone()))];
+        let batch =
+            [Published::new(Notification::Task(update.clone())), Published::new(Notification::Task(later.clone()))];
         store.publish(&batch).await.unwrap();
         for expected in [update, later] {
             let got = tokio::time::timeout(Duration::from_secs(5), mine.recv()).await.unwrap().unwrap();

@@ -585,6 +585,22 @@ impl Default for Page {
     }
 }
 
+/// A coder's completion event of tenant `acme` with this payload, for tests.
+#[cfg(test)]
+pub(crate) fn completed_event(payload: serde_json::Value) -> AgentEvent {
+    AgentEvent {
+        event_id: Uuid::new_v4(),
+        agent_id: "coder-agents-0-1".into(),
+        agent_type: AgentType::Coder,
+        event_type: AgentEventType::TaskCompleted,
+        task_id: TaskId::new(),
+        project_id: ProjectId::new(),
+        tenant: "acme".parse().expect("a valid tenant"),
+        at: now(),
+        payload,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,17 +627,7 @@ mod tests {
 
     #[test]
     fn an_agent_events_notification_from_its_json_is_what_serde_writes() {
-        let event = AgentEvent {
-            event_id: Uuid::new_v4(),
-            agent_id: "coder-agents-0-1".into(),
-            agent_type: AgentType::Coder,
-            event_type: AgentEventType::TaskCompleted,
-            task_id: TaskId::new(),
-            project_id: ProjectId::new(),
-            tenant: "acme".parse().unwrap(),
-            at: now(),
-            payload: serde_json::json!({ "result": { "code": "fn main() {\n}\n" }, "duration_ms": 3 }),
-        };
+        let event = completed_event(serde_json::json!({ "result": { "code": "fn main() {\n}\n" }, "duration_ms": 3 }));
         let event_json = serde_json::to_vec(&event).unwrap();
         let spliced = Published::agent_event(event.clone(), &event_json);
         assert_eq!(spliced, Published::new(Notification::Agent(event.clone())));

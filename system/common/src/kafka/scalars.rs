@@ -140,7 +140,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::domain::{AgentEvent, AgentEventType, AgentType, ProjectId, TaskId, now};
+    use crate::domain::{AgentEvent, completed_event};
 
     #[test]
     fn only_top_level_numbers_booleans_and_nulls_are_kept() {
@@ -170,17 +170,7 @@ mod tests {
 
     #[test]
     fn an_event_read_for_its_scalars_is_the_event_with_those_fields() {
-        let event = AgentEvent {
-            event_id: uuid::Uuid::new_v4(),
-            agent_id: "coder-agents-0-1".into(),
-            agent_type: AgentType::Coder,
-            event_type: AgentEventType::TaskCompleted,
-            task_id: TaskId::new(),
-            project_id: ProjectId::new(),
-            tenant: "acme".parse().unwrap(),
-            at: time::OffsetDateTime::from_unix_timestamp(now().unix_timestamp()).unwrap(),
-            payload: json!({ "duration_ms": 7, "result": { "code": "x\ny" } }),
-        };
+        let event = completed_event(json!({ "duration_ms": 7, "result": { "code": "x\ny" } }));
         let json = serde_json::to_vec(&event).unwrap();
         let read: AgentEvent<PayloadScalars> = serde_json::from_slice(&json).unwrap();
         let mut expected = event.clone();
