@@ -204,14 +204,19 @@ impl Workers {
             at: now(),
             payload,
         };
-        // Encoded once, for the log and the gateways: a completed task's
-        // event carries its code.
-        let json = serde_json::to_vec(&event).expect("events serialize");
-        let key = event.agent_id.clone();
-        let agent = Published::agent_event(event, &json);
-        if let Some(events) = &self.events {
-            events.send_json(key, json);
-        }
+        // With a log, encoded once for it and the gateways: a completed
+        // task's event carries its code. Without one (phase0's monolith, on
+        // the in-memory store), not encoded at all.
+        let agent = match &self.events {
+            Some(events) => {
+                let json = serde_json::to_vec(&event).expect("events serialize");
+                let key = event.agent_id.clone();
+                let agent = Published::agent_event(event, &json);
+                events.send_json(key, json);
+                agent
+            }
+            None => Published::new(Notification::Agent(event)),
+        };
         let notifications = [Published::new(Notification::Task(TaskUpdate::of(task))), agent];
         if let Err(err) = self.work.store.publish(&notifications).await {
             tracing::warn!(%err, "cannot publish notifications");

@@ -519,21 +519,19 @@ impl Notification {
     }
 }
 
-/// A notification and its JSON, for a store to publish: encoded by the
-/// sender, which may have encoded part of it already.
+/// A notification for a store to publish, with its JSON when the sender has
+/// it already; a store that needs JSON and finds none encodes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Published {
     /// What is announced.
     pub notification: Notification,
-    /// Its JSON, as `serde_json` writes the notification.
-    pub json: Vec<u8>,
+    json: Option<Vec<u8>>,
 }
 
 impl Published {
-    /// Encodes `notification`.
+    /// A notification not encoded yet.
     pub fn new(notification: Notification) -> Self {
-        let json = serde_json::to_vec(&notification).expect("notifications serialize");
-        Published { notification, json }
+        Published { notification, json: None }
     }
 
     /// An agent event's notification from the JSON of the event itself, as
@@ -550,7 +548,15 @@ impl Published {
         json.extend_from_slice(TAG);
         json.push(b',');
         json.extend_from_slice(fields);
-        Published { notification: Notification::Agent(event), json }
+        Published { notification: Notification::Agent(event), json: Some(json) }
+    }
+
+    /// The notification as JSON, as `serde_json` writes it.
+    pub fn json(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.json {
+            Some(json) => json.as_slice().into(),
+            None => serde_json::to_vec(&self.notification).expect("notifications serialize").into(),
+        }
     }
 }
 
@@ -630,11 +636,13 @@ mod tests {
         let event = completed_event(serde_json::json!({ "result": { "code": "fn main() {\n}\n" }, "duration_ms": 3 }));
         let event_json = serde_json::to_vec(&event).unwrap();
         let spliced = Published::agent_event(event.clone(), &event_json);
-        assert_eq!(spliced, Published::new(Notification::Agent(event.clone())));
-        let read: Notification = serde_json::from_slice(&spliced.json).unwrap();
+        let fresh = Published::new(Notification::Agent(event.clone()));
+        assert_eq!(spliced.json(), fresh.json());
+        assert_eq!(spliced.notification, fresh.notification);
+        let read: Notification = serde_json::from_slice(&spliced.json()).unwrap();
         assert_eq!(read, Notification::Agent(event.clone()));
         // Bytes that are not an encoded struct are not trusted: the event is encoded again.
-        assert_eq!(Published::agent_event(event.clone(), b"{}"), Published::new(Notification::Agent(event)));
+        assert_eq!(Published::agent_event(event.clone(), b"{}"), fresh);
     }
 
     #[test]

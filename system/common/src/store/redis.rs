@@ -649,7 +649,7 @@ impl Store for RedisStore {
         }
         let mut pipe = redis::pipe();
         for published in notifications {
-            pipe.publish(keys::notify(&published.notification), published.json.as_slice()).ignore();
+            pipe.publish(keys::notify(&published.notification), published.json().as_ref()).ignore();
         }
         let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
