@@ -215,9 +215,10 @@ impl EventConsumer {
                     _ => break,
                 }
             }
+            let payload = handler.payload();
             if handler.in_order() {
                 for message in &batch {
-                    if let Some((event, at)) = self.event(message, handler.payload()) {
+                    if let Some((event, at)) = self.event(message, payload) {
                         tokio::select! {
                             () = &mut shutdown => return self.finish(processed),
                             () = self.handle(handler, &event, at) => processed += 1,
@@ -226,7 +227,6 @@ impl EventConsumer {
                     self.store_offset(message);
                 }
             } else {
-                let payload = handler.payload();
                 let events: Vec<_> = batch.iter().filter_map(|message| self.event(message, payload)).collect();
                 let handled = future::join_all(events.iter().map(|(event, at)| self.handle(handler, event, *at)));
                 tokio::select! {
