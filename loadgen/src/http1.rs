@@ -66,15 +66,22 @@ pub(crate) struct Pool {
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
-    /// Whether the answer carried `Retry-After` (a 503 with it is a shed request).
-    pub(crate) retry_after: bool,
+    /// The answer's `Retry-After`, if it had one (a 503 with it is a shed request).
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl Answer {
     /// How the request ended.
     pub(crate) fn outcome(&self) -> Outcome {
-        Outcome::of_http(self.status, self.retry_after)
+        Outcome::of_http(self.status, self.retry_after.is_some())
     }
+}
+
+/// A `Retry-After` in seconds; its other form (an HTTP date) and nonsense
+/// count as one second, the least a server that sets it means.
+fn retry_after_seconds(value: &[u8]) -> Duration {
+    let seconds = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(1);
+    Duration::from_secs(seconds)
 }
 
 impl Pool {
@@ -93,6 +100,8 @@ impl Pool {
     /// The bytes of a request with at most one extra header (a credential),
     /// ready to send as often as needed.
     pub(crate) fn request(&self, method: &str, path: &str, header: Option<(&str, &str)>, body: Option<&[u8]>) -> Bytes {
+        // Sent as it is: the callers' paths are ASCII without spaces, already encoded.
+        debug_assert!(path.bytes().all(|b| b.is_ascii_graphic()), "unencoded request path {path:?}");
         let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", self.authority);
         if let Some((name, value)) = header {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -197,7 +206,7 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
         match response.parse(&conn.buf) {
             Ok(httparse::Status::Complete(head_len)) => {
                 let status = response.code.unwrap_or(0);
-                let (mut length, mut chunked, mut keep_alive, mut retry_after) = (None, false, true, false);
+                let (mut length, mut chunked, mut keep_alive, mut retry_after) = (None, false, true, None);
                 for header in response.headers.iter() {
                     let value = std::str::from_utf8(header.value).unwrap_or_default().trim();
                     if header.name.eq_ignore_ascii_case("content-length") {
@@ -207,7 +216,7 @@ async fn roundtrip(conn: &mut Conn, request: &[u8], keep_body: bool) -> Result<(
                     } else if header.name.eq_ignore_ascii_case("connection") {
                         keep_alive = !value.eq_ignore_ascii_case("close");
                     } else if header.name.eq_ignore_ascii_case("retry-after") {
-                        retry_after = true;
+                        retry_after = Some(retry_after_seconds(header.value));
                     }
                 }
                 break (status, head_len, length, chunked, keep_alive, retry_after);
@@ -293,6 +302,21 @@ mod tests {
         let second = pool.exchange(&request, true).await.unwrap();
         assert_eq!((second.status, second.body.as_slice()), (201, &b"abcde"[..]));
         assert_eq!(pool.send(&request).await, Outcome::Http(503), "the same connection served all three");
+    }
+
+    #[tokio::test]
+    async fn a_shed_answer_says_how_long_to_wait() {
+        let url = canned(vec![
+            b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 3\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 503 Service Unavailable\r\nretry-after: Fri, 04 Dec 2026 10:00:00 GMT\r\ncontent-length: 0\r\n\r\n",
+        ])
+        .await;
+        let (pool, path) = Pool::new("--url", &url).unwrap();
+        let request = pool.request("GET", &path, None, None);
+        let told = pool.exchange(&request, false).await.unwrap();
+        assert_eq!((told.outcome(), told.retry_after), (Outcome::Shed, Some(Duration::from_secs(3))));
+        let dated = pool.exchange(&request, false).await.unwrap();
+        assert_eq!(dated.retry_after, Some(Duration::from_secs(1)), "a date counts as the least wait");
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! walking weighted journeys (browse, create a project, submit a task and
 //! follow it, search) with think time between steps, over REST or gRPC.
 //!
-//! Users share one HTTP connection pool (goose's shared client) and one pool
-//! of gRPC channels, so a user costs memory, not an open file. Every step is
-//! recorded twice: into goose's own metrics, and into the run's HDR recorder,
-//! whose results (`results.json`, model `closed`) merge exactly with other
-//! processes' like the open model's.
+//! goose runs the users: their ramp and hold (its test plan), their
+//! scenarios and transactions. Users share one HTTP/1.1 connection pool (the
+//! loadgen's own client, see `rest`) and one pool of gRPC channels, so a user
+//! costs memory, not an open file. Every step is recorded into the run's HDR
+//! recorder, whose results (`results.json`, model `closed`) merge exactly
+//! with other processes' like the open model's.
 
 pub mod plan;
 pub mod shared;
@@ -28,8 +29,9 @@ use goose::{GooseAttack, GooseError};
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::http1::Pool;
 use crate::journeys::plan::{Journey, UserPlan};
-use crate::journeys::shared::{Shared, step_keys};
+use crate::journeys::shared::{Gateway, Shared, step_keys};
 use crate::metrics::ClientMetrics;
 use crate::recorder::{Protocol, Recorder};
 use crate::results::{RateSpan, ResultsError, RunResults, write_interval_log};
@@ -114,6 +116,8 @@ impl ClosedRun {
             }
             (_, false) => Vec::new(),
         };
+        // Its path is not used: the journeys' paths are absolute, as they were under goose.
+        let (rest, _) = Pool::new("--rest-url", &rest_url).map_err(ClosedError::Invalid)?;
         let keys = step_keys(&protocols);
         let recorder = Arc::new(Recorder::new(&keys).with_warm_up(self.warm_up));
         let metrics = self.metrics.as_ref().map(|m| m.with_steps(&keys));
@@ -122,7 +126,7 @@ impl ClosedRun {
             Arc::clone(&recorder),
             metrics.clone(),
             keys,
-            channels,
+            Gateway { rest, grpc: channels },
             self.api_key.clone(),
             self.plan.think,
             stop_rx,
@@ -229,6 +233,8 @@ impl ClosedRun {
                 )?);
             }
         }
+        // No request goes through goose's client (see `rest`), but without a
+        // shared one goose would build a client for every user.
         let client = goose::client::GooseClientBuilder::new()
             .without_cookies()
             .timeout(crate::connect::REQUEST_TIMEOUT)
@@ -345,8 +351,9 @@ mod future_sizes {
     use tokio::sync::watch;
 
     use super::plan::ThinkTime;
-    use super::shared::{Shared, step_keys};
+    use super::shared::{Gateway, Shared, step_keys};
     use super::{Journey, grpc, rest};
+    use crate::http1::Pool;
     use crate::recorder::{Protocol, Recorder};
 
     /// A user spends its think times inside its journey's future, so that
@@ -363,7 +370,7 @@ mod future_sizes {
             Arc::new(Recorder::new(&step_keys(&protocols))),
             None,
             step_keys(&protocols),
-            vec![channel],
+            Gateway { rest: Pool::new("--rest-url", "http://127.0.0.1:9").expect("a URL").0, grpc: vec![channel] },
             "key".into(),
             ThinkTime::None,
             stop,

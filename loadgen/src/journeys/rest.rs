@@ -1,19 +1,23 @@
-//! The journeys over REST, through goose's shared HTTP client so that goose
-//! sees every request too. Each request is also timed here, from just before
-//! it is sent until its whole body has arrived, into the run's HDR recorder.
+//! The journeys over REST. goose runs the users (their plan, scenarios and
+//! transactions, see `journeys`); their requests go through the loadgen's own
+//! HTTP/1.1 client ([`crate::http1`]), one connection pool per process as
+//! goose's shared client had. goose keeps no per-request metrics here, and
+//! its client (reqwest behind tower layers, a URL parsed per request) cost
+//! about half the loadgen's instructions per REST request. Each request is
+//! timed here, from just before it is sent until its whole body has arrived,
+//! into the run's HDR recorder.
 
 use std::time::{Duration, Instant};
 
-use goose::goose::{GooseMethod, GooseRequest, GooseUser, TransactionResult};
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use goose::goose::{GooseUser, TransactionResult};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::journeys::plan::Journey;
 use crate::journeys::shared::{STOPPED_IDLE, Session, Shared, TASK_DEADLINE, session};
 use crate::journeys::work;
-use crate::outcome::{Outcome, Transport};
+use crate::outcome::Outcome;
 use crate::recorder::Protocol;
 use crate::step::Step;
 
@@ -26,12 +30,17 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 /// of every answer, a polled task's generated code included, was a tree of
 /// allocations per request that nothing read.
 trait Answer: DeserializeOwned {
+    /// Whether the body is kept to be read; when not, it is received and dropped.
+    const READS_BODY: bool = true;
+
     fn read(body: &[u8]) -> Option<Self> {
         serde_json::from_slice(body).ok()
     }
 }
 
 impl Answer for () {
+    const READS_BODY: bool = false;
+
     fn read(_: &[u8]) -> Option<()> {
         Some(())
     }
@@ -74,21 +83,24 @@ impl Answer for Polled {}
 /// comes back on success. A shed answer is recorded as such, then the user waits as the
 /// `Retry-After` asked and, if the run's retry budget allows, tries once more.
 async fn call<A: Answer>(
-    user: &mut GooseUser,
     shared: &Shared,
-    method: GooseMethod,
+    method: &str,
     path: &str,
     step: Step,
     token: Option<&str>,
-    body: Option<Value>,
+    body: Option<serde_json::Value>,
 ) -> Option<A> {
     shared.retries.deposit();
+    let credential = token.map(|token| format!("Bearer {token}"));
+    let body = body.map(|body| serde_json::to_vec(&body).expect("a JSON value serializes"));
+    let request =
+        shared.rest.request(method, path, credential.as_deref().map(|value| ("authorization", value)), body.as_deref());
     let mut retried = false;
     loop {
-        // Boxed: a request's state (goose's, reqwest's) is kilobytes, and
-        // inline it would size the user's journey future for its think
-        // times too, when no request is in flight. See the `walk` transaction in `journeys`.
-        match Box::pin(attempt(user, shared, method, path, step, token, body.as_ref())).await {
+        // Boxed: a request's state is hundreds of bytes, and inline it would
+        // size the user's journey future for its think times too, when no
+        // request is in flight. See the `walk` transaction in `journeys`.
+        match Box::pin(attempt(shared, &request, step)).await {
             Attempt::Done(value) => return value,
             Attempt::Shed(wait) => {
                 if !shared.back_off(wait).await || retried || !shared.retries.withdraw() {
@@ -108,72 +120,34 @@ enum Attempt<A> {
     Shed(Duration),
 }
 
-async fn attempt<A: Answer>(
-    user: &mut GooseUser,
-    shared: &Shared,
-    method: GooseMethod,
-    path: &str,
-    step: Step,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> Attempt<A> {
-    let Ok(mut builder) = user.get_request_builder(&method, path) else {
-        shared.record(Protocol::Rest, step, Outcome::Transport(Transport::Request), Duration::ZERO);
-        return Attempt::Done(None);
-    };
-    if let Some(token) = token {
-        builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
-    }
-    if let Some(body) = body {
-        builder = builder.json(body);
-    }
-    let request =
-        GooseRequest::builder().method(method).path(path).name(step.as_label()).set_request_builder(builder).build();
+async fn attempt<A: Answer>(shared: &Shared, request: &[u8], step: Step) -> Attempt<A> {
     let started = Instant::now();
-    let (outcome, answer) = match user.request(request).await {
-        Err(_) => (Outcome::Transport(Transport::Io), Attempt::Done(None)),
-        Ok(goose) => match goose.response {
-            Err(err) if err.is_timeout() => (Outcome::Transport(Transport::Timeout), Attempt::Done(None)),
-            Err(err) if err.is_connect() => (Outcome::Transport(Transport::Connect), Attempt::Done(None)),
-            Err(_) => (Outcome::Transport(Transport::Io), Attempt::Done(None)),
-            Ok(response) => {
-                let status = response.status();
-                let retry_after = response.headers().get(RETRY_AFTER).map(retry_after_seconds);
-                let outcome = Outcome::of_http(status.as_u16(), retry_after.is_some());
-                match response.bytes().await {
-                    Err(_) => (Outcome::Transport(Transport::Io), Attempt::Done(None)),
-                    Ok(_) if outcome.is_shed() => (outcome, Attempt::Shed(retry_after.unwrap_or_default())),
-                    Ok(_) if !status.is_success() => (outcome, Attempt::Done(None)),
-                    Ok(bytes) => (outcome, Attempt::Done(A::read(&bytes))),
-                }
-            }
-        },
+    let (outcome, answer) = match shared.rest.exchange(request, A::READS_BODY).await {
+        Err(failure) => (failure.outcome(), Attempt::Done(None)),
+        Ok(answer) => {
+            let outcome = answer.outcome();
+            let attempt = match answer.retry_after {
+                Some(wait) if outcome.is_shed() => Attempt::Shed(wait),
+                _ if !(200..300).contains(&answer.status) => Attempt::Done(None),
+                _ => Attempt::Done(A::read(&answer.body)),
+            };
+            (outcome, attempt)
+        }
     };
     shared.record(Protocol::Rest, step, outcome, started.elapsed());
     answer
-}
-
-/// A `Retry-After` in seconds; its other form (an HTTP date) and nonsense
-/// count as one second, the least a server that sets it means.
-fn retry_after_seconds(value: &reqwest::header::HeaderValue) -> Duration {
-    let seconds = value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(1);
-    Duration::from_secs(seconds)
 }
 
 /// The user's start: log in with the API key and create the project its
 /// journeys work on. A user whose start failed retries at its next journey.
 pub(crate) async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     let login = json!({ "api_key": shared.api_key });
-    let Some(Token { token }) =
-        call(user, shared, GooseMethod::Post, "/api/v1/auth/login", Step::Login, None, Some(login)).await
-    else {
+    let Some(Token { token }) = call(shared, "POST", "/api/v1/auth/login", Step::Login, None, Some(login)).await else {
         return Ok(());
     };
     let project = json!({ "name": "loadgen user", "tags": ["loadgen"] });
     let path = "/api/v1/projects";
-    if let Some(Created { id }) =
-        call(user, shared, GooseMethod::Post, path, Step::CreateProject, Some(&token), Some(project)).await
-    {
+    if let Some(Created { id }) = call(shared, "POST", path, Step::CreateProject, Some(&token), Some(project)).await {
         user.set_session_data(Session { token, project: id });
     }
     Ok(())
@@ -197,35 +171,33 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
     let token = Some(token.as_str());
     match journey {
         Journey::Browse => {
-            call::<()>(user, shared, GooseMethod::Get, "/api/v1/projects?limit=10", Step::ListProjects, token, None)
-                .await;
+            call::<()>(shared, "GET", "/api/v1/projects?limit=10", Step::ListProjects, token, None).await;
             if !shared.think().await {
                 return Ok(());
             }
             let path = format!("/api/v1/projects/{project}");
-            call::<()>(user, shared, GooseMethod::Get, &path, Step::GetProject, token, None).await;
+            call::<()>(shared, "GET", &path, Step::GetProject, token, None).await;
             if !shared.think().await {
                 return Ok(());
             }
             let path = format!("/api/v1/projects/{project}/status");
-            call::<()>(user, shared, GooseMethod::Get, &path, Step::ProjectStatus, token, None).await;
+            call::<()>(shared, "GET", &path, Step::ProjectStatus, token, None).await;
         }
         Journey::CreateProject => {
             let body = json!({ "name": "loadgen journey", "tags": ["loadgen"] });
-            let created =
-                call(user, shared, GooseMethod::Post, "/api/v1/projects", Step::CreateProject, token, Some(body)).await;
+            let created = call(shared, "POST", "/api/v1/projects", Step::CreateProject, token, Some(body)).await;
             if let Some(Created { id }) = created {
                 if !shared.think().await {
                     return Ok(());
                 }
                 let path = format!("/api/v1/projects/{id}");
-                call::<()>(user, shared, GooseMethod::Get, &path, Step::GetProject, token, None).await;
+                call::<()>(shared, "GET", &path, Step::GetProject, token, None).await;
             }
         }
-        Journey::SubmitTask => submit_and_poll(user, shared, token, &project).await,
+        Journey::SubmitTask => submit_and_poll(shared, token, &project).await,
         Journey::Search => {
             let path = format!("/api/v1/search?q={}", work::term());
-            call::<()>(user, shared, GooseMethod::Get, &path, Step::Search, token, None).await;
+            call::<()>(shared, "GET", &path, Step::Search, token, None).await;
         }
     }
     shared.think().await;
@@ -234,13 +206,12 @@ pub(crate) async fn journey(user: &mut GooseUser, shared: &Shared, journey: Jour
 
 /// Submits a task and polls it until it has finished, failed, or
 /// [`TASK_DEADLINE`] passed; `await_task` records the time to the answer.
-async fn submit_and_poll(user: &mut GooseUser, shared: &Shared, token: Option<&str>, project: &str) {
+async fn submit_and_poll(shared: &Shared, token: Option<&str>, project: &str) {
     let (agent_type, description) = work::task();
     let body = json!({ "agent_type": agent_type, "description": description });
     let path = format!("/api/v1/projects/{project}/tasks");
     let submitted = Instant::now();
-    let Some(Created { id }) = call(user, shared, GooseMethod::Post, &path, Step::SubmitTask, token, Some(body)).await
-    else {
+    let Some(Created { id }) = call(shared, "POST", &path, Step::SubmitTask, token, Some(body)).await else {
         return;
     };
     let path = format!("/api/v1/tasks/{id}");
@@ -252,7 +223,7 @@ async fn submit_and_poll(user: &mut GooseUser, shared: &Shared, token: Option<&s
             // The run ended while the task ran: not the system's failure, not recorded.
             return;
         }
-        match call(user, shared, GooseMethod::Get, &path, Step::PollTask, token, None).await {
+        match call(shared, "GET", &path, Step::PollTask, token, None).await {
             Some(Polled { status: PolledStatus::Completed }) => break Outcome::Ok,
             Some(Polled { status: PolledStatus::Failed }) => break Outcome::TaskFailed,
             Some(Polled { status: PolledStatus::Unfinished }) | None => {}

@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use goose::goose::GooseUser;
+use rand::RngExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use crate::http1::Pool;
 use crate::journeys::plan::ThinkTime;
 use crate::metrics::ClientMetrics;
 use crate::outcome::Outcome;
@@ -53,6 +55,17 @@ pub const STOPPED_IDLE: Duration = Duration::from_millis(100);
 /// would have given up anyway.
 pub const LONGEST_BACKOFF: Duration = Duration::from_secs(10);
 
+/// What a user shed with `asked` waits: what it was told, and up to half as
+/// much again. `Retry-After` counts whole seconds, so without the spread every
+/// user shed in one second comes back in the same instant, a wave the server
+/// sheds again (the thundering herd that jittered back-off is for). The
+/// server's figure stays the floor: a client that honours it never returns
+/// sooner. `unit` is a uniform draw from [0, 1).
+pub(crate) fn backoff_with_jitter(asked: Duration, unit: f64) -> Duration {
+    let asked = asked.min(LONGEST_BACKOFF);
+    asked + asked.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
+}
+
 /// How many retries of shed requests the users may make: a tenth of their
 /// first attempts, in the manner of Finagle's retry budget and gRPC's retry
 /// throttling, so that users do not send a shedding system its own load
@@ -78,6 +91,15 @@ impl RetryBudget {
     }
 }
 
+/// How the users reach the gateway.
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    /// The REST API: one pool of connections for every REST request.
+    pub(crate) rest: Pool,
+    /// The gRPC API: channels the users take in turn.
+    pub(crate) grpc: Vec<Channel>,
+}
+
 /// State shared by all users of a run.
 #[derive(Debug)]
 pub struct Shared {
@@ -91,6 +113,8 @@ pub struct Shared {
     started: Instant,
     stop: watch::Receiver<bool>,
     pub(crate) retries: RetryBudget,
+    /// The gateway's REST API.
+    pub(crate) rest: Pool,
 }
 
 impl Shared {
@@ -98,7 +122,7 @@ impl Shared {
         recorder: Arc<Recorder>,
         metrics: Option<ClientMetrics>,
         keys: Vec<StepKey>,
-        channels: Vec<Channel>,
+        gateway: Gateway,
         api_key: String,
         think: ThinkTime,
         stop: watch::Receiver<bool>,
@@ -107,13 +131,14 @@ impl Shared {
             recorder,
             metrics,
             keys,
-            channels,
+            channels: gateway.grpc,
             next_channel: AtomicUsize::new(0),
             api_key,
             think,
             started: Instant::now(),
             stop,
             retries: RetryBudget::default(),
+            rest: gateway.rest,
         }
     }
 
@@ -159,10 +184,11 @@ impl Shared {
         let _ = stop.wait_for(|stopped| *stopped).await;
     }
 
-    /// Waits as a shed answer asked (at most [`LONGEST_BACKOFF`]); says
-    /// whether the run goes on.
+    /// Waits as a shed answer asked (at most [`LONGEST_BACKOFF`]), and a
+    /// little more ([`backoff_with_jitter`]); says whether the run goes on.
     pub(crate) async fn back_off(&self, asked: Duration) -> bool {
-        self.pause(asked.min(LONGEST_BACKOFF)).await
+        let wait = backoff_with_jitter(asked, rand::rng().random());
+        self.pause(wait).await
     }
 
     /// A user's think time between two steps.
@@ -200,6 +226,19 @@ mod tests {
             budget.deposit();
         }
         assert_eq!((0..1000).filter(|_| budget.withdraw()).count(), 100);
+    }
+
+    #[test]
+    fn a_shed_user_waits_what_it_was_told_and_at_most_half_as_much_again() {
+        let second = Duration::from_secs(1);
+        assert_eq!(backoff_with_jitter(second, 0.0), second, "never sooner than told");
+        assert_eq!(backoff_with_jitter(second, 0.5), Duration::from_millis(1250));
+        assert!(backoff_with_jitter(second, 0.999_999) < Duration::from_millis(1500));
+        assert_eq!(backoff_with_jitter(Duration::from_secs(600), 0.0), LONGEST_BACKOFF, "capped");
+        // Users shed in the same instant come back spread over the half second.
+        let waits: Vec<Duration> = (0..1000).map(|_| backoff_with_jitter(second, rand::rng().random())).collect();
+        let early = waits.iter().filter(|w| **w < Duration::from_millis(1250)).count();
+        assert!((350..650).contains(&early), "{early} of 1000 in the first half of the spread");
     }
 
     #[test]
