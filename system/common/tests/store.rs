@@ -257,6 +257,25 @@ async fn sessions_projects_and_deletes_are_per_tenant() {
 }
 
 #[tokio::test]
+async fn a_projects_json_document_is_its_serde_encoding() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        let acme = tenant("acme");
+        let (a, mut b) = (project(&acme), project(&acme));
+        b.tags = vec!["quoted \"tag\"".into()];
+        store.insert_project(&a).await.unwrap();
+        store.insert_project(&b).await.unwrap();
+        let encoded = |p: &Project| serde_json::to_string(p).unwrap();
+        assert_eq!(store.project_json(&acme, b.id).await.unwrap(), Some(encoded(&b)), "{backend}");
+        let page = store.projects_json(&acme, Page { limit: 10, offset: 0 }).await.unwrap();
+        assert_eq!(page, [encoded(&a), encoded(&b)], "{backend}: oldest first");
+        assert_eq!(store.project_json(&tenant("globex"), a.id).await.unwrap(), None, "{backend}: per tenant");
+        assert!(store.projects_json(&tenant("globex"), Page::default()).await.unwrap().is_empty(), "{backend}");
+    }
+}
+
+#[tokio::test]
 async fn a_task_queued_without_its_project_in_the_entry_still_starts() {
     let (_redis, stores) = backends().await;
     for store in stores {

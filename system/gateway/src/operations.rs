@@ -188,6 +188,32 @@ pub async fn list_projects(store: &dyn Store, tenant: &TenantId, page: Page) -> 
     Ok(ProjectList { projects: store.projects(tenant, page).await? })
 }
 
+/// A JSON answer in its final bytes: what the REST reads of projects send,
+/// the store's documents as they are, with no decode and encode between.
+#[derive(Debug, PartialEq, Eq)]
+pub struct JsonDocument(pub String);
+
+/// [`get_project`] as its JSON document.
+pub async fn get_project_json(store: &dyn Store, tenant: &TenantId, id: ProjectId) -> Result<JsonDocument, ApiError> {
+    store.project_json(tenant, id).await?.map(JsonDocument).ok_or(ApiError::NotFound("project"))
+}
+
+/// [`list_projects`] as its JSON document: a [`ProjectList`] around the
+/// stored documents.
+pub async fn list_projects_json(store: &dyn Store, tenant: &TenantId, page: Page) -> Result<JsonDocument, ApiError> {
+    let docs = store.projects_json(tenant, page).await?;
+    let mut json = String::with_capacity(16 + docs.iter().map(|doc| doc.len() + 1).sum::<usize>());
+    json.push_str(r#"{"projects":["#);
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(doc);
+    }
+    json.push_str("]}");
+    Ok(JsonDocument(json))
+}
+
 /// Applies a patch to one of the tenant's projects.
 pub async fn update_project(
     store: &dyn Store,
@@ -294,6 +320,24 @@ mod tests {
 
     fn acme() -> TenantId {
         "acme".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_json_reads_of_projects_answer_what_the_typed_ones_encode() {
+        let store = MemoryStore::new();
+        let page = Page { limit: 10, offset: 0 };
+        let empty = list_projects_json(&store, &acme(), page).await.unwrap();
+        assert_eq!(empty.0, serde_json::to_string(&ProjectList { projects: Vec::new() }).unwrap());
+        for name in ["one", "two"] {
+            create_project(&store, &acme(), NewProject { name: name.into(), ..Default::default() }).await.unwrap();
+        }
+        let typed = list_projects(&store, &acme(), page).await.unwrap();
+        assert_eq!(list_projects_json(&store, &acme(), page).await.unwrap().0, serde_json::to_string(&typed).unwrap());
+        let one = &typed.projects[0];
+        let json = get_project_json(&store, &acme(), one.id).await.unwrap();
+        assert_eq!(json.0, serde_json::to_string(one).unwrap());
+        let missing = get_project_json(&store, &acme(), ProjectId::new()).await.unwrap_err();
+        assert!(matches!(missing, ApiError::NotFound("project")), "{missing:?}");
     }
 
     #[tokio::test]

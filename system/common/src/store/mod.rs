@@ -127,6 +127,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn project(&self, tenant: &TenantId, id: ProjectId) -> Result<Option<Project>, StoreError>;
     /// The tenant's projects, oldest first.
     async fn projects(&self, tenant: &TenantId, page: Page) -> Result<Vec<Project>, StoreError>;
+    /// [`Store::project`] as its JSON document, what a REST answer carries.
+    /// A store that keeps projects as that document hands it over as it is,
+    /// without decoding and encoding it again; the others encode.
+    async fn project_json(&self, tenant: &TenantId, id: ProjectId) -> Result<Option<String>, StoreError> {
+        Ok(self.project(tenant, id).await?.map(|project| serde_json::to_string(&project).expect("projects serialize")))
+    }
+    /// [`Store::projects`] as their JSON documents (see [`Store::project_json`]).
+    async fn projects_json(&self, tenant: &TenantId, page: Page) -> Result<Vec<String>, StoreError> {
+        let projects = self.projects(tenant, page).await?;
+        Ok(projects.iter().map(|project| serde_json::to_string(project).expect("projects serialize")).collect())
+    }
     /// Deletes a project and its tasks; `false` if it did not exist.
     async fn delete_project(&self, tenant: &TenantId, id: ProjectId) -> Result<bool, StoreError>;
 

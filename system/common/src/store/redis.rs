@@ -182,6 +182,21 @@ impl RedisStore {
         Ok(())
     }
 
+    /// A page of the tenant's projects as stored: each one's key and JSON document.
+    async fn project_docs(&self, tenant: &TenantId, page: Page) -> Result<Vec<(String, String)>, StoreError> {
+        let start = page.offset as isize;
+        let stop = start + page.limit as isize - 1;
+        let ids: Vec<String> = self.conn().zrange(keys::projects(tenant), start, stop).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> =
+            ids.iter().filter_map(|id| id.parse().ok()).map(|id| keys::project(tenant, id)).collect();
+        let docs: Vec<Option<String>> = self.conn().mget(&keys).await?;
+        // A project deleted since the ZRANGE has no document any more.
+        Ok(keys.into_iter().zip(docs).filter_map(|(key, doc)| Some((key, doc?))).collect())
+    }
+
     async fn load_task(&self, key: &str) -> Result<Option<Task>, StoreError> {
         let fields: HashMap<String, String> = self.conn().hgetall(key).await?;
         task_from_hash(key, fields)
@@ -319,19 +334,18 @@ impl Store for RedisStore {
     }
 
     async fn projects(&self, tenant: &TenantId, page: Page) -> Result<Vec<Project>, StoreError> {
-        let start = page.offset as isize;
-        let stop = start + page.limit as isize - 1;
-        let ids: Vec<String> = self.conn().zrange(keys::projects(tenant), start, stop).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> =
-            ids.iter().filter_map(|id| id.parse().ok()).map(|id| keys::project(tenant, id)).collect();
-        let docs: Vec<Option<String>> = self.conn().mget(&keys).await?;
-        docs.into_iter()
-            .zip(&keys)
-            .filter_map(|(doc, key)| doc.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(key, e))))
-            .collect()
+        let docs = self.project_docs(tenant, page).await?;
+        docs.into_iter().map(|(key, doc)| serde_json::from_str(&doc).map_err(|e| corrupt(&key, e))).collect()
+    }
+
+    // The stored document is the project's serde encoding (`insert_project`,
+    // `replace_project`), the very bytes a REST answer carries.
+    async fn project_json(&self, tenant: &TenantId, id: ProjectId) -> Result<Option<String>, StoreError> {
+        Ok(self.conn().get(keys::project(tenant, id)).await?)
+    }
+
+    async fn projects_json(&self, tenant: &TenantId, page: Page) -> Result<Vec<String>, StoreError> {
+        Ok(self.project_docs(tenant, page).await?.into_iter().map(|(_, doc)| doc).collect())
     }
 
     async fn delete_project(&self, tenant: &TenantId, id: ProjectId) -> Result<bool, StoreError> {

@@ -11,7 +11,8 @@ use super::extract::{ApiJson, ApiQuery};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::operations::{
-    self as ops, LoginRequest, LoginResponse, NewProject, NewTask, ProjectList, ProjectPatch, TaskList, parse_id,
+    self as ops, JsonDocument, LoginRequest, LoginResponse, NewProject, NewTask, ProjectList, ProjectPatch, TaskList,
+    parse_id,
 };
 use crate::state::AppState;
 
@@ -38,6 +39,12 @@ fn project_id(text: &str) -> Result<ProjectId, ApiError> {
     parse_id("project_id", text)
 }
 
+impl IntoResponse for JsonDocument {
+    fn into_response(self) -> Response {
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
+}
+
 /// Exchange an API key for a session token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody)))]
@@ -57,8 +64,8 @@ pub(crate) async fn list_projects(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Json<ProjectList>, ApiError> {
-    Ok(Json(ops::list_projects(&*state.store, &caller.tenant, query.page()?).await?))
+) -> Result<JsonDocument, ApiError> {
+    ops::list_projects_json(&*state.store, &caller.tenant, query.page()?).await
 }
 
 /// Create a project.
@@ -84,8 +91,8 @@ pub(crate) async fn get_project(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Project>, ApiError> {
-    Ok(Json(ops::get_project(&*state.store, &caller.tenant, project_id(&id)?).await?))
+) -> Result<JsonDocument, ApiError> {
+    ops::get_project_json(&*state.store, &caller.tenant, project_id(&id)?).await
 }
 
 /// Change some fields of a project.
