@@ -96,6 +96,14 @@ pub fn judge(evidence: &Evidence, criteria: &[Criterion]) -> Vec<Judged> {
                 });
                 return judged;
             }
+            if criterion.sli == Sli::ShedLatencyP99 && evidence.results.as_ref().is_some_and(nothing_shed) {
+                // It holds (no shed answer was slow), but there is no latency to show.
+                let mut judged = judge_one(criterion, None, None, None);
+                judged.verdict = if criterion.record_only { Verdict::Recorded } else { Verdict::Pass };
+                judged.source = Source::LoadgenHdr;
+                judged.note = Some("nothing was shed: no shed answer to be slow".into());
+                return judged;
+            }
             let exact = match criterion.sli {
                 Sli::ErrorBurstSeconds => evidence.error_burst_seconds,
                 sli => evidence.results.as_ref().and_then(|r| exact(sli, r)),
@@ -122,6 +130,11 @@ pub fn judge(evidence: &Evidence, criteria: &[Criterion]) -> Vec<Judged> {
         .collect()
 }
 
+/// Whether the loadgen's records hold no shed answer of the API.
+fn nothing_shed(results: &RunResults) -> bool {
+    results.steps.iter().filter(|s| s.step.is_api()).all(|s| s.outcomes_where(|o| o.is_shed()) == 0)
+}
+
 /// The loadgen's exact value of an SLI, when its records hold one.
 pub fn exact(sli: Sli, results: &RunResults) -> Option<f64> {
     let api = |s: &StepResult| s.step.is_api();
@@ -144,8 +157,7 @@ pub fn exact(sli: Sli, results: &RunResults) -> Option<f64> {
         Sli::ServerFaultRate => share(&|o| o.is_server_fault()),
         Sli::ShedLatencyP99 => {
             let h = results.shed_latency_where(api).ok()?;
-            // Nothing shed: no shed answer was slow.
-            Some(if h.is_empty() { 0.0 } else { h.value_at_quantile(0.99) as f64 / 1e6 })
+            (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1e6)
         }
         Sli::UsersReached => results.seconds.iter().map(|s| s.users).max().map(|u| u as f64),
         Sli::TaskSuccess => {
@@ -284,6 +296,34 @@ mod tests {
         assert!(judge_one(&c, Some(0.0045), Some(0.004), None).note.is_none());
         let note = judge_one(&c, Some(0.020), Some(0.004), None).note.unwrap();
         assert!(note.contains("outside the bucket"), "{note}");
+    }
+
+    #[test]
+    fn shed_latency_is_judged_from_shed_answers_and_shown_only_when_there_were_some() {
+        use std::time::Duration;
+
+        use q2o_loadgen::outcome::Outcome;
+        use q2o_loadgen::recorder::{Protocol, Recorder};
+        use q2o_loadgen::results::RateSpan;
+        use q2o_loadgen::step::Step;
+
+        let results = |shed: bool| {
+            let recorder = Recorder::new(&[(Protocol::Rest, Step::Login)]);
+            recorder.record(0, Outcome::Ok, Duration::from_millis(40), Duration::from_millis(100));
+            if shed {
+                recorder.record(0, Outcome::Shed, Duration::from_millis(12), Duration::from_millis(200));
+            }
+            RunResults::from_snapshot(&recorder.snapshot(), 1.0, RateSpan { start: 0.0, end: 0.0 })
+        };
+        let fast = criterion(Sli::ShedLatencyP99, Op::Lt, 0.010, None);
+        let some = Evidence { results: Some(results(true)), ..Evidence::default() };
+        let judged = &judge(&some, std::slice::from_ref(&fast))[0];
+        assert_eq!(judged.verdict, Verdict::Fail, "12 ms, the shed answer's own time, not the served 40");
+        assert!(judged.measured.is_some_and(|v| (0.0119..0.0121).contains(&v)), "{:?}", judged.measured);
+        let none = Evidence { results: Some(results(false)), ..Evidence::default() };
+        let judged = &judge(&none, std::slice::from_ref(&fast))[0];
+        assert_eq!((judged.verdict, judged.measured), (Verdict::Pass, None), "nothing shed, nothing slow, no figure");
+        assert_eq!(judged.note.as_deref(), Some("nothing was shed: no shed answer to be slow"));
     }
 
     #[test]
