@@ -264,6 +264,8 @@ async fn a_projects_json_document_is_its_serde_encoding() {
         let acme = tenant("acme");
         let (a, mut b) = (project(&acme), project(&acme));
         b.tags = vec!["quoted \"tag\"".into()];
+        // Later by a second: projects created in the same millisecond are listed by id.
+        b.created_at = a.created_at + Duration::from_secs(1);
         store.insert_project(&a).await.unwrap();
         store.insert_project(&b).await.unwrap();
         let encoded = |p: &Project| serde_json::to_string(p).unwrap();
