@@ -93,8 +93,12 @@ async fn call<A: Answer>(
     shared.retries.deposit();
     let credential = token.map(|token| format!("Bearer {token}"));
     let body = body.map(|body| serde_json::to_vec(&body).expect("a JSON value serializes"));
-    let request =
-        shared.rest.request(method, path, credential.as_deref().map(|value| ("authorization", value)), body.as_deref());
+    let request = shared.gateway.rest.request(
+        method,
+        path,
+        credential.as_deref().map(|value| ("authorization", value)),
+        body.as_deref(),
+    );
     let mut retried = false;
     loop {
         // Boxed: a request's state is hundreds of bytes, and inline it would
@@ -122,7 +126,7 @@ enum Attempt<A> {
 
 async fn attempt<A: Answer>(shared: &Shared, request: &[u8], step: Step) -> Attempt<A> {
     let started = Instant::now();
-    let (outcome, answer) = match shared.rest.exchange(request, A::READS_BODY).await {
+    let (outcome, answer) = match shared.gateway.rest.exchange(request, A::READS_BODY).await {
         Err(failure) => (failure.outcome(), Attempt::Done(None)),
         Ok(answer) => {
             let outcome = answer.outcome();

@@ -106,15 +106,13 @@ pub struct Shared {
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) metrics: Option<ClientMetrics>,
     keys: Vec<StepKey>,
-    channels: Vec<Channel>,
+    pub(crate) gateway: Gateway,
     next_channel: AtomicUsize,
     pub(crate) api_key: String,
     pub(crate) think: ThinkTime,
     started: Instant,
     stop: watch::Receiver<bool>,
     pub(crate) retries: RetryBudget,
-    /// The gateway's REST API.
-    pub(crate) rest: Pool,
 }
 
 impl Shared {
@@ -131,21 +129,21 @@ impl Shared {
             recorder,
             metrics,
             keys,
-            channels: gateway.grpc,
+            gateway,
             next_channel: AtomicUsize::new(0),
             api_key,
             think,
             started: Instant::now(),
             stop,
             retries: RetryBudget::default(),
-            rest: gateway.rest,
         }
     }
 
     /// The next gRPC channel, round robin: streams spread over the pool's connections.
     pub(crate) fn channel(&self) -> Channel {
-        let i = self.next_channel.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        self.channels[i].clone()
+        let channels = &self.gateway.grpc;
+        let i = self.next_channel.fetch_add(1, Ordering::Relaxed) % channels.len();
+        channels[i].clone()
     }
 
     /// Records one finished step into the HDR recorder and the client metrics.

@@ -202,16 +202,7 @@ pub async fn get_project_json(store: &dyn Store, tenant: &TenantId, id: ProjectI
 /// stored documents.
 pub async fn list_projects_json(store: &dyn Store, tenant: &TenantId, page: Page) -> Result<JsonDocument, ApiError> {
     let docs = store.projects_json(tenant, page).await?;
-    let mut json = String::with_capacity(16 + docs.iter().map(|doc| doc.len() + 1).sum::<usize>());
-    json.push_str(r#"{"projects":["#);
-    for (i, doc) in docs.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        json.push_str(doc);
-    }
-    json.push_str("]}");
-    Ok(JsonDocument(json))
+    Ok(JsonDocument(format!(r#"{{"projects":[{}]}}"#, docs.join(","))))
 }
 
 /// Applies a patch to one of the tenant's projects.
