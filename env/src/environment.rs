@@ -15,6 +15,7 @@ use crate::endpoints::Endpoints;
 use crate::error::EnvError;
 use crate::local::LocalBackend;
 use crate::plan::plan;
+use crate::priority::CpuPriorities;
 use crate::resources::{Role, Scope, Timeline, Watched};
 use crate::supervisor::Supervisor;
 use crate::topology::{FaultAction, Topology};
@@ -48,6 +49,8 @@ pub struct Environment {
     /// The harness's own processes, in both environments: they measure, so
     /// they stay on the host (and outside the containers' limits).
     pub harness: Supervisor,
+    /// How the harness's processes and the local services share the CPU.
+    pub priorities: CpuPriorities,
     backend: Box<dyn Backend>,
     epoch: Instant,
 }
@@ -75,7 +78,7 @@ impl Environment {
                 (Box::new(backend), endpoints)
             }
         };
-        Ok(Environment { kind, endpoints, harness, backend, epoch })
+        Ok(Environment { kind, endpoints, harness, priorities: topology.cpu_priorities, backend, epoch })
     }
 
     /// Does `action` to `service` (a service of the topology, not of the

@@ -37,6 +37,7 @@ pub mod error;
 pub mod local;
 pub mod plan;
 pub mod ports;
+pub mod priority;
 pub mod prometheus;
 pub mod resources;
 pub mod supervisor;

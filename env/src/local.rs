@@ -137,6 +137,7 @@ impl LocalBackend {
             cwd: service.runs_in_data_dir.then_some(dir),
             ready,
             restart: true,
+            nice: service.nice,
         };
         self.supervisor.start(spec).await
     }

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 
+use crate::priority::Tier;
 use crate::topology::{AdmissionControl, InterAgent, Topology};
 
 /// What a service is: its program (locally) or image (in docker).
@@ -39,6 +40,15 @@ impl ServiceKind {
             ServiceKind::Gateway => "gateway",
             ServiceKind::LoadBalancer => "load-balancer",
             ServiceKind::Monolith => "monolith",
+        }
+    }
+
+    /// Where it ranks for the CPU on a busy machine.
+    pub fn tier(self) -> Tier {
+        match self {
+            ServiceKind::Gateway | ServiceKind::LoadBalancer | ServiceKind::Monolith => Tier::Front,
+            ServiceKind::Redis | ServiceKind::Search => Tier::Serving,
+            ServiceKind::Agents | ServiceKind::Broker => Tier::Background,
         }
     }
 }
@@ -240,6 +250,9 @@ pub struct ServicePlan {
     pub limited: bool,
     /// Whether it runs in its data folder (tansu resolves its sqlite path there).
     pub runs_in_data_dir: bool,
+    /// Its nice value where it runs as a local process (the topology's
+    /// `cpu_priorities` applied to its [`Tier`]).
+    pub nice: i32,
 }
 
 impl ServicePlan {
@@ -255,12 +268,21 @@ impl ServicePlan {
             scrape: Vec::new(),
             limited: false,
             runs_in_data_dir: false,
+            nice: 0,
         }
     }
 }
 
 /// Every service of `topology`, in start order: each finds the ones before it ready.
 pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
+    let mut plans = services(topology);
+    for service in &mut plans {
+        service.nice = topology.cpu_priorities.nice(service.kind.tier());
+    }
+    plans
+}
+
+fn services(topology: &Topology) -> Vec<ServicePlan> {
     let t = topology;
     if t.monolith {
         let mut monolith = ServicePlan::new("monolith", ServiceKind::Monolith, Ready::Http(PortKind::Http, "/ready"));

@@ -128,6 +128,7 @@ impl Prometheus {
         targets: &[ScrapeTarget],
         rule_files: &[PathBuf],
         labels: &[(&str, &str)],
+        nice: i32,
     ) -> Result<Prometheus, EnvError> {
         let addr: SocketAddr = free_addr()?;
         let config_path = dir.join("prometheus.yml");
@@ -149,6 +150,7 @@ impl Prometheus {
                 cwd: Some(dir.to_owned()),
                 ready: Readiness::Http(format!("{base}/-/ready")),
                 restart: true,
+                nice,
             })
             .await?;
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("static client config");

@@ -18,6 +18,7 @@ use q2o_common::runtime::Flavor;
 
 use crate::backend::Recovery;
 use crate::error::EnvError;
+use crate::priority;
 
 /// How to tell that a service is ready.
 #[derive(Clone, Debug)]
@@ -47,6 +48,8 @@ pub struct ServiceSpec {
     pub ready: Readiness,
     /// Whether a death is answered with a restart.
     pub restart: bool,
+    /// Its nice value ([`crate::priority`]); 0 leaves it at the harness's.
+    pub nice: i32,
 }
 
 #[derive(Debug)]
@@ -270,13 +273,19 @@ fn spawn(spec: &ServiceSpec, log: &PathBuf) -> Result<Child, EnvError> {
     }
     // SAFETY: prctl in the child between fork and exec touches no shared state.
     unsafe {
-        command.pre_exec(|| {
+        let nice = spec.nice;
+        command.pre_exec(move || {
             // The child dies with the runner, even if the runner is SIGKILLed.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            priority::set_own(nice);
             Ok(())
         });
     }
-    command.spawn().map_err(spawn_error)
+    let child = command.spawn().map_err(spawn_error)?;
+    if let Some(pid) = child.id() {
+        priority::spawned(&spec.name, pid, spec.nice);
+    }
+    Ok(child)
 }
 
 async fn wait_ready(service: &Supervised, log_offset: u64) -> Result<(), EnvError> {

@@ -4,6 +4,8 @@
 use q2o_common::runtime::Flavor;
 use serde::{Deserialize, Serialize};
 
+use crate::priority::CpuPriorities;
+
 /// The services a phase runs.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +67,12 @@ pub struct Topology {
     /// under a surge), or a static limit of requests at once per gateway.
     #[serde(default)]
     pub admission: AdmissionControl,
+    /// How the local processes share the CPU when the machine is busy:
+    /// `"tiered"` (the default: the loadgen and the gateways first, the
+    /// agents, the broker and Prometheus last; see [`crate::priority`]) or
+    /// `"equal"`. Containers run at their engine's default either way.
+    #[serde(default)]
+    pub cpu_priorities: CpuPriorities,
 }
 
 fn one() -> usize {

@@ -241,7 +241,7 @@ async fn measure(
     let users = Users::new(&plan, &scenario.load.api_key, urls, &addrs, &dir.join("loadgen"));
     let skipped = plan.ramp_up() + options.load.warm_up_after_ramp(&options.scenario);
     bar.set_message(format!("{} users: ramp, then {:?} measured", plan.users, options.load.hold));
-    users.start(&env.harness, &options.binaries.q2o("q2o-loadgen")).await?;
+    users.start(env, &options.binaries.q2o("q2o-loadgen")).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel();
     // The command census is one figure of many: without it the rest still stands.
     let redis = match &env.endpoints.redis_url {

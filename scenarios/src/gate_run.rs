@@ -265,7 +265,7 @@ async fn drive(
         &folder.dir.join("loadgen"),
     );
     let load_started = SystemTime::now();
-    users.start(&env.harness, &options.binaries.q2o("q2o-loadgen")).await?;
+    users.start(env, &options.binaries.q2o("q2o-loadgen")).await?;
     let (stop_sampling, sampling_stopped) = tokio::sync::oneshot::channel();
     let load = async {
         let injected = watch_load(scenario, env, prometheus, plan.total(), options.progress).await;

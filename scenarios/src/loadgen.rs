@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use q2o_env::cpu;
+use q2o_env::environment::Environment;
+use q2o_env::priority::{self, Tier};
 use q2o_env::supervisor::{Readiness, ServiceSpec, Supervisor};
 use q2o_loadgen::command::{RunCommand, UsersCommand};
 use q2o_loadgen::journeys::plan::UserPlan;
@@ -76,10 +78,11 @@ impl Users {
         format!("{}-{i}", self.name)
     }
 
-    /// Starts every process under `supervisor`; each is ready once it serves its metrics.
-    pub async fn start(&self, supervisor: &Supervisor, loadgen: &Path) -> Result<(), RunError> {
+    /// Starts every process under `env`'s harness supervisor, at the load
+    /// tier's CPU priority; each is ready once it serves its metrics.
+    pub async fn start(&self, env: &Environment, loadgen: &Path) -> Result<(), RunError> {
         for (i, command) in self.commands.iter().enumerate() {
-            supervisor
+            env.harness
                 .start(ServiceSpec {
                     name: self.process_name(i),
                     program: loadgen.to_owned(),
@@ -88,6 +91,7 @@ impl Users {
                     cwd: None,
                     ready: Readiness::LogLine("q2o-loadgen listening"),
                     restart: false,
+                    nice: env.priorities.nice(Tier::Load),
                 })
                 .await?;
         }
@@ -143,6 +147,8 @@ pub struct OpenStep {
     pub loadgen: PathBuf,
     /// What to offer, where, how fast, for how long.
     pub command: RunCommand,
+    /// Its nice value (the environment's load tier).
+    pub nice: i32,
 }
 
 /// What one step measured.
@@ -159,9 +165,9 @@ const GRACE: Duration = Duration::from_secs(60);
 
 impl OpenStep {
     /// `command` with its output in `out`.
-    pub fn new(loadgen: PathBuf, mut command: RunCommand, out: PathBuf) -> OpenStep {
+    pub fn new(loadgen: PathBuf, mut command: RunCommand, out: PathBuf, nice: i32) -> OpenStep {
         command.common.out = Some(out);
-        OpenStep { loadgen, command }
+        OpenStep { loadgen, command, nice }
     }
 
     fn out(&self) -> &Path {
@@ -183,8 +189,19 @@ impl OpenStep {
             .stdout(log("stdout.log")?)
             .stderr(log("stderr.log")?)
             .kill_on_drop(true);
+        let nice = self.nice;
+        // SAFETY: set_own only calls setpriority(2) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                priority::set_own(nice);
+                Ok(())
+            });
+        }
         let before = cpu::waited_children_seconds();
         let mut child = command.spawn().map_err(RunError::io(&self.loadgen))?;
+        if let Some(pid) = child.id() {
+            priority::spawned("q2o-loadgen", pid, nice);
+        }
         let duration = self.command.duration;
         let status = match tokio::time::timeout(duration + GRACE, child.wait()).await {
             Ok(status) => status.map_err(RunError::io(&self.loadgen))?,

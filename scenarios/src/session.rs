@@ -13,6 +13,7 @@ use q2o_env::{EnvKind, Environment};
 use tokio::sync::watch;
 
 use crate::error::RunError;
+use q2o_env::priority::Tier;
 use q2o_env::prometheus::Prometheus;
 
 /// The command's stop signal (Ctrl-C, SIGTERM), which any number of waits share.
@@ -122,6 +123,7 @@ impl Session {
                 &targets,
                 &setup.rule_files,
                 &labels,
+                env.priorities.nice(Tier::Background),
             )
             .await?;
             let services: Vec<_> = env.endpoints.targets.iter().map(|t| t.addr).collect();

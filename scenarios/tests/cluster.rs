@@ -179,6 +179,7 @@ async fn the_loadgen_job_as_containers_is_judged_as_its_local_merge() {
         &targets,
         &rule_files,
         &[("phase", "cluster-contract")],
+        0,
     )
     .await
     .unwrap();

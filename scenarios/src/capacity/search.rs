@@ -389,7 +389,7 @@ impl SearchAt<'_> {
         let step_users =
             Users::new(&plan, &scenario.load.api_key, urls, &addrs, &out).named(&name).with_warm_up(warm_up);
         let machine = MachineSample::now();
-        step_users.start(&env.harness, &self.options.binaries.q2o("q2o-loadgen")).await?;
+        step_users.start(env, &self.options.binaries.q2o("q2o-loadgen")).await?;
         let hold_end = plan.ramp_up() + plan.hold;
         let (exited, backlog) =
             tokio::join!(step_users.wait(&env.harness, Duration::from_secs(60)), backlog(store, warm_up, hold_end));

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use q2o_env::binaries::Binaries;
+use q2o_env::priority::Tier;
 use q2o_env::{Environment, cpu};
 use q2o_loadgen::command::{Endpoints, RunCommand};
 use q2o_loadgen::recorder::Protocol;
@@ -113,7 +114,8 @@ async fn drive(
         let mut command = RunCommand::new(endpoints.clone(), c.mix(protocol), rate, duration);
         command.api_key = api_key.clone();
         command.common.processes = c.loadgen_processes;
-        OpenStep::new(options.binaries.q2o("q2o-loadgen"), command, loadgen_dir.join(out))
+        let nice = env.priorities.nice(Tier::Load);
+        OpenStep::new(options.binaries.q2o("q2o-loadgen"), command, loadgen_dir.join(out), nice)
     };
     let total = 2 + 2 * c.rounds + 2;
     let bar = crate::progress::bar(options.progress, total as u64, " steps");
