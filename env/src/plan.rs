@@ -529,6 +529,23 @@ mod tests {
     }
 
     #[test]
+    fn the_front_door_gets_the_cpu_before_queued_work_unless_priorities_are_equal() {
+        let nice = |text: &str| -> Vec<(String, i32)> {
+            plan(&topology(text)).into_iter().map(|s| (s.name, s.nice)).collect()
+        };
+        let stack = "redis = true\nkafka = true\nsearch = true\nload_balancer = true";
+        let tiered = nice(stack);
+        let of = |name: &str| tiered.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(of("gateway-0") < of("redis") && of("load-balancer") == of("gateway-0"), "{tiered:?}");
+        assert_eq!(of("redis"), of("search"));
+        assert!(of("redis") < of("agents-0") && of("agents-0") == of("broker"), "{tiered:?}");
+        assert!(nice(&format!("{stack}\ncpu_priorities = \"equal\"")).iter().all(|(_, n)| *n == 0));
+        assert!(nice("monolith = true")[0].1 < 0, "the monolith is its own front door");
+        let err = toml::from_str::<Topology>("redis = true\ncpu_priorities = \"high\"").unwrap_err().to_string();
+        assert!(err.contains("cpu_priorities"), "{err}");
+    }
+
+    #[test]
     fn services_reach_redis_over_its_unix_socket_where_the_backend_gives_it_one() {
         let plans = plan(&topology("redis = true\nkafka = true\nsearch = true"));
         let service = |name: &str| plans.iter().find(|s| s.name == name).unwrap();
