@@ -271,7 +271,8 @@ fn spawn(spec: &ServiceSpec, log: &PathBuf) -> Result<Child, EnvError> {
     if let Some(dir) = &spec.cwd {
         command.current_dir(dir);
     }
-    // SAFETY: prctl in the child between fork and exec touches no shared state.
+    // SAFETY: prctl and setpriority in the child between fork and exec touch
+    // no shared state and allocate nothing.
     unsafe {
         let nice = spec.nice;
         command.pre_exec(move || {

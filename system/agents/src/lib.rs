@@ -228,7 +228,7 @@ pub async fn replay(
 ) -> Result<consumers::ReplaySummary, AgentsError> {
     let kafka = config.kafka.as_ref().ok_or(AgentsError::NoKafka)?;
     let metrics = KafkaMetrics::new(&prometheus::Registry::new());
-    let probe = EventConsumer::new(kafka, group, Start::Group, metrics.clone())?;
+    let probe = EventConsumer::new(kafka, group, Start::Probe, metrics.clone())?;
     let partitions = probe.partition_count(Duration::from_secs(10))?;
     let targets = probe.high_watermarks(partitions, Duration::from_secs(10))?;
     tracing::info!(group, partitions, ?targets, "replaying up to the current end of the log");

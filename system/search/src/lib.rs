@@ -96,7 +96,7 @@ impl Search {
             Some(kafka) => {
                 kafka::ensure_topic(kafka).await?;
                 let metrics = KafkaMetrics::new(&self.registry);
-                let probe = EventConsumer::new(kafka, indexer::GROUP, Start::Group, metrics.clone())?;
+                let probe = EventConsumer::new(kafka, indexer::GROUP, Start::Probe, metrics.clone())?;
                 let partitions = probe.partition_count(std::time::Duration::from_secs(10))?.max(kafka.partitions);
                 drop(probe);
                 // Assigned, not subscribed: every replica indexes every partition,

@@ -34,9 +34,8 @@ impl GroupOffsets {
 /// Asks the broker for `group`'s committed offsets and the high watermarks.
 /// Blocking (librdkafka's metadata calls): run it off the async runtime.
 pub fn group_offsets(config: &KafkaConfig, group: &str, timeout: Duration) -> Result<GroupOffsets, ConsumeError> {
-    // Assigned nothing, so it never joins the group nor commits for it.
-    let none = Start::Assigned { partitions: 0, offsets: HashMap::new() };
-    let probe = EventConsumer::new(config, group, none, KafkaMetrics::new(&prometheus::Registry::new()))?;
+    // A probe never joins the group nor commits for it.
+    let probe = EventConsumer::new(config, group, Start::Probe, KafkaMetrics::new(&prometheus::Registry::new()))?;
     let partitions = probe.partition_count(timeout)?;
     Ok(GroupOffsets { committed: probe.committed_offsets(timeout)?, high: probe.high_watermarks(partitions, timeout)? })
 }

@@ -81,6 +81,12 @@ pub enum ConsumeError {
 pub enum Start {
     /// Join the group: its committed offsets, or the beginning for a new group.
     Group,
+    /// Neither join nor read: a probe of the topic's metadata, watermarks and
+    /// the group's committed offsets. A probe that joined the group only to
+    /// be dropped could hang in its drop: rdkafka's close serves a rebalance
+    /// that arrives meanwhile, and its assign waited forever (a q2o-search
+    /// stuck at start, its port bound and never served, in CI).
+    Probe,
     /// Read these partitions directly from these offsets (missing partitions
     /// from the beginning), without joining the group; offsets are still
     /// committed under the group's name so that its lag is visible.
@@ -165,6 +171,7 @@ impl EventConsumer {
             .create_with_context(context)?;
         match &start {
             Start::Group => consumer.subscribe(&[&config.topic])?,
+            Start::Probe => {}
             Start::Assigned { partitions, offsets } => {
                 let mut list = TopicPartitionList::new();
                 for partition in 0..*partitions {
