@@ -2,6 +2,8 @@
 //! process's `utime + stime` in `/proc/<pid>/stat`, and the summed rusage of
 //! the children this process has waited for (a loadgen run, once it exits).
 
+use crate::proc_stat;
+
 /// CPU seconds (user + system) a running process has used so far, or `None`
 /// if it is gone or `/proc` cannot say.
 pub fn process_seconds(pid: u32) -> Option<f64> {
@@ -9,16 +11,10 @@ pub fn process_seconds(pid: u32) -> Option<f64> {
     parse_stat(&stat).map(|ticks| ticks as f64 / ticks_per_second())
 }
 
-/// `utime + stime` in clock ticks from a `/proc/<pid>/stat` line. The command
-/// name (field 2) may hold spaces and parentheses, so fields are counted from
-/// the last `)`.
+/// `utime + stime` (fields 14 and 15) in clock ticks from a `/proc/<pid>/stat` line.
 fn parse_stat(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After the name: state is field 3, so utime (14) and stime (15) are the
-    // 12th and 13th fields here.
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
+    let utime: u64 = proc_stat::field(stat, 14)?.parse().ok()?;
+    let stime: u64 = proc_stat::field(stat, 15)?.parse().ok()?;
     Some(utime + stime)
 }
 

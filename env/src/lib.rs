@@ -38,6 +38,7 @@ pub mod local;
 pub mod plan;
 pub mod ports;
 pub mod priority;
+mod proc_stat;
 pub mod prometheus;
 pub mod resources;
 pub mod supervisor;

@@ -68,14 +68,21 @@ impl CpuPriorities {
     }
 }
 
-/// Sets the calling process's nice value, which the threads it starts
-/// inherit. Meant for between fork and exec: async-signal-safe, no
-/// allocation. A refusal (raising without the right) is ignored here and
-/// reported by [`spawned`] from the parent.
-pub fn set_own(nice: i32) {
-    if nice != 0 {
-        // SAFETY: setpriority(2) on the calling process; no memory is passed.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+/// Makes `command`'s process start at `nice`: set between fork and exec,
+/// so that every thread it starts inherits it (`renice` from outside
+/// changes one thread). A refusal (raising without the right) is ignored
+/// there and reported by [`spawned`] from the parent.
+pub fn start_at(command: &mut tokio::process::Command, nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: setpriority(2) on the calling process between fork and exec:
+    // async-signal-safe, no memory passed, nothing allocated.
+    unsafe {
+        command.pre_exec(move || {
+            libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+            Ok(())
+        });
     }
 }
 
@@ -85,10 +92,9 @@ pub fn of(pid: u32) -> Option<i32> {
     parse_nice(&stat)
 }
 
-/// Field 19 of a stat line; the name (field 2) may hold spaces and
-/// parentheses, so fields are counted from the last `)`.
+/// The nice value: field 19 of a stat line.
 fn parse_nice(stat: &str) -> Option<i32> {
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(16)?.parse().ok()
+    crate::proc_stat::field(stat, 19)?.parse().ok()
 }
 
 /// Checks a process just started at `nice`; when it did not get it (a
@@ -129,22 +135,14 @@ mod tests {
         assert!(nice(Tier::Serving) < nice(Tier::Background));
     }
 
-    #[test]
-    fn a_child_started_at_a_lower_priority_runs_at_it() {
-        use std::os::unix::process::CommandExt;
-        let mut command = std::process::Command::new("sleep");
-        command.arg("5");
-        // SAFETY: set_own only calls setpriority(2).
-        unsafe {
-            command.pre_exec(|| {
-                set_own(19);
-                Ok(())
-            });
-        }
+    #[tokio::test]
+    async fn a_child_started_at_a_lower_priority_runs_at_it() {
+        let mut command = tokio::process::Command::new("sleep");
+        command.arg("5").kill_on_drop(true);
+        start_at(&mut command, 19);
         let mut child = command.spawn().unwrap();
-        let seen = of(child.id());
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let seen = of(child.id().unwrap());
+        child.kill().await.unwrap();
         // Nice values are absolute, and lowering to the lowest is always allowed.
         assert_eq!(seen, Some(19));
     }

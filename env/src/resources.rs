@@ -85,9 +85,9 @@ fn parents() -> HashMap<u32, u32> {
     parents
 }
 
-/// Field 4 of `/proc/<pid>/stat`, counted past the command name's last `)`.
+/// The parent's pid: field 4 of `/proc/<pid>/stat`.
 fn parse_ppid(stat: &str) -> Option<u32> {
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+    crate::proc_stat::field(stat, 4)?.parse().ok()
 }
 
 /// `pid` and its descendants, given every process's parent.

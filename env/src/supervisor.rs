@@ -271,17 +271,15 @@ fn spawn(spec: &ServiceSpec, log: &PathBuf) -> Result<Child, EnvError> {
     if let Some(dir) = &spec.cwd {
         command.current_dir(dir);
     }
-    // SAFETY: prctl and setpriority in the child between fork and exec touch
-    // no shared state and allocate nothing.
+    // SAFETY: prctl in the child between fork and exec touches no shared state.
     unsafe {
-        let nice = spec.nice;
-        command.pre_exec(move || {
+        command.pre_exec(|| {
             // The child dies with the runner, even if the runner is SIGKILLed.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            priority::set_own(nice);
             Ok(())
         });
     }
+    priority::start_at(&mut command, spec.nice);
     let child = command.spawn().map_err(spawn_error)?;
     if let Some(pid) = child.id() {
         priority::spawned(&spec.name, pid, spec.nice);

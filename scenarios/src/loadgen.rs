@@ -189,18 +189,11 @@ impl OpenStep {
             .stdout(log("stdout.log")?)
             .stderr(log("stderr.log")?)
             .kill_on_drop(true);
-        let nice = self.nice;
-        // SAFETY: set_own only calls setpriority(2) between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                priority::set_own(nice);
-                Ok(())
-            });
-        }
+        priority::start_at(&mut command, self.nice);
         let before = cpu::waited_children_seconds();
         let mut child = command.spawn().map_err(RunError::io(&self.loadgen))?;
         if let Some(pid) = child.id() {
-            priority::spawned("q2o-loadgen", pid, nice);
+            priority::spawned("q2o-loadgen", pid, self.nice);
         }
         let duration = self.command.duration;
         let status = match tokio::time::timeout(duration + GRACE, child.wait()).await {
