@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use crate::grpc_channel::GrpcChannel;
 
 /// How long one request may take before it counts as `error_timeout`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,15 +20,12 @@ pub(crate) async fn connect_channels(
     server: &str,
     url: &str,
     n: usize,
-) -> Result<Vec<Channel>, SetupError> {
-    let mut channels = Vec::new();
+) -> Result<Vec<GrpcChannel>, SetupError> {
+    GrpcChannel::lazy(url).map_err(|e| SetupError(format!("{flag} {e}")))?;
+    let mut channels = Vec::with_capacity(n.max(1));
     for _ in 0..n.max(1) {
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| SetupError(format!("{flag} `{url}`: {e}")))?
-            .tcp_nodelay(true)
-            .timeout(REQUEST_TIMEOUT);
         let channel =
-            endpoint.connect().await.map_err(|e| SetupError(format!("cannot reach {server} at {url}: {e}")))?;
+            GrpcChannel::connect(url).await.map_err(|e| SetupError(format!("cannot reach {server} at {url}: {e}")))?;
         channels.push(channel);
     }
     Ok(channels)

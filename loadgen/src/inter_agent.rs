@@ -9,7 +9,7 @@ use hyper::body::Bytes;
 use prost::Message;
 use q2o_proto::v1 as pb;
 use q2o_proto::v1::qa_agent_client::QaAgentClient;
-use tonic::transport::Channel;
+use crate::grpc_channel::GrpcChannel;
 
 use async_trait::async_trait;
 
@@ -28,7 +28,7 @@ const REVIEW_PATH: &str = "/internal/v1/qa/review";
 #[derive(Debug)]
 pub struct ReviewTarget {
     rest: Option<(Pool, Bytes, usize)>,
-    channels: Vec<Channel>,
+    channels: Vec<GrpcChannel>,
     next_channel: AtomicUsize,
     message: pb::ReviewRequest,
     /// The agents' service key, sent with every call.

@@ -26,6 +26,7 @@ pub mod command;
 pub mod connect;
 pub mod engine;
 pub mod fanout;
+pub mod grpc_channel;
 mod http1;
 pub mod inter_agent;
 pub mod journeys;

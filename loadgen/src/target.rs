@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use hyper::body::Bytes;
 use prost::Message;
 use q2o_proto::v1 as pb;
-use tonic::transport::Channel;
+use crate::grpc_channel::GrpcChannel;
 
 use crate::connect::{SetupError, connect_channels};
 use crate::http1::{Failure, Pool};
@@ -70,7 +70,7 @@ pub struct GatewayTarget {
     rest: Pool,
     /// Each REST step's request, serialized once: (step, bytes, body length).
     rest_requests: Vec<(Step, Bytes, usize)>,
-    channels: Vec<Channel>,
+    channels: Vec<GrpcChannel>,
     next_channel: AtomicUsize,
     token: String,
     project: String,
@@ -150,7 +150,7 @@ impl GatewayTarget {
         }))
     }
 
-    fn channel(&self) -> Channel {
+    fn channel(&self) -> GrpcChannel {
         let i = self.next_channel.fetch_add(1, Ordering::Relaxed) % self.channels.len();
         self.channels[i].clone()
     }

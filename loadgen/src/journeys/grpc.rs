@@ -8,6 +8,7 @@ use goose::goose::{GooseUser, TransactionResult};
 use q2o_proto::v1 as pb;
 use tonic::Status;
 
+use crate::grpc_channel::GrpcChannel;
 use crate::journeys::plan::Journey;
 use crate::journeys::shared::{STOPPED_IDLE, Session, Shared, TASK_DEADLINE, session};
 use crate::journeys::work;
@@ -133,7 +134,7 @@ async fn submit_and_stream(
     shared: &Shared,
     token: &str,
     project: &str,
-    orchestrator: &mut pb::orchestrator_client::OrchestratorClient<tonic::transport::Channel>,
+    orchestrator: &mut pb::orchestrator_client::OrchestratorClient<GrpcChannel>,
 ) {
     let submitted = Instant::now();
     // Subscribe first: an update sent before the stream opened would be missed.

@@ -27,8 +27,8 @@ use goose::config::{GooseDefault, GooseDefaultType};
 use goose::goose::{GooseUser, Scenario, Transaction, TransactionResult};
 use goose::{GooseAttack, GooseError};
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
 
+use crate::connect::connect_channels;
 use crate::http1::Pool;
 use crate::journeys::plan::{Journey, UserPlan};
 use crate::journeys::shared::{Gateway, Shared, step_keys};
@@ -110,7 +110,9 @@ impl ClosedRun {
         check_reachable(&rest_url).await?;
         let protocols: Vec<Protocol> = self.plan.protocols.iter().map(|(p, _)| *p).collect();
         let channels = match (&self.grpc_url, protocols.contains(&Protocol::Grpc)) {
-            (Some(url), true) => connect_channels(url, self.grpc_channels).await?,
+            (Some(url), true) => connect_channels("--grpc-url", "the gateway's gRPC", url, self.grpc_channels)
+                .await
+                .map_err(|e| ClosedError::Unreachable(e.to_string()))?,
             (None, true) => {
                 return Err(ClosedError::Invalid("the protocol mix has grpc users; give --grpc-url".into()));
             }
@@ -326,22 +328,6 @@ async fn check_reachable(rest_url: &str) -> Result<(), ClosedError> {
     }
 }
 
-async fn connect_channels(url: &str, n: usize) -> Result<Vec<Channel>, ClosedError> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| ClosedError::Invalid(format!("--grpc-url `{url}`: {e}")))?
-        .tcp_nodelay(true)
-        .timeout(crate::connect::REQUEST_TIMEOUT);
-    let mut channels = Vec::with_capacity(n.max(1));
-    for _ in 0..n.max(1) {
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| ClosedError::Unreachable(format!("cannot reach the gateway's gRPC at {url}: {e}")))?;
-        channels.push(channel);
-    }
-    Ok(channels)
-}
-
 #[cfg(test)]
 mod future_sizes {
     use std::sync::Arc;
@@ -364,7 +350,7 @@ mod future_sizes {
     #[tokio::test]
     async fn a_journey_future_holds_no_request_inline() {
         let protocols = [Protocol::Rest, Protocol::Grpc];
-        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let channel = crate::grpc_channel::GrpcChannel::lazy("http://127.0.0.1:9").expect("a URL");
         let (_stop, stop) = watch::channel(false);
         let shared = Shared::new(
             Arc::new(Recorder::new(&step_keys(&protocols))),

@@ -9,7 +9,7 @@ use goose::goose::GooseUser;
 use rand::RngExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use crate::grpc_channel::GrpcChannel;
 
 use crate::http1::Pool;
 use crate::journeys::plan::ThinkTime;
@@ -97,7 +97,7 @@ pub(crate) struct Gateway {
     /// The REST API: one pool of connections for every REST request.
     pub(crate) rest: Pool,
     /// The gRPC API: channels the users take in turn.
-    pub(crate) grpc: Vec<Channel>,
+    pub(crate) grpc: Vec<GrpcChannel>,
 }
 
 /// State shared by all users of a run.
@@ -140,7 +140,7 @@ impl Shared {
     }
 
     /// The next gRPC channel, round robin: streams spread over the pool's connections.
-    pub(crate) fn channel(&self) -> Channel {
+    pub(crate) fn channel(&self) -> GrpcChannel {
         let channels = &self.gateway.grpc;
         let i = self.next_channel.fetch_add(1, Ordering::Relaxed) % channels.len();
         channels[i].clone()
