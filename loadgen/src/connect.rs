@@ -21,11 +21,10 @@ pub(crate) async fn connect_channels(
     url: &str,
     n: usize,
 ) -> Result<Vec<GrpcChannel>, SetupError> {
-    GrpcChannel::lazy(url).map_err(|e| SetupError(format!("{flag} {e}")))?;
     let mut channels = Vec::with_capacity(n.max(1));
     for _ in 0..n.max(1) {
-        let channel =
-            GrpcChannel::connect(url).await.map_err(|e| SetupError(format!("cannot reach {server} at {url}: {e}")))?;
+        let channel = GrpcChannel::lazy(url).map_err(|e| SetupError(format!("{flag} {e}")))?;
+        channel.dial().await.map_err(|e| SetupError(format!("cannot reach {server} at {url}: {e}")))?;
         channels.push(channel);
     }
     Ok(channels)

@@ -21,8 +21,8 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use h2::RecvStream;
 use h2::client::SendRequest;
-use http::uri::{Authority, Scheme};
 use http::Uri;
+use http::uri::{Authority, Scheme};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
@@ -44,7 +44,7 @@ pub struct GrpcChannel {
 
 #[derive(Debug)]
 struct Inner {
-    scheme: Scheme,
+    /// `host:port`; the scheme is always `http`.
     authority: Authority,
     /// The live connection's sender, and which connection it is, so that the
     /// end of an old connection does not forget a newer one.
@@ -64,7 +64,7 @@ impl GrpcChannel {
             return Err(format!("`{url}`: only plaintext `http://` gRPC is supported"));
         }
         let authority = parts.authority.ok_or_else(|| format!("`{url}` has no host"))?;
-        let inner = Inner { scheme, authority, current: Mutex::new(None), dialling: tokio::sync::Mutex::new(0) };
+        let inner = Inner { authority, current: Mutex::new(None), dialling: tokio::sync::Mutex::new(0) };
         Ok(GrpcChannel { inner: Arc::new(inner) })
     }
 
@@ -72,15 +72,20 @@ impl GrpcChannel {
     /// fails before the run and not on every call.
     pub async fn connect(url: &str) -> Result<GrpcChannel, String> {
         let channel = GrpcChannel::lazy(url)?;
-        channel.reconnect(None).await.map_err(|e| e.to_string())?;
+        channel.dial().await?;
         Ok(channel)
+    }
+
+    /// Makes the connection now, unless one is already up.
+    pub async fn dial(&self) -> Result<(), String> {
+        self.reconnect(None).await.map(drop).map_err(|e| e.to_string())
     }
 
     async fn call(self, request: http::Request<tonic::body::Body>) -> Result<http::Response<Body>, BoxError> {
         let (mut head, body) = request.into_parts();
         // tonic gives the path alone; HTTP/2 wants the scheme and authority too.
         let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(self.inner.scheme.clone());
+        uri.scheme = Some(Scheme::HTTP);
         uri.authority = Some(self.inner.authority.clone());
         uri.path_and_query = head.uri.path_and_query().cloned();
         head.uri = Uri::from_parts(uri)?;
@@ -88,13 +93,15 @@ impl GrpcChannel {
         let message = body.collect().await?.to_bytes();
         let exchange = async {
             let mut sender = self.ready_sender().await?;
-            let (response, mut stream) = sender.send_request(http::Request::from_parts(head, ()), message.is_empty())?;
+            let (response, mut stream) =
+                sender.send_request(http::Request::from_parts(head, ()), message.is_empty())?;
             if !message.is_empty() {
                 stream.send_data(message, true)?;
             }
             Ok::<_, BoxError>(response.await?)
         };
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| tonic::TimeoutExpired(()))??;
+        let response =
+            tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.map_err(|_| tonic::TimeoutExpired(()))??;
         Ok(response.map(|stream| Body { stream, data_done: false }))
     }
 

@@ -5,11 +5,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::grpc_channel::GrpcChannel;
 use hyper::body::Bytes;
 use prost::Message;
 use q2o_proto::v1 as pb;
 use q2o_proto::v1::qa_agent_client::QaAgentClient;
-use crate::grpc_channel::GrpcChannel;
 
 use async_trait::async_trait;
 

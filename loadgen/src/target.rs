@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::grpc_channel::GrpcChannel;
 use async_trait::async_trait;
 use hyper::body::Bytes;
 use prost::Message;
 use q2o_proto::v1 as pb;
-use crate::grpc_channel::GrpcChannel;
 
 use crate::connect::{SetupError, connect_channels};
 use crate::http1::{Failure, Pool};

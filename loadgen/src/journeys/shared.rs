@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::grpc_channel::GrpcChannel;
 use goose::goose::GooseUser;
 use rand::RngExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use crate::grpc_channel::GrpcChannel;
 
 use crate::http1::Pool;
 use crate::journeys::plan::ThinkTime;
