@@ -80,9 +80,6 @@ pub enum AgentsError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(std::io::Error),
-    /// The gRPC server failed.
-    #[error("grpc server: {0}")]
-    Grpc(#[from] tonic::transport::Error),
 }
 
 /// An agents process with its listeners bound, ready to serve and work.
@@ -178,9 +175,8 @@ impl Agents {
             ServerState { work, registry: self.registry.clone(), service_keys: config.service_keys.clone().into() };
         let http = axum::serve(q2o_common::net::http_listener(self.http), server::app(state.clone()))
             .with_graceful_shutdown(signal(stopped.clone()));
-        let grpc = tonic::transport::Server::builder()
-            .add_routes(server::grpc_routes(state))
-            .serve_with_incoming_shutdown(q2o_common::net::grpc_incoming(self.grpc), signal(stopped.clone()));
+        // A call is bounded by its caller's `grpc-timeout` alone.
+        let grpc = q2o_common::grpc_server::serve(self.grpc, server::grpc_routes(state), None, signal(stopped.clone()));
         let pools = workers.run(config.pools.clone(), stopped.clone());
         let mut groups = Vec::new();
         if let (Some(kafka), Some(metrics)) = (&config.kafka, &kafka_metrics) {
@@ -194,9 +190,8 @@ impl Agents {
         }
         let groups = futures::future::join_all(groups);
         let everything = async {
-            let (http, grpc, (), _) = tokio::join!(http, grpc, pools, groups);
-            http.map_err(AgentsError::Http)?;
-            grpc.map_err(AgentsError::from)
+            let (http, (), (), _) = tokio::join!(http, grpc, pools, groups);
+            http.map_err(AgentsError::Http)
         };
         let deadline = async move {
             shutdown.await;

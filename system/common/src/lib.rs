@@ -12,6 +12,8 @@ What the q2o services share, and nothing else: no service logic lives here.
   `AgentEvent`, ...) and their conversions to and from the protobuf messages.
 * `kafka` (feature `kafka`) sets up the activity topic, produces events and runs
   consumer groups at least once.
+* [`grpc_server`] serves tonic's routes on hyper's HTTP/2 connections, answering
+  a call that needs no wait inside the connection's own poll.
 * [`store`] is the system's state and task queue behind one trait, [`store::Store`],
   with a Redis implementation (the real stack) and an in-memory one (the phase0
   single-process baseline).
@@ -19,6 +21,7 @@ What the q2o services share, and nothing else: no service logic lives here.
 
 pub mod config;
 pub mod domain;
+pub mod grpc_server;
 pub mod huge_pages;
 #[cfg(feature = "kafka")]
 pub mod kafka;

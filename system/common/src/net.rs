@@ -42,7 +42,9 @@ pub fn http_listener(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStr
     listener.tap_io(no_delay as fn(&mut TcpStream))
 }
 
-/// `listener` for tonic's `serve_with_incoming`, with `TCP_NODELAY` on every connection.
+/// `listener` for tonic's own `Server::serve_with_incoming`, with `TCP_NODELAY`
+/// on every connection. The services serve gRPC with [`crate::grpc_server`];
+/// the load generator's tests check its client against tonic's server.
 pub fn grpc_incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -69,9 +69,6 @@ pub enum GatewayError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(std::io::Error),
-    /// The gRPC server failed.
-    #[error("grpc server: {0}")]
-    Grpc(#[from] tonic::transport::Error),
 }
 
 /// A gateway with both listeners bound, ready to serve.
@@ -119,15 +116,12 @@ impl Gateway {
         let state = self.state.clone();
         let app = rest::app(self.state.clone(), self.max_body_bytes);
         let http = axum::serve(q2o_common::net::http_listener(self.http), app).with_graceful_shutdown(state.draining());
-        // tonic bounds each call by the shorter of its `grpc-timeout` and this.
-        let grpc = tonic::transport::Server::builder()
-            .timeout(self.state.request_timeout)
-            .add_routes(grpc::routes(self.state))
-            .serve_with_incoming_shutdown(q2o_common::net::grpc_incoming(self.grpc), state.draining());
+        // Each call is bounded by the shorter of its `grpc-timeout` and this.
+        let longest = Some(self.state.request_timeout);
+        let grpc = q2o_common::grpc_server::serve(self.grpc, grpc::routes(self.state), longest, state.draining());
         let servers = async {
-            let (http, grpc) = tokio::join!(http, grpc);
-            http.map_err(GatewayError::Http)?;
-            grpc.map_err(GatewayError::from)
+            let (http, ()) = tokio::join!(http, grpc);
+            http.map_err(GatewayError::Http)
         };
         let deadline = async move {
             shutdown.await;
