@@ -8,6 +8,8 @@ use tokio::time::Instant;
 
 use std::time::Duration;
 
+use q2o_common::runtime::Flavor;
+
 use crate::backend::{Backend, Recovery};
 use crate::binaries::Binaries;
 use crate::docker::DockerBackend;
@@ -138,13 +140,17 @@ impl Environment {
         // What a service can use: a container's limit, one core for the
         // single-threaded redis-server and nginx's one worker, what its
         // runtime's workers can use for a q2o process, else the machine.
-        let runtime_cores = topology.runtime().cores().unwrap_or(cores).min(cores);
-        let limit = |name: &str| match name {
-            "redis" | "load-balancer" => 1.0,
-            "broker" if limited => topology.cpus.unwrap_or(cores),
-            "broker" => cores,
-            _ if limited => topology.cpus.unwrap_or(cores).min(runtime_cores),
-            _ => runtime_cores,
+        let runtime_cores = |flavor: Flavor| flavor.cores().unwrap_or(cores).min(cores);
+        let limit = |name: &str| {
+            let flavor = if name.starts_with("gateway-") { topology.gateway_runtime() } else { topology.runtime() };
+            let runtime = runtime_cores(flavor);
+            match name {
+                "redis" | "load-balancer" => 1.0,
+                "broker" if limited => topology.cpus.unwrap_or(cores),
+                "broker" => cores,
+                _ if limited => topology.cpus.unwrap_or(cores).min(runtime),
+                _ => runtime,
+            }
         };
         let mut timeline = Timeline::default();
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -7,6 +7,8 @@
 
 use std::net::SocketAddr;
 
+use q2o_common::runtime::Flavor;
+
 use crate::priority::Tier;
 use crate::topology::{AdmissionControl, InterAgent, Topology};
 
@@ -375,7 +377,7 @@ fn services(topology: &Topology) -> Vec<ServicePlan> {
             gateway.args.push(Arg::Text("--search-url".into()));
             gateway.args.push(Arg::Peer(port("search", PortKind::Http), Scheme::Http));
         }
-        gateway.env = vec![("Q2O_REDIS_URL", redis_url.clone()), worker_threads(t)];
+        gateway.env = vec![("Q2O_REDIS_URL", redis_url.clone()), runtime_var(t.gateway_runtime())];
         gateway.config = Some(ConfigFile::Gateway { tenant_rate_limit: t.tenant_rate_limit, admission: t.admission });
         gateway.ports = vec![PortKind::Http, PortKind::Grpc];
         gateway.scrape = vec![("gateway", PortKind::Http)];
@@ -403,7 +405,12 @@ fn services(topology: &Topology) -> Vec<ServicePlan> {
 
 /// The runtime a q2o process is told to run.
 fn worker_threads(t: &Topology) -> (&'static str, Arg) {
-    (q2o_common::runtime::WORKER_THREADS_VAR, Arg::Text(t.runtime().to_string()))
+    runtime_var(t.runtime())
+}
+
+/// The variable that tells a q2o process its runtime.
+fn runtime_var(flavor: Flavor) -> (&'static str, Arg) {
+    (q2o_common::runtime::WORKER_THREADS_VAR, Arg::Text(flavor.to_string()))
 }
 
 /// The services of `topology` by name, in start order (`redis`, `broker`, `gateway-0`, ...).
@@ -524,6 +531,9 @@ mod tests {
         assert!(shared.iter().all(|(_, v)| v == "current"), "{shared:?}");
         assert_eq!(runtime("monolith = true"), [("monolith".to_owned(), "per-core".to_owned())]);
         assert!(runtime("redis = true\nworker_threads = 2").iter().all(|(_, v)| v == "2"));
+        let gateway_apart = runtime("redis = true\nkafka = true\nsearch = true\ngateway_threads = 2");
+        let threads: Vec<&str> = gateway_apart.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(threads, ["current", "current", "2"], "only the gateways: {gateway_apart:?}");
         let err = toml::from_str::<Topology>("redis = true\nworker_threads = \"lots\"").unwrap_err().to_string();
         assert!(err.contains("worker_threads") && err.contains("`lots`"), "{err}");
     }

@@ -89,9 +89,11 @@ pub struct Load {
     /// Protocol weights (rest, grpc).
     #[serde(deserialize_with = "protocols")]
     pub protocols: BTreeMap<Protocol, u32>,
-    /// Most users one loadgen process carries; more users start more processes.
-    #[serde(default = "default_users_per_process")]
-    pub users_per_process: usize,
+    /// Most users one loadgen process carries; more users start more
+    /// processes. When absent, [`Scenario::users_per_process`] sizes it from
+    /// the protocol mix.
+    #[serde(default)]
+    pub users_per_process: Option<usize>,
     /// API key the users log in with.
     #[serde(default = "default_api_key")]
     pub api_key: String,
@@ -106,9 +108,17 @@ fn default_ramp_down() -> Duration {
 fn default_think() -> ThinkTime {
     ThinkTime::Exponential(Duration::from_secs(10))
 }
-fn default_users_per_process() -> usize {
-    10_000
-}
+/// REST connections one loadgen process may hold: a REST user holds one
+/// while its request is out, all of them at once if the system stalls, and a
+/// process may hold at most 20,000 open files here (the rest are for its gRPC
+/// channels, which every gRPC user of the process shares, and its metrics).
+const REST_CONNECTIONS_PER_PROCESS: usize = 16_000;
+
+/// Most users one loadgen process carries when the scenario does not say:
+/// its users run on one thread, and phase2's mix at this many is about 4,500
+/// requests/s, a quarter of a core at the 51.8 CPU-µs per request one
+/// process took for 25,000 users.
+const MOST_USERS_PER_PROCESS: usize = 32_000;
 /// The API key of the demo tenant `acme`, which every default run logs in with.
 pub fn default_api_key() -> String {
     "demo-key-acme".into()
@@ -251,7 +261,7 @@ impl Scenario {
         }
         let plan = self.user_plan();
         plan.validate().map_err(|e| (format!("load.{}", e.field.key()), e.to_string()))?;
-        if self.load.users_per_process == 0 {
+        if self.load.users_per_process == Some(0) {
             return bad("load.users_per_process", "must be at least 1".into());
         }
         let t = &self.topology;
@@ -343,8 +353,27 @@ impl Scenario {
     pub fn loadgen_processes(&self) -> usize {
         let t = &self.topology;
         let addresses = if t.load_balancer || t.monolith { 1 } else { t.gateways.max(1) };
-        let needed = self.load.users.div_ceil(self.load.users_per_process);
+        let needed = self.load.users.div_ceil(self.users_per_process());
         (needed.div_ceil(addresses) * addresses).min(self.load.users).max(1)
+    }
+
+    /// Most users one loadgen process carries: the file's `users_per_process`,
+    /// else as many as keep its REST users' connections within
+    /// [`REST_CONNECTIONS_PER_PROCESS`], up to [`MOST_USERS_PER_PROCESS`].
+    /// Fewer, fuller processes cost less per request: each wakes once for
+    /// every answer that is ready, not once per answer. At phase2's mix and
+    /// 25,000 users (`q2o-bench cost`), four processes of 6,250 users took
+    /// 72.7 CPU-µs per request, two of 12,500 took 61.6, one took 51.8.
+    pub fn users_per_process(&self) -> usize {
+        if let Some(users) = self.load.users_per_process {
+            return users;
+        }
+        let weight = |protocol| self.load.protocols.get(&protocol).copied().unwrap_or(0) as usize;
+        let (rest, all) = (weight(Protocol::Rest), weight(Protocol::Rest) + weight(Protocol::Grpc));
+        match rest {
+            0 => MOST_USERS_PER_PROCESS,
+            _ => (REST_CONNECTIONS_PER_PROCESS * all / rest).min(MOST_USERS_PER_PROCESS),
+        }
     }
 }
 
@@ -573,10 +602,32 @@ target = 0.05
         };
         assert_eq!(processes(&mut scenario, 1), 1, "never more processes than users");
         assert_eq!(processes(&mut scenario, 100), 2, "one per replica at least");
+        scenario.load.users_per_process = Some(10_000);
         assert_eq!(processes(&mut scenario, 25_000), 4, "three would load one replica twice as much");
         assert_eq!(processes(&mut scenario, 50_000), 6);
         scenario.topology.load_balancer = true;
         assert_eq!(processes(&mut scenario, 25_000), 3, "a balancer spreads any number evenly");
+    }
+
+    #[test]
+    fn a_process_carries_as_many_users_as_its_rest_connections_allow() {
+        let (_d, path) = write(GOOD);
+        let mut scenario = Scenario::load(&path).unwrap();
+        let per_process = |scenario: &mut Scenario, rest: u32, grpc: u32| {
+            scenario.load.protocols = BTreeMap::from([(Protocol::Rest, rest), (Protocol::Grpc, grpc)]);
+            scenario.users_per_process()
+        };
+        assert_eq!(per_process(&mut scenario, 1, 0), 16_000, "every user may hold a connection");
+        assert_eq!(per_process(&mut scenario, 1, 1), 32_000, "half of them may");
+        assert_eq!(per_process(&mut scenario, 1, 3), 32_000, "one thread carries no more");
+        assert_eq!(per_process(&mut scenario, 0, 1), 32_000);
+        scenario.load.users_per_process = Some(5_000);
+        assert_eq!(per_process(&mut scenario, 1, 0), 5_000, "the file's figure wins");
+        let text = GOOD.replace("[load]\n", "[load]\nusers_per_process = 0\n");
+        assert!(text.contains("users_per_process = 0"));
+        let (_d, path) = write(&text);
+        let err = Scenario::load(&path).unwrap_err().to_string();
+        assert!(err.contains("load.users_per_process"), "{err}");
     }
 
     #[test]
