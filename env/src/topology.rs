@@ -62,10 +62,10 @@ pub struct Topology {
     /// stack, runs `"per-core"`.
     #[serde(default)]
     pub worker_threads: Option<Flavor>,
-    /// The gateways' runtime, where it differs from `worker_threads`. One
-    /// gateway on two workers carries what two single-threaded gateways
-    /// carry for fewer CPU-µs per request: the loadgen and the agents it
-    /// talks to then batch more answers per wake-up too.
+    /// The gateways' runtime, where it differs from `worker_threads`: one
+    /// gateway on two workers, rather than two gateways on one each, wakes
+    /// fewer processes per request (ARCHITECTURE.md's "Runtimes" has the
+    /// figures).
     #[serde(default)]
     pub gateway_threads: Option<Flavor>,
     /// The gateways' admission control: `"adaptive"` (the gateway's default),

@@ -119,6 +119,7 @@ const REST_CONNECTIONS_PER_PROCESS: usize = 16_000;
 /// requests/s, a quarter of a core at the 51.8 CPU-µs per request one
 /// process took for 25,000 users.
 const MOST_USERS_PER_PROCESS: usize = 32_000;
+
 /// The API key of the demo tenant `acme`, which every default run logs in with.
 pub fn default_api_key() -> String {
     "demo-key-acme".into()
