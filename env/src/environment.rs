@@ -2,13 +2,12 @@
 //! uses, a supervisor for the harness's own processes (Prometheus, the load
 //! generator), and the backend behind one interface.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use tokio::time::Instant;
 
 use std::time::Duration;
-
-use q2o_common::runtime::Flavor;
 
 use crate::backend::{Backend, Recovery};
 use crate::binaries::Binaries;
@@ -140,10 +139,12 @@ impl Environment {
         // What a service can use: a container's limit, one core for the
         // single-threaded redis-server and nginx's one worker, what its
         // runtime's workers can use for a q2o process, else the machine.
-        let runtime_cores = |flavor: Flavor| flavor.cores().unwrap_or(cores).min(cores);
+        let runtime_cores: HashMap<String, f64> = plan(topology)
+            .into_iter()
+            .filter_map(|s| Some((s.name.clone(), s.runtime()?.cores().unwrap_or(cores).min(cores))))
+            .collect();
         let limit = |name: &str| {
-            let flavor = if name.starts_with("gateway-") { topology.gateway_runtime() } else { topology.runtime() };
-            let runtime = runtime_cores(flavor);
+            let runtime = runtime_cores.get(name).copied().unwrap_or(cores);
             match name {
                 "redis" | "load-balancer" => 1.0,
                 "broker" if limited => topology.cpus.unwrap_or(cores),

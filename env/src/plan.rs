@@ -258,6 +258,14 @@ pub struct ServicePlan {
 }
 
 impl ServicePlan {
+    /// The tokio runtime it is told to run, for a q2o process.
+    pub fn runtime(&self) -> Option<Flavor> {
+        self.env.iter().find_map(|(key, value)| match value {
+            Arg::Text(text) if *key == q2o_common::runtime::WORKER_THREADS_VAR => Flavor::parse(text).ok(),
+            _ => None,
+        })
+    }
+
     fn new(name: impl Into<String>, kind: ServiceKind, ready: Ready) -> ServicePlan {
         ServicePlan {
             name: name.into(),
@@ -536,6 +544,15 @@ mod tests {
         assert_eq!(threads, ["current", "current", "2"], "only the gateways: {gateway_apart:?}");
         let err = toml::from_str::<Topology>("redis = true\nworker_threads = \"lots\"").unwrap_err().to_string();
         assert!(err.contains("worker_threads") && err.contains("`lots`"), "{err}");
+    }
+
+    #[test]
+    fn a_plan_names_the_runtime_its_core_limit_follows() {
+        let plans = plan(&topology("redis = true\ngateway_threads = 2"));
+        let runtime = |name: &str| plans.iter().find(|s| s.name == name).unwrap().runtime();
+        assert_eq!(runtime("gateway-0"), Some(Flavor::MultiThread(2)));
+        assert_eq!(runtime("agents-0"), Some(Flavor::CurrentThread));
+        assert_eq!(runtime("redis"), None, "not a q2o process");
     }
 
     #[test]

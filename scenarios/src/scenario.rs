@@ -369,12 +369,11 @@ impl Scenario {
         if let Some(users) = self.load.users_per_process {
             return users;
         }
-        let weight = |protocol| self.load.protocols.get(&protocol).copied().unwrap_or(0) as usize;
-        let (rest, all) = (weight(Protocol::Rest), weight(Protocol::Rest) + weight(Protocol::Grpc));
-        match rest {
-            0 => MOST_USERS_PER_PROCESS,
-            _ => (REST_CONNECTIONS_PER_PROCESS * all / rest).min(MOST_USERS_PER_PROCESS),
-        }
+        let all: usize = self.load.protocols.values().map(|&w| w as usize).sum();
+        let rest = self.load.protocols.get(&Protocol::Rest).map_or(0, |&w| w as usize);
+        (REST_CONNECTIONS_PER_PROCESS * all)
+            .checked_div(rest)
+            .map_or(MOST_USERS_PER_PROCESS, |users| users.min(MOST_USERS_PER_PROCESS))
     }
 }
 
