@@ -36,6 +36,17 @@ pub fn waited_children_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
+/// CPU seconds the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`):
+/// unlike wall time, not inflated by other processes taking turns on its core.
+pub fn thread_seconds() -> f64 {
+    // SAFETY: clock_gettime writes into the struct we own.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return 0.0;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +80,19 @@ mod tests {
             .unwrap();
         assert!(status.success());
         assert!(waited_children_seconds() > before, "the child's CPU time was added once it was waited for");
+    }
+
+    #[test]
+    fn a_thread_counts_its_own_cpu_time_not_its_sleep() {
+        let start = thread_seconds();
+        assert!(start > 0.0, "a running thread has used some CPU");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(thread_seconds() - start < 0.1, "sleeping uses no CPU");
+        let mut x = 0u64;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while thread_seconds() < start + 0.02 && std::time::Instant::now() < deadline {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        assert!(thread_seconds() >= start + 0.02, "spinning is counted");
     }
 }

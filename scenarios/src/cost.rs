@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::error::{RunError, RunFailed};
 use crate::loadgen::Users;
+use crate::reference_work::ReferenceWork;
 use crate::run_folder::{RunFolder, rfc3339};
 use crate::scenario::{FlagError, Scenario};
 use crate::session::{Interrupt, Session, SessionPlan};
@@ -94,6 +95,9 @@ pub struct CostReport {
     pub idle_cores: f64,
     /// Each service idle.
     pub idle: Vec<ProcessFigures>,
+    /// How fast the machine was, timed before the stack started: compare
+    /// two reports' CPU-µs only where these agree.
+    pub reference_work: Option<ReferenceWork>,
 }
 
 /// What Redis ran per request: `INFO commandstats` read as the measured
@@ -146,6 +150,8 @@ pub async fn run(options: CostOptions, interrupt: &Interrupt) -> Result<Measured
     let mut programs = vec![options.binaries.q2o("q2o-loadgen")];
     programs.extend(options.binaries.of_topology(&scenario.topology));
     Binaries::check(&programs).map_err(RunError::from)?;
+    // Before anything of the run is started, so that the machine is as quiet as it gets.
+    let reference_work = tokio::task::spawn_blocking(ReferenceWork::measure).await.ok();
     let folder = RunFolder::create(&options.reports, &format!("{}-cost", scenario.name))?;
     let failed = |error: RunError| RunFailed { error, dir: Some(folder.dir.clone()) };
     let plan = SessionPlan::local(&scenario.topology, &options.binaries, &folder.dir, &folder.id);
@@ -156,6 +162,7 @@ pub async fn run(options: CostOptions, interrupt: &Interrupt) -> Result<Measured
     folder.remove_data();
     let Loaded { idle, results, span, figures, redis } = measured.map_err(failed)?;
     let mut report = CostReport::new(&scenario, &folder, &results, span, figures, idle);
+    report.reference_work = reference_work;
     report.redis_commands_per_request =
         redis.and_then(|r| RedisCommands::between(&r.before, &r.after, r.seconds, report.requests_per_second));
     write(&folder.dir, &report).map_err(|e| failed(RunError::io(&folder.dir)(e)))?;
@@ -331,6 +338,7 @@ impl CostReport {
             processes: loaded.processes,
             idle_cores: services.iter().map(|p| p.cpu_cores_mean).sum(),
             idle: services,
+            reference_work: None,
         }
     }
 
@@ -369,6 +377,13 @@ impl CostReport {
         if let Some(redis) = &self.redis_commands_per_request {
             let top: Vec<String> = redis.by_command.iter().take(8).map(|(name, n)| format!("{name} {n:.2}")).collect();
             md.push_str(&format!("- redis: {:.2} commands per request ({})\n", redis.total, top.join(", ")));
+        }
+        if let Some(work) = &self.reference_work {
+            md.push_str(&format!(
+                "- machine speed: the reference work took {:.1} ms of CPU (median of {} rounds, {:.1}–{:.1}), \
+                 timed before the stack started; compare CPU-µs with another report only where this agrees\n",
+                work.median_ms, work.rounds, work.min_ms, work.max_ms
+            ));
         }
         md
     }

@@ -36,6 +36,7 @@ pub mod judge;
 pub mod loadgen;
 mod progress;
 pub mod regression;
+pub mod reference_work;
 pub mod render;
 pub mod rules;
 pub mod run_folder;

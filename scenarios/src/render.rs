@@ -24,8 +24,9 @@ pub const METRICS_PORT: u16 = 9100;
 /// Where a pod writes its results.
 pub const RESULTS_DIR: &str = "/results";
 
-/// Users one pod carries by default: a process may hold at most 20,000 open
-/// files here, and a goose user holds a connection while it waits.
+/// Users one pod carries by default. Fewer than a local process carries
+/// ([`Scenario::users_per_process`]): a cluster spreads pods over nodes, so
+/// more, smaller pods spread the load generator's CPU and connections too.
 pub const USERS_PER_POD: usize = 10_000;
 
 /// What to render, besides the scenario.
