@@ -6,8 +6,9 @@
 //! reports compare only if the machine was as fast for both. The work is what
 //! the services compute most (JSON encoded and decoded, allocations), on one
 //! document of a completed task's shape. It times compute only, not wake-ups
-//! or system calls: on 2026-12-06 it read 17.3 ms both before and after the
-//! stack's cost rose 20 %, a slowdown that the idle-stack figure showed.
+//! or system calls: on 2026-12-06 it read 17.3 ms in two runs in which the
+//! stack cost 20 % more per request than that morning and idled at ten times
+//! the cores, a slowdown that the idle-stack figure showed and this cannot.
 
 use std::time::Duration;
 
