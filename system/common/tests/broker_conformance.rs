@@ -334,6 +334,15 @@ async fn the_census_tells_events_missing_from_the_ledger_apart_from_events_not_y
     let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
     assert_eq!(store.ledger_absent("audit", &ids).await.unwrap(), lost.len() as u64);
 
+    // Offsets the log never reaches: the reader reads all there is, then
+    // nothing more comes, and it gives up by itself once that lasts `stall`.
+    let beyond: std::collections::HashMap<i32, i64> = [(0, 1_000_000), (1, 1_000_000)].into();
+    let stalled = tokio::time::timeout(WITHIN, event_ids(&config, "census-reader-3", &beyond, Duration::from_secs(3)))
+        .await
+        .expect("a stalled census ends by itself")
+        .unwrap();
+    assert!(stalled.is_none(), "a census that never reached its offsets is not a complete one");
+
     // A group that stopped half-way has lag, not loss: what it committed is all in its ledger.
     let handler = Recording {
         store: Arc::clone(&store),
@@ -353,4 +362,35 @@ async fn the_census_tells_events_missing_from_the_ledger_apart_from_events_not_y
     assert_eq!(ids.len() as u64 + analytics.unconsumed(), 300, "read up to the commits, the rest unconsumed");
     let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
     assert_eq!(store.ledger_absent("analytics", &ids).await.unwrap(), 0, "nothing consumed is missing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_census_that_keeps_reading_is_not_cut_short_however_long_the_log_takes() {
+    use q2o_common::kafka::census::event_ids;
+    let broker = Broker::start().expect("tansu starts");
+    let config = KafkaConfig {
+        bootstrap_servers: broker.bootstrap(),
+        topic: "census-trickle".into(),
+        partitions: 1,
+        ..KafkaConfig::default()
+    };
+    ensure_topic(&config).await.unwrap();
+    // Ten events, one every 800 ms: the whole read takes about 8 s, twice
+    // the reader's 4 s stall bound, and it never goes 4 s without an event.
+    let producer = EventProducer::new(&config, KafkaMetrics::new(&prometheus::Registry::new())).unwrap();
+    let trickle = tokio::task::spawn_blocking(move || {
+        for seq in 0..10 {
+            producer.send(&event(seq));
+            producer.flush(Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(800));
+        }
+    });
+    let until: HashMap<i32, i64> = [(0, 10)].into();
+    let ids = tokio::time::timeout(WITHIN, event_ids(&config, "census-reader", &until, Duration::from_secs(4)))
+        .await
+        .expect("the census ends")
+        .unwrap()
+        .expect("a reader that keeps getting events is not given up on");
+    assert_eq!(ids.len(), 10);
+    trickle.await.unwrap();
 }

@@ -4,6 +4,7 @@
 //! ([`event_ids`]), read from the beginning by a reader of its own.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,13 +42,18 @@ pub fn group_offsets(config: &KafkaConfig, group: &str, timeout: Duration) -> Re
 }
 
 /// The distinct event ids the log holds before `until` (next offset, by
-/// partition), read from the beginning within `within`; `None` if the
-/// reader did not get there in time.
+/// partition), read from the beginning; `None` if the reader read nothing
+/// for `stall` before it got there.
+///
+/// Bounded by progress, not by a total time: how long the read takes grows
+/// with the log (a 5-minute phase2 hold at 50,000 users logs ~900,000 events,
+/// and a fixed 180 s was not enough to read them from tansu), while a reader
+/// that stopped getting events is stuck whatever the log's size.
 pub async fn event_ids(
     config: &KafkaConfig,
     reader: &str,
     until: &HashMap<i32, i64>,
-    within: Duration,
+    stall: Duration,
 ) -> Result<Option<HashSet<Uuid>>, ConsumeError> {
     let wanted: HashMap<i32, i64> = until.iter().filter(|(_, o)| **o > 0).map(|(p, o)| (*p, *o)).collect();
     if wanted.is_empty() {
@@ -56,12 +62,22 @@ pub async fn event_ids(
     let partitions = until.keys().copied().max().unwrap_or(0) + 1;
     let start = Start::Assigned { partitions, offsets: HashMap::new() };
     let consumer = EventConsumer::new(config, reader, start, KafkaMetrics::new(&prometheus::Registry::new()))?;
-    let census = Census { wanted, seen: Mutex::default(), done: tokio::sync::Notify::new() };
+    let census = Census { wanted, seen: Mutex::default(), read: AtomicU64::new(0), done: tokio::sync::Notify::new() };
     let census = Arc::new(census);
     let finished = async {
-        tokio::select! {
-            () = census.done.notified() => true,
-            () = tokio::time::sleep(within) => false,
+        let mut read_before = 0;
+        loop {
+            tokio::select! {
+                // `notify_one` keeps its permit if no one waits yet: not missed.
+                () = census.done.notified() => return true,
+                () = tokio::time::sleep(stall) => {
+                    let read = census.read.load(Ordering::Relaxed);
+                    if read == read_before {
+                        return false;
+                    }
+                    read_before = read;
+                }
+            }
         }
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -84,12 +100,15 @@ struct Seen {
 struct Census {
     wanted: HashMap<i32, i64>,
     seen: Mutex<Seen>,
+    /// Events handled so far, wanted or not: the reader's progress.
+    read: AtomicU64,
     done: tokio::sync::Notify,
 }
 
 #[async_trait]
 impl EventHandler for Census {
     async fn handle(&self, event: &AgentEvent, at: Position) -> Result<(), HandleError> {
+        self.read.fetch_add(1, Ordering::Relaxed);
         let Some(until) = self.wanted.get(&at.partition) else { return Ok(()) };
         let mut seen = self.seen.lock().expect("never poisoned");
         if at.offset < *until {
