@@ -56,12 +56,7 @@ impl ReferenceWork {
     fn of(rounds: &[Duration]) -> ReferenceWork {
         let mut ms: Vec<f64> = rounds.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         ms.sort_by(f64::total_cmp);
-        ReferenceWork {
-            rounds: ms.len(),
-            median_ms: ms[ms.len() / 2],
-            min_ms: ms[0],
-            max_ms: ms[ms.len() - 1],
-        }
+        ReferenceWork { rounds: ms.len(), median_ms: ms[ms.len() / 2], min_ms: ms[0], max_ms: ms[ms.len() - 1] }
     }
 }
 
