@@ -95,8 +95,9 @@ pub struct CostReport {
     pub idle_cores: f64,
     /// Each service idle.
     pub idle: Vec<ProcessFigures>,
-    /// How fast the machine was, timed before the stack started: compare
-    /// two reports' CPU-µs only where these agree.
+    /// How fast the machine computed, timed before the stack started: a
+    /// note beside the CPU-µs, not a correction of them (it has moved
+    /// without the stack's cost moving, and the other way round).
     pub reference_work: Option<ReferenceWork>,
 }
 
@@ -381,7 +382,7 @@ impl CostReport {
         if let Some(work) = &self.reference_work {
             md.push_str(&format!(
                 "- machine speed: the reference work took {:.1} ms of CPU (median of {} rounds, {:.1}–{:.1}), \
-                 timed before the stack started; compare CPU-µs with another report only where this agrees\n",
+                 timed before the stack started (compute only: it does not track wake-ups or system calls)\n",
                 work.median_ms, work.rounds, work.min_ms, work.max_ms
             ));
         }

@@ -2,13 +2,16 @@
 //! it: how fast this machine is at the moment of a measurement.
 //!
 //! The shared 2-core VM the cost figures are taken on runs 5–30 % slower on
-//! some days than on others, with no steal time to show for it, so two cost
-//! reports compare only if the machine was as fast for both. The work is what
+//! some days than on others, with no steal time to show for it; this figure
+//! says how fast it computed when a report was taken. The work is what
 //! the services compute most (JSON encoded and decoded, allocations), on one
 //! document of a completed task's shape. It times compute only, not wake-ups
 //! or system calls: on 2026-12-06 it read 17.3 ms in two runs in which the
 //! stack cost 20 % more per request than that morning and idled at ten times
-//! the cores, a slowdown that the idle-stack figure showed and this cannot.
+//! the cores, a slowdown that the idle-stack figure showed and this cannot;
+//! later that day it read 17.5 ms, then 26.5–28.3 ms, while the stack's cost
+//! went from 400 to 387 CPU-µs per request. It does not say whether two
+//! reports compare.
 
 use std::time::Duration;
 
