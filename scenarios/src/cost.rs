@@ -89,6 +89,9 @@ pub struct CostReport {
     /// Commands Redis ran per request over the measured seconds, in all and
     /// by command, most first; none without Redis in the topology.
     pub redis_commands_per_request: Option<RedisCommands>,
+    /// Tasks the agents finished over the measured seconds and what the
+    /// task path spent on each; none without Redis in the topology.
+    pub tasks: Option<TaskCost>,
     /// Every process under load.
     pub processes: Vec<ProcessFigures>,
     /// The services' cores before the load, all together.
@@ -135,6 +138,50 @@ impl RedisCommands {
     }
 }
 
+/// The task path's cost: what the agents and the broker spent per task
+/// they finished (the issue's budget is per task, not per request: a
+/// request that submits a task sets off the work, a poll sets off none).
+///
+/// Tasks are counted by Redis's `XACK` calls between the two readings:
+/// each task's Stream entry is acknowledged once when its worker is done
+/// with it (a re-delivered one is acknowledged again, rarely). A task
+/// started before the first reading and acknowledged after it counts whole,
+/// so over a hold of a minute and tasks of about a second the edges move
+/// the figure by a few percent at most.
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskCost {
+    /// Stream entries acknowledged over the measured seconds.
+    pub tasks: u64,
+    /// Their rate.
+    pub tasks_per_second: f64,
+    /// CPU-µs of the agents' processes and the broker per task.
+    pub agents_and_broker_cpu_us_per_task: f64,
+}
+
+impl TaskCost {
+    /// From two `INFO commandstats` readings `seconds` apart, and the
+    /// processes' mean cores over the same seconds.
+    fn between(
+        before: &BTreeMap<String, u64>,
+        after: &BTreeMap<String, u64>,
+        seconds: f64,
+        processes: &[ProcessFigures],
+    ) -> Option<TaskCost> {
+        let acks = |reading: &BTreeMap<String, u64>| reading.get("xack").copied().unwrap_or(0);
+        let tasks = acks(after).saturating_sub(acks(before));
+        if seconds <= 0.0 || tasks == 0 {
+            return None;
+        }
+        let task_path = |p: &&ProcessFigures| p.name.starts_with("agents") || p.name == "broker";
+        let cores: f64 = processes.iter().filter(task_path).map(|p| p.cpu_cores_mean).sum();
+        Some(TaskCost {
+            tasks,
+            tasks_per_second: tasks as f64 / seconds,
+            agents_and_broker_cpu_us_per_task: cores * seconds * 1e6 / tasks as f64,
+        })
+    }
+}
+
 /// A finished measurement and where it was written.
 #[derive(Debug)]
 pub struct Measured {
@@ -164,8 +211,11 @@ pub async fn run(options: CostOptions, interrupt: &Interrupt) -> Result<Measured
     let Loaded { idle, results, span, figures, redis } = measured.map_err(failed)?;
     let mut report = CostReport::new(&scenario, &folder, &results, span, figures, idle);
     report.reference_work = reference_work;
-    report.redis_commands_per_request =
-        redis.and_then(|r| RedisCommands::between(&r.before, &r.after, r.seconds, report.requests_per_second));
+    if let Some(r) = &redis {
+        report.redis_commands_per_request =
+            RedisCommands::between(&r.before, &r.after, r.seconds, report.requests_per_second);
+        report.tasks = TaskCost::between(&r.before, &r.after, r.seconds, &report.processes);
+    }
     write(&folder.dir, &report).map_err(|e| failed(RunError::io(&folder.dir)(e)))?;
     folder.link_latest();
     Ok(Measured { report, dir: folder.dir })
@@ -336,6 +386,7 @@ impl CostReport {
             loadgen_cpu_us_per_request: per_request(cores_of(&is_loadgen)),
             loadgen_rss_bytes_per_user: loadgen_rss as f64 / scenario.load.users.max(1) as f64,
             redis_commands_per_request: None,
+            tasks: None,
             processes: loaded.processes,
             idle_cores: services.iter().map(|p| p.cpu_cores_mean).sum(),
             idle: services,
@@ -379,6 +430,12 @@ impl CostReport {
             let top: Vec<String> = redis.by_command.iter().take(8).map(|(name, n)| format!("{name} {n:.2}")).collect();
             md.push_str(&format!("- redis: {:.2} commands per request ({})\n", redis.total, top.join(", ")));
         }
+        if let Some(tasks) = &self.tasks {
+            md.push_str(&format!(
+                "- tasks: {} finished ({:.1}/s, Redis's XACK calls); the agents and the broker spent {:.1} CPU-µs per task\n",
+                tasks.tasks, tasks.tasks_per_second, tasks.agents_and_broker_cpu_us_per_task
+            ));
+        }
         if let Some(work) = &self.reference_work {
             md.push_str(&format!(
                 "- machine speed: the reference work took {:.1} ms of CPU (median of {} rounds, {:.1}–{:.1}), \
@@ -410,5 +467,29 @@ mod tests {
         assert_eq!(redis.by_command, [("evalsha".to_owned(), 2.0), ("get".to_owned(), 1.0)]);
         assert_eq!(redis.total, 3.0);
         assert!(RedisCommands::between(&before, &after, 10.0, 0.0).is_none(), "no requests, no ratio");
+    }
+
+    #[test]
+    fn the_task_path_is_charged_per_acknowledged_task() {
+        let reading = |pairs: &[(&str, u64)]| pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect();
+        let process = |name: &str, cores: f64| ProcessFigures {
+            name: name.into(),
+            role: Role::Service,
+            cpu_cores_mean: cores,
+            cpu_cores_peak: cores,
+            cpu_us_per_request: None,
+            rss_peak_bytes: 0,
+            open_files_peak: 0,
+        };
+        let processes =
+            [process("agents-0", 0.1), process("agents-1", 0.1), process("broker", 0.05), process("gateway-0", 0.5)];
+        // 1,000 tasks in 10 s on 0.25 cores of agents and broker: 2.5 s of CPU.
+        let before = reading(&[("xack", 500), ("get", 9)]);
+        let after = reading(&[("xack", 1_500), ("get", 90_000)]);
+        let tasks = TaskCost::between(&before, &after, 10.0, &processes).unwrap();
+        assert_eq!((tasks.tasks, tasks.tasks_per_second), (1_000, 100.0));
+        assert!((tasks.agents_and_broker_cpu_us_per_task - 2_500.0).abs() < 1e-6, "{tasks:?}");
+        assert!(TaskCost::between(&before, &before, 10.0, &processes).is_none(), "no tasks, no ratio");
+        assert!(TaskCost::between(&reading(&[]), &reading(&[]), 10.0, &processes).is_none());
     }
 }
