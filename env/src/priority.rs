@@ -28,10 +28,9 @@ pub enum Tier {
     /// The front door: the gateways (and the monolith, nginx), where
     /// admission control turns excess requests away.
     Front,
-    /// What admitted requests wait for: Redis and the search service; and
-    /// the agents, whose calls to each other have a latency target.
+    /// What admitted requests wait for: Redis and the search service.
     Serving,
-    /// Queued work no request waits on: the event log, Prometheus.
+    /// Queued work no request waits on: the agents, the event log, Prometheus.
     Background,
 }
 
