@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use q2o_common::domain::{
-    AgentEvent, AgentEventType, AgentType, Notification, Published, Task, TaskOutcome, TaskUpdate, now,
+    AgentEvent, AgentEventType, AgentType, Notification, Published, TaskOutcome, TaskUpdate, now,
 };
 use q2o_common::kafka::EventProducer;
-use q2o_common::store::Claim;
+use q2o_common::store::{Claim, Started, Starter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -102,11 +102,16 @@ impl Workers {
 
     /// Runs one claimed task to its end. On a storage error the entry is left
     /// unacknowledged, so that it is taken over later rather than lost.
+    ///
+    /// Two round trips to the store per task: the start (with its
+    /// announcement and the project's read) and the finish (with its
+    /// announcement and the acknowledgement).
     async fn process(self: Arc<Self>, claim: Claim, _permit: OwnedSemaphorePermit) {
         let store = &*self.work.store;
         let agent = claim.agent_type;
-        let task = match store.start_task(&claim).await {
-            Ok(Some(task)) => task,
+        let starter = Starter { agent_id: agent_id(agent, &self.consumer), event_id: uuid::Uuid::new_v4() };
+        let Started { task, project, event } = match store.start_task(&claim, &starter).await {
+            Ok(Some(started)) => started,
             Ok(None) => {
                 // Already finished by an earlier attempt, or deleted with its project.
                 self.ack(&claim).await;
@@ -119,63 +124,80 @@ impl Workers {
         };
         let started = Instant::now();
         self.work.metrics.task_started(agent);
-        self.announce(&task, AgentEventType::TaskStarted, serde_json::json!({ "attempt": task.attempts })).await;
+        if let Some(events) = &self.events {
+            events.send(&event);
+        }
         let outcome = match self.work.perform(&task).await {
             Ok(result) => TaskOutcome::Completed(result),
             Err(reason) => TaskOutcome::Failed(reason),
         };
-        // The project goes into a completion event (consumers such as the search
-        // indexer need no store of ours): read with the finish, in its round trip.
-        let completed = matches!(outcome, TaskOutcome::Completed(_));
-        let (finished, project) = tokio::join!(store.finish_task(&task, &outcome), async {
-            if completed { store.project(&task.tenant, task.project_id).await.ok().flatten() } else { None }
-        });
+        // The work's, without the finish's round trip: the event that reports
+        // it goes to the store with the finish.
         let took = started.elapsed();
-        match finished {
-            Ok(Some(task)) => {
-                let (end, event) = match &outcome {
-                    TaskOutcome::Completed(_) => (TaskEnd::Completed, AgentEventType::TaskCompleted),
-                    TaskOutcome::Failed(reason) => {
-                        FAILURES.warn("failed", &format_args!("task {}: {reason}", task.id));
-                        (TaskEnd::Failed, AgentEventType::TaskFailed)
-                    }
-                };
+        let (end, event_type, payload) = match &outcome {
+            TaskOutcome::Completed(result) => {
+                let payload = serde_json::json!({
+                    "duration_ms": took.as_millis() as u64,
+                    "prompt_tokens": result.prompt_tokens,
+                    "completion_tokens": result.completion_tokens,
+                    "cost_dollars": result.cost_dollars,
+                    "cache_hit": result.cache_hit,
+                    "task": { "description": task.description },
+                    "result": { "summary": result.summary, "language": result.language, "code": result.code },
+                    // As it was when the task started: read with the start.
+                    "project": project.map(|p| serde_json::json!({
+                        "name": p.name,
+                        "description": p.description,
+                        "objective": p.objective,
+                        "tags": p.tags,
+                        "status": p.status,
+                        "created_at": p.created_at.unix_timestamp(),
+                    })),
+                });
+                (TaskEnd::Completed, AgentEventType::TaskCompleted, payload)
+            }
+            TaskOutcome::Failed(reason) => {
+                let payload = serde_json::json!({ "duration_ms": took.as_millis() as u64, "error": reason });
+                (TaskEnd::Failed, AgentEventType::TaskFailed, payload)
+            }
+        };
+        let mut finished = task;
+        outcome.apply(&mut finished, now());
+        let event = AgentEvent {
+            event_id: uuid::Uuid::new_v4(),
+            agent_id: starter.agent_id.clone(),
+            agent_type: agent,
+            event_type,
+            task_id: finished.id,
+            project_id: finished.project_id,
+            tenant: finished.tenant.clone(),
+            at: finished.updated_at,
+            payload,
+        };
+        // With a log, encoded once for it and the gateways: a completed
+        // task's event carries its code. Without one (phase0's monolith, on
+        // the in-memory store), not encoded at all.
+        let (announced, logged) = match &self.events {
+            Some(_) => {
+                let json = serde_json::to_vec(&event).expect("events serialize");
+                (Published::agent_event(event, &json), Some(json))
+            }
+            None => (Published::new(Notification::Agent(event)), None),
+        };
+        let notifications = [Published::new(Notification::Task(TaskUpdate::of(&finished))), announced];
+        match store.finish_task(&claim, &finished, &notifications).await {
+            Ok(true) => {
+                if let Some(reason) = &finished.error {
+                    FAILURES.warn("failed", &format_args!("task {}: {reason}", finished.id));
+                }
                 self.work.metrics.task_ended(agent, end, took);
-                let payload = match &outcome {
-                    TaskOutcome::Completed(result) => {
-                        serde_json::json!({
-                            "duration_ms": took.as_millis() as u64,
-                            "prompt_tokens": result.prompt_tokens,
-                            "completion_tokens": result.completion_tokens,
-                            "cost_dollars": result.cost_dollars,
-                            "cache_hit": result.cache_hit,
-                            "task": { "description": task.description },
-                            "result": { "summary": result.summary, "language": result.language, "code": result.code },
-                            "project": project.map(|p| serde_json::json!({
-                                "name": p.name,
-                                "description": p.description,
-                                "objective": p.objective,
-                                "tags": p.tags,
-                                "status": p.status,
-                                "created_at": p.created_at.unix_timestamp(),
-                            })),
-                        })
-                    }
-                    TaskOutcome::Failed(reason) => serde_json::json!({
-                        "duration_ms": took.as_millis() as u64,
-                        "error": reason,
-                    }),
-                };
-                // `join!` polls `announce` first, which puts the event in the
-                // producer's queue before it awaits anything: acknowledging
-                // alongside its notifications loses nothing and shares their
-                // round trip.
-                tokio::join!(self.announce(&task, event, payload), self.ack(&claim));
+                // Logged once the store took the finish: a task finished
+                // twice (taken over from a stalled worker) is reported once.
+                if let (Some(events), Some(json)) = (&self.events, logged) {
+                    events.send_json(starter.agent_id, json);
+                }
             }
-            Ok(None) => {
-                self.work.metrics.task_ended(agent, TaskEnd::Duplicate, took);
-                self.ack(&claim).await;
-            }
+            Ok(false) => self.work.metrics.task_ended(agent, TaskEnd::Duplicate, took),
             Err(err) => {
                 self.work.metrics.task_ended(agent, TaskEnd::Failed, took);
                 FAILURES.warn("cannot_record", &format_args!("task {}: {err}; left for a retry", claim.task_id));
@@ -187,39 +209,6 @@ impl Workers {
         if let Err(err) = self.work.store.ack(claim).await {
             // Not fatal: the entry is re-delivered, and a finished task is skipped then.
             FAILURES.warn("cannot_ack", &format_args!("task {}: {err}", claim.task_id));
-        }
-    }
-
-    /// Publishes the task's new status and an agent event; failures are logged only,
-    /// since the task's state in the store is already authoritative.
-    async fn announce(&self, task: &Task, event_type: AgentEventType, payload: serde_json::Value) {
-        let event = AgentEvent {
-            event_id: uuid::Uuid::new_v4(),
-            agent_id: agent_id(task.agent_type, &self.consumer),
-            agent_type: task.agent_type,
-            event_type,
-            task_id: task.id,
-            project_id: task.project_id,
-            tenant: task.tenant.clone(),
-            at: now(),
-            payload,
-        };
-        // With a log, encoded once for it and the gateways: a completed
-        // task's event carries its code. Without one (phase0's monolith, on
-        // the in-memory store), not encoded at all.
-        let agent = match &self.events {
-            Some(events) => {
-                let json = serde_json::to_vec(&event).expect("events serialize");
-                let key = event.agent_id.clone();
-                let agent = Published::agent_event(event, &json);
-                events.send_json(key, json);
-                agent
-            }
-            None => Published::new(Notification::Agent(event)),
-        };
-        let notifications = [Published::new(Notification::Task(TaskUpdate::of(task))), agent];
-        if let Err(err) = self.work.store.publish(&notifications).await {
-            tracing::warn!(%err, "cannot publish notifications");
         }
     }
 }

@@ -8,7 +8,7 @@ use q2o_common::domain::{
     AgentEvent, AgentEventType, AgentType, Notification, Page, Project, ProjectId, ProjectStatus, Published, Task,
     TaskId, TaskOutcome, TaskResult, TaskStatus, TaskUpdate, TenantId, now,
 };
-use q2o_common::store::{Claim, MemoryStore, RedisStore, RedisStoreOptions, Store, TokenBucket};
+use q2o_common::store::{Claim, MemoryStore, RedisStore, RedisStoreOptions, Starter, Store, TokenBucket};
 use q2o_testkit::RedisServer;
 
 async fn backends() -> (RedisServer, Vec<Arc<dyn Store>>) {
@@ -74,6 +74,25 @@ fn result() -> TaskResult {
     }
 }
 
+fn starter() -> Starter {
+    Starter { agent_id: "coder-w1".into(), event_id: uuid::Uuid::new_v4() }
+}
+
+/// `task` with `outcome` recorded: what a worker hands [`Store::finish_task`].
+fn ended(task: &Task, outcome: TaskOutcome) -> Task {
+    let mut finished = task.clone();
+    outcome.apply(&mut finished, now());
+    finished
+}
+
+/// Starts the task of `claim` and finishes it completed, announcing nothing.
+async fn run_to_completion(store: &dyn Store, claim: &Claim) -> Task {
+    let started = store.start_task(claim, &starter()).await.unwrap().unwrap();
+    let finished = ended(&started.task, TaskOutcome::Completed(result()));
+    assert!(store.finish_task(claim, &finished, &[]).await.unwrap());
+    finished
+}
+
 #[tokio::test]
 async fn a_task_is_claimed_started_and_finished_exactly_once() {
     let (_redis, stores) = backends().await;
@@ -84,22 +103,65 @@ async fn a_task_is_claimed_started_and_finished_exactly_once() {
         let claims = store.claim_tasks(AgentType::Qa, "w1", 10, Duration::from_millis(200)).await.unwrap();
         assert_eq!(claims.len(), 1, "{backend}");
         assert_eq!((claims[0].task_id, claims[0].project_id), (t.id, Some(p.id)), "{backend}");
-        let started = store.start_task(&claims[0]).await.unwrap().unwrap();
-        assert_eq!((started.status, started.attempts), (TaskStatus::Running, 1), "{backend}");
+        let starter = starter();
+        let started = store.start_task(&claims[0], &starter).await.unwrap().unwrap();
+        assert_eq!((started.task.status, started.task.attempts), (TaskStatus::Running, 1), "{backend}");
+        assert_eq!(started.project.as_ref(), Some(&p), "{backend}: read with the start");
+        let event = AgentEvent::task_started(&started.task, starter.agent_id.clone(), starter.event_id);
+        assert_eq!((&started.event, &started.event.payload), (&event, &serde_json::json!({ "attempt": 1 })));
 
-        let finished = store.finish_task(&started, &TaskOutcome::Completed(result())).await.unwrap().unwrap();
-        assert_eq!((finished.status, &finished.result), (TaskStatus::Completed, &Some(result())), "{backend}");
-        let again = store.finish_task(&started, &TaskOutcome::Failed("late".into())).await.unwrap();
-        assert!(again.is_none(), "{backend}: a second finish must change nothing");
-        assert!(store.start_task(&claims[0]).await.unwrap().is_none(), "{backend}");
+        let finished = ended(&started.task, TaskOutcome::Completed(result()));
+        assert!(store.finish_task(&claims[0], &finished, &[]).await.unwrap(), "{backend}");
+        let late = ended(&started.task, TaskOutcome::Failed("late".into()));
+        let again = store.finish_task(&claims[0], &late, &[]).await.unwrap();
+        assert!(!again, "{backend}: a second finish must change nothing");
+        assert!(store.start_task(&claims[0], &starter).await.unwrap().is_none(), "{backend}");
         let stored = store.task(&t.tenant, t.id).await.unwrap().unwrap();
-        assert_eq!(stored, finished, "{backend}: what finish returned is what the store holds");
+        assert_eq!(stored, finished, "{backend}: what the worker finished is what the store holds");
 
         let summary = store.project_status(&p.tenant, p.id).await.unwrap();
         assert_eq!((summary.total, summary.completed, summary.running, summary.queued), (1, 1, 0, 0), "{backend}");
-        store.ack(&claims[0]).await.unwrap();
         let none = store.reclaim_stale_tasks(AgentType::Qa, "w2", Duration::ZERO, 10).await.unwrap();
-        assert!(none.is_empty(), "{backend}: an acknowledged task is never re-delivered");
+        assert!(none.is_empty(), "{backend}: the finish acknowledged the claim; it is never re-delivered");
+        assert_eq!(store.queued_tasks().await.unwrap(), 0, "{backend}");
+    }
+}
+
+/// What `rx` receives next, within five seconds.
+async fn next<T: Clone>(rx: &mut tokio::sync::broadcast::Receiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("announced in time").unwrap()
+}
+
+#[tokio::test]
+async fn a_start_and_a_finish_announce_the_task_once() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        let (p, _) = submitted(&*store, AgentType::Coder).await;
+        let mut updates = store.subscribe_project(&p.tenant, p.id).await.unwrap();
+        let mut activity = store.subscribe_activity(&p.tenant).await.unwrap();
+        let claims = store.claim_tasks(AgentType::Coder, "w1", 1, Duration::from_millis(200)).await.unwrap();
+
+        let started = store.start_task(&claims[0], &starter()).await.unwrap().unwrap();
+        assert_eq!(next(&mut updates).await, TaskUpdate::of(&started.task), "{backend}");
+        assert_eq!(next(&mut activity).await, started.event, "{backend}: with the attempt the store counted");
+
+        let finished = ended(&started.task, TaskOutcome::Failed("no".into()));
+        let done = AgentEvent { event_type: AgentEventType::TaskFailed, ..started.event.clone() };
+        let announce = [
+            Published::new(Notification::Task(TaskUpdate::of(&finished))),
+            Published::new(Notification::Agent(done.clone())),
+        ];
+        assert!(store.finish_task(&claims[0], &finished, &announce).await.unwrap(), "{backend}");
+        assert_eq!(next(&mut updates).await, TaskUpdate::of(&finished), "{backend}");
+        assert_eq!(next(&mut activity).await, done, "{backend}");
+
+        // A second finish announces nothing: the next update is a later one.
+        assert!(!store.finish_task(&claims[0], &finished, &announce).await.unwrap(), "{backend}");
+        let marker = TaskUpdate { status: TaskStatus::Queued, ..TaskUpdate::of(&finished) };
+        store.publish(&[Published::new(Notification::Task(marker.clone()))]).await.unwrap();
+        assert_eq!(next(&mut updates).await, marker, "{backend}");
+        assert!(activity.try_recv().is_err(), "{backend}");
     }
 }
 
@@ -286,8 +348,9 @@ async fn a_task_queued_without_its_project_in_the_entry_still_starts() {
         let claims = store.claim_tasks(AgentType::Coder, "w1", 10, Duration::from_millis(200)).await.unwrap();
         // As an older gateway queued it: the store looks the project up itself.
         let legacy = Claim { project_id: None, ..claims[0].clone() };
-        let started = store.start_task(&legacy).await.unwrap().unwrap();
-        assert_eq!((started.status, started.project_id), (TaskStatus::Running, p.id), "{backend}");
+        let started = store.start_task(&legacy, &starter()).await.unwrap().unwrap();
+        assert_eq!((started.task.status, started.task.project_id), (TaskStatus::Running, p.id), "{backend}");
+        assert_eq!((started.event.project_id, started.project), (p.id, Some(p.clone())), "{backend}");
         let summary = store.project_status(&p.tenant, p.id).await.unwrap();
         assert_eq!((summary.queued, summary.running), (0, 1), "{backend}: the project's counts moved");
     }
@@ -380,15 +443,25 @@ async fn starting_and_finishing_a_task_cost_redis_one_script_call_each() {
         store.submit_task(&task(&p, AgentType::Coder)).await.unwrap();
         let claims = store.claim_tasks(AgentType::Coder, "w1", 1, Duration::from_millis(200)).await.unwrap();
         let before = store.commands_served().await.unwrap();
-        let started = store.start_task(&claims[0]).await.unwrap().unwrap();
-        store.finish_task(&started, &TaskOutcome::Completed(result())).await.unwrap().unwrap();
+        let started = store.start_task(&claims[0], &starter()).await.unwrap().unwrap();
+        let finished = ended(&started.task, TaskOutcome::Completed(result()));
+        let announce = [Published::new(Notification::Task(TaskUpdate::of(&finished)))];
+        assert!(store.finish_task(&claims[0], &finished, &announce).await.unwrap());
         let after = store.commands_served().await.unwrap();
         let ran = |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
         if round == 1 {
             // The census counts the scripts' own commands too: the start
-            // script's HGETALL is its reply. A read of the hash before either
-            // script would be a second one.
-            assert_eq!((ran("evalsha"), ran("hgetall"), ran("get")), (2, 1, 0), "{after:?}");
+            // script's HGETALL and GET (the project) are its reply, and its
+            // two PUBLISHes and the finish's one and XACK are theirs. It
+            // cannot tell a command sent apart from one a script ran, but it
+            // shows that nothing else ran: no read of the hash or the project
+            // before the scripts, no second acknowledgement.
+            let ours = ["evalsha", "hgetall", "get", "publish", "xack"].map(ran);
+            assert_eq!(ours, [2, 1, 1, 3, 1], "{after:?}");
+            let total: u64 = after.iter().map(|(name, calls)| calls - before.get(name).copied().unwrap_or(0)).sum();
+            let inside = ["hget", "hset", "hincrby", "exists"].map(ran).iter().sum::<u64>();
+            // The INFO command that read `before` is counted in `after`.
+            assert_eq!(total, ours.iter().sum::<u64>() + inside + 1, "{after:?}");
         }
     }
 }
@@ -412,8 +485,7 @@ async fn a_projects_recent_task_updates_are_its_last_tasks_as_they_are_now() {
             tasks.push(t);
         }
         let claims = store.claim_tasks(AgentType::Qa, "w1", 1, Duration::from_millis(200)).await.unwrap();
-        let started = store.start_task(&claims[0]).await.unwrap().unwrap();
-        let finished = store.finish_task(&started, &TaskOutcome::Completed(result())).await.unwrap().unwrap();
+        let finished = run_to_completion(&*store, &claims[0]).await;
 
         let recent = store.recent_task_updates(&acme, p.id, 2).await.unwrap();
         assert_eq!(
@@ -434,8 +506,7 @@ async fn a_snapshot_of_task_updates_leaves_the_results_in_redis() {
     let store = RedisStore::connect(RedisStoreOptions::new(redis.url())).await.unwrap();
     let (p, _) = submitted(&store, AgentType::Coder).await;
     let claims = store.claim_tasks(AgentType::Coder, "w1", 1, Duration::from_millis(200)).await.unwrap();
-    let started = store.start_task(&claims[0]).await.unwrap().unwrap();
-    store.finish_task(&started, &TaskOutcome::Completed(result())).await.unwrap().unwrap();
+    run_to_completion(&store, &claims[0]).await;
     let before = store.commands_served().await.unwrap();
     let recent = store.recent_task_updates(&p.tenant, p.id, 100).await.unwrap();
     let after = store.commands_served().await.unwrap();

@@ -373,12 +373,12 @@ impl TaskOutcome {
     }
 
     /// Records the outcome in `task`, as of `at`: what every store keeps of it.
-    pub fn apply(&self, task: &mut Task, at: OffsetDateTime) {
+    pub fn apply(self, task: &mut Task, at: OffsetDateTime) {
         task.status = self.status();
         task.updated_at = at;
         match self {
-            TaskOutcome::Completed(result) => task.result = Some(result.clone()),
-            TaskOutcome::Failed(reason) => task.error = Some(reason.clone()),
+            TaskOutcome::Completed(result) => task.result = Some(result),
+            TaskOutcome::Failed(reason) => task.error = Some(reason),
         }
     }
 }
@@ -480,6 +480,24 @@ pub struct AgentEvent<P = serde_json::Value> {
     pub at: OffsetDateTime,
     /// Event-specific details (durations, token counts ...).
     pub payload: P,
+}
+
+impl AgentEvent {
+    /// The event that announces `task`'s start, as the store left it: the
+    /// attempt's number in the payload, the start's time as the event's.
+    pub fn task_started(task: &Task, agent_id: String, event_id: Uuid) -> AgentEvent {
+        AgentEvent {
+            event_id,
+            agent_id,
+            agent_type: task.agent_type,
+            event_type: AgentEventType::TaskStarted,
+            task_id: task.id,
+            project_id: task.project_id,
+            tenant: task.tenant.clone(),
+            at: task.updated_at,
+            payload: serde_json::json!({ "attempt": task.attempts }),
+        }
+    }
 }
 
 impl<P> AgentEvent<P> {

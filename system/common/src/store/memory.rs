@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::{Notify, broadcast};
 
-use super::{CacheType, Claim, NotificationHub, RateDecision, Store, StoreError, TokenBucket};
+use super::{CacheType, Claim, NotificationHub, RateDecision, Started, Starter, Store, StoreError, TokenBucket};
 use crate::domain::{
-    AgentEvent, AgentType, Page, Project, ProjectId, ProjectStatusSummary, Published, Task, TaskId, TaskOutcome,
+    AgentEvent, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Published, Task, TaskId,
     TaskStatus, TaskUpdate, TenantId, now,
 };
 
@@ -272,26 +272,47 @@ impl Store for MemoryStore {
         Ok((state.queues.values().map(VecDeque::len).sum::<usize>() + state.pending.len()) as u64)
     }
 
-    async fn start_task(&self, claim: &Claim) -> Result<Option<Task>, StoreError> {
-        let mut state = self.state();
-        let Some(task) = state.tasks.get_mut(&(claim.tenant.clone(), claim.task_id)) else { return Ok(None) };
-        if task.status.is_terminal() {
-            return Ok(None);
-        }
-        task.status = TaskStatus::Running;
-        task.attempts += 1;
-        task.updated_at = now();
-        Ok(Some(task.clone()))
+    async fn start_task(&self, claim: &Claim, starter: &Starter) -> Result<Option<Started>, StoreError> {
+        let started = {
+            let mut state = self.state();
+            let Some(task) = state.tasks.get_mut(&(claim.tenant.clone(), claim.task_id)) else { return Ok(None) };
+            if task.status.is_terminal() {
+                return Ok(None);
+            }
+            task.status = TaskStatus::Running;
+            task.attempts += 1;
+            task.updated_at = now();
+            let task = task.clone();
+            let project = state.projects.get(&(task.tenant.clone(), task.project_id)).cloned();
+            let event = AgentEvent::task_started(&task, starter.agent_id.clone(), starter.event_id);
+            Started { task, project, event }
+        };
+        self.hub.dispatch(Notification::Task(TaskUpdate::of(&started.task)));
+        self.hub.dispatch(Notification::Agent(started.event.clone()));
+        Ok(Some(started))
     }
 
-    async fn finish_task(&self, task: &Task, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError> {
+    async fn finish_task(
+        &self,
+        claim: &Claim,
+        finished: &Task,
+        notifications: &[Published],
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        let Some(task) = state.tasks.get_mut(&(task.tenant.clone(), task.id)) else { return Ok(None) };
+        state.pending.remove(&claim.entry_id);
+        let Some(task) = state.tasks.get_mut(&(finished.tenant.clone(), finished.id)) else { return Ok(false) };
         if task.status.is_terminal() {
-            return Ok(None);
+            return Ok(false);
         }
-        outcome.apply(task, now());
-        Ok(Some(task.clone()))
+        task.status = finished.status;
+        task.updated_at = finished.updated_at;
+        task.result.clone_from(&finished.result);
+        task.error.clone_from(&finished.error);
+        drop(state);
+        for published in notifications {
+            self.hub.dispatch(published.notification.clone());
+        }
+        Ok(true)
     }
 
     async fn cache_get(&self, cache: CacheType, key: &str) -> Result<Option<String>, StoreError> {

@@ -29,8 +29,8 @@ pub use rate_limit::{RateDecision, TokenBucket};
 pub use redis::{RedisStore, RedisStoreOptions};
 
 use crate::domain::{
-    AgentEvent, AgentType, Page, Project, ProjectId, ProjectStatusSummary, Published, Task, TaskId, TaskOutcome,
-    TaskUpdate, TenantId,
+    AgentEvent, AgentType, Page, Project, ProjectId, ProjectStatusSummary, Published, Task, TaskId, TaskUpdate,
+    TenantId,
 };
 
 /// A storage operation that failed. Its message never contains user data.
@@ -64,6 +64,28 @@ pub struct Claim {
     pub project_id: Option<ProjectId>,
     /// The task.
     pub task_id: TaskId,
+}
+
+/// Who starts a task: what the store needs for the event that announces it.
+#[derive(Clone, Debug)]
+pub struct Starter {
+    /// The worker (`AgentEvent::agent_id`).
+    pub agent_id: String,
+    /// The announcing event's id.
+    pub event_id: uuid::Uuid,
+}
+
+/// A task as [`Store::start_task`] started it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Started {
+    /// The task, running.
+    pub task: Task,
+    /// Its project as it was at the start, `None` if it is gone: what the
+    /// completion event carries, read here so that finishing is one step.
+    pub project: Option<Project>,
+    /// The `task_started` event the store published
+    /// ([`AgentEvent::task_started`]).
+    pub event: AgentEvent,
 }
 
 /// Which cache a lookup concerns (the `cache_type` label).
@@ -187,13 +209,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Tasks in the queues not yet acknowledged, over every agent type:
     /// waiting to be claimed, or claimed and still running.
     async fn queued_tasks(&self) -> Result<u64, StoreError>;
-    /// Marks a task running and counts the attempt. `None` if the task is gone or
-    /// already finished (a re-delivered entry), in which case there is nothing to do.
-    async fn start_task(&self, claim: &Claim) -> Result<Option<Task>, StoreError>;
-    /// Finishes `task` (as [`Store::start_task`] returned it) exactly once: the
-    /// task as this attempt finished it, or `None` if it was already finished
-    /// (by an earlier attempt) or is gone, and nothing is changed.
-    async fn finish_task(&self, task: &Task, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError>;
+    /// Marks a task running, counts the attempt and announces it (the task's
+    /// update and a `task_started` event from `starter`), in one step; reads
+    /// the task's project in the same step. `None` if the task is gone or
+    /// already finished (a re-delivered entry): nothing changed, nothing was
+    /// announced, and the claim is still to be acknowledged.
+    async fn start_task(&self, claim: &Claim, starter: &Starter) -> Result<Option<Started>, StoreError>;
+    /// Finishes a task exactly once, as `finished` (a started task with
+    /// [`apply`](crate::domain::TaskOutcome::apply)-ed) holds it, publishes `notifications` if this
+    /// call finished it, and acknowledges `claim` either way, in one step.
+    /// `false` if the task was already finished (by an earlier attempt) or is
+    /// gone: nothing changed and nothing was announced.
+    async fn finish_task(
+        &self,
+        claim: &Claim,
+        finished: &Task,
+        notifications: &[Published],
+    ) -> Result<bool, StoreError>;
 
     // ---- cache
 

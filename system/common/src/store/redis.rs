@@ -19,38 +19,53 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
 
-use super::{CacheType, Claim, NotificationHub, RateDecision, Store, StoreError, TokenBucket, keys};
+use super::{CacheType, Claim, NotificationHub, RateDecision, Started, Starter, Store, StoreError, TokenBucket, keys};
 use crate::domain::{
-    AgentEvent, AgentType, Page, Project, ProjectId, ProjectStatusSummary, Published, Task, TaskId, TaskOutcome,
-    TaskUpdate, TenantId, now, rfc3339,
+    AgentEvent, AgentEventType, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Published,
+    Task, TaskId, TaskStatus, TaskUpdate, TenantId, now, rfc3339,
 };
 
-/// Marks a task running unless it is gone or finished. Returns the updated hash
-/// (as a flat field/value list) when it did, an empty list when it did not.
+/// Marks a task running unless it is gone or finished, and announces it: the
+/// task's update (ARGV[3] on channel ARGV[2]) and its `task_started` event
+/// (on channel ARGV[4]), whose JSON is ARGV[5], the attempt's number, ARGV[6]:
+/// only the script knows the number, and the event carries it. Returns the
+/// updated hash (as a flat field/value list) and the project's document
+/// (KEYS[3]) when it started the task, nil when it did not.
 const START_TASK: &str = r"
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'completed' or status == 'failed' then return {} end
+if not status or status == 'completed' or status == 'failed' then return false end
 redis.call('HSET', KEYS[1], 'status', 'running', 'updated_at', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if status == 'queued' and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'queued', -1)
   redis.call('HINCRBY', KEYS[2], 'running', 1)
 end
-return redis.call('HGETALL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. attempt .. ARGV[6])
+return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3])}
 ";
 
-/// Finishes a task unless it is gone or already finished. Returns 1 when it
-/// did, 0 when it did not. Not the hash: the caller has what it holds, and a
-/// completed task's result is kilobytes to send back and parse again.
+/// Finishes a task unless it is gone or already finished, publishing the
+/// channel/message pairs from ARGV[7] on when it did, and acknowledges queue
+/// entry ARGV[6] of KEYS[3] for group ARGV[5] either way. Returns 1 when it
+/// finished the task, 0 when it did not. Not the hash: the caller has what it
+/// holds, and a completed task's result is kilobytes to send back and parse.
 const FINISH_TASK: &str = r"
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'completed' or status == 'failed' then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[2], 'result', ARGV[3], 'error', ARGV[4])
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HINCRBY', KEYS[2], status, -1)
-  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+local finished = 0
+if status and status ~= 'completed' and status ~= 'failed' then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[2], 'result', ARGV[3], 'error', ARGV[4])
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('HINCRBY', KEYS[2], status, -1)
+    redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+  end
+  for i = 7, #ARGV, 2 do
+    redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+  end
+  finished = 1
 end
-return 1
+redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
+return finished
 ";
 
 /// The fields of a task's hash that a [`TaskUpdate`] is made of, in the order
@@ -249,10 +264,6 @@ fn claim_from_entry(agent: AgentType, entry: &StreamId) -> Option<Claim> {
         project_id: project.and_then(|p| p.parse().ok()),
         task_id: task.parse().ok()?,
     })
-}
-
-fn timestamp() -> String {
-    rfc3339(now())
 }
 
 fn score(at: time::OffsetDateTime) -> i64 {
@@ -583,7 +594,7 @@ impl Store for RedisStore {
         Ok(total)
     }
 
-    async fn start_task(&self, claim: &Claim) -> Result<Option<Task>, StoreError> {
+    async fn start_task(&self, claim: &Claim, starter: &Starter) -> Result<Option<Started>, StoreError> {
         let key = keys::task(&claim.tenant, claim.task_id);
         let project = match claim.project_id {
             Some(project) => project,
@@ -593,38 +604,73 @@ impl Store for RedisStore {
                 None => return Ok(None),
             },
         };
-        let started: HashMap<String, String> = self
+        let at = now();
+        let update = Notification::Task(TaskUpdate {
+            tenant: claim.tenant.clone(),
+            task_id: claim.task_id,
+            project_id: project,
+            agent_type: claim.agent_type,
+            status: TaskStatus::Running,
+            at,
+        });
+        let event = Notification::Agent(AgentEvent {
+            event_id: starter.event_id,
+            agent_id: starter.agent_id.clone(),
+            agent_type: claim.agent_type,
+            event_type: AgentEventType::TaskStarted,
+            task_id: claim.task_id,
+            project_id: project,
+            tenant: claim.tenant.clone(),
+            at,
+            payload: serde_json::Value::Null,
+        });
+        let (event_head, event_tail) = around_attempt(&event);
+        let started: Option<(HashMap<String, String>, Option<String>)> = self
             .start_task
             .key(&key)
             .key(keys::project_stats(&claim.tenant, project))
-            .arg(timestamp())
+            .key(keys::project(&claim.tenant, project))
+            .arg(rfc3339(at))
+            .arg(keys::notify(&update))
+            .arg(serde_json::to_vec(&update).expect("notifications serialize"))
+            .arg(keys::notify(&event))
+            .arg(event_head)
+            .arg(event_tail)
             .invoke_async(&mut self.conn())
             .await?;
-        task_from_hash(&key, started)
+        let Some((fields, project_doc)) = started else { return Ok(None) };
+        let Some(task) = task_from_hash(&key, fields)? else { return Ok(None) };
+        let project_key = keys::project(&claim.tenant, project);
+        let project =
+            project_doc.map(|doc| serde_json::from_str(&doc).map_err(|e| corrupt(&project_key, e))).transpose()?;
+        let event = AgentEvent::task_started(&task, starter.agent_id.clone(), starter.event_id);
+        Ok(Some(Started { task, project, event }))
     }
 
-    async fn finish_task(&self, task: &Task, outcome: &TaskOutcome) -> Result<Option<Task>, StoreError> {
-        let key = keys::task(&task.tenant, task.id);
-        let at = now();
-        let (result, error) = match outcome {
-            TaskOutcome::Completed(result) => (serde_json::to_string(result).expect("results serialize"), ""),
-            TaskOutcome::Failed(reason) => (String::new(), reason.as_str()),
+    async fn finish_task(
+        &self,
+        claim: &Claim,
+        finished: &Task,
+        notifications: &[Published],
+    ) -> Result<bool, StoreError> {
+        let result = match &finished.result {
+            Some(result) => serde_json::to_string(result).expect("results serialize"),
+            None => String::new(),
         };
-        let finished: bool = self
-            .finish_task
-            .key(&key)
-            .key(keys::project_stats(&task.tenant, task.project_id))
-            .arg(outcome.status().as_str())
-            .arg(rfc3339(at))
+        let mut script = self.finish_task.key(keys::task(&finished.tenant, finished.id));
+        script
+            .key(keys::project_stats(&finished.tenant, finished.project_id))
+            .key(keys::queue(claim.agent_type))
+            .arg(finished.status.as_str())
+            .arg(rfc3339(finished.updated_at))
             .arg(result)
-            .arg(error)
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(finished.then(|| {
-            let mut finished = task.clone();
-            outcome.apply(&mut finished, at);
-            finished
-        }))
+            .arg(finished.error.as_deref().unwrap_or_default())
+            .arg(keys::AGENT_GROUP)
+            .arg(&claim.entry_id);
+        for published in notifications {
+            script.arg(keys::notify(&published.notification)).arg(published.json().as_ref());
+        }
+        Ok(script.invoke_async(&mut self.conn()).await?)
     }
 
     async fn cache_get(&self, cache: CacheType, key: &str) -> Result<Option<String>, StoreError> {
@@ -718,6 +764,19 @@ impl RedisStore {
     }
 }
 
+/// A `task_started` notification's JSON (its event's payload left null) cut
+/// where the start script writes the attempt's number: serde writes the
+/// payload, an event's last field, as `"payload":null}`, and the script puts
+/// `{"attempt":N}` in place of the `null`.
+fn around_attempt(notification: &Notification) -> (Vec<u8>, &'static str) {
+    const NULL_PAYLOAD: &[u8] = b"null}";
+    let mut json = serde_json::to_vec(notification).expect("notifications serialize");
+    assert!(json.ends_with(NULL_PAYLOAD), "an event's payload is its last field");
+    json.truncate(json.len() - NULL_PAYLOAD.len());
+    json.extend_from_slice(br#"{"attempt":"#);
+    (json, "}}")
+}
+
 /// `calls` of each `cmdstat_<name>:calls=N,usec=...` line of `INFO commandstats`.
 fn command_calls(info: &str) -> BTreeMap<String, u64> {
     info.lines()
@@ -754,6 +813,30 @@ fn group_infos(reply: &redis::Value) -> Vec<HashMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_script_writes_the_attempt_where_serde_writes_the_payload() {
+        let tenant: TenantId = "acme".parse().unwrap();
+        let event = |payload| {
+            Notification::Agent(AgentEvent {
+                event_id: uuid::Uuid::new_v4(),
+                agent_id: "coder-w1".into(),
+                agent_type: AgentType::Coder,
+                event_type: AgentEventType::TaskStarted,
+                task_id: TaskId::new(),
+                project_id: ProjectId::new(),
+                tenant: tenant.clone(),
+                at: now(),
+                payload,
+            })
+        };
+        let template = event(serde_json::Value::Null);
+        let (head, tail) = around_attempt(&template);
+        let Notification::Agent(mut started) = template else { unreachable!() };
+        started.payload = serde_json::json!({ "attempt": 12 });
+        let spliced = [head.as_slice(), b"12", tail.as_bytes()].concat();
+        assert_eq!(spliced, serde_json::to_vec(&Notification::Agent(started)).unwrap());
+    }
 
     #[test]
     fn command_calls_are_read_from_info_commandstats() {
