@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use q2o_common::domain::{
-    AgentEvent, AgentEventType, AgentType, Notification, Published, TaskOutcome, TaskUpdate, now,
+    AgentEvent, AgentEventType, AgentType, Notification, Project, Published, TaskOutcome, TaskUpdate, now,
 };
 use q2o_common::kafka::EventProducer;
 use q2o_common::store::{Claim, Started, Starter};
@@ -134,33 +134,7 @@ impl Workers {
         // The work's, without the finish's round trip: the event that reports
         // it goes to the store with the finish.
         let took = started.elapsed();
-        let (end, event_type, payload) = match &outcome {
-            TaskOutcome::Completed(result) => {
-                let payload = serde_json::json!({
-                    "duration_ms": took.as_millis() as u64,
-                    "prompt_tokens": result.prompt_tokens,
-                    "completion_tokens": result.completion_tokens,
-                    "cost_dollars": result.cost_dollars,
-                    "cache_hit": result.cache_hit,
-                    "task": { "description": task.description },
-                    "result": { "summary": result.summary, "language": result.language, "code": result.code },
-                    // As it was when the task started: read with the start.
-                    "project": project.map(|p| serde_json::json!({
-                        "name": p.name,
-                        "description": p.description,
-                        "objective": p.objective,
-                        "tags": p.tags,
-                        "status": p.status,
-                        "created_at": p.created_at.unix_timestamp(),
-                    })),
-                });
-                (TaskEnd::Completed, AgentEventType::TaskCompleted, payload)
-            }
-            TaskOutcome::Failed(reason) => {
-                let payload = serde_json::json!({ "duration_ms": took.as_millis() as u64, "error": reason });
-                (TaskEnd::Failed, AgentEventType::TaskFailed, payload)
-            }
-        };
+        let (end, event_type, payload) = ending(&outcome, took, &task.description, project);
         let mut finished = task;
         outcome.apply(&mut finished, now());
         let event = AgentEvent {
@@ -209,6 +183,43 @@ impl Workers {
         if let Err(err) = self.work.store.ack(claim).await {
             // Not fatal: the entry is re-delivered, and a finished task is skipped then.
             FAILURES.warn("cannot_ack", &format_args!("task {}: {err}", claim.task_id));
+        }
+    }
+}
+
+/// How a task ended, as its metrics and its event report it: what the
+/// event's payload says of the work and, for a result, of the project as it
+/// was when the task started (read with the start).
+fn ending(
+    outcome: &TaskOutcome,
+    took: Duration,
+    description: &str,
+    project: Option<Project>,
+) -> (TaskEnd, AgentEventType, serde_json::Value) {
+    match outcome {
+        TaskOutcome::Completed(result) => {
+            let payload = serde_json::json!({
+                "duration_ms": took.as_millis() as u64,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "cost_dollars": result.cost_dollars,
+                "cache_hit": result.cache_hit,
+                "task": { "description": description },
+                "result": { "summary": result.summary, "language": result.language, "code": result.code },
+                "project": project.map(|p| serde_json::json!({
+                    "name": p.name,
+                    "description": p.description,
+                    "objective": p.objective,
+                    "tags": p.tags,
+                    "status": p.status,
+                    "created_at": p.created_at.unix_timestamp(),
+                })),
+            });
+            (TaskEnd::Completed, AgentEventType::TaskCompleted, payload)
+        }
+        TaskOutcome::Failed(reason) => {
+            let payload = serde_json::json!({ "duration_ms": took.as_millis() as u64, "error": reason });
+            (TaskEnd::Failed, AgentEventType::TaskFailed, payload)
         }
     }
 }
