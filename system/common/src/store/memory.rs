@@ -298,20 +298,19 @@ impl Store for MemoryStore {
         finished: &Task,
         notifications: &[Published],
     ) -> Result<bool, StoreError> {
-        let mut state = self.state();
-        state.pending.remove(&claim.entry_id);
-        let Some(task) = state.tasks.get_mut(&(finished.tenant.clone(), finished.id)) else { return Ok(false) };
-        if task.status.is_terminal() {
-            return Ok(false);
+        {
+            let mut state = self.state();
+            state.pending.remove(&claim.entry_id);
+            let Some(task) = state.tasks.get_mut(&(finished.tenant.clone(), finished.id)) else { return Ok(false) };
+            if task.status.is_terminal() {
+                return Ok(false);
+            }
+            task.status = finished.status;
+            task.updated_at = finished.updated_at;
+            task.result.clone_from(&finished.result);
+            task.error.clone_from(&finished.error);
         }
-        task.status = finished.status;
-        task.updated_at = finished.updated_at;
-        task.result.clone_from(&finished.result);
-        task.error.clone_from(&finished.error);
-        drop(state);
-        for published in notifications {
-            self.hub.dispatch(published.notification.clone());
-        }
+        self.publish(notifications).await?;
         Ok(true)
     }
 

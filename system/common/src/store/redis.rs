@@ -625,11 +625,12 @@ impl Store for RedisStore {
             payload: serde_json::Value::Null,
         });
         let (event_head, event_tail) = around_attempt(&event);
+        let project_key = keys::project(&claim.tenant, project);
         let started: Option<(HashMap<String, String>, Option<String>)> = self
             .start_task
             .key(&key)
             .key(keys::project_stats(&claim.tenant, project))
-            .key(keys::project(&claim.tenant, project))
+            .key(&project_key)
             .arg(rfc3339(at))
             .arg(keys::notify(&update))
             .arg(serde_json::to_vec(&update).expect("notifications serialize"))
@@ -640,7 +641,6 @@ impl Store for RedisStore {
             .await?;
         let Some((fields, project_doc)) = started else { return Ok(None) };
         let Some(task) = task_from_hash(&key, fields)? else { return Ok(None) };
-        let project_key = keys::project(&claim.tenant, project);
         let project =
             project_doc.map(|doc| serde_json::from_str(&doc).map_err(|e| corrupt(&project_key, e))).transpose()?;
         let event = AgentEvent::task_started(&task, starter.agent_id.clone(), starter.event_id);
