@@ -57,8 +57,11 @@ pub fn render(config: &ConfigFile, service: &ServicePlan, resolve: &dyn Resolve)
             gateway.insert("grpc_addr".into(), Value::String(grpc));
             toml(table([("gateway", Value::Table(gateway))]))
         }
-        ConfigFile::Agents { inter_agent, kafka, workers_per_type } => {
+        ConfigFile::Agents { inter_agent, kafka, workers_per_type, inter_agent_nice } => {
             let mut agents = table([("inter_agent", Value::String(inter_agent.as_str().into()))]);
+            if let Some(nice) = inter_agent_nice {
+                agents.insert("inter_agent_nice".into(), Value::Integer(i64::from(*nice)));
+            }
             if let Some(broker) = kafka {
                 let groups = ["analytics", "audit"].map(|g| Value::String(g.into()));
                 agents.insert("consumer_groups".into(), Value::Array(groups.to_vec()));
@@ -120,6 +123,12 @@ mod tests {
         assert_eq!(agents["inter_agent"].as_str(), Some("grpc"));
         assert_eq!(agents["kafka"]["bootstrap_servers"].as_str(), Some("broker:9092"));
         assert_eq!(agents["pools"].as_array().unwrap().len(), AgentType::ALL.len());
+        // Tiered, the agents run in the background and their calls to QA with the serving tier.
+        assert_eq!(agents["inter_agent_nice"].as_integer(), Some(0));
+        let equal = plan(&toml::from_str("redis = true\ncpu_priorities = \"equal\"").unwrap());
+        let same = equal.iter().find(|s| s.name == "agents-0").unwrap();
+        let same: Table = toml::from_str(&render(same.config.as_ref().unwrap(), same, &FIXED)).unwrap();
+        assert!(!same.contains_key("inter_agent_nice"), "at equal priorities the lane is the process's");
         let gateway: Table = toml::from_str(&rendered("gateway-0")).unwrap();
         assert_eq!(gateway["rate_limit"]["capacity"].as_integer(), Some(100_000_000));
         // A quota holds one second's worth of requests.

@@ -192,6 +192,8 @@ pub enum ConfigFile {
         kafka: Option<PortRef>,
         /// Workers per agent type.
         workers_per_type: Option<usize>,
+        /// The nice value of the inter-agent lane, where it differs from the process's.
+        inter_agent_nice: Option<i32>,
     },
     /// nginx's, in front of these gateway replicas.
     Balancer {
@@ -290,6 +292,12 @@ pub fn plan(topology: &Topology) -> Vec<ServicePlan> {
     let mut plans = services(topology);
     for service in &mut plans {
         service.nice = topology.cpu_priorities.nice(service.kind.tier());
+        if let Some(ConfigFile::Agents { inter_agent_nice, .. }) = &mut service.config {
+            // The coder -> QA call is judged (inter-agent p95) and waited on by
+            // a task, not queued work: it ranks with what requests wait on.
+            let serving = topology.cpu_priorities.nice(Tier::Serving);
+            *inter_agent_nice = (serving != service.nice).then_some(serving);
+        }
     }
     plans
 }
@@ -372,6 +380,7 @@ fn services(topology: &Topology) -> Vec<ServicePlan> {
             inter_agent: t.inter_agent,
             kafka: kafka.clone(),
             workers_per_type: t.workers_per_type,
+            inter_agent_nice: None,
         });
         agents.ports = vec![PortKind::Http, PortKind::Grpc];
         agents.scrape = vec![("agents", PortKind::Http)];

@@ -49,6 +49,10 @@ pub struct Config {
     pub qa_rest_url: String,
     /// URL of the QA agent's gRPC endpoint; empty means this process.
     pub qa_grpc_url: String,
+    /// The nice value of the inter-agent lane: the thread that serves the
+    /// QA agent and makes the coder's calls to it (`lane`). Absent, or the
+    /// process's own, the calls run with the rest of the process.
+    pub inter_agent_nice: Option<i32>,
     /// How long one queue read waits for work.
     #[serde(with = "duration")]
     pub claim_wait: Duration,
@@ -146,6 +150,7 @@ impl Default for Config {
             inter_agent: InterAgentProtocol::Rest,
             qa_rest_url: String::new(),
             qa_grpc_url: String::new(),
+            inter_agent_nice: None,
             claim_wait: Duration::from_secs(1),
             reclaim_after: Duration::from_secs(30),
             reclaim_every: Duration::from_secs(5),
@@ -290,6 +295,11 @@ impl Config {
         if self.reclaim_every.is_zero() {
             return Err(ConfigError::value("reclaim_every", "must be positive"));
         }
+        if let Some(nice) = self.inter_agent_nice
+            && !(-20..=19).contains(&nice)
+        {
+            return Err(ConfigError::value("inter_agent_nice", format!("{nice} is not a nice value (-20 to 19)")));
+        }
         Ok(())
     }
 
@@ -329,6 +339,18 @@ mod tests {
         let config: Config = parse_toml("[[pools]]\nagent_type = \"coder\"\nworkers = 1\nmodel = \"gpt-9\"\n").unwrap();
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("pools[0].model") && err.contains("gpt-9"), "{err}");
+    }
+
+    #[test]
+    fn a_lane_nice_value_outside_the_kernels_range_is_rejected_by_name() {
+        for nice in [-21, 20] {
+            let config: Config = parse_toml(&format!("inter_agent_nice = {nice}\n")).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("inter_agent_nice") && err.contains(&nice.to_string()), "{err}");
+        }
+        let config: Config = parse_toml("inter_agent_nice = 0\n").unwrap();
+        assert_eq!(config.inter_agent_nice, Some(0));
+        config.validate().unwrap();
     }
 
     #[test]

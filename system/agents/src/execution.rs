@@ -7,7 +7,8 @@ use std::time::Duration;
 use q2o_common::domain::{AgentType, Task, TaskResult};
 use q2o_common::store::{CacheType, Store, StoreError};
 
-use crate::inter_agent::{QaClient, ReviewRequest};
+use crate::inter_agent::{InterAgentError, QaClient, ReviewRequest};
+use crate::lane::Lane;
 use crate::llm::{Completion, LlmSimulator};
 use crate::metrics::AgentMetrics;
 use crate::review::review;
@@ -19,6 +20,8 @@ pub(crate) struct Work {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) llm: LlmSimulator,
     pub(crate) qa: QaClient,
+    /// Where the QA client's calls run (`lane`).
+    pub(crate) lane: tokio::runtime::Handle,
     pub(crate) metrics: AgentMetrics,
     pub(crate) research_ttl: Duration,
     /// The model each agent type's LLM calls use.
@@ -71,10 +74,11 @@ impl Work {
                     language: artifact.language.to_owned(),
                     code: artifact.code.clone(),
                 };
-                let review = self
-                    .qa
-                    .review(agent, request, &self.metrics)
+                let (qa, metrics) = (self.qa.clone(), self.metrics.clone());
+                let call = async move { qa.review(agent, request, &metrics).await };
+                let review = Lane::run(&self.lane, call)
                     .await
+                    .unwrap_or(Err(InterAgentError::Stopped))
                     .map_err(|e| format!("QA review over {} failed: {e}", self.qa.protocol()))?;
                 Some(review)
             }

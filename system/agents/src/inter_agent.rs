@@ -63,6 +63,9 @@ pub enum InterAgentError {
     /// The call took longer than allowed.
     #[error("call timed out after {0:?}")]
     Timeout(Duration),
+    /// The process stopped the inter-agent lane before the call ended.
+    #[error("the process is stopping")]
+    Stopped,
 }
 
 /// A client of the QA agent over the configured transport.

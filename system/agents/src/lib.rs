@@ -20,6 +20,7 @@ pub mod config;
 pub mod consumers;
 mod execution;
 pub mod inter_agent;
+mod lane;
 pub mod llm;
 pub mod metrics;
 pub mod review;
@@ -41,6 +42,7 @@ pub use config::Config;
 
 use crate::execution::Work;
 use crate::inter_agent::{InterAgentError, QaClient};
+use crate::lane::Lane;
 use crate::llm::LlmSimulator;
 use crate::metrics::AgentMetrics;
 use crate::server::ServerState;
@@ -80,6 +82,9 @@ pub enum AgentsError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(std::io::Error),
+    /// The inter-agent lane's thread could not be started.
+    #[error("cannot start the inter-agent lane: {0}")]
+    Lane(std::io::Error),
 }
 
 /// An agents process with its listeners bound, ready to serve and work.
@@ -132,11 +137,19 @@ impl Agents {
             config::InterAgentProtocol::Grpc if config.qa_grpc_url.is_empty() => format!("http://{}", self.grpc_addr()),
             config::InterAgentProtocol::Grpc => config.qa_grpc_url.clone(),
         };
+        // Dropped last: the listeners and the QA client's connections run on it.
+        let lane = Lane::start(config.inter_agent_nice).map_err(AgentsError::Lane)?;
         let metrics = AgentMetrics::new(&self.registry);
+        let qa = {
+            // The client's connection driver is spawned where it is made.
+            let _lane = lane.handle().enter();
+            QaClient::new(config.inter_agent, &qa_url, &config.service_key)?
+        };
         let work = Arc::new(Work {
             store: Arc::clone(&self.store),
             llm: LlmSimulator::new(&config.models, &self.registry),
-            qa: QaClient::new(config.inter_agent, &qa_url, &config.service_key)?,
+            qa,
+            lane: lane.handle().clone(),
             metrics,
             research_ttl: config.research_cache_ttl,
             models: config.pools.iter().map(|p| (p.agent_type, p.model.clone())).collect::<HashMap<_, _>>(),
@@ -173,10 +186,26 @@ impl Agents {
         };
         let state =
             ServerState { work, registry: self.registry.clone(), service_keys: config.service_keys.clone().into() };
-        let http = axum::serve(q2o_common::net::http_listener(self.http), server::app(state.clone()))
-            .with_graceful_shutdown(signal(stopped.clone()));
-        // A call is bounded by its caller's `grpc-timeout` alone.
-        let grpc = q2o_common::grpc_server::serve(self.grpc, server::grpc_routes(state), None, signal(stopped.clone()));
+        // Both listeners serve on the lane: the QA agent answers there, over
+        // gRPC or REST. Each is moved to the lane's reactor on the lane.
+        let (http, grpc) =
+            (self.http.into_std().map_err(AgentsError::Http)?, self.grpc.into_std().map_err(AgentsError::Http)?);
+        let app = server::app(state.clone());
+        let http_stop = signal(stopped.clone());
+        let http = lane.handle().spawn(async move {
+            let listener = TcpListener::from_std(http)?;
+            axum::serve(q2o_common::net::http_listener(listener), app).with_graceful_shutdown(http_stop).await
+        });
+        let routes = server::grpc_routes(state);
+        let grpc_stop = signal(stopped.clone());
+        let grpc = lane.handle().spawn(async move {
+            let listener = TcpListener::from_std(grpc)?;
+            // A call is bounded by its caller's `grpc-timeout` alone.
+            q2o_common::grpc_server::serve(listener, routes, None, grpc_stop).await;
+            Ok::<_, std::io::Error>(())
+        });
+        // On the process's runtime a spawned server would outlive this call.
+        let servers = [http.abort_handle(), grpc.abort_handle()];
         let pools = workers.run(config.pools.clone(), stopped.clone());
         let mut groups = Vec::new();
         if let (Some(kafka), Some(metrics)) = (&config.kafka, &kafka_metrics) {
@@ -190,8 +219,16 @@ impl Agents {
         }
         let groups = futures::future::join_all(groups);
         let everything = async {
-            let (http, (), (), _) = tokio::join!(http, grpc, pools, groups);
-            http.map_err(AgentsError::Http)
+            let (http, grpc, (), _) = tokio::join!(http, grpc, pools, groups);
+            // A server cancelled with the lane ended with the process.
+            for served in [http, grpc] {
+                match served {
+                    Ok(Err(err)) => return Err(AgentsError::Http(err)),
+                    Err(ended) if ended.is_panic() => std::panic::resume_unwind(ended.into_panic()),
+                    _ => {}
+                }
+            }
+            Ok(())
         };
         let deadline = async move {
             shutdown.await;
@@ -204,6 +241,7 @@ impl Agents {
             result = everything => result,
             () = deadline => Ok(()),
         };
+        servers.iter().for_each(tokio::task::AbortHandle::abort);
         if let Some(events) = events {
             events.flush(Duration::from_secs(5));
         }
