@@ -62,7 +62,7 @@ impl From<tantivy::directory::error::OpenDirectoryError> for IndexError {
 }
 
 /// A document to index.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IndexDoc {
     /// `project` or `code`.
     pub kind: DocKind,
@@ -93,7 +93,7 @@ pub struct IndexDoc {
 }
 
 /// What a document describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DocKind {
     /// A project.
@@ -225,6 +225,24 @@ pub struct SearchIndex {
     automata: Automata,
     /// Answers of the searcher's generation; `None` computes every search.
     answers: Option<ResultCache>,
+    /// What each project's document in the writer holds, as a fingerprint
+    /// by project id. Every completed task brings its project's document
+    /// again, nearly always unchanged, and replacing a document with itself
+    /// cost a delete, an add, and the merges that carry both.
+    projects: Mutex<HashMap<String, u64>>,
+}
+
+/// Project fingerprints held at most; past it they start over, and a
+/// project's next document is indexed again.
+const PROJECTS_HELD: usize = 1_000_000;
+
+/// A document's content as 64 bits: two different documents of one project
+/// share one with a probability of about 2^-64.
+fn fingerprint(doc: &IndexDoc) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    doc.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -276,6 +294,7 @@ impl SearchIndex {
             metrics,
             automata: Automata::default(),
             answers: Some(ResultCache::default()),
+            projects: Mutex::default(),
         };
         search.update_size_metrics();
         Ok(search)
@@ -294,8 +313,32 @@ impl SearchIndex {
     }
 
     /// Adds or replaces a document. `source` is the log position it came from and
-    /// the event's time (for the indexing-lag metric).
+    /// the event's time (for the indexing-lag metric). A project's document
+    /// equal to the one already in the writer is left as it is.
     pub fn upsert(&self, doc: &IndexDoc, source: Option<(i32, i64, OffsetDateTime)>) -> Result<(), IndexError> {
+        // Held until the writer has the document, so that the fingerprints
+        // and the writer agree when two upserts of a project race.
+        let mut projects = (doc.kind == DocKind::Project).then(|| self.projects.lock().expect("never poisoned"));
+        let print = projects.as_ref().map(|_| fingerprint(doc));
+        if let (Some(projects), Some(print)) = (&projects, print)
+            && projects.get(&doc.id) == Some(&print)
+        {
+            if let Some((partition, offset, _)) = source {
+                self.advance(partition, offset);
+            }
+            return Ok(());
+        }
+        self.replace(doc, source)?;
+        if let (Some(projects), Some(print)) = (&mut projects, print) {
+            if projects.len() >= PROJECTS_HELD {
+                projects.clear();
+            }
+            projects.insert(doc.id.clone(), print);
+        }
+        Ok(())
+    }
+
+    fn replace(&self, doc: &IndexDoc, source: Option<(i32, i64, OffsetDateTime)>) -> Result<(), IndexError> {
         let f = &self.fields;
         let doc_id = format!("{}:{}", doc.kind.as_str(), doc.id);
         let mut d = TantivyDocument::default();

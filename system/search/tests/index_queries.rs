@@ -130,3 +130,34 @@ fn a_repeated_question_is_answered_as_computed_until_a_commit_changes_the_answer
     assert_eq!(after.0, 2, "the commit's generation is answered afresh");
     assert_eq!(after, ask(&computed));
 }
+
+#[test]
+fn a_projects_document_sent_again_unchanged_is_not_indexed_again_and_a_changed_one_is() {
+    let dir = ScratchDir::new("search-index").unwrap();
+    let index = index(&dir);
+    let project = doc(DocKind::Project, "a", "acme", "Ledger service", "tracks invoices", "", "");
+    index.upsert(&project, Some((0, 1, OffsetDateTime::now_utc()))).unwrap();
+    assert_eq!(index.commit().unwrap(), 1);
+
+    // Every completed task of the project brings its document again.
+    index.upsert(&project, Some((0, 2, OffsetDateTime::now_utc()))).unwrap();
+    index.upsert(&project, Some((0, 3, OffsetDateTime::now_utc()))).unwrap();
+    assert_eq!(index.commit().unwrap(), 0, "nothing to index");
+    assert_eq!(index.resume_offsets().get(&0), Some(&4), "the log position still moves on");
+    assert_eq!(search(&index, "acme", "ledger"), ["a"]);
+
+    let renamed = IndexDoc { name: "Accounts service".into(), ..project.clone() };
+    index.upsert(&renamed, None).unwrap();
+    assert_eq!(index.commit().unwrap(), 1);
+    assert_eq!(search(&index, "acme", "accounts"), ["a"]);
+    assert!(search(&index, "acme", "ledger").is_empty(), "the old name is gone");
+    // Back to the first content: a change too, so indexed again.
+    index.upsert(&project, None).unwrap();
+    assert_eq!(index.commit().unwrap(), 1);
+    assert_eq!(search(&index, "acme", "ledger"), ["a"]);
+    // Code documents are indexed whenever they come.
+    let code = doc(DocKind::Code, "c", "acme", "Ledger service", "parser", "fn reconcile() {}", "coder");
+    index.upsert(&code, None).unwrap();
+    index.upsert(&code, None).unwrap();
+    assert_eq!(index.commit().unwrap(), 2);
+}
