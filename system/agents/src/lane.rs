@@ -115,19 +115,6 @@ fn set_thread_nice(nice: i32) {
 mod tests {
     use super::*;
 
-    /// The nice value of the thread `tid`, from `/proc`.
-    fn nice_of(tid: i32) -> i32 {
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
-        // Field 19, counted after the command's closing parenthesis (field 2).
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        rest.split(' ').nth(16).unwrap().parse().unwrap()
-    }
-
-    fn tid() -> i32 {
-        // SAFETY: gettid(2) takes nothing and cannot fail.
-        unsafe { libc::gettid() }
-    }
-
     #[tokio::test(flavor = "current_thread")]
     async fn a_lane_at_another_nice_value_runs_its_work_on_a_thread_at_that_value() {
         let mine = thread_nice();
@@ -136,7 +123,7 @@ mod tests {
         let lane = Lane::start(Some(lower)).unwrap();
         assert!(lane.is_own_thread());
         let (thread, nice) =
-            Lane::run(lane.handle(), async { (std::thread::current().name().map(str::to_owned), nice_of(tid())) })
+            Lane::run(lane.handle(), async { (std::thread::current().name().map(str::to_owned), thread_nice()) })
                 .await
                 .unwrap();
         assert_eq!(thread.as_deref(), Some("inter-agent"));

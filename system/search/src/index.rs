@@ -316,25 +316,24 @@ impl SearchIndex {
     /// the event's time (for the indexing-lag metric). A project's document
     /// equal to the one already in the writer is left as it is.
     pub fn upsert(&self, doc: &IndexDoc, source: Option<(i32, i64, OffsetDateTime)>) -> Result<(), IndexError> {
+        if doc.kind != DocKind::Project {
+            return self.replace(doc, source);
+        }
+        let print = fingerprint(doc);
         // Held until the writer has the document, so that the fingerprints
         // and the writer agree when two upserts of a project race.
-        let mut projects = (doc.kind == DocKind::Project).then(|| self.projects.lock().expect("never poisoned"));
-        let print = projects.as_ref().map(|_| fingerprint(doc));
-        if let (Some(projects), Some(print)) = (&projects, print)
-            && projects.get(&doc.id) == Some(&print)
-        {
+        let mut projects = self.projects.lock().expect("never poisoned");
+        if projects.get(&doc.id) == Some(&print) {
             if let Some((partition, offset, _)) = source {
                 self.advance(partition, offset);
             }
             return Ok(());
         }
         self.replace(doc, source)?;
-        if let (Some(projects), Some(print)) = (&mut projects, print) {
-            if projects.len() >= PROJECTS_HELD {
-                projects.clear();
-            }
-            projects.insert(doc.id.clone(), print);
+        if projects.len() >= PROJECTS_HELD {
+            projects.clear();
         }
+        projects.insert(doc.id.clone(), print);
         Ok(())
     }
 
