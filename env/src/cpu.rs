@@ -1,6 +1,8 @@
 //! CPU time spent by processes, from the kernel's own accounting: a running
-//! process's `utime + stime` in `/proc/<pid>/stat`, and the summed rusage of
-//! the children this process has waited for (a loadgen run, once it exits).
+//! process's `utime + stime` in `/proc/<pid>/stat`, how often its threads were
+//! put on a core and how long they waited for one (`schedstat`), and the
+//! summed rusage of the children this process has waited for (a loadgen run,
+//! once it exits).
 
 use crate::proc_stat;
 
@@ -16,6 +18,47 @@ fn parse_stat(stat: &str) -> Option<u64> {
     let utime: u64 = proc_stat::field(stat, 14)?.parse().ok()?;
     let stime: u64 = proc_stat::field(stat, 15)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// How a process's threads got the CPU so far: the times the scheduler put one
+/// on a core, and the time they spent runnable, waiting for one.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Runs {
+    /// Runs on a core: each wake-up, and each return after being preempted.
+    pub count: u64,
+    /// Seconds spent runnable but not running.
+    pub waited_seconds: f64,
+}
+
+impl std::ops::AddAssign for Runs {
+    fn add_assign(&mut self, other: Runs) {
+        self.count += other.count;
+        self.waited_seconds += other.waited_seconds;
+    }
+}
+
+/// The runs of `pid`'s live threads (`/proc/<pid>/task/*/schedstat`), or
+/// `None` if it is gone or the kernel keeps no schedstat. A thread that has
+/// exited takes its runs with it: the process-wide file counts the main
+/// thread alone.
+pub fn process_runs(pid: u32) -> Option<Runs> {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = None::<Runs>;
+    for thread in threads.flatten() {
+        if let Some(runs) = std::fs::read_to_string(thread.path().join("schedstat")).ok().and_then(|s| parse_schedstat(&s)) {
+            *total.get_or_insert_default() += runs;
+        }
+    }
+    total
+}
+
+/// `<ns on a core> <ns waiting on a run queue> <runs>` (the kernel's
+/// `Documentation/scheduler/sched-stats.rst`).
+fn parse_schedstat(line: &str) -> Option<Runs> {
+    let mut fields = line.split_whitespace().skip(1);
+    let waited_ns: u64 = fields.next()?.parse().ok()?;
+    let count: u64 = fields.next()?.parse().ok()?;
+    Some(Runs { count, waited_seconds: waited_ns as f64 / 1e9 })
 }
 
 fn ticks_per_second() -> f64 {
@@ -50,6 +93,20 @@ pub fn thread_seconds() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedstat_lines_give_runs_and_the_wait_for_a_core() {
+        assert_eq!(parse_schedstat("154703 2500000000 17\n"), Some(Runs { count: 17, waited_seconds: 2.5 }));
+        assert_eq!(parse_schedstat("154703 2500000000"), None);
+        assert_eq!(parse_schedstat(""), None);
+    }
+
+    #[test]
+    fn this_process_has_run_at_least_once() {
+        let runs = process_runs(std::process::id()).expect("Linux keeps schedstat for every thread");
+        assert!(runs.count >= 1, "{runs:?}");
+        assert_eq!(process_runs(u32::MAX), None, "no such process");
+    }
 
     #[test]
     fn stat_lines_are_read_past_a_name_with_spaces_and_parentheses() {

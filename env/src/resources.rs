@@ -2,7 +2,9 @@
 //! accounting once a second: each process tree's CPU time, resident memory
 //! and open files (`/proc/<pid>/{stat,status,fd}`, children included, so
 //! nginx's worker counts for its master and `--processes` children for their
-//! loadgen), and the machine's busy share of its cores (`/proc/stat`).
+//! loadgen), how often its threads were put on a core and how long they
+//! waited for one (`/proc/<pid>/task/*/schedstat`), and the machine's busy
+//! share of its cores (`/proc/stat`).
 //!
 //! Containers' processes are host processes: the docker backend hands over
 //! their host pids, and they are read the same way.
@@ -11,6 +13,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
+
+use crate::cpu::Runs;
 
 /// One process tree's totals at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -21,6 +25,8 @@ pub struct TreeSample {
     pub rss_bytes: u64,
     /// Open file descriptors of the tree.
     pub open_files: u64,
+    /// Runs on a core of the tree's live threads so far, and their waits for one.
+    pub runs: Runs,
 }
 
 /// The machine at one moment: busy and total CPU time since boot, in ticks.
@@ -111,7 +117,8 @@ fn process(pid: u32) -> Option<TreeSample> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
     let open_files = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
-    Some(TreeSample { cpu_seconds, rss_bytes: rss_kib * 1024, open_files })
+    let runs = crate::cpu::process_runs(pid).unwrap_or_default();
+    Some(TreeSample { cpu_seconds, rss_bytes: rss_kib * 1024, open_files, runs })
 }
 
 /// Samples each of `roots`' process trees now (`None` for a root that is gone).
@@ -169,7 +176,10 @@ pub struct Series {
     pub open_files: Vec<u64>,
     /// The most files it may open.
     pub open_files_limit: Option<u64>,
-    last: Option<(u32, f64)>,
+    /// Its threads' runs on a core in each second, and their waits for one,
+    /// aligned with `cores`.
+    pub runs: Vec<Runs>,
+    last: Option<(u32, TreeSample)>,
 }
 
 /// Everything watched over a run: per process and for the machine, one entry a second.
@@ -213,12 +223,23 @@ impl Timeline {
             };
             let series = &mut self.processes[index].1;
             match series.last {
-                Some((last_pid, cpu)) if last_pid == *pid => series.cores.push((sample.cpu_seconds - cpu).max(0.0)),
+                Some((last_pid, last)) if last_pid == *pid => {
+                    series.cores.push((sample.cpu_seconds - last.cpu_seconds).max(0.0));
+                    // A thread that exited took its runs along: the second
+                    // counts what the live threads ran, never less than none.
+                    series.runs.push(Runs {
+                        count: sample.runs.count.saturating_sub(last.runs.count),
+                        waited_seconds: (sample.runs.waited_seconds - last.runs.waited_seconds).max(0.0),
+                    });
+                }
                 // A restarted process: this second's use is unknown, not negative.
-                Some(_) => series.cores.push(0.0),
+                Some(_) => {
+                    series.cores.push(0.0);
+                    series.runs.push(Runs::default());
+                }
                 None => {}
             }
-            series.last = Some((*pid, sample.cpu_seconds));
+            series.last = Some((*pid, sample));
             series.rss_bytes.push(sample.rss_bytes);
             series.open_files.push(sample.open_files);
         }
@@ -277,6 +298,7 @@ fn tree_sample(root: u32, parents: &HashMap<u32, u32>) -> Option<TreeSample> {
             total.cpu_seconds += s.cpu_seconds;
             total.rss_bytes += s.rss_bytes;
             total.open_files += s.open_files;
+            total.runs += s.runs;
         }
     }
     Some(total)
@@ -295,6 +317,11 @@ pub struct ProcessFigures {
     pub cpu_cores_peak: f64,
     /// CPU microseconds per request finished in the span (null without requests).
     pub cpu_us_per_request: Option<f64>,
+    /// Times its threads were put on a core, per request finished in the
+    /// span: its wake-ups and returns from preemption (null without requests).
+    pub runs_per_request: Option<f64>,
+    /// Mean microseconds a run waited, runnable, for a core (null without runs).
+    pub wait_us_per_run: Option<f64>,
     /// Largest resident memory, bytes.
     pub rss_peak_bytes: u64,
     /// Most files open at once.
@@ -355,12 +382,18 @@ impl Timeline {
             .map(|(who, series)| {
                 let cores = window(&series.cores);
                 let cpu: f64 = cores.iter().sum();
+                let mut runs = Runs::default();
+                for second in series.runs.get(span.start.min(series.runs.len())..span.end.min(series.runs.len())).unwrap_or_default() {
+                    runs += *second;
+                }
                 ProcessFigures {
                     name: who.name.clone(),
                     role: who.role,
                     cpu_cores_mean: mean(&cores),
                     cpu_cores_peak: peak(&cores),
                     cpu_us_per_request: (in_span > 0).then(|| cpu * 1e6 / in_span as f64),
+                    runs_per_request: (in_span > 0).then(|| runs.count as f64 / in_span as f64),
+                    wait_us_per_run: (runs.count > 0).then(|| runs.waited_seconds * 1e6 / runs.count as f64),
                     rss_peak_bytes: series.rss_bytes.iter().copied().max().unwrap_or(0),
                     open_files_peak: series.open_files.iter().copied().max().unwrap_or(0),
                 }
@@ -453,6 +486,7 @@ mod tests {
             rss_bytes: vec![1; cores.len() + 1],
             open_files: vec![10; cores.len() + 1],
             open_files_limit: Some(1024),
+            runs: cores.iter().map(|_| Runs { count: 50, waited_seconds: 0.001 }).collect(),
             last: None,
         };
         let timeline = Timeline {
@@ -470,6 +504,11 @@ mod tests {
         assert!((figures.processes[0].cpu_cores_mean - (0.95 + 0.3 + 0.92) / 3.0).abs() < 1e-9);
         let per_request = figures.processes[0].cpu_us_per_request.unwrap();
         assert!((per_request - (0.95 + 0.3 + 0.92) * 1e6 / 300.0).abs() < 1e-6, "{per_request}");
+        // 150 runs over 300 requests, each run having waited 1 ms / 50.
+        assert_eq!(figures.processes[0].runs_per_request, Some(0.5));
+        assert!((figures.processes[0].wait_us_per_run.unwrap() - 20.0).abs() < 1e-9);
+        let idle = timeline.figures(1..4, &[0; 5]);
+        assert_eq!((idle.processes[0].cpu_us_per_request, idle.processes[0].runs_per_request), (None, None));
     }
 
     #[test]
@@ -484,5 +523,29 @@ mod tests {
         assert!(own_tree.rss_bytes > 0 && own_tree.open_files > 0, "{own_tree:?}");
         assert!(own[1].is_none(), "no such process");
         assert!(open_files_limit(std::process::id()).is_some_and(|n| n > 0));
+    }
+
+    #[test]
+    fn each_second_counts_the_runs_its_threads_made_in_it() {
+        // A shell of its own, so no other test's threads come or go in it:
+        // it waits for each `sleep` it starts, and wakes when each one ends.
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "read go; for i in 1 2 3 4 5; do sleep 0.01; done; read done"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let who = Watched { name: "sh".into(), role: Role::Harness, core_limit: 1.0, scope: Scope::Process };
+        let watched = [(who, shell.id())];
+        let mut timeline = Timeline::default();
+        timeline.sample(&watched);
+        let mut stdin = shell.stdin.take().expect("piped");
+        std::io::Write::write_all(&mut stdin, b"go\n").expect("sh reads");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        timeline.sample(&watched);
+        std::io::Write::write_all(&mut stdin, b"done\n").expect("sh reads");
+        assert!(shell.wait().expect("sh ends").success());
+        let series = &timeline.processes[0].1;
+        assert_eq!(series.runs.len(), series.cores.len());
+        assert!(series.runs[0].count >= 5, "{:?}", series.runs);
     }
 }

@@ -71,7 +71,7 @@ pub fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
 /// Where the machine's capacity went: a sentence on the harness's share, the
 /// saturation line, and warnings; then the table's rows (name, role, mean and
 /// peak cores, CPU-µs per request, peak RSS MiB, peak open files).
-pub fn resource_lines(s: &Summary) -> (Vec<String>, Vec<[String; 7]>) {
+pub fn resource_lines(s: &Summary) -> (Vec<String>, Vec<[String; 9]>) {
     let Some(r) = &s.resources else { return (Vec::new(), Vec::new()) };
     let cores = r.machine.cores as f64;
     let share = |role| r.processes.iter().filter(|p| p.role == role).map(|p| p.cpu_cores_mean).sum::<f64>() / cores;
@@ -107,6 +107,8 @@ pub fn resource_lines(s: &Summary) -> (Vec<String>, Vec<[String; 7]>) {
                 format!("{:.2}", p.cpu_cores_mean),
                 format!("{:.2}", p.cpu_cores_peak),
                 p.cpu_us_per_request.map_or("-".into(), |us| format!("{us:.0}")),
+                p.runs_per_request.map_or("-".into(), |runs| format!("{runs:.2}")),
+                p.wait_us_per_run.map_or("-".into(), |us| format!("{us:.0}")),
                 format!("{:.0}", p.rss_peak_bytes as f64 / (1u64 << 20) as f64),
                 p.open_files_peak.to_string(),
             ]
@@ -130,8 +132,17 @@ pub fn saturated_reason(sat: &q2o_env::resources::Saturation, knee: Option<&(f64
 }
 
 /// The column titles of [`resource_lines`]'s rows.
-pub const RESOURCE_COLUMNS: [&str; 7] =
-    ["process", "role", "cores (mean)", "cores (peak)", "CPU-µs per request", "RSS peak (MiB)", "open files (peak)"];
+pub const RESOURCE_COLUMNS: [&str; 9] = [
+    "process",
+    "role",
+    "cores (mean)",
+    "cores (peak)",
+    "CPU-µs per request",
+    "runs per request",
+    "wait per run (µs)",
+    "RSS peak (MiB)",
+    "open files (peak)",
+];
 
 /// The "Faults and restarts" section as lines, empty when nothing happened.
 pub fn fault_lines(s: &Summary) -> Vec<String> {

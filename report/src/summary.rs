@@ -34,7 +34,10 @@
 //!                   the event log's census against the audit ledger (null without one)
 //! resources         {machine {cores, memory_bytes, cpu_busy_mean, cpu_busy_peak},
 //!                    processes[] {name, role: service|harness, cpu_cores_mean, cpu_cores_peak,
-//!                    cpu_us_per_request, rss_peak_bytes, open_files_peak}}: over the hold
+//!                    cpu_us_per_request, runs_per_request, wait_us_per_run, rss_peak_bytes,
+//!                    open_files_peak}}: over the hold; a run is a thread put on a core
+//!                    (a wake-up or a return from preemption), its wait the time it was
+//!                    runnable before it ran
 //! saturation        {resource, at_seconds, users, detail}: the first resource at 90 %, or null
 //! warnings[]        the load generator saturated, or its users fell behind their schedule
 //! load              {requests, failed, achieved_rate, duration_seconds,

@@ -86,6 +86,10 @@ pub struct CostReport {
     pub loadgen_cpu_us_per_request: f64,
     /// The load generator's resident memory per user, bytes (its processes' peaks summed).
     pub loadgen_rss_bytes_per_user: f64,
+    /// Times the threads of every process above were put on a core, per
+    /// request: each wake-up and each return from preemption (null where
+    /// the kernel keeps no schedstat or nothing was measured).
+    pub runs_per_request: Option<f64>,
     /// Commands Redis ran per request over the measured seconds, in all and
     /// by command, most first; none without Redis in the topology.
     pub redis_commands_per_request: Option<RedisCommands>,
@@ -385,6 +389,7 @@ impl CostReport {
             services_cpu_us_per_request: per_request(cores_of(&|p| p.role == Role::Service)),
             loadgen_cpu_us_per_request: per_request(cores_of(&is_loadgen)),
             loadgen_rss_bytes_per_user: loadgen_rss as f64 / scenario.load.users.max(1) as f64,
+            runs_per_request: loaded.processes.iter().map(|p| p.runs_per_request).sum(),
             redis_commands_per_request: None,
             tasks: None,
             processes: loaded.processes,
@@ -408,15 +413,21 @@ impl CostReport {
             self.failed
         );
         md.push_str(
-            "| process | role | cores | CPU-µs/request | RSS peak MiB | idle cores |\n|---|---|---|---|---|---|\n",
+            "| process | role | cores | CPU-µs/request | runs/request | wait µs/run | RSS peak MiB | idle cores |\n\
+             |---|---|---|---|---|---|---|---|\n",
         );
         for p in &self.processes {
             let idle =
                 self.idle.iter().find(|i| i.name == p.name).map_or("-".into(), |i| format!("{:.3}", i.cpu_cores_mean));
             let us = p.cpu_us_per_request.map_or("-".into(), |us| format!("{us:.1}"));
+            let runs = p.runs_per_request.map_or("-".into(), |runs| format!("{runs:.2}"));
+            let wait = p.wait_us_per_run.map_or("-".into(), |us| format!("{us:.0}"));
             let role = if p.role == Role::Service { "service" } else { "harness" };
             let rss = p.rss_peak_bytes as f64 / (1 << 20) as f64;
-            md.push_str(&format!("| {} | {role} | {:.3} | {us} | {rss:.0} | {idle} |\n", p.name, p.cpu_cores_mean));
+            md.push_str(&format!(
+                "| {} | {role} | {:.3} | {us} | {runs} | {wait} | {rss:.0} | {idle} |\n",
+                p.name, p.cpu_cores_mean
+            ));
         }
         md.push_str(&format!(
             "\n- machine: {:.1} CPU-µs per request\n- services: {:.1} CPU-µs per request\n- loadgen: {:.1} CPU-µs per request, {:.1} KiB of RSS per user\n- idle stack: {:.3} cores\n",
@@ -426,6 +437,11 @@ impl CostReport {
             self.loadgen_rss_bytes_per_user / 1024.0,
             self.idle_cores
         ));
+        if let Some(runs) = self.runs_per_request {
+            md.push_str(&format!(
+                "- runs on a core: {runs:.2} per request, the processes above together (each wake-up, and each return after being preempted)\n"
+            ));
+        }
         if let Some(redis) = &self.redis_commands_per_request {
             let top: Vec<String> = redis.by_command.iter().take(8).map(|(name, n)| format!("{name} {n:.2}")).collect();
             md.push_str(&format!("- redis: {:.2} commands per request ({})\n", redis.total, top.join(", ")));
@@ -478,6 +494,8 @@ mod tests {
             cpu_cores_mean: cores,
             cpu_cores_peak: cores,
             cpu_us_per_request: None,
+            runs_per_request: None,
+            wait_us_per_run: None,
             rss_peak_bytes: 0,
             open_files_peak: 0,
         };
