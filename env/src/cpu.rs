@@ -45,7 +45,9 @@ pub fn process_runs(pid: u32) -> Option<Runs> {
     let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut total = None::<Runs>;
     for thread in threads.flatten() {
-        if let Some(runs) = std::fs::read_to_string(thread.path().join("schedstat")).ok().and_then(|s| parse_schedstat(&s)) {
+        if let Some(runs) =
+            std::fs::read_to_string(thread.path().join("schedstat")).ok().and_then(|s| parse_schedstat(&s))
+        {
             *total.get_or_insert_default() += runs;
         }
     }

@@ -25,8 +25,9 @@ pub struct TreeSample {
     pub rss_bytes: u64,
     /// Open file descriptors of the tree.
     pub open_files: u64,
-    /// Runs on a core of the tree's live threads so far, and their waits for one.
-    pub runs: Runs,
+    /// Runs on a core of the tree's live threads so far, and their waits for
+    /// one (`None` where the kernel keeps no schedstat).
+    pub runs: Option<Runs>,
 }
 
 /// The machine at one moment: busy and total CPU time since boot, in ticks.
@@ -117,7 +118,7 @@ fn process(pid: u32) -> Option<TreeSample> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
     let open_files = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
-    let runs = crate::cpu::process_runs(pid).unwrap_or_default();
+    let runs = crate::cpu::process_runs(pid);
     Some(TreeSample { cpu_seconds, rss_bytes: rss_kib * 1024, open_files, runs })
 }
 
@@ -177,8 +178,8 @@ pub struct Series {
     /// The most files it may open.
     pub open_files_limit: Option<u64>,
     /// Its threads' runs on a core in each second, and their waits for one,
-    /// aligned with `cores`.
-    pub runs: Vec<Runs>,
+    /// aligned with `cores` (`None` in a second the kernel could not say).
+    pub runs: Vec<Option<Runs>>,
     last: Option<(u32, TreeSample)>,
 }
 
@@ -227,15 +228,15 @@ impl Timeline {
                     series.cores.push((sample.cpu_seconds - last.cpu_seconds).max(0.0));
                     // A thread that exited took its runs along: the second
                     // counts what the live threads ran, never less than none.
-                    series.runs.push(Runs {
-                        count: sample.runs.count.saturating_sub(last.runs.count),
-                        waited_seconds: (sample.runs.waited_seconds - last.runs.waited_seconds).max(0.0),
-                    });
+                    series.runs.push(sample.runs.zip(last.runs).map(|(now, then)| Runs {
+                        count: now.count.saturating_sub(then.count),
+                        waited_seconds: (now.waited_seconds - then.waited_seconds).max(0.0),
+                    }));
                 }
                 // A restarted process: this second's use is unknown, not negative.
                 Some(_) => {
                     series.cores.push(0.0);
-                    series.runs.push(Runs::default());
+                    series.runs.push(Some(Runs::default()));
                 }
                 None => {}
             }
@@ -298,7 +299,10 @@ fn tree_sample(root: u32, parents: &HashMap<u32, u32>) -> Option<TreeSample> {
             total.cpu_seconds += s.cpu_seconds;
             total.rss_bytes += s.rss_bytes;
             total.open_files += s.open_files;
-            total.runs += s.runs;
+            total.runs = total.runs.zip(s.runs).map(|(mut sum, runs)| {
+                sum += runs;
+                sum
+            });
         }
     }
     Some(total)
@@ -382,18 +386,22 @@ impl Timeline {
             .map(|(who, series)| {
                 let cores = window(&series.cores);
                 let cpu: f64 = cores.iter().sum();
-                let mut runs = Runs::default();
-                for second in series.runs.get(span.start.min(series.runs.len())..span.end.min(series.runs.len())).unwrap_or_default() {
-                    runs += *second;
-                }
+                // Unknown for the span if unknown in any second of it.
+                let seconds = series.runs.get(span.start.min(series.runs.len())..span.end.min(series.runs.len()));
+                let runs = seconds.unwrap_or_default().iter().try_fold(Runs::default(), |mut sum, second| {
+                    sum += (*second)?;
+                    Some(sum)
+                });
                 ProcessFigures {
                     name: who.name.clone(),
                     role: who.role,
                     cpu_cores_mean: mean(&cores),
                     cpu_cores_peak: peak(&cores),
                     cpu_us_per_request: (in_span > 0).then(|| cpu * 1e6 / in_span as f64),
-                    runs_per_request: (in_span > 0).then(|| runs.count as f64 / in_span as f64),
-                    wait_us_per_run: (runs.count > 0).then(|| runs.waited_seconds * 1e6 / runs.count as f64),
+                    runs_per_request: runs.filter(|_| in_span > 0).map(|runs| runs.count as f64 / in_span as f64),
+                    wait_us_per_run: runs
+                        .filter(|runs| runs.count > 0)
+                        .map(|runs| runs.waited_seconds * 1e6 / runs.count as f64),
                     rss_peak_bytes: series.rss_bytes.iter().copied().max().unwrap_or(0),
                     open_files_peak: series.open_files.iter().copied().max().unwrap_or(0),
                 }
@@ -486,7 +494,7 @@ mod tests {
             rss_bytes: vec![1; cores.len() + 1],
             open_files: vec![10; cores.len() + 1],
             open_files_limit: Some(1024),
-            runs: cores.iter().map(|_| Runs { count: 50, waited_seconds: 0.001 }).collect(),
+            runs: cores.iter().map(|_| Some(Runs { count: 50, waited_seconds: 0.001 })).collect(),
             last: None,
         };
         let timeline = Timeline {
@@ -509,6 +517,12 @@ mod tests {
         assert!((figures.processes[0].wait_us_per_run.unwrap() - 20.0).abs() < 1e-9);
         let idle = timeline.figures(1..4, &[0; 5]);
         assert_eq!((idle.processes[0].cpu_us_per_request, idle.processes[0].runs_per_request), (None, None));
+        // A second without schedstat leaves the span's runs unknown, not fewer.
+        let mut blind = timeline.clone();
+        blind.processes[0].1.runs[2] = None;
+        let blind = blind.figures(1..4, &[100; 5]);
+        assert_eq!((blind.processes[0].runs_per_request, blind.processes[0].wait_us_per_run), (None, None));
+        assert!(blind.processes[0].cpu_us_per_request.is_some());
     }
 
     #[test]
@@ -546,6 +560,6 @@ mod tests {
         assert!(shell.wait().expect("sh ends").success());
         let series = &timeline.processes[0].1;
         assert_eq!(series.runs.len(), series.cores.len());
-        assert!(series.runs[0].count >= 5, "{:?}", series.runs);
+        assert!(series.runs[0].is_some_and(|runs| runs.count >= 5), "{:?}", series.runs);
     }
 }
