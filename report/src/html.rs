@@ -11,7 +11,8 @@ use crate::xml::escape;
 pub const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1000px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
 th{background:#f4f4f4}.GO{color:#1a7f37}.NO-GO,.ERROR{color:#cf222e}.fail{background:#ffebe9}\
-.warn{background:#fff8c5}.chart{margin:1em 0}.note{color:#555;font-size:90%}p,td{overflow-wrap:anywhere}";
+.warn{background:#fff8c5}.chart{margin:1em 0}.note{color:#555;font-size:90%}p,td{overflow-wrap:anywhere}\
+#resources td{white-space:nowrap}";
 
 /// The HTML report.
 pub fn render(s: &Summary, charts: &[Chart]) -> String {
