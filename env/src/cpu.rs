@@ -30,6 +30,17 @@ pub struct Runs {
     pub waited_seconds: f64,
 }
 
+impl Runs {
+    /// The runs made since `earlier`, a reading of the same process. A thread
+    /// that exited in between took its runs along: never less than none.
+    pub fn since(self, earlier: Runs) -> Runs {
+        Runs {
+            count: self.count.saturating_sub(earlier.count),
+            waited_seconds: (self.waited_seconds - earlier.waited_seconds).max(0.0),
+        }
+    }
+}
+
 impl std::ops::AddAssign for Runs {
     fn add_assign(&mut self, other: Runs) {
         self.count += other.count;

@@ -226,12 +226,7 @@ impl Timeline {
             match series.last {
                 Some((last_pid, last)) if last_pid == *pid => {
                     series.cores.push((sample.cpu_seconds - last.cpu_seconds).max(0.0));
-                    // A thread that exited took its runs along: the second
-                    // counts what the live threads ran, never less than none.
-                    series.runs.push(sample.runs.zip(last.runs).map(|(now, then)| Runs {
-                        count: now.count.saturating_sub(then.count),
-                        waited_seconds: (now.waited_seconds - then.waited_seconds).max(0.0),
-                    }));
+                    series.runs.push(sample.runs.zip(last.runs).map(|(now, then)| now.since(then)));
                 }
                 // A restarted process: this second's use is unknown, not negative.
                 Some(_) => {

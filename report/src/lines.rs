@@ -69,8 +69,8 @@ pub fn coverage_lines(s: &Summary) -> Vec<CoverageLine> {
 }
 
 /// Where the machine's capacity went: a sentence on the harness's share, the
-/// saturation line, and warnings; then the table's rows (name, role, mean and
-/// peak cores, CPU-µs per request, peak RSS MiB, peak open files).
+/// saturation line, and warnings; then the table's rows, one per process, in
+/// the order of [`RESOURCE_COLUMNS`].
 pub fn resource_lines(s: &Summary) -> (Vec<String>, Vec<[String; 9]>) {
     let Some(r) = &s.resources else { return (Vec::new(), Vec::new()) };
     let cores = r.machine.cores as f64;
