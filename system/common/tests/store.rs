@@ -466,6 +466,70 @@ async fn starting_and_finishing_a_task_cost_redis_one_script_call_each() {
     }
 }
 
+/// The channels some client of `redis` is subscribed to.
+async fn channels_subscribed(redis: &RedisServer) -> Vec<String> {
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut channels: Vec<String> = redis::cmd("PUBSUB").arg("CHANNELS").query_async(&mut conn).await.unwrap();
+    channels.sort();
+    channels
+}
+
+#[tokio::test]
+async fn redis_sends_a_process_only_the_updates_of_projects_it_streams_and_stops_when_they_close() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let store = RedisStore::connect(RedisStoreOptions::new(redis.url())).await.unwrap();
+    let (watched, unwatched) = (project(&tenant("acme")), project(&tenant("acme")));
+    let first = store.subscribe_project(&watched.tenant, watched.id).await.unwrap();
+    let mut second = store.subscribe_project(&watched.tenant, watched.id).await.unwrap();
+    let subscribed = channels_subscribed(&redis).await;
+    assert_eq!(subscribed.len(), 1, "one channel for two streams of one project: {subscribed:?}");
+    assert!(subscribed[0].contains(&watched.id.to_string()), "{subscribed:?}");
+
+    // Redis sends no update of a project no stream reads (no channel above),
+    // and one of a watched project still arrives after one stream closed.
+    drop(first);
+    let ignored = TaskUpdate::of(&task(&unwatched, AgentType::Coder));
+    let wanted = TaskUpdate::of(&task(&watched, AgentType::Coder));
+    let batch = [Published::new(Notification::Task(ignored)), Published::new(Notification::Task(wanted.clone()))];
+    store.publish(&batch).await.unwrap();
+    assert_eq!(next(&mut second).await, wanted);
+
+    // Once the project's last stream has closed, the channel is left.
+    drop(second);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !channels_subscribed(&redis).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "still subscribed 5 s after the last stream closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And taken again by the next stream.
+    let mut again = store.subscribe_project(&watched.tenant, watched.id).await.unwrap();
+    assert_eq!(channels_subscribed(&redis).await.len(), 1);
+    store.publish(&[Published::new(Notification::Task(wanted.clone()))]).await.unwrap();
+    assert_eq!(next(&mut again).await, wanted);
+}
+
+#[tokio::test]
+async fn a_stream_gets_updates_again_once_redis_is_back_after_a_restart() {
+    let mut redis = RedisServer::start().expect("redis-server starts");
+    let store = RedisStore::connect(RedisStoreOptions::new(redis.url())).await.unwrap();
+    let p = project(&tenant("acme"));
+    let mut updates = store.subscribe_project(&p.tenant, p.id).await.unwrap();
+    redis.restart().unwrap();
+    // Updates published while the subscription is down are lost, as with
+    // any Redis subscription; the stream resumes once it is made again.
+    let update = TaskUpdate::of(&task(&p, AgentType::Coder));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no update 10 s after Redis came back");
+        let _ = store.publish(&[Published::new(Notification::Task(update.clone()))]).await;
+        if let Ok(got) = tokio::time::timeout(Duration::from_millis(200), updates.recv()).await {
+            assert_eq!(got.unwrap(), update);
+            break;
+        }
+    }
+    assert_eq!(channels_subscribed(&redis).await.len(), 1, "the channel was subscribed anew");
+}
+
 #[tokio::test]
 async fn a_projects_recent_task_updates_are_its_last_tasks_as_they_are_now() {
     let (_redis, stores) = backends().await;

@@ -7,8 +7,6 @@ use super::CacheType;
 
 /// Consumer group shared by every agents process.
 pub(super) const AGENT_GROUP: &str = "q2o-agents";
-/// Pattern of the task update channels.
-pub(super) const NOTIFY_PATTERN: &str = "q2o:notify:*";
 /// Pattern of the agent activity channels: apart from the updates, so that a
 /// gateway with no activity stream is not sent every agent event.
 pub(super) const ACTIVITY_PATTERN: &str = "q2o:activity:*";
@@ -58,10 +56,16 @@ pub(super) fn cache(cache: CacheType, key: &str) -> String {
     format!("q2o:cache:{}:{key}", cache.as_str())
 }
 
+/// The channel of a project's task updates: one per project, so that an
+/// update reaches only the processes that stream that project.
+pub(super) fn project_updates(tenant: &TenantId, project: ProjectId) -> String {
+    format!("q2o:notify:{tenant}:{project}")
+}
+
 /// Where a notification is published.
 pub(super) fn notify(notification: &Notification) -> String {
     match notification {
-        Notification::Task(update) => format!("q2o:notify:{}", update.tenant),
+        Notification::Task(update) => project_updates(&update.tenant, update.project_id),
         Notification::Agent(event) => format!("q2o:activity:{}", event.tenant),
     }
 }

@@ -14,6 +14,7 @@
 mod keys;
 mod memory;
 mod notify;
+mod project_channels;
 mod rate_limit;
 mod redis;
 

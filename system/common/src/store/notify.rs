@@ -37,6 +37,20 @@ impl NotificationHub {
             .subscribe()
     }
 
+    /// Whether a stream still reads this project's updates.
+    pub fn project_watched(&self, tenant: &TenantId, project: ProjectId) -> bool {
+        self.lock_projects().get(&(tenant.clone(), project)).is_some_and(|sender| sender.receiver_count() > 0)
+    }
+
+    /// Drops the project's channel if no stream reads it any more.
+    pub fn forget_project(&self, tenant: &TenantId, project: ProjectId) {
+        let mut projects = self.lock_projects();
+        let key = (tenant.clone(), project);
+        if projects.get(&key).is_some_and(|sender| sender.receiver_count() == 0) {
+            projects.remove(&key);
+        }
+    }
+
     /// Agent events of one tenant.
     pub fn subscribe_activity(&self, tenant: &TenantId) -> broadcast::Receiver<AgentEvent> {
         let mut activity = self.lock_activity();
@@ -149,6 +163,23 @@ mod tests {
         let _listening = hub.subscribe_activity(&acme);
         assert!(hub.dispatch_json(partial.as_bytes()).is_err(), "a wanted notification is parsed whole");
         assert!(hub.dispatch_json(b"{}").is_err(), "one that cannot be routed is an error");
+    }
+
+    #[test]
+    fn a_project_is_watched_while_a_receiver_lives_and_forgotten_only_after() {
+        let hub = NotificationHub::default();
+        let acme: TenantId = "acme".parse().unwrap();
+        let project = ProjectId::new();
+        assert!(!hub.project_watched(&acme, project));
+        let first = hub.subscribe_project(&acme, project);
+        let second = hub.subscribe_project(&acme, project);
+        drop(first);
+        hub.forget_project(&acme, project);
+        assert!(hub.project_watched(&acme, project), "one stream still reads it");
+        drop(second);
+        assert!(!hub.project_watched(&acme, project));
+        hub.forget_project(&acme, project);
+        assert!(hub.projects.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
 
+use super::project_channels::ProjectChannels;
 use super::{CacheType, Claim, NotificationHub, RateDecision, Started, Starter, Store, StoreError, TokenBucket, keys};
 use crate::domain::{
     AgentEvent, AgentEventType, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Published,
@@ -101,8 +102,8 @@ pub struct RedisStore {
     start_task: Script,
     finish_task: Script,
     hub: Arc<NotificationHub>,
-    /// Task updates, subscribed with the first project stream.
-    updates: OnceCell<Listener>,
+    /// Task updates, connected with the first project stream.
+    updates: OnceCell<ProjectChannels>,
     /// Agent events, subscribed with the first activity stream.
     activity: OnceCell<Listener>,
 }
@@ -720,8 +721,9 @@ impl Store for RedisStore {
         tenant: &TenantId,
         project: ProjectId,
     ) -> Result<broadcast::Receiver<TaskUpdate>, StoreError> {
-        self.ensure_listener(&self.updates, keys::NOTIFY_PATTERN).await?;
-        Ok(self.hub.subscribe_project(tenant, project))
+        let channels =
+            self.updates.get_or_try_init(|| ProjectChannels::start(self.client.clone(), Arc::clone(&self.hub))).await?;
+        Ok(channels.subscribe(tenant, project).await)
     }
 
     async fn subscribe_activity(&self, tenant: &TenantId) -> Result<broadcast::Receiver<AgentEvent>, StoreError> {
