@@ -17,7 +17,7 @@ use crate::domain::AgentEvent;
 const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
 /// How often delivery reports are served while events are in flight: they
-/// only count deliveries and start retries, and a batch lingers 50 ms anyway.
+/// only count deliveries and start retries, and a batch lingers 100 ms anyway.
 const BUSY_PAUSE: Duration = Duration::from_millis(10);
 /// How often when nothing is in flight (errors and statistics still arrive);
 /// the next send cuts the pause short.
@@ -133,8 +133,12 @@ impl EventProducer {
             .set("acks", "all")
             // Each produce request is a storage transaction in tansu: 5 ms
             // batches of a few events cost it ~80 CPU-µs per API request of
-            // phase2; 50 ms batches carry ten times as many per request.
-            .set("linger.ms", "50")
+            // phase2; 50 ms batches carry ten times as many per request, and
+            // 100 ms ones took the broker from 18.3 and 18.2 to 15.8 and 17.2
+            // CPU-µs per request at 45,000 users (two pairs of `q2o-bench
+            // cost`, 2026-12-06). No consumer is latency-bound (see
+            // `fetch.wait.max.ms`): an event waits 50 ms longer at most.
+            .set("linger.ms", "100")
             .set("message.timeout.ms", "30000")
             .create_with_context(Reports)?;
         let inner = Inner::start(producer).map_err(|err| KafkaError::ClientCreation(err.to_string()))?;
