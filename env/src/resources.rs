@@ -362,6 +362,12 @@ pub struct Saturation {
     pub detail: String,
 }
 
+/// The seconds of a per-second series inside `span`: fewer, or none, where
+/// the series ends first.
+fn within<'a, T>(series: &'a [T], span: &std::ops::Range<usize>) -> &'a [T] {
+    series.get(span.start.min(series.len())..span.end.min(series.len())).unwrap_or_default()
+}
+
 /// The share of a resource at which it counts as saturated.
 pub const SATURATED: f64 = 0.9;
 
@@ -369,29 +375,26 @@ impl Timeline {
     /// The figures over seconds `span` of the run (indices into the per-second
     /// series), with `requests` finished in each second of the run.
     pub fn figures(&self, span: std::ops::Range<usize>, requests: &[u64]) -> Resources {
-        let window = |v: &[f64]| v.get(span.start.min(v.len())..span.end.min(v.len())).unwrap_or_default().to_vec();
         let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
         let peak = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-        let busy = window(&self.machine_busy);
-        let in_span: u64 =
-            requests.get(span.start.min(requests.len())..span.end.min(requests.len())).unwrap_or_default().iter().sum();
+        let busy = within(&self.machine_busy, &span);
+        let in_span: u64 = within(requests, &span).iter().sum();
         let mut processes: Vec<ProcessFigures> = self
             .processes
             .iter()
             .map(|(who, series)| {
-                let cores = window(&series.cores);
+                let cores = within(&series.cores, &span);
                 let cpu: f64 = cores.iter().sum();
                 // Unknown for the span if unknown in any second of it.
-                let seconds = series.runs.get(span.start.min(series.runs.len())..span.end.min(series.runs.len()));
-                let runs = seconds.unwrap_or_default().iter().try_fold(Runs::default(), |mut sum, second| {
+                let runs = within(&series.runs, &span).iter().try_fold(Runs::default(), |mut sum, second| {
                     sum += (*second)?;
                     Some(sum)
                 });
                 ProcessFigures {
                     name: who.name.clone(),
                     role: who.role,
-                    cpu_cores_mean: mean(&cores),
-                    cpu_cores_peak: peak(&cores),
+                    cpu_cores_mean: mean(cores),
+                    cpu_cores_peak: peak(cores),
                     cpu_us_per_request: (in_span > 0).then(|| cpu * 1e6 / in_span as f64),
                     runs_per_request: runs.filter(|_| in_span > 0).map(|runs| runs.count as f64 / in_span as f64),
                     wait_us_per_run: runs
@@ -407,8 +410,8 @@ impl Timeline {
             machine: MachineFigures {
                 cores: cores(),
                 memory_bytes: memory_bytes(),
-                cpu_busy_mean: mean(&busy),
-                cpu_busy_peak: peak(&busy),
+                cpu_busy_mean: mean(busy),
+                cpu_busy_peak: peak(busy),
             },
             processes,
         }

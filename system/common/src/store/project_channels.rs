@@ -45,6 +45,23 @@ struct Subscribed {
     channels: HashSet<(TenantId, ProjectId)>,
 }
 
+impl Subscribed {
+    /// Takes the channels no stream watches any more out of the set and out
+    /// of the hub, and names them.
+    fn take_unwatched(&mut self, hub: &NotificationHub) -> Vec<String> {
+        let mut unwatched = Vec::new();
+        self.channels.retain(|(tenant, project)| {
+            let watched = hub.project_watched(tenant, *project);
+            if !watched {
+                hub.forget_project(tenant, *project);
+                unwatched.push(keys::project_updates(tenant, *project));
+            }
+            watched
+        });
+        unwatched
+    }
+}
+
 impl Drop for ProjectChannels {
     fn drop(&mut self) {
         self.reader.abort();
@@ -110,13 +127,7 @@ async fn read(client: Client, hub: Arc<NotificationHub>, subscribed: Arc<Mutex<S
             Ok(pubsub) => {
                 let (mut sink, messages) = pubsub.split();
                 let mut subscribed = subscribed.lock().await;
-                subscribed.channels.retain(|(tenant, project)| {
-                    let watched = hub.project_watched(tenant, *project);
-                    if !watched {
-                        hub.forget_project(tenant, *project);
-                    }
-                    watched
-                });
+                subscribed.take_unwatched(&hub);
                 let channels: Vec<String> = subscribed
                     .channels
                     .iter()
@@ -139,23 +150,10 @@ async fn read(client: Client, hub: Arc<NotificationHub>, subscribed: Arc<Mutex<S
 /// Unsubscribes the channels whose streams have all closed.
 async fn unsubscribe_unwatched(hub: &NotificationHub, subscribed: &Mutex<Subscribed>) {
     let mut subscribed = subscribed.lock().await;
-    let unwatched: Vec<(TenantId, ProjectId)> = subscribed
-        .channels
-        .iter()
-        .filter(|(tenant, project)| !hub.project_watched(tenant, *project))
-        .cloned()
-        .collect();
-    if unwatched.is_empty() {
-        return;
-    }
-    for (tenant, project) in &unwatched {
-        subscribed.channels.remove(&(tenant.clone(), *project));
-        hub.forget_project(tenant, *project);
-    }
-    let channels: Vec<String> =
-        unwatched.iter().map(|(tenant, project)| keys::project_updates(tenant, *project)).collect();
-    if let Some(sink) = subscribed.sink.as_mut()
-        && let Err(err) = sink.unsubscribe(&channels).await
+    let unwatched = subscribed.take_unwatched(hub);
+    if !unwatched.is_empty()
+        && let Some(sink) = subscribed.sink.as_mut()
+        && let Err(err) = sink.unsubscribe(&unwatched).await
     {
         // A lost connection takes its subscriptions with it.
         tracing::warn!(%err, "cannot unsubscribe from task updates");
