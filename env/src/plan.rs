@@ -371,7 +371,8 @@ fn services(topology: &Topology) -> Vec<ServicePlan> {
         plans.push(search);
     }
 
-    for i in 0..t.agent_processes {
+    let (agent_processes, workers_per_type) = t.host_agents();
+    for i in 0..agent_processes {
         let mut agents =
             ServicePlan::new(format!("agents-{i}"), ServiceKind::Agents, Ready::Http(PortKind::Http, "/ready"));
         agents.args = config_http_grpc();
@@ -379,7 +380,7 @@ fn services(topology: &Topology) -> Vec<ServicePlan> {
         agents.config = Some(ConfigFile::Agents {
             inter_agent: t.inter_agent,
             kafka: kafka.clone(),
-            workers_per_type: t.workers_per_type,
+            workers_per_type,
             inter_agent_nice: None,
         });
         agents.ports = vec![PortKind::Http, PortKind::Grpc];
@@ -617,6 +618,35 @@ mod tests {
         let monolith = plan(&topology("monolith = true"));
         assert_eq!(monolith.len(), 1);
         assert_eq!(monolith[0].scrape, [("gateway", PortKind::Http), ("agents", PortKind::AgentsHttp)]);
+    }
+
+    #[test]
+    fn on_one_machine_the_agents_replicas_can_share_fewer_processes_with_all_their_workers() {
+        let workers = |t: &Topology| -> Vec<(String, Option<usize>)> {
+            plan(t)
+                .into_iter()
+                .filter_map(|s| match s.config {
+                    Some(ConfigFile::Agents { workers_per_type, .. }) => Some((s.name, workers_per_type)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let replicas = "redis = true\ngateways = 2\nagent_processes = 2\nworkers_per_type = 128";
+        let apart = topology(replicas);
+        assert_eq!(workers(&apart), [("agents-0".into(), Some(128)), ("agents-1".into(), Some(128))]);
+        let shared = topology(&format!("{replicas}\nhost_agent_processes = 1"));
+        assert_eq!(workers(&shared), [("agents-0".into(), Some(256))], "the replicas' 256 workers per type in one");
+        let uneven = topology("redis = true\nagent_processes = 3\nworkers_per_type = 5\nhost_agent_processes = 2");
+        assert_eq!(workers(&uneven), [("agents-0".into(), Some(8)), ("agents-1".into(), Some(8))], "rounded up");
+        // Capacity's replica counts scale both alike.
+        let four = shared.at_replicas(4);
+        assert_eq!((four.agent_processes, four.host_agents()), (4, (2, Some(256))));
+
+        let check = |text: &str| topology(text).check().unwrap_err();
+        let (key, reason) = check("redis = true\nagent_processes = 2\nhost_agent_processes = 1");
+        assert_eq!(key, "topology.host_agent_processes");
+        assert!(reason.contains("workers_per_type"), "{reason}");
+        assert_eq!(check("redis = true\nworkers_per_type = 2\nhost_agent_processes = 0").0, "topology.host_agent_processes");
     }
 
     #[test]

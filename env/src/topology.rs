@@ -16,9 +16,18 @@ pub struct Topology {
     /// Gateway replicas (the users are spread over them).
     #[serde(default = "one")]
     pub gateways: usize,
-    /// q2o-agents processes.
+    /// q2o-agents processes: the replicas of the Kubernetes overlay, and the
+    /// processes on one machine unless `host_agent_processes` says otherwise.
     #[serde(default = "one")]
     pub agent_processes: usize,
+    /// q2o-agents processes where every service shares one machine (the local
+    /// and docker environments), running the workers `agent_processes`
+    /// would (`workers_per_type` each) between them. A cluster spreads its
+    /// agents replicas over nodes for redundancy; on one machine a second
+    /// process adds none, and one process batches its Redis calls and Kafka
+    /// produces for all the workers (ARCHITECTURE.md, "Runtimes").
+    #[serde(default)]
+    pub host_agent_processes: Option<usize>,
     /// Workers per agent type in each agents process (the agents' default when absent).
     #[serde(default)]
     pub workers_per_type: Option<usize>,
@@ -168,6 +177,13 @@ impl Topology {
         if self.workers_per_type == Some(0) {
             return bad("topology.workers_per_type", "must be at least 1");
         }
+        match self.host_agent_processes {
+            Some(0) => return bad("topology.host_agent_processes", "must be at least 1"),
+            Some(_) if self.workers_per_type.is_none() => {
+                return bad("topology.host_agent_processes", "needs workers_per_type: the workers it spreads");
+            }
+            _ => {}
+        }
         if self.load_balancer && self.monolith {
             return bad("topology.load_balancer", "balances gateway replicas; a monolith has none");
         }
@@ -200,10 +216,27 @@ impl Topology {
         self.gateway_threads.unwrap_or_else(|| self.runtime())
     }
 
+    /// The agents on one machine: how many processes, and the workers per
+    /// type each runs (the agents' default when `None`). Fewer processes
+    /// than `agent_processes` run as many workers in all, rounded up.
+    pub fn host_agents(&self) -> (usize, Option<usize>) {
+        match (self.host_agent_processes, self.workers_per_type) {
+            (Some(processes), Some(workers)) => {
+                (processes, Some((workers * self.agent_processes).div_ceil(processes)))
+            }
+            _ => (self.agent_processes, self.workers_per_type),
+        }
+    }
+
     /// The same topology at `n` gateway replicas, its agents processes scaled alike.
     pub fn at_replicas(&self, n: usize) -> Topology {
-        let per_gateway = self.agent_processes as f64 / self.gateways as f64;
-        Topology { agent_processes: ((per_gateway * n as f64).round() as usize).max(1), gateways: n, ..self.clone() }
+        let scaled = |processes: usize| ((processes as f64 / self.gateways as f64 * n as f64).round() as usize).max(1);
+        Topology {
+            agent_processes: scaled(self.agent_processes),
+            host_agent_processes: self.host_agent_processes.map(scaled),
+            gateways: n,
+            ..self.clone()
+        }
     }
 }
 

@@ -60,11 +60,10 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     for file in ["summary.json", "report.md", "report.html", "junit.xml", "loadgen/results.json", "prometheus.yml"] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
-    for service in
-        ["redis", "broker", "search", "agents-0", "agents-1", "gateway-0", "gateway-1", "prometheus", "loadgen-0"]
-    {
+    for service in ["redis", "broker", "search", "agents-0", "gateway-0", "gateway-1", "prometheus", "loadgen-0"] {
         assert!(dir.join(format!("logs/{service}.log")).is_file(), "log of {service} missing");
     }
+    assert!(!dir.join("logs/agents-1.log").exists(), "phase2's two agents replicas share one process here");
 
     let summary: Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     let schema: Value =
