@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use crate::fuzzy::{Automata, variants};
 use crate::metrics::SearchMetrics;
 use crate::query_plan::QueryPlan;
-use crate::result_cache::{Answer, Question, ResultCache};
+use crate::result_cache::{Answer, Question, ResultCache, Source};
 
 /// Text fields searched by plain words, with their boosts.
 const BOOSTS: &[(&str, f32)] = &[("name", 3.0), ("objective", 2.0), ("description", 1.0), ("tags", 1.0), ("code", 1.0)];
@@ -528,22 +528,19 @@ impl SearchIndex {
         }
         let searcher = self.reader.searcher();
         let generation = searcher.generation().generation_id();
-        let question = Question { tenant: tenant.to_owned(), plan: plan.clone(), filters: filters.clone(), page, size };
-        let cached = self.answers.as_ref().and_then(|answers| answers.get(generation, &question));
-        let answer = match cached {
-            Some(answer) => {
-                self.metrics.result_cache_hits.inc();
-                answer
+        let compute = || self.answer(&searcher, tenant, plan, filters, page, size);
+        let (answer, source) = match &self.answers {
+            Some(answers) => {
+                let question =
+                    Question { tenant: tenant.to_owned(), plan: plan.clone(), filters: filters.clone(), page, size };
+                answers.answer(generation, question, compute)?
             }
-            None => {
-                self.metrics.result_cache_misses.inc();
-                let answer = Arc::new(self.answer(&searcher, tenant, plan, filters, page, size)?);
-                if let Some(answers) = &self.answers {
-                    answers.put(generation, question, Arc::clone(&answer));
-                }
-                answer
-            }
+            None => (Arc::new(compute()?), Source::Computed),
         };
+        match source {
+            Source::Cache => self.metrics.result_cache_hits.inc(),
+            Source::Computed => self.metrics.result_cache_misses.inc(),
+        }
         let (total, hits, facets) = (answer.total, answer.hits.clone(), answer.facets.clone());
         let took = started.elapsed();
         self.metrics.query_duration.with_label_values(&["search"]).observe(took.as_secs_f64());
