@@ -646,7 +646,10 @@ mod tests {
         let (key, reason) = check("redis = true\nagent_processes = 2\nhost_agent_processes = 1");
         assert_eq!(key, "topology.host_agent_processes");
         assert!(reason.contains("workers_per_type"), "{reason}");
-        assert_eq!(check("redis = true\nworkers_per_type = 2\nhost_agent_processes = 0").0, "topology.host_agent_processes");
+        assert_eq!(
+            check("redis = true\nworkers_per_type = 2\nhost_agent_processes = 0").0,
+            "topology.host_agent_processes"
+        );
     }
 
     #[test]

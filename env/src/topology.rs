@@ -221,9 +221,7 @@ impl Topology {
     /// than `agent_processes` run as many workers in all, rounded up.
     pub fn host_agents(&self) -> (usize, Option<usize>) {
         match (self.host_agent_processes, self.workers_per_type) {
-            (Some(processes), Some(workers)) => {
-                (processes, Some((workers * self.agent_processes).div_ceil(processes)))
-            }
+            (Some(processes), Some(workers)) => (processes, Some((workers * self.agent_processes).div_ceil(processes))),
             _ => (self.agent_processes, self.workers_per_type),
         }
     }
