@@ -135,11 +135,12 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     let dashboards = &summary["dashboards"];
     assert!(dashboards["queries"].as_u64().unwrap() >= 20, "{dashboards}");
     assert_eq!(dashboards["with_data"], dashboards["queries"], "panels without data: {}", dashboards["empty"]);
-    // Every service and the loadgen were scraped: 2 gateways, 2 agents, search,
-    // and one loadgen per gateway (phase2 has no balancer).
+    // Every service and the loadgen were scraped: 2 gateways, the agents (its
+    // two replicas in one process here), search, and one loadgen per gateway
+    // (phase2 has no balancer).
     assert_eq!(summary["sizes"]["loadgen_processes"], 2);
-    assert_eq!(summary["scrape"]["targets"], 7, "{}", summary["scrape"]);
-    assert_eq!(summary["scrape"]["up"], 7, "{}", summary["scrape"]);
+    assert_eq!(summary["scrape"]["targets"], 6, "{}", summary["scrape"]);
+    assert_eq!(summary["scrape"]["up"], 6, "{}", summary["scrape"]);
     // Every alert the run loaded (SLO, operational and this phase's gate) is unit-tested.
     let alert_tests = &summary["alert_tests"];
     assert!(alert_tests["alerts"].as_u64().unwrap() >= 40, "{alert_tests}");
