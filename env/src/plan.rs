@@ -389,7 +389,8 @@ fn services(topology: &Topology) -> Vec<ServicePlan> {
         plans.push(agents);
     }
 
-    let gateways: Vec<String> = (0..t.gateways).map(|i| format!("gateway-{i}")).collect();
+    let (gateway_processes, gateway_runtime) = t.host_gateways();
+    let gateways: Vec<String> = (0..gateway_processes).map(|i| format!("gateway-{i}")).collect();
     for name in &gateways {
         let mut gateway = ServicePlan::new(name.clone(), ServiceKind::Gateway, Ready::Http(PortKind::Http, "/ready"));
         gateway.args = config_http_grpc();
@@ -397,7 +398,7 @@ fn services(topology: &Topology) -> Vec<ServicePlan> {
             gateway.args.push(Arg::Text("--search-url".into()));
             gateway.args.push(Arg::Peer(port("search", PortKind::Http), Scheme::Http));
         }
-        gateway.env = vec![("Q2O_REDIS_URL", redis_url.clone()), runtime_var(t.gateway_runtime())];
+        gateway.env = vec![("Q2O_REDIS_URL", redis_url.clone()), runtime_var(gateway_runtime)];
         gateway.config = Some(ConfigFile::Gateway { tenant_rate_limit: t.tenant_rate_limit, admission: t.admission });
         gateway.ports = vec![PortKind::Http, PortKind::Grpc];
         gateway.scrape = vec![("gateway", PortKind::Http)];
@@ -650,6 +651,38 @@ mod tests {
             check("redis = true\nworkers_per_type = 2\nhost_agent_processes = 0").0,
             "topology.host_agent_processes"
         );
+    }
+
+    #[test]
+    fn on_one_machine_the_gateway_replicas_can_share_fewer_processes_with_all_their_threads() {
+        let gateways = |text: &str| -> Vec<(String, Option<Flavor>)> {
+            plan(&topology(text))
+                .into_iter()
+                .filter(|s| s.kind == ServiceKind::Gateway)
+                .map(|s| (s.name.clone(), s.runtime()))
+                .collect()
+        };
+        let replicas = "redis = true\ngateways = 2";
+        let apart = gateways(replicas);
+        assert_eq!(
+            apart,
+            [("gateway-0".into(), Some(Flavor::CurrentThread)), ("gateway-1".into(), Some(Flavor::CurrentThread))]
+        );
+        let shared = gateways(&format!("{replicas}\nhost_gateways = 1"));
+        assert_eq!(shared, [("gateway-0".into(), Some(Flavor::MultiThread(2)))], "both replicas' threads in one");
+        let uneven = gateways("redis = true\ngateways = 3\ngateway_threads = 3\nhost_gateways = 2");
+        assert_eq!(uneven.iter().map(|g| g.1).collect::<Vec<_>>(), [Some(Flavor::MultiThread(5)); 2], "rounded up");
+        let per_core = gateways("redis = true\ngateways = 2\ngateway_threads = \"per-core\"\nhost_gateways = 1");
+        assert_eq!(per_core, [("gateway-0".into(), Some(Flavor::PerCore))]);
+        // Capacity's replica counts scale the processes alike.
+        let four = topology(&format!("{replicas}\nhost_gateways = 1")).at_replicas(4);
+        assert_eq!((four.gateways, four.host_gateways()), (4, (2, Flavor::MultiThread(2))));
+
+        let check = |text: &str| topology(text).check().unwrap_err();
+        assert_eq!(check("redis = true\nhost_gateways = 0").0, "topology.host_gateways");
+        let (key, reason) = check("redis = true\ngateways = 2\nhost_gateways = 3");
+        assert_eq!(key, "topology.host_gateways");
+        assert!(reason.contains("at most gateways"), "{reason}");
     }
 
     #[test]

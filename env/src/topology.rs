@@ -13,9 +13,20 @@ pub struct Topology {
     /// Phase 0: gateway and agents in one process over an in-memory queue.
     #[serde(default)]
     pub monolith: bool,
-    /// Gateway replicas (the users are spread over them).
+    /// Gateway replicas (the users are spread over them): the replicas of
+    /// the Kubernetes overlay, and the processes on one machine unless
+    /// `host_gateways` says otherwise.
     #[serde(default = "one")]
     pub gateways: usize,
+    /// Gateway processes where every service shares one machine (the local
+    /// and docker environments), each with the worker threads of the
+    /// replicas it stands for (`gateway_threads` times `gateways`, shared
+    /// out). A cluster spreads its replicas over nodes; on one machine a
+    /// second process adds no redundancy, and one process on two workers
+    /// wakes fewer threads per request than two on one each
+    /// (ARCHITECTURE.md, "Runtimes").
+    #[serde(default)]
+    pub host_gateways: Option<usize>,
     /// q2o-agents processes: the replicas of the Kubernetes overlay, and the
     /// processes on one machine unless `host_agent_processes` says otherwise.
     #[serde(default = "one")]
@@ -184,6 +195,13 @@ impl Topology {
             }
             _ => {}
         }
+        match self.host_gateways {
+            Some(0) => return bad("topology.host_gateways", "must be at least 1"),
+            Some(n) if n > self.gateways => {
+                return bad("topology.host_gateways", "must be at most gateways: it packs replicas, it adds none");
+            }
+            _ => {}
+        }
         if self.load_balancer && self.monolith {
             return bad("topology.load_balancer", "balances gateway replicas; a monolith has none");
         }
@@ -216,6 +234,25 @@ impl Topology {
         self.gateway_threads.unwrap_or_else(|| self.runtime())
     }
 
+    /// The gateways on one machine: how many processes, and the runtime of
+    /// each. Fewer processes than `gateways` run as many worker threads in
+    /// all, rounded up; a per-core runtime stays per-core.
+    pub fn host_gateways(&self) -> (usize, Flavor) {
+        let runtime = self.gateway_runtime();
+        let Some(processes) = self.host_gateways else {
+            return (self.gateways, runtime);
+        };
+        let threads = match runtime {
+            Flavor::CurrentThread => 1,
+            Flavor::MultiThread(n) => n,
+            Flavor::PerCore => return (processes, runtime),
+        };
+        match (threads * self.gateways).div_ceil(processes) {
+            1 => (processes, Flavor::CurrentThread),
+            n => (processes, Flavor::MultiThread(n)),
+        }
+    }
+
     /// The agents on one machine: how many processes, and the workers per
     /// type each runs (the agents' default when `None`). Fewer processes
     /// than `agent_processes` run as many workers in all, rounded up.
@@ -232,6 +269,7 @@ impl Topology {
         Topology {
             agent_processes: scaled(self.agent_processes),
             host_agent_processes: self.host_agent_processes.map(scaled),
+            host_gateways: self.host_gateways.map(scaled),
             gateways: n,
             ..self.clone()
         }

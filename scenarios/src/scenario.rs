@@ -353,7 +353,7 @@ impl Scenario {
     /// three processes on two replicas gave one two thirds of the users).
     pub fn loadgen_processes(&self) -> usize {
         let t = &self.topology;
-        let addresses = if t.load_balancer || t.monolith { 1 } else { t.gateways.max(1) };
+        let addresses = if t.load_balancer || t.monolith { 1 } else { t.host_gateways().0.max(1) };
         let needed = self.load.users.div_ceil(self.users_per_process());
         (needed.div_ceil(addresses) * addresses).min(self.load.users).max(1)
     }
@@ -605,6 +605,9 @@ target = 0.05
         scenario.load.users_per_process = Some(10_000);
         assert_eq!(processes(&mut scenario, 25_000), 4, "three would load one replica twice as much");
         assert_eq!(processes(&mut scenario, 50_000), 6);
+        scenario.topology.host_gateways = Some(1);
+        assert_eq!(processes(&mut scenario, 25_000), 3, "one gateway process takes any number evenly");
+        scenario.topology.host_gateways = None;
         scenario.topology.load_balancer = true;
         assert_eq!(processes(&mut scenario, 25_000), 3, "a balancer spreads any number evenly");
     }

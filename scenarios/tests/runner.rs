@@ -60,10 +60,12 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     for file in ["summary.json", "report.md", "report.html", "junit.xml", "loadgen/results.json", "prometheus.yml"] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
-    for service in ["redis", "broker", "search", "agents-0", "gateway-0", "gateway-1", "prometheus", "loadgen-0"] {
+    for service in ["redis", "broker", "search", "agents-0", "gateway-0", "prometheus", "loadgen-0"] {
         assert!(dir.join(format!("logs/{service}.log")).is_file(), "log of {service} missing");
     }
-    assert!(!dir.join("logs/agents-1.log").exists(), "phase2's two agents replicas share one process here");
+    for packed in ["agents-1", "gateway-1"] {
+        assert!(!dir.join(format!("logs/{packed}.log")).exists(), "phase2's two replicas share one process here");
+    }
 
     let summary: Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     let schema: Value =
@@ -107,8 +109,7 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     );
     let processes = resources["processes"].as_array().unwrap();
     let names: Vec<&str> = processes.iter().map(|p| p["name"].as_str().unwrap()).collect();
-    for name in ["redis", "broker", "search", "agents-0", "gateway-1", "prometheus", "loadgen-0", "loadgen-1", "runner"]
-    {
+    for name in ["redis", "broker", "search", "agents-0", "gateway-0", "prometheus", "loadgen-0", "runner"] {
         assert!(names.contains(&name), "{name} is not in {names:?}");
     }
     let gateway = processes.iter().find(|p| p["name"] == "gateway-0").unwrap();
@@ -135,12 +136,12 @@ fn a_scaled_down_phase2_writes_every_report_file_from_this_run_and_leaves_nothin
     let dashboards = &summary["dashboards"];
     assert!(dashboards["queries"].as_u64().unwrap() >= 20, "{dashboards}");
     assert_eq!(dashboards["with_data"], dashboards["queries"], "panels without data: {}", dashboards["empty"]);
-    // Every service and the loadgen were scraped: 2 gateways, the agents (its
-    // two replicas in one process here), search, and one loadgen per gateway
-    // (phase2 has no balancer).
-    assert_eq!(summary["sizes"]["loadgen_processes"], 2);
-    assert_eq!(summary["scrape"]["targets"], 6, "{}", summary["scrape"]);
-    assert_eq!(summary["scrape"]["up"], 6, "{}", summary["scrape"]);
+    // Every service and the loadgen were scraped: the gateway and the agents
+    // (each its two replicas in one process here), search, and the one
+    // loadgen process 200 users need.
+    assert_eq!(summary["sizes"]["loadgen_processes"], 1);
+    assert_eq!(summary["scrape"]["targets"], 4, "{}", summary["scrape"]);
+    assert_eq!(summary["scrape"]["up"], 4, "{}", summary["scrape"]);
     // Every alert the run loaded (SLO, operational and this phase's gate) is unit-tested.
     let alert_tests = &summary["alert_tests"];
     assert!(alert_tests["alerts"].as_u64().unwrap() >= 40, "{alert_tests}");

@@ -50,6 +50,9 @@ pub struct StepFigures {
 pub struct ReplicaSearch {
     /// Gateway replicas.
     pub gateways: usize,
+    /// Gateway processes: the replicas, or fewer on one machine
+    /// (`[topology] host_gateways`).
+    pub gateway_processes: usize,
     /// Agents processes.
     pub agent_processes: usize,
     /// The most users that held, and the fewest that broke.
@@ -231,6 +234,7 @@ mod tests {
     fn searched(gateways: usize, knee_users: u64, broke_users: u64) -> ReplicaSearch {
         ReplicaSearch {
             gateways,
+            gateway_processes: gateways,
             agent_processes: gateways,
             knee: Knee { knee_users: Some(knee_users), broke_users: Some(broke_users) },
             steps: Vec::new(),

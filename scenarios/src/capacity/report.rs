@@ -90,12 +90,13 @@ fn markdown(r: &CapacityReport) -> String {
     for reason in &r.reasons {
         let _ = writeln!(m, "- {reason}");
     }
-    m.push_str("\n## Knees\n\n| gateways | agents processes | knee users (most that held) | broke users (fewest that broke) | steps |\n|---|---|---|---|---|\n");
+    m.push_str("\n## Knees\n\n| gateways | gateway processes | agents processes | knee users (most that held) | broke users (fewest that broke) | steps |\n|---|---|---|---|---|---|\n");
     for s in &r.searches {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             s.gateways,
+            s.gateway_processes,
             s.agent_processes,
             or_dash(s.knee.knee_users),
             or_dash(s.knee.broke_users),

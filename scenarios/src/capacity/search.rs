@@ -332,7 +332,13 @@ impl SearchAt<'_> {
         let knee_search =
             Session::run(plan, interrupt, async |session: &Session| self.search(&session.env, &dir).await);
         let (knee, steps) = knee_search.await?;
-        Ok(ReplicaSearch { gateways: self.n, agent_processes: topology.host_agents().0, knee, steps })
+        Ok(ReplicaSearch {
+            gateways: self.n,
+            gateway_processes: topology.host_gateways().0,
+            agent_processes: topology.host_agents().0,
+            knee,
+            steps,
+        })
     }
 
     async fn search(&self, env: &Environment, dir: &Path) -> Result<(knee::Knee, Vec<StepFigures>), RunError> {
