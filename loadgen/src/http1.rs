@@ -10,6 +10,7 @@ use std::time::Duration;
 use hyper::body::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 use crate::connect::REQUEST_TIMEOUT;
 use crate::outcome::{Outcome, Transport};
@@ -53,12 +54,14 @@ struct Conn {
 
 /// Connections to one server; a request takes an idle one (or opens one) and
 /// gives it back once the whole answer has arrived, so open connections stay
-/// bounded by the requests in flight.
+/// bounded by the requests in flight, and by [`Pool::at_most`].
 #[derive(Debug)]
 pub(crate) struct Pool {
     /// `host:port`, for connecting and for the `Host` header.
     authority: String,
     idle: Mutex<Vec<Conn>>,
+    /// One permit per connection a request may hold at once.
+    connections: Semaphore,
 }
 
 /// An answer: its status and, when asked for, its body.
@@ -94,7 +97,21 @@ impl Pool {
         let authority = uri.authority().ok_or_else(|| format!("{flag} `{url}`: no host"))?;
         let port = authority.port_u16().unwrap_or(80);
         let path = uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
-        Ok((Pool { authority: format!("{}:{port}", authority.host()), idle: Mutex::default() }, path))
+        let pool = Pool {
+            authority: format!("{}:{port}", authority.host()),
+            idle: Mutex::default(),
+            connections: Semaphore::new(Semaphore::MAX_PERMITS),
+        };
+        Ok((pool, path))
+    }
+
+    /// The pool with at most `connections` open at once: a request beyond
+    /// them waits for one (within its timeout), as a browser's or an HTTP
+    /// client's per-host limit makes it. Without a limit, every request in
+    /// flight holds a connection, and a process whose server stalls runs
+    /// out of open files.
+    pub(crate) fn at_most(self, connections: usize) -> Pool {
+        Pool { connections: Semaphore::new(connections.clamp(1, Semaphore::MAX_PERMITS)), ..self }
     }
 
     /// The bytes of a request with at most one extra header (a credential),
@@ -129,6 +146,7 @@ impl Pool {
     /// Sends `request` and reads the whole answer (keeping the body if `keep_body`).
     pub(crate) async fn exchange(&self, request: &[u8], keep_body: bool) -> Result<Answer, Failure> {
         let call = async {
+            let _held = self.connections.acquire().await.expect("the semaphore is never closed");
             let idle = self.idle.lock().expect("never poisoned").pop();
             let (mut conn, reused) = match idle {
                 Some(conn) => (conn, true),
@@ -317,6 +335,35 @@ mod tests {
         assert_eq!((told.outcome(), told.retry_after), (Outcome::Shed, Some(Duration::from_secs(3))));
         let dated = pool.exchange(&request, false).await.unwrap();
         assert_eq!(dated.retry_after, Some(Duration::from_secs(1)), "a date counts as the least wait");
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_pools_connections_wait_for_one_instead_of_opening_more() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&accepted);
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while socket.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                        // Slow enough that the ten requests overlap.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        socket.write_all(answer).await.unwrap();
+                    }
+                });
+            }
+        });
+        let (pool, path) = Pool::new("--url", &format!("http://{addr}/")).unwrap();
+        let pool = pool.at_most(2);
+        let request = pool.request("GET", &path, None, None);
+        let outcomes = futures::future::join_all((0..10).map(|_| pool.send(&request))).await;
+        assert!(outcomes.iter().all(|o| *o == Outcome::Ok), "{outcomes:?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::Relaxed), 2, "ten requests on two connections");
     }
 
     #[test]

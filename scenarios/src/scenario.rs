@@ -108,17 +108,12 @@ fn default_ramp_down() -> Duration {
 fn default_think() -> ThinkTime {
     ThinkTime::Exponential(Duration::from_secs(10))
 }
-/// REST connections one loadgen process may hold: a REST user holds one
-/// while its request is out, all of them at once if the system stalls, and a
-/// process may hold at most 20,000 open files here (the rest are for its gRPC
-/// channels, which every gRPC user of the process shares, and its metrics).
-const REST_CONNECTIONS_PER_PROCESS: usize = 16_000;
-
 /// Most users one loadgen process carries when the scenario does not say:
-/// its users run on one thread, and phase2's mix at this many is about 4,500
-/// requests/s, a quarter of a core at the 51.8 CPU-µs per request one
-/// process took for 25,000 users.
-const MOST_USERS_PER_PROCESS: usize = 32_000;
+/// its users run on one thread, and phase2's mix at this many is about 7,000
+/// requests/s, 0.35 cores at the 49.5-53.4 CPU-µs per request one process
+/// took for 45,000 users (2026-12-06). Its REST connections stay within
+/// `q2o_loadgen::journeys::REST_CONNECTIONS` whatever its users.
+const MOST_USERS_PER_PROCESS: usize = 50_000;
 
 /// The API key of the demo tenant `acme`, which every default run logs in with.
 pub fn default_api_key() -> String {
@@ -359,21 +354,14 @@ impl Scenario {
     }
 
     /// Most users one loadgen process carries: the file's `users_per_process`,
-    /// else as many as keep its REST users' connections within
-    /// [`REST_CONNECTIONS_PER_PROCESS`], up to [`MOST_USERS_PER_PROCESS`].
-    /// Fewer, fuller processes cost less per request: each wakes once for
-    /// every answer that is ready, not once per answer. At phase2's mix and
-    /// 25,000 users (`q2o-bench cost`), four processes of 6,250 users took
-    /// 72.7 CPU-µs per request, two of 12,500 took 61.6, one took 51.8.
+    /// else [`MOST_USERS_PER_PROCESS`]. Fewer, fuller processes cost less per
+    /// request: each wakes once for every answer that is ready, not once per
+    /// answer. At phase2's mix and 25,000 users (`q2o-bench cost`), four
+    /// processes of 6,250 users took 72.7 CPU-µs per request, two of 12,500
+    /// took 61.6, one took 51.8; at 45,000 users, one process took 49.5-53.4
+    /// against 59.2-59.7 for two (two alternating pairs, 2026-12-06).
     pub fn users_per_process(&self) -> usize {
-        if let Some(users) = self.load.users_per_process {
-            return users;
-        }
-        let all: usize = self.load.protocols.values().map(|&w| w as usize).sum();
-        let rest = self.load.protocols.get(&Protocol::Rest).map_or(0, |&w| w as usize);
-        (REST_CONNECTIONS_PER_PROCESS * all)
-            .checked_div(rest)
-            .map_or(MOST_USERS_PER_PROCESS, |users| users.min(MOST_USERS_PER_PROCESS))
+        self.load.users_per_process.unwrap_or(MOST_USERS_PER_PROCESS)
     }
 }
 
@@ -613,19 +601,12 @@ target = 0.05
     }
 
     #[test]
-    fn a_process_carries_as_many_users_as_its_rest_connections_allow() {
+    fn a_process_carries_the_files_users_per_process_or_as_many_as_one_thread_does() {
         let (_d, path) = write(GOOD);
         let mut scenario = Scenario::load(&path).unwrap();
-        let per_process = |scenario: &mut Scenario, rest: u32, grpc: u32| {
-            scenario.load.protocols = BTreeMap::from([(Protocol::Rest, rest), (Protocol::Grpc, grpc)]);
-            scenario.users_per_process()
-        };
-        assert_eq!(per_process(&mut scenario, 1, 0), 16_000, "every user may hold a connection");
-        assert_eq!(per_process(&mut scenario, 1, 1), 32_000, "half of them may");
-        assert_eq!(per_process(&mut scenario, 1, 3), 32_000, "one thread carries no more");
-        assert_eq!(per_process(&mut scenario, 0, 1), 32_000);
+        assert_eq!(scenario.users_per_process(), 50_000, "its REST connections are capped, not its users");
         scenario.load.users_per_process = Some(5_000);
-        assert_eq!(per_process(&mut scenario, 1, 0), 5_000, "the file's figure wins");
+        assert_eq!(scenario.users_per_process(), 5_000, "the file's figure wins");
         let text = GOOD.replace("[load]\n", "[load]\nusers_per_process = 0\n");
         assert!(text.contains("users_per_process = 0"));
         let (_d, path) = write(&text);

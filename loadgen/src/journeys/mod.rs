@@ -53,6 +53,14 @@ pub enum ClosedError {
     Results(#[from] ResultsError),
 }
 
+/// REST connections one process holds at most: a REST user holds one while
+/// its request is out, all of them at once if the system stalls, and a
+/// process may hold at most 20,000 open files here (the rest are for its gRPC
+/// channels, which every gRPC user of the process shares, and its metrics).
+/// A user beyond them waits for a connection, and its step's time includes
+/// the wait.
+pub const REST_CONNECTIONS: usize = 16_000;
+
 /// One closed-model run.
 #[derive(Debug)]
 pub struct ClosedRun {
@@ -120,6 +128,7 @@ impl ClosedRun {
         };
         // Its path is not used: the journeys' paths are absolute, as they were under goose.
         let (rest, _) = Pool::new("--rest-url", &rest_url).map_err(ClosedError::Invalid)?;
+        let rest = rest.at_most(REST_CONNECTIONS);
         let keys = step_keys(&protocols);
         let recorder = Arc::new(Recorder::new(&keys).with_warm_up(self.warm_up));
         let metrics = self.metrics.as_ref().map(|m| m.with_steps(&keys));
