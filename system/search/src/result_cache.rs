@@ -171,8 +171,15 @@ mod tests {
                 })
             })
             .collect();
-        // The waiters are blocked on the first asker's computation until it ends.
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Every asker holds the question's slot from the moment it asks: once
+        // the generation, the first asker and the four waiters hold it, the
+        // waiters asked while the answer was being computed.
+        let holders = || Arc::strong_count(&cache.current.lock().unwrap().answers[&question("cache")]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while holders() < 6 {
+            assert!(std::time::Instant::now() < deadline, "the waiters never asked: {} holders", holders());
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         release.send(()).unwrap();
         assert_eq!(first.join().unwrap(), Source::Computed);
         for waiter in waiters {
