@@ -60,8 +60,9 @@ pub(crate) struct Pool {
     /// `host:port`, for connecting and for the `Host` header.
     authority: String,
     idle: Mutex<Vec<Conn>>,
-    /// One permit per connection a request may hold at once.
-    connections: Semaphore,
+    /// One permit per connection a request may hold at once; `None` (the
+    /// open model's pools) takes no permit on the hot path.
+    connections: Option<Semaphore>,
 }
 
 /// An answer: its status and, when asked for, its body.
@@ -97,11 +98,8 @@ impl Pool {
         let authority = uri.authority().ok_or_else(|| format!("{flag} `{url}`: no host"))?;
         let port = authority.port_u16().unwrap_or(80);
         let path = uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
-        let pool = Pool {
-            authority: format!("{}:{port}", authority.host()),
-            idle: Mutex::default(),
-            connections: Semaphore::new(Semaphore::MAX_PERMITS),
-        };
+        let pool =
+            Pool { authority: format!("{}:{port}", authority.host()), idle: Mutex::default(), connections: None };
         Ok((pool, path))
     }
 
@@ -111,7 +109,7 @@ impl Pool {
     /// flight holds a connection, and a process whose server stalls runs
     /// out of open files.
     pub(crate) fn at_most(self, connections: usize) -> Pool {
-        Pool { connections: Semaphore::new(connections.clamp(1, Semaphore::MAX_PERMITS)), ..self }
+        Pool { connections: Some(Semaphore::new(connections.clamp(1, Semaphore::MAX_PERMITS))), ..self }
     }
 
     /// The bytes of a request with at most one extra header (a credential),
@@ -146,7 +144,10 @@ impl Pool {
     /// Sends `request` and reads the whole answer (keeping the body if `keep_body`).
     pub(crate) async fn exchange(&self, request: &[u8], keep_body: bool) -> Result<Answer, Failure> {
         let call = async {
-            let _held = self.connections.acquire().await.expect("the semaphore is never closed");
+            let _held = match &self.connections {
+                Some(connections) => Some(connections.acquire().await.expect("the semaphore is never closed")),
+                None => None,
+            };
             let idle = self.idle.lock().expect("never poisoned").pop();
             let (mut conn, reused) = match idle {
                 Some(conn) => (conn, true),
