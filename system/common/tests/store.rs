@@ -340,6 +340,40 @@ async fn a_projects_json_document_is_its_serde_encoding() {
 }
 
 #[tokio::test]
+async fn a_tasks_json_document_is_its_serde_encoding_at_every_stage() {
+    let (_redis, stores) = backends().await;
+    for store in stores {
+        let backend = store.backend();
+        let acme = tenant("acme");
+        let encoded = |task: &Task| serde_json::to_string(task).unwrap();
+        let json = async |id| store.task_json(&acme, id).await.unwrap();
+        let typed = async |id| store.task(&acme, id).await.unwrap().unwrap();
+
+        let (_, queued) = submitted(&*store, AgentType::Coder).await;
+        assert_eq!(json(queued.id).await, Some(encoded(&queued)), "{backend}: queued");
+        let claims = store.claim_tasks(AgentType::Coder, "w", 10, Duration::ZERO).await.unwrap();
+        let started = store.start_task(&claims[0], &starter()).await.unwrap().unwrap();
+        assert_eq!(json(queued.id).await, Some(encoded(&typed(queued.id).await)), "{backend}: running");
+        // Code as generated: quotes, escapes, newlines and characters beyond ASCII.
+        let code = "fn main() {\n    println!(\"\\t{}\", \"é ✓\");\n}\n".repeat(40);
+        let finished = ended(&started.task, TaskOutcome::Completed(TaskResult { code, ..result() }));
+        assert!(store.finish_task(&claims[0], &finished, &[]).await.unwrap(), "{backend}");
+        assert_eq!(json(queued.id).await, Some(encoded(&finished)), "{backend}: completed");
+        assert_eq!(typed(queued.id).await, finished, "{backend}");
+
+        let (_, failing) = submitted(&*store, AgentType::Qa).await;
+        let claims = store.claim_tasks(AgentType::Qa, "w", 10, Duration::ZERO).await.unwrap();
+        let started = store.start_task(&claims[0], &starter()).await.unwrap().unwrap();
+        let failed = ended(&started.task, TaskOutcome::Failed("the \"LLM\" timed out".into()));
+        assert!(store.finish_task(&claims[0], &failed, &[]).await.unwrap(), "{backend}");
+        assert_eq!(json(failing.id).await, Some(encoded(&failed)), "{backend}: failed");
+
+        assert_eq!(store.task_json(&tenant("globex"), queued.id).await.unwrap(), None, "{backend}: per tenant");
+        assert_eq!(json(TaskId::new()).await, None, "{backend}: missing");
+    }
+}
+
+#[tokio::test]
 async fn a_task_queued_without_its_project_in_the_entry_still_starts() {
     let (_redis, stores) = backends().await;
     for store in stores {

@@ -188,8 +188,9 @@ pub async fn list_projects(store: &dyn Store, tenant: &TenantId, page: Page) -> 
     Ok(ProjectList { projects: store.projects(tenant, page).await? })
 }
 
-/// A JSON answer in its final bytes: what the REST reads of projects send,
-/// the store's documents as they are, with no decode and encode between.
+/// A JSON answer in its final bytes: what the REST reads of projects and
+/// tasks send, the store's documents as they are, with no decode and encode
+/// between.
 #[derive(Debug, PartialEq, Eq)]
 pub struct JsonDocument(pub String);
 
@@ -271,6 +272,12 @@ pub async fn submit_task(
 /// One of the tenant's tasks.
 pub async fn get_task(store: &dyn Store, tenant: &TenantId, id: TaskId) -> Result<Task, ApiError> {
     store.task(tenant, id).await?.ok_or(ApiError::NotFound("task"))
+}
+
+/// [`get_task`] as its JSON document (a polled task's generated code is
+/// copied, not decoded and encoded again).
+pub async fn get_task_json(store: &dyn Store, tenant: &TenantId, id: TaskId) -> Result<JsonDocument, ApiError> {
+    store.task_json(tenant, id).await?.map(JsonDocument).ok_or(ApiError::NotFound("task"))
 }
 
 /// The tasks of one of the tenant's projects.

@@ -17,6 +17,7 @@ mod notify;
 mod project_channels;
 mod rate_limit;
 mod redis;
+mod task_hash;
 
 use std::fmt;
 use std::time::Duration;
@@ -170,6 +171,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn submit_task(&self, task: &Task) -> Result<(), StoreError>;
     /// One task of the tenant.
     async fn task(&self, tenant: &TenantId, id: TaskId) -> Result<Option<Task>, StoreError>;
+    /// [`Store::task`] as its JSON document, what a REST answer carries. A
+    /// store that keeps a task's result as its JSON copies it in as it is,
+    /// without decoding the generated code and encoding it again; the others
+    /// encode the task.
+    async fn task_json(&self, tenant: &TenantId, id: TaskId) -> Result<Option<String>, StoreError> {
+        Ok(self.task(tenant, id).await?.map(|task| serde_json::to_string(&task).expect("tasks serialize")))
+    }
     /// A project's tasks, oldest first.
     async fn tasks(&self, tenant: &TenantId, project: ProjectId, page: Page) -> Result<Vec<Task>, StoreError>;
     /// The current status of a project's `last` most recent tasks, oldest

@@ -20,6 +20,7 @@ use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
 
 use super::project_channels::ProjectChannels;
+use super::task_hash::{self, corrupt};
 use super::{CacheType, Claim, NotificationHub, RateDecision, Started, Starter, Store, StoreError, TokenBucket, keys};
 use crate::domain::{
     AgentEvent, AgentEventType, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Published,
@@ -215,7 +216,7 @@ impl RedisStore {
 
     async fn load_task(&self, key: &str) -> Result<Option<Task>, StoreError> {
         let fields: HashMap<String, String> = self.conn().hgetall(key).await?;
-        task_from_hash(key, fields)
+        task_hash::task(key, fields)
     }
 }
 
@@ -228,30 +229,6 @@ fn decision(bucket: TokenBucket, allowed: bool, remaining: i64, retry_ms: i64, r
         retry_after: Duration::from_millis(retry_ms.max(0) as u64),
         reset_after: Duration::from_millis(reset_ms.max(0) as u64),
     }
-}
-
-fn corrupt(key: &str, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { key: key.to_owned(), reason: reason.to_string() }
-}
-
-fn task_from_hash(key: &str, mut fields: HashMap<String, String>) -> Result<Option<Task>, StoreError> {
-    let Some(doc) = fields.remove("doc") else { return Ok(None) };
-    let mut task: Task = serde_json::from_str(&doc).map_err(|e| corrupt(key, e))?;
-    if let Some(status) = fields.get("status") {
-        task.status = status.parse().map_err(|e| corrupt(key, e))?;
-    }
-    if let Some(attempts) = fields.get("attempts") {
-        task.attempts = attempts.parse().map_err(|e| corrupt(key, e))?;
-    }
-    if let Some(updated) = fields.get("updated_at") {
-        task.updated_at = time::OffsetDateTime::parse(updated, &Rfc3339).map_err(|e| corrupt(key, e))?;
-    }
-    task.result = match fields.get("result").map(String::as_str) {
-        None | Some("") => None,
-        Some(json) => Some(serde_json::from_str(json).map_err(|e| corrupt(key, e))?),
-    };
-    task.error = fields.get("error").filter(|e| !e.is_empty()).cloned();
-    Ok(Some(task))
 }
 
 fn claim_from_entry(agent: AgentType, entry: &StreamId) -> Option<Claim> {
@@ -420,6 +397,12 @@ impl Store for RedisStore {
         self.load_task(&keys::task(tenant, id)).await
     }
 
+    async fn task_json(&self, tenant: &TenantId, id: TaskId) -> Result<Option<String>, StoreError> {
+        let key = keys::task(tenant, id);
+        let fields: HashMap<String, String> = self.conn().hgetall(&key).await?;
+        task_hash::task_json(&key, &fields)
+    }
+
     async fn tasks(&self, tenant: &TenantId, project: ProjectId, page: Page) -> Result<Vec<Task>, StoreError> {
         let start = page.offset as isize;
         let stop = start + page.limit as isize - 1;
@@ -435,7 +418,7 @@ impl Store for RedisStore {
         let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
         let mut tasks = Vec::with_capacity(keys.len());
         for (key, fields) in keys.iter().zip(hashes) {
-            tasks.extend(task_from_hash(key, fields)?);
+            tasks.extend(task_hash::task(key, fields)?);
         }
         Ok(tasks)
     }
@@ -641,7 +624,7 @@ impl Store for RedisStore {
             .invoke_async(&mut self.conn())
             .await?;
         let Some((fields, project_doc)) = started else { return Ok(None) };
-        let Some(task) = task_from_hash(&key, fields)? else { return Ok(None) };
+        let Some(task) = task_hash::task(&key, fields)? else { return Ok(None) };
         let project =
             project_doc.map(|doc| serde_json::from_str(&doc).map_err(|e| corrupt(&project_key, e))).transpose()?;
         let event = AgentEvent::task_started(&task, starter.agent_id.clone(), starter.event_id);

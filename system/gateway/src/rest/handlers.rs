@@ -175,9 +175,9 @@ pub(crate) async fn get_task(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Task>, ApiError> {
+) -> Result<JsonDocument, ApiError> {
     let id: TaskId = parse_id("task_id", &id)?;
-    Ok(Json(ops::get_task(&*state.store, &caller.tenant, id).await?))
+    ops::get_task_json(&*state.store, &caller.tenant, id).await
 }
 
 /// What q2o-search takes, as the schema states it (the gateway forwards the
