@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use q2o_agents::Agents;
 use q2o_agents::config::{Config, InterAgentProtocol};
-use q2o_common::domain::{AgentType, Project, ProjectId, ProjectStatus, Task, TaskId, TaskStatus, TenantId, now};
+use q2o_common::domain::{AgentType, Project, ProjectId, ProjectStatus, Task, TaskStatus, TenantId, now};
 use q2o_common::store::{MemoryStore, Store};
 
 /// Every thread of this process: its name and nice value, from `/proc`.
@@ -61,19 +61,7 @@ async fn a_coder_task_is_reviewed_over_grpc_on_a_lane_at_its_own_nice_value() {
         updated_at: now(),
     };
     store.insert_project(&project).await.unwrap();
-    let task = Task {
-        id: TaskId::new(),
-        project_id: project.id,
-        tenant: tenant.clone(),
-        agent_type: AgentType::Coder,
-        description: "a rate limiter".into(),
-        status: TaskStatus::Queued,
-        attempts: 0,
-        created_at: now(),
-        updated_at: now(),
-        result: None,
-        error: None,
-    };
+    let task = Task::queued(tenant.clone(), project.id, AgentType::Coder, "a rate limiter".into());
     store.submit_task(&task).await.unwrap();
 
     let agents = Agents::bind(config, store.clone(), prometheus::Registry::new()).await.unwrap();

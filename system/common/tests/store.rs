@@ -36,19 +36,7 @@ fn project(tenant: &TenantId) -> Project {
 }
 
 fn task(project: &Project, agent: AgentType) -> Task {
-    Task {
-        id: TaskId::new(),
-        project_id: project.id,
-        tenant: project.tenant.clone(),
-        agent_type: agent,
-        description: "d".into(),
-        status: TaskStatus::Queued,
-        attempts: 0,
-        created_at: now(),
-        updated_at: now(),
-        result: None,
-        error: None,
-    }
+    Task::queued(project.tenant.clone(), project.id, agent, "d".into())
 }
 
 /// A task of a new project of acme's, submitted to `agent`'s queue.

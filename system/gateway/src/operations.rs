@@ -2,7 +2,7 @@
 //! methods both call these, so the two APIs cannot drift apart.
 
 use q2o_common::domain::{
-    AgentType, Page, Project, ProjectId, ProjectStatus, ProjectStatusSummary, Task, TaskId, TaskStatus, TenantId, now,
+    AgentType, Page, Project, ProjectId, ProjectStatus, ProjectStatusSummary, Task, TaskId, TenantId, now,
 };
 use q2o_common::store::Store;
 use serde::{Deserialize, Serialize};
@@ -251,20 +251,7 @@ pub async fn submit_task(
 ) -> Result<Task, ApiError> {
     check_len("description", &new.description, 1, MAX_TEXT)?;
     get_project(store, tenant, project_id).await?;
-    let at = now();
-    let task = Task {
-        id: TaskId::new(),
-        project_id,
-        tenant: tenant.clone(),
-        agent_type: new.agent_type,
-        description: new.description,
-        status: TaskStatus::Queued,
-        attempts: 0,
-        created_at: at,
-        updated_at: at,
-        result: None,
-        error: None,
-    };
+    let task = Task::queued(tenant.clone(), project_id, new.agent_type, new.description);
     store.submit_task(&task).await?;
     Ok(task)
 }

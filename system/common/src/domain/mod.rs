@@ -354,6 +354,26 @@ pub struct Task {
     pub error: Option<String>,
 }
 
+impl Task {
+    /// A new task of `project`, queued now and not yet started.
+    pub fn queued(tenant: TenantId, project_id: ProjectId, agent_type: AgentType, description: String) -> Task {
+        let at = now();
+        Task {
+            id: TaskId::new(),
+            project_id,
+            tenant,
+            agent_type,
+            description,
+            status: TaskStatus::Queued,
+            attempts: 0,
+            created_at: at,
+            updated_at: at,
+            result: None,
+            error: None,
+        }
+    }
+}
+
 /// How a task ended, as a worker reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TaskOutcome {

@@ -216,7 +216,7 @@ impl RedisStore {
 
     async fn load_task(&self, key: &str) -> Result<Option<Task>, StoreError> {
         let fields: HashMap<String, String> = self.conn().hgetall(key).await?;
-        task_hash::task(key, fields)
+        task_hash::task(key, &fields)
     }
 }
 
@@ -418,7 +418,7 @@ impl Store for RedisStore {
         let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
         let mut tasks = Vec::with_capacity(keys.len());
         for (key, fields) in keys.iter().zip(hashes) {
-            tasks.extend(task_hash::task(key, fields)?);
+            tasks.extend(task_hash::task(key, &fields)?);
         }
         Ok(tasks)
     }
@@ -624,7 +624,7 @@ impl Store for RedisStore {
             .invoke_async(&mut self.conn())
             .await?;
         let Some((fields, project_doc)) = started else { return Ok(None) };
-        let Some(task) = task_hash::task(&key, fields)? else { return Ok(None) };
+        let Some(task) = task_hash::task(&key, &fields)? else { return Ok(None) };
         let project =
             project_doc.map(|doc| serde_json::from_str(&doc).map_err(|e| corrupt(&project_key, e))).transpose()?;
         let event = AgentEvent::task_started(&task, starter.agent_id.clone(), starter.event_id);
