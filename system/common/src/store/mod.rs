@@ -51,6 +51,13 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The record at `key` could not be decoded, for `reason`.
+    pub(crate) fn corrupt(key: &str, reason: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt { key: key.to_owned(), reason: reason.to_string() }
+    }
+}
+
 /// A task taken from its agent type's queue by one worker. It stays pending (and
 /// can be re-claimed by another worker) until [`Store::ack`].
 #[derive(Clone, Debug, PartialEq, Eq)]

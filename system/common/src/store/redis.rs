@@ -20,7 +20,7 @@ use tokio::sync::{OnceCell, broadcast};
 use tokio::task::JoinHandle;
 
 use super::project_channels::ProjectChannels;
-use super::task_hash::{self, corrupt};
+use super::task_hash;
 use super::{CacheType, Claim, NotificationHub, RateDecision, Started, Starter, Store, StoreError, TokenBucket, keys};
 use crate::domain::{
     AgentEvent, AgentEventType, AgentType, Notification, Page, Project, ProjectId, ProjectStatusSummary, Published,
@@ -270,7 +270,7 @@ impl Store for RedisStore {
         let (tenant, ttl_ms): (Option<String>, i64) =
             redis::pipe().get(&key).pttl(&key).query_async(&mut self.conn()).await?;
         let Some(tenant) = tenant else { return Ok(None) };
-        let tenant = tenant.parse().map_err(|e| corrupt(&key, e))?;
+        let tenant = tenant.parse().map_err(|e| StoreError::corrupt(&key, e))?;
         // -1 (no expiry) is not a session this store wrote: live, but not for caching.
         Ok(Some((tenant, Duration::from_millis(ttl_ms.max(0) as u64))))
     }
@@ -319,12 +319,14 @@ impl Store for RedisStore {
     async fn project(&self, tenant: &TenantId, id: ProjectId) -> Result<Option<Project>, StoreError> {
         let key = keys::project(tenant, id);
         let json: Option<String> = self.conn().get(&key).await?;
-        json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt(&key, e))).transpose()
+        json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::corrupt(&key, e))).transpose()
     }
 
     async fn projects(&self, tenant: &TenantId, page: Page) -> Result<Vec<Project>, StoreError> {
         let docs = self.project_docs(tenant, page).await?;
-        docs.into_iter().map(|(key, doc)| serde_json::from_str(&doc).map_err(|e| corrupt(&key, e))).collect()
+        docs.into_iter()
+            .map(|(key, doc)| serde_json::from_str(&doc).map_err(|e| StoreError::corrupt(&key, e)))
+            .collect()
     }
 
     // The stored document is the project's serde encoding (`insert_project`,
@@ -449,7 +451,7 @@ impl Store for RedisStore {
             // Gone with its project since the ZRANGE.
             let (Some(status), Some(at)) = (status, at) else { continue };
             let agent_type = match agent {
-                Some(agent) => agent.parse().map_err(|e| corrupt(key, e))?,
+                Some(agent) => agent.parse().map_err(|e| StoreError::corrupt(key, e))?,
                 // Written before the hash carried its agent type: its document has it.
                 None => match self.load_task(key).await? {
                     Some(task) => task.agent_type,
@@ -461,8 +463,8 @@ impl Store for RedisStore {
                 task_id: id,
                 project_id: project,
                 agent_type,
-                status: status.parse().map_err(|e| corrupt(key, e))?,
-                at: time::OffsetDateTime::parse(&at, &Rfc3339).map_err(|e| corrupt(key, e))?,
+                status: status.parse().map_err(|e| StoreError::corrupt(key, e))?,
+                at: time::OffsetDateTime::parse(&at, &Rfc3339).map_err(|e| StoreError::corrupt(key, e))?,
             });
         }
         Ok(updates)
@@ -625,8 +627,9 @@ impl Store for RedisStore {
             .await?;
         let Some((fields, project_doc)) = started else { return Ok(None) };
         let Some(task) = task_hash::task(&key, &fields)? else { return Ok(None) };
-        let project =
-            project_doc.map(|doc| serde_json::from_str(&doc).map_err(|e| corrupt(&project_key, e))).transpose()?;
+        let project = project_doc
+            .map(|doc| serde_json::from_str(&doc).map_err(|e| StoreError::corrupt(&project_key, e)))
+            .transpose()?;
         let event = AgentEvent::task_started(&task, starter.agent_id.clone(), starter.event_id);
         Ok(Some(Started { task, project, event }))
     }

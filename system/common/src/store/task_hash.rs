@@ -14,14 +14,10 @@ use time::format_description::well_known::Rfc3339;
 use super::StoreError;
 use crate::domain::{AgentType, ProjectId, Task, TaskId, TaskStatus, TenantId};
 
-pub(super) fn corrupt(key: &str, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { key: key.to_owned(), reason: reason.to_string() }
-}
-
 /// The task in the hash at `key`, or `None` when the hash holds none.
 pub(super) fn task(key: &str, fields: &HashMap<String, String>) -> Result<Option<Task>, StoreError> {
     let Some(doc) = fields.get("doc") else { return Ok(None) };
-    let mut task: Task = serde_json::from_str(doc).map_err(|e| corrupt(key, e))?;
+    let mut task: Task = serde_json::from_str(doc).map_err(|e| StoreError::corrupt(key, e))?;
     changes(key, fields, &mut task.status, &mut task.attempts, &mut task.updated_at)?;
     task.result = result(key, fields)?;
     task.error = error(fields).map(str::to_owned);
@@ -36,7 +32,7 @@ pub(super) fn task(key: &str, fields: &HashMap<String, String>) -> Result<Option
 /// as [`task`] decodes it, so a corrupt hash is refused alike.
 pub(super) fn task_json(key: &str, fields: &HashMap<String, String>) -> Result<Option<String>, StoreError> {
     let Some(doc) = fields.get("doc") else { return Ok(None) };
-    let mut task: Encoded<'_> = serde_json::from_str(doc).map_err(|e| corrupt(key, e))?;
+    let mut task: Encoded<'_> = serde_json::from_str(doc).map_err(|e| StoreError::corrupt(key, e))?;
     changes(key, fields, &mut task.status, &mut task.attempts, &mut task.updated_at)?;
     task.result = result(key, fields)?;
     task.error = error(fields).map(Cow::Borrowed);
@@ -52,13 +48,13 @@ fn changes(
     updated_at: &mut OffsetDateTime,
 ) -> Result<(), StoreError> {
     if let Some(value) = fields.get("status") {
-        *status = value.parse().map_err(|e| corrupt(key, e))?;
+        *status = value.parse().map_err(|e| StoreError::corrupt(key, e))?;
     }
     if let Some(value) = fields.get("attempts") {
-        *attempts = value.parse().map_err(|e| corrupt(key, e))?;
+        *attempts = value.parse().map_err(|e| StoreError::corrupt(key, e))?;
     }
     if let Some(value) = fields.get("updated_at") {
-        *updated_at = OffsetDateTime::parse(value, &Rfc3339).map_err(|e| corrupt(key, e))?;
+        *updated_at = OffsetDateTime::parse(value, &Rfc3339).map_err(|e| StoreError::corrupt(key, e))?;
     }
     Ok(())
 }
@@ -67,7 +63,7 @@ fn changes(
 fn result<'a, R: Deserialize<'a>>(key: &str, fields: &'a HashMap<String, String>) -> Result<Option<R>, StoreError> {
     match fields.get("result").map(String::as_str) {
         None | Some("") => Ok(None),
-        Some(json) => serde_json::from_str(json).map(Some).map_err(|e| corrupt(key, e)),
+        Some(json) => serde_json::from_str(json).map(Some).map_err(|e| StoreError::corrupt(key, e)),
     }
 }
 
